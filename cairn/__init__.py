@@ -1,0 +1,65 @@
+"""Cairn: versioning and metadata for machine-learning models.
+
+``import cairn`` stays cheap (no database or hashing libraries load until a
+Client is made): training scripts start fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cairn.core.errors import (
+    AlreadyExists,
+    CairnError,
+    Conflict,
+    CorruptObject,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    SchemaOutOfDate,
+    StoreUnavailable,
+    Unauthenticated,
+)
+from cairn.core.model import ArtifactInfo, MetricPoint, RunStatus
+
+if TYPE_CHECKING:
+    from cairn.client import Client, Experiment, Project, Run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyExists",
+    "ArtifactInfo",
+    "CairnError",
+    "Client",
+    "Conflict",
+    "CorruptObject",
+    "Experiment",
+    "InvalidArgument",
+    "MetricPoint",
+    "NotFound",
+    "PermissionDenied",
+    "Project",
+    "Run",
+    "RunStatus",
+    "SchemaOutOfDate",
+    "StoreUnavailable",
+    "Unauthenticated",
+    "__version__",
+]
+
+_LAZY = {"Client", "Experiment", "Project", "Run"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import cairn.client
+
+        value = getattr(cairn.client, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cairn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,211 @@
+"""cairn.Client: the one entry point of the Python API."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+from cairn.client._batcher import MetricBatcher
+from cairn.client._entities import Experiment, Project, Run
+from cairn.core.errors import InvalidArgument
+from cairn.core.settings import Settings, settings_from
+from cairn.service import TrackingService, open_service
+from cairn.service.base import system_clock
+
+__all__ = ["Client"]
+
+DEFAULT_PROJECT = "default"
+DEFAULT_EXPERIMENT = "default"
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry, as in some containers
+        return ""
+
+
+class Client:
+    """Track projects, experiments and runs.
+
+    ``Client()`` opens the embedded store in ``$CAIRN_HOME`` (default ``./.cairn``):
+    SQLite plus a local object folder, nothing to start. ``home=`` picks another
+    folder; ``store=`` (or ``$CAIRN_STORE_URI``) a database URL such as
+    ``postgresql+psycopg://user@host/db``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        home: str | os.PathLike[str] | None = None,
+        store: str | None = None,
+        settings: Settings | None = None,
+        clock: Callable[[], int] = system_clock,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        if url is not None:
+            raise InvalidArgument(
+                "url", "connecting to a Cairn server is not available yet; use home= or store="
+            )
+        env = os.environ if environ is None else environ
+        self.settings = settings or settings_from(
+            env, home=None if home is None else os.fspath(home), store_uri=store
+        )
+        self._clock = clock
+        self._backend: TrackingService = open_service(self.settings, clock)
+        self._batcher = MetricBatcher(
+            self._backend.log_metric_records_validated,
+            batch_size=self.settings.batch_size,
+            interval=self.settings.flush_interval,
+            max_queue=self.settings.max_queue,
+        )
+        self._next_steps: dict[str, dict[str, int]] = {}
+        self._owner = _os_user()
+        self._project: Project | None = None
+        self._experiment: Experiment | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+    def flush(self) -> None:
+        """Wait until every queued metric is stored; raise a failed write."""
+        self._batcher.flush()
+
+    def close(self) -> None:
+        try:
+            self._batcher.close()
+        finally:
+            self._backend.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- projects and experiments -----------------------------------------------------
+    def set_project(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        owner: str | None = None,
+    ) -> Project:
+        """Get or create the project ``name`` and make it the current one."""
+        info = self._backend.set_project(
+            name, description=description, tags=tags, owner=owner or self._owner
+        )
+        self._project = Project(self, info)
+        self._experiment = None
+        return self._project
+
+    def get_project(self, name: str | None = None, *, id: str | None = None) -> Project:
+        if (name is None) == (id is None):
+            raise InvalidArgument("name", "give exactly one of name and id")
+        if id is not None:
+            return Project(self, self._backend.get_project(id))
+        assert name is not None
+        return Project(self, self._backend.get_project_by_name(name))
+
+    def list_projects(self) -> list[Project]:
+        return [Project(self, p) for p in self._backend.list_projects()]
+
+    def set_experiment(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        owner: str | None = None,
+        project: Project | None = None,
+    ) -> Experiment:
+        """Get or create an experiment in the current project and make it current."""
+        parent = project or self._current_project()
+        info = self._backend.set_experiment(
+            parent.id, name, description=description, tags=tags, owner=owner or self._owner
+        )
+        self._project = parent
+        self._experiment = Experiment(self, info)
+        return self._experiment
+
+    def get_experiment(self, id: str) -> Experiment:
+        return Experiment(self, self._backend.get_experiment(id))
+
+    def _current_project(self) -> Project:
+        if self._project is None:
+            self.set_project(DEFAULT_PROJECT)
+        assert self._project is not None
+        return self._project
+
+    def _current_experiment(self) -> Experiment:
+        if self._experiment is None:
+            self.set_experiment(DEFAULT_EXPERIMENT)
+        assert self._experiment is not None
+        return self._experiment
+
+    # -- runs -------------------------------------------------------------------------
+    def set_experiment_run(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
+        parent: Run | None = None,
+    ) -> Run:
+        """Get or create the run ``name`` in the current experiment."""
+        info = self._backend.set_run(
+            self._current_experiment().id,
+            name,
+            parent_id=None if parent is None else parent.id,
+            description=description,
+            owner=self._owner,
+            tags=tags,
+        )
+        run = Run(self, info)
+        if hyperparameters:
+            run.log_hyperparameters(hyperparameters)
+        return run
+
+    def start_run(
+        self,
+        name: str | None = None,
+        *,
+        parent: Run | None = None,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
+    ) -> Run:
+        """Create a new run (a generated unique name unless given). Use it in a
+        ``with`` block to end it as finished, or failed if the block raises."""
+        experiment_id = parent.experiment_id if parent else self._current_experiment().id
+        info = self._backend.create_run(
+            experiment_id,
+            name,
+            parent_id=None if parent is None else parent.id,
+            description=description,
+            owner=self._owner,
+            tags=tags,
+        )
+        run = Run(self, info)
+        if hyperparameters:
+            run.log_hyperparameters(hyperparameters)
+        return run
+
+    def get_run(self, id: str) -> Run:
+        return Run(self, self._backend.get_run(id))
+
+    def restore_run(self, id: str) -> Run:
+        return Run(self, self._backend.restore_run(id))
+
+    def delete_run(self, id: str) -> None:
+        self._batcher.flush()
+        self._backend.delete_run(id)

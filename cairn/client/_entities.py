@@ -1,0 +1,275 @@
+"""The objects users hold: Project, Experiment and Run handles over a backend."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from cairn.core.errors import InvalidArgument, NotFound
+from cairn.core.model import (
+    ArtifactInfo,
+    ExperimentInfo,
+    HyperparameterValue,
+    MetricPoint,
+    MetricRecord,
+    ProjectInfo,
+    RunInfo,
+    RunStatus,
+)
+from cairn.core.tree import TreeEntry
+from cairn.core.validation import check_metric_value, check_name, check_step, check_timestamp
+
+if TYPE_CHECKING:
+    from cairn.client._client import Client
+    from cairn.service.artifacts import ArtifactSource
+
+__all__ = ["Experiment", "Project", "Run"]
+
+
+class _Entity:
+    """What projects, experiments and runs share: tags, attributes, artifacts."""
+
+    def __init__(self, client: Client, entity_id: str) -> None:
+        self._client = client
+        self._backend = client._backend
+        self.id = entity_id
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.id == self.id  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.id))
+
+    def set_description(self, description: str) -> None:
+        self._backend.set_description(self.id, description)
+
+    # -- tags -------------------------------------------------------------------------
+    def log_tag(self, tag: str) -> None:
+        self._backend.add_tags(self.id, [tag])
+
+    def log_tags(self, tags: Iterable[str]) -> None:
+        self._backend.add_tags(self.id, tags)
+
+    def remove_tag(self, tag: str) -> None:
+        self._backend.remove_tags(self.id, [tag])
+
+    def get_tags(self) -> list[str]:
+        return self._backend.get_tags(self.id)
+
+    # -- attributes -------------------------------------------------------------------
+    def log_attribute(self, key: str, value: Any) -> None:
+        self._backend.set_attributes(self.id, {key: value})
+
+    def log_attributes(self, values: Mapping[str, Any]) -> None:
+        self._backend.set_attributes(self.id, values)
+
+    def get_attribute(self, key: str) -> Any:
+        found = self._backend.get_attributes(self.id, [key])
+        if key not in found:
+            raise NotFound(f"no attribute {key!r} on {self.id}", id=self.id, key=key)
+        return found[key]
+
+    def get_attributes(self) -> dict[str, Any]:
+        return self._backend.get_attributes(self.id)
+
+    def remove_attribute(self, key: str) -> None:
+        self._backend.remove_attributes(self.id, [key])
+
+    # -- artifacts --------------------------------------------------------------------
+    def log_artifact(self, key: str, source: ArtifactSource) -> ArtifactInfo:
+        """Log a file, a folder (kept as a tree), bytes or a binary file object."""
+        return self._backend.log_artifact(self.id, key, source)
+
+    def list_artifacts(self) -> list[ArtifactInfo]:
+        return self._backend.list_artifacts(self.id)
+
+    def list_artifact_files(self, key: str) -> list[TreeEntry]:
+        return self._backend.list_artifact_files(self.id, key)
+
+    def download_artifact(self, key: str, dest: str | os.PathLike[str] = ".") -> Path:
+        return self._backend.download_artifact(self.id, key, dest)
+
+    def open_artifact(self, key: str) -> BinaryIO:
+        return self._backend.open_artifact(self.id, key)
+
+
+class Project(_Entity):
+    def __init__(self, client: Client, info: ProjectInfo) -> None:
+        super().__init__(client, info.id)
+        self.name = info.name
+
+    @property
+    def info(self) -> ProjectInfo:
+        return self._backend.get_project(self.id)
+
+    def __repr__(self) -> str:
+        return f"Project(id={self.id!r}, name={self.name!r})"
+
+    def list_experiments(self) -> list[Experiment]:
+        return [Experiment(self._client, e) for e in self._backend.list_experiments(self.id)]
+
+    def set_experiment(self, name: str, **options: Any) -> Experiment:
+        return self._client.set_experiment(name, project=self, **options)
+
+
+class Experiment(_Entity):
+    def __init__(self, client: Client, info: ExperimentInfo) -> None:
+        super().__init__(client, info.id)
+        self.name = info.name
+        self.project_id = info.project_id
+
+    @property
+    def info(self) -> ExperimentInfo:
+        return self._backend.get_experiment(self.id)
+
+    def __repr__(self) -> str:
+        return f"Experiment(id={self.id!r}, name={self.name!r})"
+
+    def list_runs(self, *, include_deleted: bool = False) -> list[Run]:
+        runs = self._backend.list_runs(self.id, include_deleted=include_deleted)
+        return [Run(self._client, r) for r in runs]
+
+
+class Run(_Entity):
+    """One training or evaluation execution. A context manager: leaving the block
+    ends the run as finished, or failed if the block raised."""
+
+    def __init__(self, client: Client, info: RunInfo) -> None:
+        super().__init__(client, info.id)
+        self.name = info.name
+        self.experiment_id = info.experiment_id
+        self.project_id = info.project_id
+        self.parent_id = info.parent_id
+        self._batcher = client._batcher
+        self._clock = client._clock
+        self._next_step = client._next_steps.setdefault(info.id, {})
+
+    def __repr__(self) -> str:
+        return f"Run(id={self.id!r}, name={self.name!r})"
+
+    @property
+    def info(self) -> RunInfo:
+        return self._backend.get_run(self.id)
+
+    @property
+    def status(self) -> RunStatus:
+        return self.info.status
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.end(RunStatus.FINISHED)
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.end(RunStatus.KILLED)
+        else:
+            try:
+                self.end(RunStatus.FAILED)
+            except Exception as end_error:  # the block's own error matters more
+                if exc is not None:
+                    exc.add_note(f"cairn: could not mark run {self.id} failed: {end_error}")
+
+    # -- hyperparameters --------------------------------------------------------------
+    def log_hyperparameter(self, key: str, value: Any, *, overwrite: bool = False) -> None:
+        self._backend.log_hyperparameters(self.id, {key: value}, overwrite=overwrite)
+
+    def log_hyperparameters(self, values: Mapping[str, Any], *, overwrite: bool = False) -> None:
+        self._backend.log_hyperparameters(self.id, values, overwrite=overwrite)
+
+    def get_hyperparameters(self) -> dict[str, HyperparameterValue]:
+        return self._backend.get_hyperparameters(self.id)
+
+    def get_hyperparameter(self, key: str) -> HyperparameterValue:
+        values = self.get_hyperparameters()
+        if key not in values:
+            raise NotFound(f"no hyperparameter {key!r} on run {self.id}", id=self.id, key=key)
+        return values[key]
+
+    # -- metrics (queued; written in the background) -----------------------------------
+    def log_metric(
+        self, key: str, value: float, step: int | None = None, timestamp: int | None = None
+    ) -> None:
+        """Queue one point. ``step`` defaults to the next step of the key, ``timestamp``
+        (ms) to now. Returns at once; a write error surfaces on a later call."""
+        value = value if type(value) is float else check_metric_value(value, f"metric {key!r}")
+        step = self._step_for(key, step)
+        ts = self._clock() if timestamp is None else check_timestamp(timestamp)
+        self._batcher.log(MetricRecord(self.id, key, step, ts, value))
+
+    def log_metrics(
+        self, values: Mapping[str, float], step: int | None = None, timestamp: int | None = None
+    ) -> None:
+        if not isinstance(values, Mapping):
+            raise InvalidArgument("metrics", f"must be a mapping, got {type(values).__name__}")
+        ts = self._clock() if timestamp is None else check_timestamp(timestamp)
+        records = []
+        for key, value in values.items():
+            if type(value) is not float:
+                value = check_metric_value(value, f"metric {key!r}")
+            records.append(MetricRecord(self.id, key, self._step_for(key, step), ts, value))
+        self._batcher.log_many(records)
+
+    def _step_for(self, key: str, step: int | None) -> int:
+        nxt = self._next_step.get(key)
+        if nxt is None:  # first point of this key in this process: check it, find its step
+            check_name(key, "metric key")
+            latest = self._backend.get_latest_metrics(self.id, [key]).get(key)
+            nxt = 0 if latest is None else latest.step + 1
+        if step is None:
+            step = nxt
+        elif type(step) is not int or step < 0:
+            step = check_step(step)
+        self._next_step[key] = max(nxt, step + 1)
+        return step
+
+    def flush(self) -> None:
+        """Wait until every metric queued so far is stored; raise a failed write."""
+        self._batcher.flush()
+
+    def get_metric(self, key: str) -> float:
+        """The latest value of a metric (highest step, then latest timestamp)."""
+        point = self.get_metrics_latest([key]).get(key)
+        if point is None:
+            raise NotFound(f"no metric {key!r} on run {self.id}", id=self.id, key=key)
+        return point.value
+
+    def get_metrics(self) -> dict[str, float]:
+        """Latest value of every metric."""
+        return {k: p.value for k, p in self.get_metrics_latest().items()}
+
+    def get_metrics_latest(self, keys: Iterable[str] | None = None) -> dict[str, MetricPoint]:
+        self._batcher.flush()  # read-your-writes
+        return self._backend.get_latest_metrics(self.id, keys)
+
+    def get_metric_history(self, key: str) -> list[MetricPoint]:
+        """Every (step, timestamp, value) of a metric, in step order."""
+        self._batcher.flush()
+        return self._backend.get_metric_history(self.id, key)
+
+    # -- lifecycle --------------------------------------------------------------------
+    def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
+        """Flush queued metrics, then set the final status and end time."""
+        try:
+            self._batcher.flush()
+        finally:
+            self._backend.end_run(self.id, status)
+
+    def get_children(self) -> list[Run]:
+        return [Run(self._client, r) for r in self._backend.list_child_runs(self.id)]
+
+    def delete(self) -> None:
+        """Soft delete (flushes first); ``client.restore_run(run.id)`` brings it back."""
+        self._batcher.flush()
+        self._backend.delete_run(self.id)
+
+    def restore(self) -> None:
+        self._backend.restore_run(self.id)

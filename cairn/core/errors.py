@@ -1,0 +1,91 @@
+"""One error hierarchy for all of Cairn.
+
+Every error carries a stable ``code`` (used on the wire later) and structured
+``details`` so a caller can react without parsing the message.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AlreadyExists",
+    "CairnError",
+    "Conflict",
+    "CorruptObject",
+    "InvalidArgument",
+    "NotFound",
+    "PermissionDenied",
+    "SchemaOutOfDate",
+    "StoreUnavailable",
+    "Unauthenticated",
+]
+
+
+class CairnError(Exception):
+    """Root of every error Cairn raises on purpose."""
+
+    code: ClassVar[str] = "internal"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep errors picklable (they cross thread and process boundaries).
+        return (_rebuild, (type(self), self.message, self.details))
+
+
+def _rebuild(cls: type[CairnError], message: str, details: dict[str, Any]) -> CairnError:
+    return cls(message, **details)
+
+
+class InvalidArgument(CairnError):
+    """Input broke a rule; ``details['field']`` names the field."""
+
+    code = "invalid_argument"
+
+    def __init__(self, field: str, message: str, **details: Any) -> None:
+        super().__init__(f"{field}: {message}", field=field, **details)
+        self.field = field
+
+
+class NotFound(CairnError):
+    code = "not_found"
+
+
+class AlreadyExists(CairnError):
+    code = "already_exists"
+
+
+class Conflict(CairnError):
+    """The request contradicts what is stored (e.g. a hyperparameter logged twice)."""
+
+    code = "conflict"
+
+
+class CorruptObject(CairnError):
+    """Stored bytes do not match their digest."""
+
+    code = "corrupt_object"
+
+
+class SchemaOutOfDate(CairnError):
+    """The metadata store needs a migration before it can be used."""
+
+    code = "schema_out_of_date"
+
+
+class StoreUnavailable(CairnError):
+    """A store could not be reached or opened."""
+
+    code = "store_unavailable"
+
+
+class PermissionDenied(CairnError):
+    code = "permission_denied"
+
+
+class Unauthenticated(CairnError):
+    code = "unauthenticated"

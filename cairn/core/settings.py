@@ -1,0 +1,146 @@
+"""The one declared table of settings.
+
+Each setting has a name, an environment variable (``CAIRN_*``), a type, a
+default and a line of documentation. The table feeds the environment reader,
+the CLI flags (later) and docs/settings.md (a test checks they agree). This
+module is pure: the caller hands it the environment mapping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cairn.core.errors import InvalidArgument
+
+__all__ = ["SETTINGS", "Setting", "Settings", "settings_from"]
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    env: str
+    parse: Callable[[str], Any]
+    default: Any
+    doc: str
+    secret: bool = False
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _optional_str(text: str) -> str | None:
+    return text or None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "home",
+        "CAIRN_HOME",
+        str,
+        ".cairn",
+        "Folder of the embedded store: `cairn.db` (SQLite) and `objects/`.",
+    ),
+    Setting(
+        "store_uri",
+        "CAIRN_STORE_URI",
+        _optional_str,
+        None,
+        "SQLAlchemy URL of the metadata store, e.g. `postgresql+psycopg://user@host/db`. "
+        "Unset: SQLite at `$CAIRN_HOME/cairn.db`.",
+        secret=True,
+    ),
+    Setting(
+        "objects_uri",
+        "CAIRN_OBJECTS_URI",
+        _optional_str,
+        None,
+        "Folder of the object store. Unset: `$CAIRN_HOME/objects`.",
+    ),
+    Setting(
+        "max_attribute_bytes",
+        "CAIRN_MAX_ATTRIBUTE_BYTES",
+        _positive_int,
+        1024 * 1024,
+        "Largest attribute value, in bytes of its JSON encoding.",
+    ),
+    Setting(
+        "flush_interval",
+        "CAIRN_FLUSH_INTERVAL",
+        _positive_float,
+        0.5,
+        "Seconds the background logger waits before writing a partial batch.",
+    ),
+    Setting(
+        "batch_size",
+        "CAIRN_BATCH_SIZE",
+        _positive_int,
+        50_000,
+        "Metric points written per transaction by the background logger, at most.",
+    ),
+    Setting(
+        "max_queue",
+        "CAIRN_MAX_QUEUE",
+        _positive_int,
+        2_000_000,
+        "Metric points the background logger holds before a log call waits for a write.",
+    ),
+    Setting(
+        "sqlite_busy_timeout",
+        "CAIRN_SQLITE_BUSY_TIMEOUT",
+        _positive_float,
+        60.0,
+        "Seconds an SQLite writer waits for another process's write lock.",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    home: str = ".cairn"
+    store_uri: str | None = None
+    objects_uri: str | None = None
+    max_attribute_bytes: int = 1024 * 1024
+    flush_interval: float = 0.5
+    batch_size: int = 50_000
+    max_queue: int = 2_000_000
+    sqlite_busy_timeout: float = 60.0
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        # Secrets (a store URL may carry a password) never print.
+        parts = []
+        for setting in SETTINGS:
+            value = getattr(self, setting.name)
+            shown = "'***'" if setting.secret and value is not None else repr(value)
+            parts.append(f"{setting.name}={shown}")
+        return f"Settings({', '.join(parts)})"
+
+
+def settings_from(environ: Mapping[str, str], **overrides: Any) -> Settings:
+    """Settings from an environment mapping; explicit overrides (not None) win."""
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.env)
+        if raw is not None:
+            try:
+                values[setting.name] = setting.parse(raw)
+            except ValueError as exc:
+                raise InvalidArgument(setting.env, f"invalid value {raw!r}: {exc}") from None
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)

@@ -1,0 +1,167 @@
+"""Input rules. Each check raises InvalidArgument naming the field and the rule."""
+
+from __future__ import annotations
+
+import json
+import numbers
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from cairn.core.errors import InvalidArgument
+
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "check_artifact_key",
+    "check_attribute",
+    "check_entity_id",
+    "check_hyperparameter_value",
+    "check_mapping",
+    "check_metric_value",
+    "check_name",
+    "check_step",
+    "check_text",
+    "check_timestamp",
+    "encode_attribute",
+]
+
+MAX_NAME_LENGTH = 256
+MAX_TEXT_LENGTH = 65_536
+_MAX_INT64 = 2**63 - 1
+# C0, DEL and C1 control characters.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def check_name(value: object, field: str = "name") -> str:
+    """Names and keys: 1-256 characters of any Unicode but control characters."""
+    if not isinstance(value, str):
+        raise InvalidArgument(field, f"must be a string, got {type(value).__name__}")
+    if not 1 <= len(value) <= MAX_NAME_LENGTH:
+        raise InvalidArgument(
+            field, f"must be 1 to {MAX_NAME_LENGTH} characters long, got {len(value)}"
+        )
+    match = _CONTROL.search(value)
+    if match:
+        raise InvalidArgument(
+            field, f"must not contain control characters (found U+{ord(match.group()):04X})"
+        )
+    return value
+
+
+def check_text(value: object, field: str) -> str:
+    """Free text (descriptions): any string up to 64 Ki characters, NUL refused."""
+    if not isinstance(value, str):
+        raise InvalidArgument(field, f"must be a string, got {type(value).__name__}")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise InvalidArgument(field, f"must be at most {MAX_TEXT_LENGTH} characters long")
+    if "\x00" in value:
+        raise InvalidArgument(field, "must not contain NUL characters")
+    return value
+
+
+def check_entity_id(value: object, field: str = "id") -> str:
+    if not isinstance(value, str) or not _UUID.fullmatch(value):
+        raise InvalidArgument(field, "must be a lowercase UUID string")
+    return value
+
+
+def check_hyperparameter_value(value: object, field: str) -> int | float | str | bool:
+    """Hyperparameters are int, float, str or bool and keep that type exactly."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not -_MAX_INT64 - 1 <= value <= _MAX_INT64:
+            raise InvalidArgument(field, "integers must fit in 64 bits")
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return check_text(value, field)
+    # numpy scalars and friends: keep the kind, drop the wrapper type.
+    if isinstance(value, numbers.Integral):
+        return check_hyperparameter_value(int(value), field)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    raise InvalidArgument(field, f"must be an int, float, str or bool, got {type(value).__name__}")
+
+
+def check_metric_value(value: object, field: str = "value") -> float:
+    """Metrics are floats (ints accepted); NaN and infinities are allowed."""
+    kind = type(value)
+    if kind is float:
+        return value  # type: ignore[return-value]
+    if kind is int:
+        return float(value)  # type: ignore[arg-type]
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidArgument(field, f"must be a number, got {type(value).__name__}")
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidArgument(field, f"must be a number: {exc}") from None
+
+
+def check_step(value: object, field: str = "step") -> int:
+    if type(value) is not int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise InvalidArgument(field, f"must be an integer, got {type(value).__name__}")
+        value = int(value)
+    if not 0 <= value <= _MAX_INT64:
+        raise InvalidArgument(field, "must be between 0 and 2**63-1")
+    return value
+
+
+def check_timestamp(value: object, field: str = "timestamp") -> int:
+    """Timestamps are integer milliseconds since the Unix epoch."""
+    return check_step(value, field)
+
+
+def encode_attribute(value: Any, field: str, max_bytes: int) -> str:
+    """Attributes are any JSON value; NaN and infinities survive as JSON extensions."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(field, f"must be JSON-serializable: {exc}") from None
+    size = len(text.encode("utf-8"))
+    if size > max_bytes:
+        raise InvalidArgument(
+            field, f"is {size} bytes as JSON, above the limit of {max_bytes} bytes"
+        )
+    return text
+
+
+def check_attribute(value: Any, field: str, max_bytes: int) -> Any:
+    encode_attribute(value, field, max_bytes)
+    return value
+
+
+def check_artifact_key(value: object, field: str = "key") -> str:
+    """Artifact keys are relative POSIX paths with no '..', empty segments, '\\' or NUL."""
+    if not isinstance(value, str):
+        raise InvalidArgument(field, f"must be a string, got {type(value).__name__}")
+    if not value:
+        raise InvalidArgument(field, "must not be empty")
+    if len(value) > 1024:
+        raise InvalidArgument(field, "must be at most 1024 characters long")
+    if "\x00" in value:
+        raise InvalidArgument(field, "must not contain NUL characters")
+    if "\\" in value:
+        raise InvalidArgument(field, "must use '/' as separator, not backslashes")
+    if value.startswith("/"):
+        raise InvalidArgument(field, "must be a relative path, not an absolute one")
+    if len(value) >= 2 and value[1] == ":" and value[0].isalpha():
+        raise InvalidArgument(field, "must be a relative path, not a drive path")
+    for segment in value.split("/"):
+        if segment == "":
+            raise InvalidArgument(field, "must not contain empty path segments ('//' or a trailing '/')")
+        if segment in (".", ".."):
+            raise InvalidArgument(field, f"must not contain '{segment}' segments")
+        if _CONTROL.search(segment):
+            raise InvalidArgument(field, "must not contain control characters")
+    return value
+
+
+def check_mapping(value: object, field: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidArgument(field, f"must be a mapping, got {type(value).__name__}")
+    return value

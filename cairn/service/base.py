@@ -1,0 +1,68 @@
+"""What every part of the tracking service shares: stores, clock, settings, lookups."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from cairn.core.errors import Conflict, NotFound
+from cairn.core.model import EntityKind, RunInfo
+from cairn.core.settings import Settings
+from cairn.core.validation import check_entity_id
+from cairn.store.metadata import MetadataStore
+from cairn.store.metadata.tx import MetadataTx
+from cairn.store.objects import ObjectStore
+
+__all__ = ["Clock", "ServiceBase", "system_clock"]
+
+Clock = Callable[[], int]
+
+
+def system_clock() -> int:
+    """Milliseconds since the Unix epoch."""
+    return time.time_ns() // 1_000_000
+
+
+class ServiceBase:
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        objects: ObjectStore,
+        settings: Settings,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.metadata = metadata
+        self.objects = objects
+        self.settings = settings
+        self.clock = clock
+
+    def close(self) -> None:
+        self.metadata.close()
+        self.objects.close()
+
+    # -- lookups shared by the parts --------------------------------------------------
+    @staticmethod
+    def _require_kind(tx: MetadataTx, entity_id: str) -> EntityKind:
+        check_entity_id(entity_id, "entity_id")
+        kind = tx.entities.kind_of(entity_id)
+        if kind is None:
+            raise NotFound(f"no project, experiment or run with id {entity_id}", id=entity_id)
+        return kind
+
+    @staticmethod
+    def _require_run(tx: MetadataTx, run_id: str, *, live: bool = False) -> RunInfo:
+        check_entity_id(run_id, "run_id")
+        run = tx.entities.run(run_id)
+        if run is None:
+            raise NotFound(f"no run with id {run_id}", kind="run", id=run_id)
+        if live and run.deleted:
+            raise Conflict(f"run {run_id} is deleted; restore it before writing to it", id=run_id)
+        return run
+
+    def _require_writable(self, tx: MetadataTx, entity_id: str) -> EntityKind:
+        """The entity exists (and, for a run, is not deleted); its updated_at moves."""
+        kind = self._require_kind(tx, entity_id)
+        if kind is EntityKind.RUN:
+            self._require_run(tx, entity_id, live=True)
+        tx.entities.update(kind, entity_id, {"updated_at": self.clock()})
+        return kind

@@ -1,0 +1,315 @@
+"""Projects, experiments and runs: get-or-create, lookups and the run lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from cairn.core.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from cairn.core.ids import new_id
+from cairn.core.model import EntityKind, ExperimentInfo, ProjectInfo, RunInfo, RunStatus
+from cairn.core.names import generate_run_name
+from cairn.core.validation import check_entity_id, check_name, check_text
+from cairn.service.base import ServiceBase
+from cairn.store.metadata.tx import MetadataTx
+
+__all__ = ["EntityOps"]
+
+_NAME_ATTEMPTS = 20
+
+
+def _check_tags(tags: Iterable[str] | None) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, str):
+        raise InvalidArgument("tags", "must be a list of strings, not one string")
+    return sorted({check_name(t, "tag") for t in tags})
+
+
+class EntityOps(ServiceBase):
+    # -- projects ---------------------------------------------------------------------
+    def set_project(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        owner: str = "",
+        tags: Iterable[str] | None = None,
+    ) -> ProjectInfo:
+        """Get the project called ``name``, creating it if needed (race-safe)."""
+        check_name(name, "project name")
+        tag_list = _check_tags(tags)
+        with self.metadata.write() as tx:
+            now = self.clock()
+            tx.entities.insert_ignore(
+                EntityKind.PROJECT,
+                {
+                    "id": new_id(now),
+                    "name": name,
+                    "description": check_text(description or "", "description"),
+                    "owner": check_name(owner, "owner") if owner else "",
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            project = tx.entities.project_by_name(name)
+            assert project is not None  # inserted or already there, in this transaction
+            self._apply_common(tx, EntityKind.PROJECT, project, description, tag_list)
+            return tx.entities.project(project.id) or project
+
+    def get_project(self, project_id: str) -> ProjectInfo:
+        check_entity_id(project_id, "project_id")
+        with self.metadata.read() as tx:
+            project = tx.entities.project(project_id)
+        if project is None:
+            raise NotFound(f"no project with id {project_id}", kind="project", id=project_id)
+        return project
+
+    def get_project_by_name(self, name: str) -> ProjectInfo:
+        check_name(name, "project name")
+        with self.metadata.read() as tx:
+            project = tx.entities.project_by_name(name)
+        if project is None:
+            raise NotFound(f"no project named {name!r}", kind="project", name=name)
+        return project
+
+    def list_projects(self) -> list[ProjectInfo]:
+        with self.metadata.read() as tx:
+            return tx.entities.projects()
+
+    # -- experiments ------------------------------------------------------------------
+    def set_experiment(
+        self,
+        project_id: str,
+        name: str,
+        *,
+        description: str | None = None,
+        owner: str = "",
+        tags: Iterable[str] | None = None,
+    ) -> ExperimentInfo:
+        check_entity_id(project_id, "project_id")
+        check_name(name, "experiment name")
+        tag_list = _check_tags(tags)
+        with self.metadata.write() as tx:
+            if tx.entities.project(project_id) is None:
+                raise NotFound(f"no project with id {project_id}", kind="project", id=project_id)
+            now = self.clock()
+            tx.entities.insert_ignore(
+                EntityKind.EXPERIMENT,
+                {
+                    "id": new_id(now),
+                    "project_id": project_id,
+                    "name": name,
+                    "description": check_text(description or "", "description"),
+                    "owner": check_name(owner, "owner") if owner else "",
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+            experiment = tx.entities.experiment_by_name(project_id, name)
+            assert experiment is not None
+            self._apply_common(tx, EntityKind.EXPERIMENT, experiment, description, tag_list)
+            return tx.entities.experiment(experiment.id) or experiment
+
+    def get_experiment(self, experiment_id: str) -> ExperimentInfo:
+        check_entity_id(experiment_id, "experiment_id")
+        with self.metadata.read() as tx:
+            experiment = tx.entities.experiment(experiment_id)
+        if experiment is None:
+            raise NotFound(
+                f"no experiment with id {experiment_id}", kind="experiment", id=experiment_id
+            )
+        return experiment
+
+    def get_experiment_by_name(self, project_id: str, name: str) -> ExperimentInfo:
+        check_entity_id(project_id, "project_id")
+        check_name(name, "experiment name")
+        with self.metadata.read() as tx:
+            experiment = tx.entities.experiment_by_name(project_id, name)
+        if experiment is None:
+            raise NotFound(f"no experiment named {name!r}", kind="experiment", name=name)
+        return experiment
+
+    def list_experiments(self, project_id: str) -> list[ExperimentInfo]:
+        check_entity_id(project_id, "project_id")
+        with self.metadata.read() as tx:
+            if tx.entities.project(project_id) is None:
+                raise NotFound(f"no project with id {project_id}", kind="project", id=project_id)
+            return tx.entities.experiments(project_id)
+
+    # -- runs -------------------------------------------------------------------------
+    def create_run(
+        self,
+        experiment_id: str,
+        name: str | None = None,
+        *,
+        parent_id: str | None = None,
+        description: str | None = None,
+        owner: str = "",
+        tags: Iterable[str] | None = None,
+    ) -> RunInfo:
+        """A new run; a generated unique name when ``name`` is None."""
+        return self._insert_run(
+            experiment_id, name, parent_id, description, owner, tags, get_existing=False
+        )
+
+    def set_run(
+        self,
+        experiment_id: str,
+        name: str,
+        *,
+        parent_id: str | None = None,
+        description: str | None = None,
+        owner: str = "",
+        tags: Iterable[str] | None = None,
+    ) -> RunInfo:
+        """Get the run called ``name`` in the experiment, creating it if needed."""
+        return self._insert_run(
+            experiment_id, name, parent_id, description, owner, tags, get_existing=True
+        )
+
+    def _insert_run(
+        self,
+        experiment_id: str,
+        name: str | None,
+        parent_id: str | None,
+        description: str | None,
+        owner: str,
+        tags: Iterable[str] | None,
+        *,
+        get_existing: bool,
+    ) -> RunInfo:
+        check_entity_id(experiment_id, "experiment_id")
+        if name is not None:
+            check_name(name, "run name")
+        if parent_id is not None:
+            check_entity_id(parent_id, "parent_id")
+        tag_list = _check_tags(tags)
+        text = check_text(description or "", "description")
+        with self.metadata.write() as tx:
+            experiment = tx.entities.experiment(experiment_id)
+            if experiment is None:
+                raise NotFound(
+                    f"no experiment with id {experiment_id}", kind="experiment", id=experiment_id
+                )
+            if parent_id is not None:
+                parent = self._require_run(tx, parent_id)
+                if parent.project_id != experiment.project_id:
+                    raise InvalidArgument("parent_id", "must be a run of the same project")
+            for _ in range(_NAME_ATTEMPTS if name is None else 1):
+                now = self.clock()
+                row: dict[str, Any] = {
+                    "id": new_id(now),
+                    "experiment_id": experiment_id,
+                    "project_id": experiment.project_id,
+                    "name": name if name is not None else generate_run_name(),
+                    "description": text,
+                    "owner": check_name(owner, "owner") if owner else "",
+                    "status": RunStatus.RUNNING.value,
+                    "parent_id": parent_id,
+                    "start_time": now,
+                    "end_time": None,
+                    "created_at": now,
+                    "updated_at": now,
+                    "deleted_at": None,
+                }
+                if tx.entities.insert_ignore(EntityKind.RUN, row):
+                    run = tx.entities.run(row["id"])
+                    assert run is not None
+                    tx.labels.add_tags(run.id, tag_list, now)
+                    return run
+                if get_existing:
+                    run = tx.entities.run_by_name(experiment_id, row["name"])
+                    assert run is not None
+                    self._apply_common(tx, EntityKind.RUN, run, description, tag_list)
+                    return tx.entities.run(run.id) or run
+            if name is not None:
+                raise AlreadyExists(
+                    f"a run named {name!r} already exists in experiment {experiment_id}",
+                    kind="run",
+                    name=name,
+                )
+            raise Conflict("could not generate a unique run name; give the run a name")
+
+    def get_run(self, run_id: str) -> RunInfo:
+        with self.metadata.read() as tx:
+            return self._require_run(tx, run_id)
+
+    def get_run_by_name(self, experiment_id: str, name: str) -> RunInfo:
+        check_entity_id(experiment_id, "experiment_id")
+        check_name(name, "run name")
+        with self.metadata.read() as tx:
+            run = tx.entities.run_by_name(experiment_id, name)
+        if run is None:
+            raise NotFound(f"no run named {name!r}", kind="run", name=name)
+        return run
+
+    def list_runs(self, experiment_id: str, *, include_deleted: bool = False) -> list[RunInfo]:
+        check_entity_id(experiment_id, "experiment_id")
+        with self.metadata.read() as tx:
+            if tx.entities.experiment(experiment_id) is None:
+                raise NotFound(
+                    f"no experiment with id {experiment_id}", kind="experiment", id=experiment_id
+                )
+            return tx.entities.runs(experiment_id=experiment_id, include_deleted=include_deleted)
+
+    def list_child_runs(self, run_id: str, *, include_deleted: bool = False) -> list[RunInfo]:
+        with self.metadata.read() as tx:
+            self._require_run(tx, run_id)
+            return tx.entities.runs(parent_id=run_id, include_deleted=include_deleted)
+
+    def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> RunInfo:
+        final = RunStatus.parse(status)
+        with self.metadata.write() as tx:
+            self._require_run(tx, run_id, live=True)
+            now = self.clock()
+            end = None if final is RunStatus.RUNNING else now
+            tx.entities.update(
+                EntityKind.RUN,
+                run_id,
+                {"status": final.value, "end_time": end, "updated_at": now},
+            )
+            return self._require_run(tx, run_id)
+
+    def delete_run(self, run_id: str) -> RunInfo:
+        """Soft delete: hidden from listings, restorable with restore_run."""
+        with self.metadata.write() as tx:
+            run = self._require_run(tx, run_id)
+            if not run.deleted:
+                now = self.clock()
+                tx.entities.update(EntityKind.RUN, run_id, {"deleted_at": now, "updated_at": now})
+            return self._require_run(tx, run_id)
+
+    def restore_run(self, run_id: str) -> RunInfo:
+        with self.metadata.write() as tx:
+            run = self._require_run(tx, run_id)
+            if run.deleted:
+                tx.entities.update(
+                    EntityKind.RUN, run_id, {"deleted_at": None, "updated_at": self.clock()}
+                )
+            return self._require_run(tx, run_id)
+
+    def set_description(self, entity_id: str, description: str) -> None:
+        text = check_text(description, "description")
+        with self.metadata.write() as tx:
+            kind = self._require_writable(tx, entity_id)
+            tx.entities.update(kind, entity_id, {"description": text})
+
+    # -- helpers ----------------------------------------------------------------------
+    def _apply_common(
+        self,
+        tx: MetadataTx,
+        kind: EntityKind,
+        entity: ProjectInfo | ExperimentInfo | RunInfo,
+        description: str | None,
+        tags: list[str],
+    ) -> None:
+        """On get-or-create of an existing entity: a given description and tags apply."""
+        now = self.clock()
+        changes: dict[str, Any] = {}
+        if description is not None and description != entity.description:
+            changes["description"] = description
+        if tags:
+            tx.labels.add_tags(entity.id, tags, now)
+        if changes or tags:
+            tx.entities.update(kind, entity.id, {**changes, "updated_at": now})

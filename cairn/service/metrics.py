@@ -1,0 +1,73 @@
+"""Metric series: batched appends and reads of latest values and histories."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from cairn.core.errors import Conflict, InvalidArgument, NotFound
+from cairn.core.model import MetricPoint, MetricRecord
+from cairn.core.validation import (
+    check_entity_id,
+    check_metric_value,
+    check_name,
+    check_step,
+    check_timestamp,
+)
+from cairn.service.base import ServiceBase
+
+__all__ = ["MetricOps", "check_record"]
+
+
+def check_record(record: MetricRecord) -> MetricRecord:
+    """The full rule set for one point (the client's batcher runs a cached subset)."""
+    if not isinstance(record, MetricRecord):
+        raise InvalidArgument("metrics", "must be MetricRecord values")
+    check_entity_id(record.run_id, "run_id")
+    check_name(record.key, "metric key")
+    value = check_metric_value(record.value, f"metric {record.key!r}")
+    step = check_step(record.step)
+    timestamp = check_timestamp(record.timestamp)
+    if value is record.value and step is record.step and timestamp is record.timestamp:
+        return record
+    return MetricRecord(record.run_id, record.key, step, timestamp, value)
+
+
+class MetricOps(ServiceBase):
+    def log_metric_records(
+        self, records: Sequence[MetricRecord], *, validated: bool = False
+    ) -> None:
+        """Append points, all in one transaction. ``validated`` skips per-point
+        checks the caller already ran (the in-process batcher)."""
+        if not records:
+            return
+        if not validated:
+            records = [check_record(r) for r in records]
+        with self.metadata.write() as tx:
+            run_ids = {r.run_id for r in records}
+            live = tx.entities.live_run_ids(run_ids)
+            if live != run_ids:
+                bad = sorted(run_ids - live)[0]
+                if tx.entities.run(bad) is not None:
+                    raise Conflict(f"run {bad} is deleted; restore it before logging", id=bad)
+                raise NotFound(f"no run with id {bad}", kind="run", id=bad)
+            tx.metrics.append(records)
+
+    def log_metric_records_validated(self, records: Sequence[MetricRecord]) -> None:
+        """For the in-process batcher, which already checked each point."""
+        self.log_metric_records(records, validated=True)
+
+    def get_latest_metrics(
+        self, run_id: str, keys: Iterable[str] | None = None
+    ) -> dict[str, MetricPoint]:
+        """Latest point per key: highest step, then latest timestamp."""
+        wanted = None if keys is None else [check_name(k, "metric key") for k in keys]
+        with self.metadata.read() as tx:
+            self._require_run(tx, run_id)
+            return tx.metrics.latest(run_id, wanted)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        """Every point of one series, in (step, timestamp) order."""
+        check_name(key, "metric key")
+        with self.metadata.read() as tx:
+            self._require_run(tx, run_id)
+            return tx.metrics.history(run_id, key)

@@ -1,0 +1,166 @@
+"""Rows of projects, experiments and runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Row, Table, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from cairn.core.model import EntityKind, ExperimentInfo, ProjectInfo, RunInfo, RunStatus
+from cairn.store.metadata import dialect
+from cairn.store.metadata.schema import experiments, projects, runs
+
+__all__ = ["EntityRows"]
+
+TABLES: Mapping[EntityKind, Table] = {
+    EntityKind.PROJECT: projects,
+    EntityKind.EXPERIMENT: experiments,
+    EntityKind.RUN: runs,
+}
+
+
+def _project(row: Row[Any]) -> ProjectInfo:
+    m = row._mapping
+    return ProjectInfo(
+        id=m["id"],
+        name=m["name"],
+        description=m["description"],
+        owner=m["owner"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+def _experiment(row: Row[Any]) -> ExperimentInfo:
+    m = row._mapping
+    return ExperimentInfo(
+        id=m["id"],
+        project_id=m["project_id"],
+        name=m["name"],
+        description=m["description"],
+        owner=m["owner"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+def _run(row: Row[Any]) -> RunInfo:
+    m = row._mapping
+    return RunInfo(
+        id=m["id"],
+        experiment_id=m["experiment_id"],
+        project_id=m["project_id"],
+        name=m["name"],
+        description=m["description"],
+        owner=m["owner"],
+        status=RunStatus(m["status"]),
+        parent_id=m["parent_id"],
+        start_time=m["start_time"],
+        end_time=m["end_time"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        deleted_at=m["deleted_at"],
+    )
+
+
+class EntityRows:
+    def __init__(self, conn: Connection, engine: Engine) -> None:
+        self._conn = conn
+        self._engine = engine
+
+    # -- get-or-create -------------------------------------------------------------
+    def insert_ignore(self, kind: EntityKind, row: Mapping[str, Any]) -> bool:
+        """Insert unless the unique name is taken; True if this call inserted it."""
+        result = self._conn.execute(dialect.insert_ignore(self._engine, TABLES[kind]), [row])
+        return bool(result.rowcount == 1)
+
+    # -- projects -------------------------------------------------------------------
+    def project(self, project_id: str) -> ProjectInfo | None:
+        row = self._conn.execute(select(projects).where(projects.c.id == project_id)).first()
+        return None if row is None else _project(row)
+
+    def project_by_name(self, name: str) -> ProjectInfo | None:
+        row = self._conn.execute(select(projects).where(projects.c.name == name)).first()
+        return None if row is None else _project(row)
+
+    def projects(self) -> list[ProjectInfo]:
+        rows = self._conn.execute(select(projects).order_by(projects.c.id))
+        return [_project(r) for r in rows]
+
+    # -- experiments ----------------------------------------------------------------
+    def experiment(self, experiment_id: str) -> ExperimentInfo | None:
+        row = self._conn.execute(
+            select(experiments).where(experiments.c.id == experiment_id)
+        ).first()
+        return None if row is None else _experiment(row)
+
+    def experiment_by_name(self, project_id: str, name: str) -> ExperimentInfo | None:
+        row = self._conn.execute(
+            select(experiments).where(
+                experiments.c.project_id == project_id, experiments.c.name == name
+            )
+        ).first()
+        return None if row is None else _experiment(row)
+
+    def experiments(self, project_id: str) -> list[ExperimentInfo]:
+        rows = self._conn.execute(
+            select(experiments)
+            .where(experiments.c.project_id == project_id)
+            .order_by(experiments.c.id)
+        )
+        return [_experiment(r) for r in rows]
+
+    # -- runs -----------------------------------------------------------------------
+    def run(self, run_id: str) -> RunInfo | None:
+        row = self._conn.execute(select(runs).where(runs.c.id == run_id)).first()
+        return None if row is None else _run(row)
+
+    def run_by_name(self, experiment_id: str, name: str) -> RunInfo | None:
+        row = self._conn.execute(
+            select(runs).where(runs.c.experiment_id == experiment_id, runs.c.name == name)
+        ).first()
+        return None if row is None else _run(row)
+
+    def runs(
+        self,
+        *,
+        experiment_id: str | None = None,
+        parent_id: str | None = None,
+        include_deleted: bool = False,
+    ) -> list[RunInfo]:
+        query = select(runs).order_by(runs.c.id)
+        if experiment_id is not None:
+            query = query.where(runs.c.experiment_id == experiment_id)
+        if parent_id is not None:
+            query = query.where(runs.c.parent_id == parent_id)
+        if not include_deleted:
+            query = query.where(runs.c.deleted_at.is_(None))
+        return [_run(r) for r in self._conn.execute(query)]
+
+    def live_run_ids(self, run_ids: Iterable[str]) -> set[str]:
+        """Which of ``run_ids`` exist and are not deleted."""
+        wanted = list(set(run_ids))
+        found: set[str] = set()
+        for start in range(0, len(wanted), 500):  # stay under bound-parameter limits
+            chunk: Sequence[str] = wanted[start : start + 500]
+            rows = self._conn.execute(
+                select(runs.c.id).where(runs.c.id.in_(chunk), runs.c.deleted_at.is_(None))
+            )
+            found.update(r[0] for r in rows)
+        return found
+
+    # -- any entity -----------------------------------------------------------------
+    def kind_of(self, entity_id: str) -> EntityKind | None:
+        for kind, table in TABLES.items():
+            if self._conn.execute(select(table.c.id).where(table.c.id == entity_id)).first():
+                return kind
+        return None
+
+    def update(self, kind: EntityKind, entity_id: str, values: Mapping[str, Any]) -> bool:
+        table = TABLES[kind]
+        result = self._conn.execute(
+            update(table).where(table.c.id == entity_id).values(**values)
+        )
+        return bool(result.rowcount == 1)

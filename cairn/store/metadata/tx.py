@@ -1,0 +1,47 @@
+"""One transaction on the metadata store, split into one repository per aggregate."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy.engine import Connection, Engine
+
+from cairn.store.metadata.artifacts import ArtifactRows
+from cairn.store.metadata.entities import EntityRows
+from cairn.store.metadata.hyperparameters import HyperparameterRows
+from cairn.store.metadata.labels import LabelRows
+from cairn.store.metadata.metrics import MetricRows
+
+__all__ = ["MetadataTx", "SeriesCache"]
+
+
+class SeriesCache:
+    """(run id, metric key) -> series id, shared by every transaction of a store.
+
+    Series ids never change once committed, so the hot logging path skips the
+    lookup query after the first batch of each key.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> int | None:
+        return self._ids.get(key)
+
+    def update(self, found: dict[tuple[str, str], int]) -> None:
+        with self._lock:
+            self._ids.update(found)
+
+
+class MetadataTx:
+    def __init__(self, conn: Connection, engine: Engine, series: SeriesCache) -> None:
+        self.conn = conn
+        self.entities = EntityRows(conn, engine)
+        self.hyperparameters = HyperparameterRows(conn, engine)
+        self.metrics = MetricRows(conn, engine, series)
+        self.labels = LabelRows(conn, engine)
+        self.artifacts = ArtifactRows(conn, engine)
+
+    def commit_caches(self) -> None:
+        self.metrics.commit_cache()
