@@ -118,9 +118,9 @@ class MetricBatcher:
         while True:
             with self._cond:
                 self._cond.wait_for(
-                    lambda: self._closed
-                    or self._flushing > 0
-                    or len(self._pending) >= self._batch_size,
+                    lambda: (
+                        self._closed or self._flushing > 0 or len(self._pending) >= self._batch_size
+                    ),
                     self._interval,
                 )
                 if not self._pending:

@@ -38,7 +38,7 @@ class _Entity:
         self.id = entity_id
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.id == self.id  # type: ignore[attr-defined]
+        return isinstance(other, _Entity) and type(other) is type(self) and other.id == self.id
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.id))
@@ -212,9 +212,8 @@ class Run(_Entity):
             raise InvalidArgument("metrics", f"must be a mapping, got {type(values).__name__}")
         ts = self._clock() if timestamp is None else check_timestamp(timestamp)
         records = []
-        for key, value in values.items():
-            if type(value) is not float:
-                value = check_metric_value(value, f"metric {key!r}")
+        for key, raw in values.items():
+            value = raw if type(raw) is float else check_metric_value(raw, f"metric {key!r}")
             records.append(MetricRecord(self.id, key, self._step_for(key, step), ts, value))
         self._batcher.log_many(records)
 

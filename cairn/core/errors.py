@@ -38,7 +38,10 @@ class CairnError(Exception):
 
 
 def _rebuild(cls: type[CairnError], message: str, details: dict[str, Any]) -> CairnError:
-    return cls(message, **details)
+    # Bypass subclass constructors: the message is already complete.
+    error = cls.__new__(cls)
+    CairnError.__init__(error, message, **details)
+    return error
 
 
 class InvalidArgument(CairnError):
@@ -48,7 +51,10 @@ class InvalidArgument(CairnError):
 
     def __init__(self, field: str, message: str, **details: Any) -> None:
         super().__init__(f"{field}: {message}", field=field, **details)
-        self.field = field
+
+    @property
+    def field(self) -> str:
+        return str(self.details["field"])
 
 
 class NotFound(CairnError):

@@ -41,7 +41,7 @@ class RunStatus(enum.StrEnum):
     @classmethod
     def parse(cls, value: object, field: str = "status") -> RunStatus:
         try:
-            return cls(value)
+            return cls(str(value)) if isinstance(value, str) else cls(value)  # type: ignore[arg-type]
         except ValueError:
             allowed = ", ".join(s.value for s in cls)
             raise InvalidArgument(field, f"must be one of {allowed}, got {value!r}") from None

@@ -66,7 +66,9 @@ class Tree:
             doc = json.loads(data)
             if doc.get("kind") != "tree":
                 raise ValueError("not a tree")
-            entries = [TreeEntry(e["path"], Digest(e["digest"]), int(e["size"])) for e in doc["entries"]]
+            entries = [
+                TreeEntry(e["path"], Digest(e["digest"]), int(e["size"])) for e in doc["entries"]
+            ]
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise InvalidArgument("tree", f"is not a valid tree manifest: {exc}") from None
         return cls.of(entries)

@@ -153,7 +153,9 @@ def check_artifact_key(value: object, field: str = "key") -> str:
         raise InvalidArgument(field, "must be a relative path, not a drive path")
     for segment in value.split("/"):
         if segment == "":
-            raise InvalidArgument(field, "must not contain empty path segments ('//' or a trailing '/')")
+            raise InvalidArgument(
+                field, "must not contain empty path segments ('//' or a trailing '/')"
+            )
         if segment in (".", ".."):
             raise InvalidArgument(field, f"must not contain '{segment}' segments")
         if _CONTROL.search(segment):

@@ -91,9 +91,7 @@ class ArtifactOps(ServiceBase):
             raise InvalidArgument("key", f"{key!r} is a folder: download it or open a file in it")
         return self.objects.open(found.digest)
 
-    def download_artifact(
-        self, entity_id: str, key: str, dest: str | os.PathLike[str]
-    ) -> Path:
+    def download_artifact(self, entity_id: str, key: str, dest: str | os.PathLike[str]) -> Path:
         """Write an artifact under ``dest``: into it if it is a folder (or ends in '/'),
         else at ``dest`` itself. Every file is verified and written atomically."""
         found = self._resolve(entity_id, key)

@@ -61,9 +61,7 @@ class LabelOps(ServiceBase):
             self._require_writable(tx, entity_id)
             tx.labels.put_attributes(entity_id, encoded, self.clock())
 
-    def get_attributes(
-        self, entity_id: str, keys: Iterable[str] | None = None
-    ) -> dict[str, Any]:
+    def get_attributes(self, entity_id: str, keys: Iterable[str] | None = None) -> dict[str, Any]:
         wanted = None if keys is None else _names(keys, "attribute key")
         with self.metadata.read() as tx:
             self._require_kind(tx, entity_id)

@@ -160,7 +160,5 @@ class EntityRows:
 
     def update(self, kind: EntityKind, entity_id: str, values: Mapping[str, Any]) -> bool:
         table = TABLES[kind]
-        result = self._conn.execute(
-            update(table).where(table.c.id == entity_id).values(**values)
-        )
+        result = self._conn.execute(update(table).where(table.c.id == entity_id).values(**values))
         return bool(result.rowcount == 1)

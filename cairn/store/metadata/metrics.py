@@ -60,7 +60,12 @@ class MetricRows:
         self._conn.exec_driver_sql(
             self._insert_points,
             [
-                (ids[(r.run_id, r.key)], r.step, r.timestamp, r.value if r.value == r.value else None)
+                (
+                    ids[(r.run_id, r.key)],
+                    r.step,
+                    r.timestamp,
+                    r.value if r.value == r.value else None,
+                )
                 for r in records
             ],
         )

@@ -62,8 +62,7 @@ class MetadataStore:
 
     @contextmanager
     def write(self) -> Iterator[MetadataTx]:
-        with self._engine.connect() as conn:
-            conn = conn.execution_options(cairn_write=True)
+        with self._engine.connect().execution_options(cairn_write=True) as conn:
             with conn.begin():
                 tx = MetadataTx(conn, self._engine, self._series)
                 yield tx
@@ -79,23 +78,24 @@ class MetadataStore:
         self._engine.dispose()
 
     def _ensure_schema(self) -> None:
-        with self._engine.connect() as conn:
-            conn = conn.execution_options(cairn_write=True)
-            with conn.begin():
-                dialect.lock_schema(conn)
-                revision = _current_revision(conn)
-                if revision is None and not _has_cairn_tables(conn):
-                    # A new store starts at the current schema.
-                    metadata.create_all(conn)
-                    conn.exec_driver_sql(
-                        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
-                        "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
-                    )
-                    conn.execute(
-                        text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
-                        {"v": HEAD_REVISION},
-                    )
-                    return
+        with (
+            self._engine.connect().execution_options(cairn_write=True) as conn,
+            conn.begin(),
+        ):
+            dialect.lock_schema(conn)
+            revision = _current_revision(conn)
+            if revision is None and not _has_cairn_tables(conn):
+                # A new store starts at the current schema.
+                metadata.create_all(conn)
+                conn.exec_driver_sql(
+                    "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                    "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+                )
+                conn.execute(
+                    text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
+                    {"v": HEAD_REVISION},
+                )
+                return
         check_revision(revision)
 
 
@@ -155,8 +155,7 @@ def upgrade(url: str, revision: str = "head") -> str:
     engine = create_engine(url, **dialect.engine_options(url, 60.0))
     dialect.install_hooks(engine)
     try:
-        with engine.connect() as conn:
-            conn = conn.execution_options(cairn_write=True)
+        with engine.connect().execution_options(cairn_write=True) as conn:
             config = Config()
             config.set_main_option("script_location", str(_MIGRATIONS))
             config.attributes["connection"] = conn

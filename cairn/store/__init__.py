@@ -1,0 +1,1 @@
+"""Stores: metadata tables and content-addressed bytes. Imports only from ``cairn.core``."""
