@@ -1,0 +1,410 @@
+"""Object stores: one contract, run against every adapter."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cairn.core.digest import Digest, digest_bytes
+from cairn.core.errors import CorruptObject, InvalidArgument, NotFound
+from cairn.store.objects import LocalObjectStore, MemoryObjectStore, ObjectInfo, ObjectStore
+
+MISSING = Digest("0" * 64)
+MALFORMED = [
+    "",
+    "abc",
+    "a" * 63,
+    "a" * 65,
+    "A" * 64,  # digests are lowercase
+    "g" * 64,
+    "../x",
+    "../" + "a" * 61,
+    "aa/" + "a" * 61,
+    "/" + "a" * 63,
+    "a" * 62 + "\n",
+    "..",
+]
+
+
+class ChunkedStream:
+    """A file-like object with only ``read``, giving at most ``step`` bytes a call (a pipe)."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self._data = memoryview(data)
+        self._step = step
+
+    def read(self, size: int = -1) -> bytes:
+        n = self._step if size < 0 else min(size, self._step)
+        chunk, self._data = self._data[:n], self._data[n:]
+        return bytes(chunk)
+
+
+class FailingStream(io.RawIOBase):
+    """Gives ``good`` bytes, then fails as a broken network stream would."""
+
+    def __init__(self, good: bytes) -> None:
+        self._good: bytes | None = good
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._good is None:
+            raise ConnectionResetError("source went away")
+        n = len(self._good)
+        buffer[:n] = self._good
+        self._good = None
+        return n
+
+
+class ObjectStoreContract:
+    """What every ``ObjectStore`` promises. Subclasses provide the fixture and two hooks."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[ObjectStore]:
+        raise NotImplementedError
+
+    def corrupt(self, store: ObjectStore, digest: Digest) -> None:
+        """Change the stored bytes of ``digest`` without changing its name."""
+        raise NotImplementedError
+
+    def stored_count(self, store: ObjectStore) -> int:
+        """How many objects the backend really holds."""
+        raise NotImplementedError
+
+    # -- writes and reads ----------------------------------------------------
+
+    def test_put_bytes_round_trip(self, store: ObjectStore) -> None:
+        info = store.put_bytes(b"hello cairn")
+        assert info == ObjectInfo(digest_bytes(b"hello cairn"), 11)
+        assert store.exists(info.digest)
+        assert store.size(info.digest) == 11
+        with store.open(info.digest) as f:
+            assert f.read() == b"hello cairn"
+
+    def test_put_stream_round_trip(self, store: ObjectStore) -> None:
+        data = os.urandom(300_000)
+        info = store.put_stream(io.BytesIO(data))
+        assert info == ObjectInfo(digest_bytes(data), len(data))
+        with store.open(info.digest) as f:
+            assert f.read() == data
+
+    def test_put_stream_without_readinto(self, store: ObjectStore) -> None:
+        data = os.urandom(100_000)
+        info = store.put_stream(ChunkedStream(data, step=7_001))  # type: ignore[arg-type]
+        assert info == ObjectInfo(digest_bytes(data), len(data))
+
+    def test_put_file_round_trip(self, store: ObjectStore, tmp_path: Path) -> None:
+        data = os.urandom(70_000)
+        src = tmp_path / "in.bin"
+        src.write_bytes(data)
+        info = store.put_file(src)
+        assert info == ObjectInfo(digest_bytes(data), len(data))
+        assert store.put_file(str(src)) == info
+        dest = tmp_path / "out.bin"
+        assert store.copy_to_file(info.digest, dest) == len(data)
+        assert dest.read_bytes() == data
+
+    def test_put_file_missing_is_not_found(self, store: ObjectStore, tmp_path: Path) -> None:
+        with pytest.raises(NotFound):
+            store.put_file(tmp_path / "nope")
+
+    def test_empty_object(self, store: ObjectStore, tmp_path: Path) -> None:
+        info = store.put_bytes(b"")
+        assert info == ObjectInfo(digest_bytes(b""), 0)
+        assert store.put_stream(io.BytesIO()) == info
+        assert store.size(info.digest) == 0
+        with store.open(info.digest) as f:
+            assert f.read() == b""
+        dest = tmp_path / "empty"
+        assert store.copy_to_file(info.digest, dest) == 0
+        assert dest.read_bytes() == b""
+
+    def test_identical_bytes_are_stored_once(self, store: ObjectStore, tmp_path: Path) -> None:
+        data = os.urandom(5_000)
+        src = tmp_path / "same.bin"
+        src.write_bytes(data)
+        infos = {
+            store.put_bytes(data),
+            store.put_bytes(data),
+            store.put_stream(io.BytesIO(data)),
+            store.put_file(src),
+        }
+        assert infos == {ObjectInfo(digest_bytes(data), len(data))}
+        assert self.stored_count(store) == 1
+
+    def test_reader_supports_partial_reads(self, store: ObjectStore) -> None:
+        data = bytes(range(256)) * 40
+        digest = store.put_bytes(data).digest
+        f = store.open(digest)
+        assert isinstance(f, io.BufferedIOBase)  # so readinto is there (BinaryIO lacks it)
+        assert f.readable()
+        assert not f.writable()
+        assert f.read(10) == data[:10]
+        buf = bytearray(100)
+        assert f.readinto(buf) == 100
+        assert bytes(buf) == data[10:110]
+        assert f.read() == data[110:]
+        assert f.read(5) == b""
+        f.close()
+        assert f.closed
+        with pytest.raises(ValueError):
+            f.read(1)
+
+    def test_large_stream_in_chunks(self, store: ObjectStore) -> None:
+        data = os.urandom(20 * 1024 * 1024 + 123)
+        info = store.put_stream(ChunkedStream(data, step=3 * 1024 * 1024 + 1))  # type: ignore[arg-type]
+        assert info == ObjectInfo(digest_bytes(data), len(data))
+        got = bytearray()
+        buf = memoryview(bytearray(1024 * 1024))
+        with store.open(info.digest) as f:
+            assert isinstance(f, io.BufferedIOBase)
+            while n := f.readinto(buf):
+                got += buf[:n]
+        assert got == data
+
+    def test_delete(self, store: ObjectStore) -> None:
+        digest = store.put_bytes(b"short-lived").digest
+        store.delete(digest)
+        assert not store.exists(digest)
+        store.delete(digest)  # absent: no error
+        with pytest.raises(NotFound):
+            store.open(digest)
+
+    # -- missing and malformed -------------------------------------------------
+
+    def test_missing_object(self, store: ObjectStore, tmp_path: Path) -> None:
+        assert not store.exists(MISSING)
+        with pytest.raises(NotFound) as excinfo:
+            store.open(MISSING)
+        assert excinfo.value.details["digest"] == MISSING
+        with pytest.raises(NotFound):
+            store.size(MISSING)
+        with pytest.raises(NotFound):
+            store.copy_to_file(MISSING, tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+        store.delete(MISSING)
+
+    @pytest.mark.parametrize("bad", MALFORMED)
+    def test_malformed_digest_is_rejected(
+        self, store: ObjectStore, tmp_path: Path, bad: str
+    ) -> None:
+        digest = Digest(bad)
+        for call in (
+            lambda: store.open(digest),
+            lambda: store.exists(digest),
+            lambda: store.size(digest),
+            lambda: store.delete(digest),
+            lambda: store.copy_to_file(digest, tmp_path / "out"),
+        ):
+            with pytest.raises(InvalidArgument) as excinfo:
+                call()
+            assert excinfo.value.field == "digest"
+        assert not (tmp_path / "out").exists()
+
+    # -- corruption --------------------------------------------------------------
+
+    def test_corrupt_object_fails_a_full_read(self, store: ObjectStore) -> None:
+        digest = store.put_bytes(b"precious bytes" * 1000).digest
+        self.corrupt(store, digest)
+        with store.open(digest) as f, pytest.raises(CorruptObject) as excinfo:
+            f.read()
+        assert excinfo.value.details["digest"] == digest
+        assert digest in str(excinfo.value)
+
+    def test_corrupt_object_fails_a_chunked_read(self, store: ObjectStore) -> None:
+        data = os.urandom(200_000)
+        digest = store.put_bytes(data).digest
+        self.corrupt(store, digest)
+        with store.open(digest) as f, pytest.raises(CorruptObject):
+            while f.read(4096):
+                pass
+        with store.open(digest) as f, pytest.raises(CorruptObject):
+            f.read(len(data))  # exactly the size: caught without a further read
+
+    def test_corrupt_object_is_never_copied(self, store: ObjectStore, tmp_path: Path) -> None:
+        digest = store.put_bytes(os.urandom(50_000)).digest
+        self.corrupt(store, digest)
+        out = tmp_path / "out"
+        out.mkdir()
+        with pytest.raises(CorruptObject):
+            store.copy_to_file(digest, out / "new.bin")
+        assert list(out.iterdir()) == []
+        (out / "old.bin").write_bytes(b"keep me")
+        with pytest.raises(CorruptObject):
+            store.copy_to_file(digest, out / "old.bin")
+        assert list(out.iterdir()) == [out / "old.bin"]
+        assert (out / "old.bin").read_bytes() == b"keep me"
+
+    # -- copy_to_file --------------------------------------------------------------
+
+    def test_copy_to_file_replaces_atomically(self, store: ObjectStore, tmp_path: Path) -> None:
+        out = tmp_path / "out"
+        out.mkdir()
+        dest = out / "model.bin"
+        dest.write_bytes(b"old version")
+        data = os.urandom(3 * 1024 * 1024 + 5)  # several chunks
+        digest = store.put_bytes(data).digest
+        assert store.copy_to_file(digest, str(dest)) == len(data)
+        assert dest.read_bytes() == data
+        assert list(out.iterdir()) == [dest]  # no temp file left behind
+
+    def test_copy_to_file_needs_an_existing_folder(
+        self, store: ObjectStore, tmp_path: Path
+    ) -> None:
+        digest = store.put_bytes(b"x").digest
+        with pytest.raises(NotFound):
+            store.copy_to_file(digest, tmp_path / "no" / "such" / "file")
+        with pytest.raises(InvalidArgument):
+            store.copy_to_file(digest, tmp_path)
+
+    # -- concurrency and properties ------------------------------------------------
+
+    def test_concurrent_puts_of_same_content(self, store: ObjectStore) -> None:
+        data = os.urandom(3 * 1024 * 1024 + 17)
+        start = threading.Barrier(8)
+
+        def put(i: int) -> ObjectInfo:
+            start.wait()
+            return store.put_stream(io.BytesIO(data)) if i % 2 else store.put_bytes(data)
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            infos = set(pool.map(put, range(8)))
+        assert infos == {ObjectInfo(digest_bytes(data), len(data))}
+        assert self.stored_count(store) == 1
+        with store.open(digest_bytes(data)) as f:
+            assert f.read() == data
+
+    # The store fixture differs per subclass, which is the point of a contract test.
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.differing_executors,
+        ],
+    )
+    @given(data=st.binary(max_size=5000))
+    def test_round_trip_property(self, store: ObjectStore, data: bytes) -> None:
+        # One store across examples is fine: content addressing makes puts independent.
+        info = store.put_stream(io.BytesIO(data))
+        assert info == ObjectInfo(digest_bytes(data), len(data))
+        assert store.put_bytes(data) == info
+        with store.open(info.digest) as f:
+            assert f.read() == data
+
+
+class TestMemoryObjectStore(ObjectStoreContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[ObjectStore]:
+        with MemoryObjectStore() as s:
+            yield s
+
+    def corrupt(self, store: ObjectStore, digest: Digest) -> None:
+        assert isinstance(store, MemoryObjectStore)
+        data = bytearray(store._objects[digest])
+        data[len(data) // 2] ^= 0xFF
+        store._objects[digest] = bytes(data)
+
+    def stored_count(self, store: ObjectStore) -> int:
+        assert isinstance(store, MemoryObjectStore)
+        return len(store._objects)
+
+
+def _object_files(root: Path) -> list[Path]:
+    return [p for p in (root / "objects").rglob("*") if p.is_file()]
+
+
+class TestLocalObjectStore(ObjectStoreContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[ObjectStore]:
+        with LocalObjectStore(tmp_path / "store") as s:
+            yield s
+
+    def corrupt(self, store: ObjectStore, digest: Digest) -> None:
+        path = self.path_of(store, digest)
+        path.chmod(0o644)
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+    def stored_count(self, store: ObjectStore) -> int:
+        assert isinstance(store, LocalObjectStore)
+        root = Path(store.root)
+        assert list((root / "tmp").iterdir()) == []  # no temp file outlives a put
+        return len(_object_files(root))
+
+    @staticmethod
+    def path_of(store: ObjectStore, digest: Digest) -> Path:
+        assert isinstance(store, LocalObjectStore)
+        return Path(store.root) / "objects" / digest[:2] / digest[2:]
+
+    def test_constructor_touches_nothing(self, tmp_path: Path) -> None:
+        LocalObjectStore(tmp_path / "lazy")
+        assert not (tmp_path / "lazy").exists()
+
+    def test_layout_and_read_only_objects(self, store: ObjectStore) -> None:
+        digest = store.put_bytes(b"layout").digest
+        path = self.path_of(store, digest)
+        assert path.read_bytes() == b"layout"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o444
+
+    def test_failing_source_leaves_nothing(self, store: ObjectStore) -> None:
+        with pytest.raises(ConnectionResetError):
+            store.put_stream(FailingStream(os.urandom(1024 * 1024)))  # type: ignore[arg-type]
+        assert self.stored_count(store) == 0
+
+    def test_truncated_object_is_corrupt(self, store: ObjectStore, tmp_path: Path) -> None:
+        data = os.urandom(10_000)
+        digest = store.put_bytes(data).digest
+        path = self.path_of(store, digest)
+        path.chmod(0o644)
+        path.write_bytes(data[:-1])
+        with store.open(digest) as f, pytest.raises(CorruptObject):
+            f.read()
+        with pytest.raises(CorruptObject):
+            store.copy_to_file(digest, tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+
+    @pytest.mark.slow
+    def test_two_gib_file_streams_in_little_memory(self, tmp_path: Path) -> None:
+        big, back = tmp_path / "big.bin", tmp_path / "back.bin"
+        with big.open("wb") as f:
+            f.truncate(2 * 1024**3)  # sparse: no disk used, reads as zeros
+        script = textwrap.dedent(
+            """
+            import resource, sys
+            from cairn.store.objects import LocalObjectStore
+            root, big, back = sys.argv[1:]
+            store = LocalObjectStore(root)
+            info = store.put_file(big)
+            assert store.copy_to_file(info.digest, back) == info.size == 2 * 1024**3
+            print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+            """
+        )
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", script, str(tmp_path / "store"), str(big), str(back)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
+            )
+            assert back.stat().st_size == 2 * 1024**3
+        finally:
+            for path in (big, back, *_object_files(tmp_path / "store")):
+                path.unlink(missing_ok=True)
+        peak_kib = int(done.stdout.split()[-1])  # ru_maxrss is in KiB on Linux
+        assert peak_kib < 200 * 1024, f"peak RSS {peak_kib} KiB"
