@@ -19,6 +19,7 @@ __all__ = [
     "SchemaOutOfDate",
     "StoreUnavailable",
     "Unauthenticated",
+    "error_from_wire",
 ]
 
 
@@ -95,3 +96,19 @@ class PermissionDenied(CairnError):
 
 class Unauthenticated(CairnError):
     code = "unauthenticated"
+
+
+def _all_error_types() -> dict[str, type[CairnError]]:
+    found: dict[str, type[CairnError]] = {}
+    pending: list[type[CairnError]] = [CairnError]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.code, cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def error_from_wire(code: str, message: str, details: dict[str, Any] | None) -> CairnError:
+    """Rebuild the error a server raised, as the same type (unknown codes: CairnError)."""
+    cls = _all_error_types().get(code, CairnError)
+    return _rebuild(cls, message, dict(details or {}))

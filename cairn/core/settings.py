@@ -105,6 +105,45 @@ SETTINGS: tuple[Setting, ...] = (
         60.0,
         "Seconds an SQLite writer waits for another process's write lock.",
     ),
+    Setting(
+        "url",
+        "CAIRN_URL",
+        _optional_str,
+        None,
+        "URL of a Cairn server for `cairn.Client()` and the CLI, e.g. `http://127.0.0.1:5000`. "
+        "Unset: the embedded store.",
+    ),
+    Setting(
+        "request_timeout",
+        "CAIRN_REQUEST_TIMEOUT",
+        _positive_float,
+        30.0,
+        "Seconds the HTTP client waits for one request before retrying it.",
+    ),
+    Setting(
+        "retry_timeout",
+        "CAIRN_RETRY_TIMEOUT",
+        _positive_float,
+        120.0,
+        "Seconds the HTTP client keeps retrying a failed request (with backoff) before "
+        "the error surfaces.",
+    ),
+    Setting("host", "CAIRN_HOST", str, "127.0.0.1", "Address `cairn server` binds."),
+    Setting("port", "CAIRN_PORT", _positive_int, 5000, "Port `cairn server` listens on."),
+    Setting(
+        "workers",
+        "CAIRN_WORKERS",
+        _positive_int,
+        1,
+        "Server processes `cairn server` runs against the same store.",
+    ),
+    Setting(
+        "max_request_bytes",
+        "CAIRN_MAX_REQUEST_BYTES",
+        _positive_int,
+        64 * 1024 * 1024,
+        "Largest request body the server accepts, except artifact uploads (streamed).",
+    ),
 )
 
 
@@ -118,6 +157,13 @@ class Settings:
     batch_size: int = 50_000
     max_queue: int = 2_000_000
     sqlite_busy_timeout: float = 60.0
+    url: str | None = None
+    request_timeout: float = 30.0
+    retry_timeout: float = 120.0
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = 1
+    max_request_bytes: int = 64 * 1024 * 1024
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

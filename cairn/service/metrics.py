@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from cairn.core.errors import Conflict, InvalidArgument, NotFound
@@ -14,8 +15,20 @@ from cairn.core.validation import (
     check_timestamp,
 )
 from cairn.service.base import ServiceBase
+from cairn.store.metadata.tx import MetadataTx
 
-__all__ = ["MetricOps", "check_record"]
+__all__ = ["IDEMPOTENCY_WINDOW_MS", "MetricOps", "check_idempotency_key", "check_record"]
+
+IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
+_KEY = re.compile(r"[A-Za-z0-9_.:-]{8,128}")
+
+
+def check_idempotency_key(key: str) -> str:
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise InvalidArgument(
+            "idempotency_key", "must be 8 to 128 characters of letters, digits, '_.:-'"
+        )
+    return key
 
 
 def check_record(record: MetricRecord) -> MetricRecord:
@@ -34,15 +47,27 @@ def check_record(record: MetricRecord) -> MetricRecord:
 
 class MetricOps(ServiceBase):
     def log_metric_records(
-        self, records: Sequence[MetricRecord], *, validated: bool = False
+        self,
+        records: Sequence[MetricRecord],
+        *,
+        validated: bool = False,
+        idempotency_key: str | None = None,
     ) -> None:
         """Append points, all in one transaction. ``validated`` skips per-point
-        checks the caller already ran (the in-process batcher)."""
+        checks the caller already ran (the in-process batcher). A batch sent again
+        with the same ``idempotency_key`` is applied once."""
         if not records:
             return
         if not validated:
             records = [check_record(r) for r in records]
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
         with self.metadata.write() as tx:
+            if idempotency_key is not None:
+                now = self.clock()
+                if not tx.idempotency.claim(idempotency_key, now):
+                    return  # applied before: a retry after a lost response
+                self._forget_old_keys(tx, now)
             run_ids = {r.run_id for r in records}
             live = tx.entities.live_run_ids(run_ids)
             if live != run_ids:
@@ -51,6 +76,14 @@ class MetricOps(ServiceBase):
                     raise Conflict(f"run {bad} is deleted; restore it before logging", id=bad)
                 raise NotFound(f"no run with id {bad}", kind="run", id=bad)
             tx.metrics.append(records)
+
+    _claims = 0
+
+    def _forget_old_keys(self, tx: MetadataTx, now: int) -> None:
+        # Retries come within minutes; a day of keys is plenty, swept now and then.
+        self._claims += 1
+        if self._claims % 1000 == 1:
+            tx.idempotency.forget_before(now - IDEMPOTENCY_WINDOW_MS)
 
     def log_metric_records_validated(self, records: Sequence[MetricRecord]) -> None:
         """For the in-process batcher, which already checked each point."""

@@ -26,6 +26,7 @@ __all__ = [
     "attributes",
     "experiments",
     "hyperparameters",
+    "idempotency_keys",
     "metadata",
     "metric_points",
     "metric_series",
@@ -153,4 +154,12 @@ artifacts = Table(
     Column("size", BigInteger, nullable=False),
     Column("file_count", Integer, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+)
+
+# Keys of applied write batches: a batch retried with the same key is applied once.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("created_at", BigInteger, nullable=False, index=True),
 )

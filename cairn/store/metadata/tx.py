@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection, Engine
 from cairn.store.metadata.artifacts import ArtifactRows
 from cairn.store.metadata.entities import EntityRows
 from cairn.store.metadata.hyperparameters import HyperparameterRows
+from cairn.store.metadata.idempotency import IdempotencyRows
 from cairn.store.metadata.labels import LabelRows
 from cairn.store.metadata.metrics import MetricRows
 
@@ -42,6 +43,7 @@ class MetadataTx:
         self.metrics = MetricRows(conn, engine, series)
         self.labels = LabelRows(conn, engine)
         self.artifacts = ArtifactRows(conn, engine)
+        self.idempotency = IdempotencyRows(conn, engine)
 
     def commit_caches(self) -> None:
         self.metrics.commit_cache()

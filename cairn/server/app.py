@@ -1,0 +1,61 @@
+"""The one app factory: routes, middleware, error handlers and lifespan, made explicit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+import cairn
+from cairn.core.settings import Settings
+from cairn.server.errors import install_error_handlers
+from cairn.server.limits import BodyLimit
+from cairn.server.routes import entities, labels, metrics
+from cairn.service import TrackingService, open_service
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings, service: TrackingService | None = None) -> FastAPI:
+    """Build the server. Without ``service``, the store named by ``settings`` opens at
+    start-up and closes at shutdown; nothing happens at import time."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = service is None
+        app.state.service = open_service(settings) if owned else service
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.service.close()
+
+    app = FastAPI(
+        title="Cairn",
+        version=cairn.__version__,
+        description="Versioning and metadata for machine-learning models.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    if service is not None:  # usable before start-up too (tests drive the app directly)
+        app.state.service = service
+    install_error_handlers(app)
+
+    api = APIRouter(prefix=API_PREFIX)
+
+    @api.get("/health", tags=["server"], summary="Liveness and version")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": cairn.__version__}
+
+    for module in (entities, labels, metrics):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.add_middleware(
+        BodyLimit, limit=settings.max_request_bytes, exempt=(f"{API_PREFIX}/objects",)
+    )
+    return app

@@ -1,0 +1,100 @@
+"""Metric batches in (JSON or the compact binary form) and histories out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from starlette.responses import Response
+
+from cairn.core.columns import (
+    BATCH_MEDIA_TYPE,
+    HISTORY_MEDIA_TYPE,
+    decode_batch,
+    encode_history,
+)
+from cairn.core.errors import InvalidArgument
+from cairn.core.model import MetricRecord
+from cairn.server.deps import JSON, Service
+from cairn.server.schemas import MetricsIn
+
+router = APIRouter(tags=["metrics"])
+
+_BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/MetricsIn"}},
+            BATCH_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/metrics",
+    status_code=204,
+    summary="Append a batch of metric points, once per idempotency key",
+    openapi_extra=_BATCH_BODY,
+)
+async def log_metrics(
+    request: Request,
+    service: Service,
+    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+) -> None:
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    body = await request.body()
+    records: list[MetricRecord]
+    if kind == BATCH_MEDIA_TYPE:
+        records = decode_batch(body)
+    elif kind == "application/json":
+        try:
+            parsed = MetricsIn.model_validate_json(body)
+        except ValueError as exc:
+            raise InvalidArgument("body", f"is not a valid metric batch: {_first(exc)}") from None
+        records = [
+            MetricRecord(p.run_id, p.key, p.step, p.timestamp, p.value) for p in parsed.points
+        ]
+    else:
+        raise InvalidArgument(
+            "content-type", f"must be application/json or {BATCH_MEDIA_TYPE}, got {kind!r}"
+        )
+    service.log_metric_records(records, idempotency_key=idempotency_key)
+
+
+def _first(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        found = errors()
+        if found:
+            where = ".".join(str(p) for p in found[0].get("loc", ()))
+            return f"{where}: {found[0].get('msg')}"
+    return str(exc)
+
+
+@router.get("/runs/{run_id}/metrics", response_class=JSON, summary="Latest point of each key")
+async def latest_metrics(
+    run_id: str,
+    service: Service,
+    key: Annotated[list[str] | None, Query(max_length=1000)] = None,
+) -> Any:
+    latest = service.get_latest_metrics(run_id, key)
+    return JSON({k: p._asdict() for k, p in latest.items()})
+
+
+@router.get(
+    "/runs/{run_id}/metrics/history",
+    summary="Every point of one metric, in step order",
+    responses={200: {"content": {HISTORY_MEDIA_TYPE: {}}}},
+    response_class=JSON,
+)
+async def metric_history(
+    request: Request,
+    run_id: str,
+    key: Annotated[str, Query(min_length=1, max_length=256)],
+    service: Service,
+) -> Response:
+    points = service.get_metric_history(run_id, key)
+    if HISTORY_MEDIA_TYPE in request.headers.get("accept", ""):
+        return Response(encode_history(points), media_type=HISTORY_MEDIA_TYPE)
+    return JSON({"points": [list(p) for p in points]})
