@@ -1,24 +1,26 @@
 """The background metric logger: training code never waits on the store.
 
-``log`` appends to an in-memory list and returns; one daemon thread per client
-drains the list into the backend in batches (one transaction each). ``flush``
-waits until everything queued before it has landed. A failed write is kept and
-raised on the next ``log`` or ``flush`` call, so it is never swallowed.
+``log`` appends a point to its series' column buffers and returns; one daemon
+thread per client hands the buffers to the backend in batches (one transaction,
+or one request, each). ``flush`` waits until everything queued before it has
+landed. A failed write is kept and raised on the next ``log`` or ``flush`` call,
+so it is never swallowed.
 """
 
 from __future__ import annotations
 
 import atexit
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Sequence
 
+from cairn.core.columns import MetricBatch, SeriesPoints
 from cairn.core.errors import CairnError
-from cairn.core.model import MetricRecord
 
 __all__ = ["MetricBatcher"]
 
-WriteBatch = Callable[[Sequence[MetricRecord]], None]
+WriteBatch = Callable[[MetricBatch], None]
 _live: weakref.WeakSet[MetricBatcher] = weakref.WeakSet()
 
 
@@ -35,7 +37,8 @@ class MetricBatcher:
         self._batch_size = batch_size
         self._interval = interval
         self._max_queue = max_queue
-        self._pending: list[MetricRecord] = []
+        self._pending: MetricBatch = {}
+        self._size = 0  # points in _pending
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._queued = 0  # points ever queued
@@ -47,24 +50,42 @@ class MetricBatcher:
         _live.add(self)
 
     # -- producer side ----------------------------------------------------------------
-    def log(self, record: MetricRecord) -> None:
+    def log(self, run_id: str, key: str, step: int, timestamp: int, value: float) -> None:
         if self._error is not None:
             self._raise_error()
         with self._lock:  # the raw lock: this is the hot path
-            self._pending.append(record)
+            series = self._pending.get((run_id, key))
+            if series is None:
+                series = self._pending[(run_id, key)] = SeriesPoints()
+            series.steps.append(step)
+            series.timestamps.append(timestamp)
+            series.values.append(value)
             self._queued += 1
-            size = len(self._pending)
+            self._size += 1
+            size = self._size
         if size >= self._batch_size or self._thread is None:
             self._wake(size)
 
-    def log_many(self, records: Sequence[MetricRecord]) -> None:
+    def log_many(
+        self, run_id: str, points: Sequence[tuple[str, int, float]], timestamp: int
+    ) -> None:
+        """Several keys of one run at once: (key, step, value) each."""
         if self._error is not None:
             self._raise_error()
-        with self._cond:
-            self._pending.extend(records)
-            self._queued += len(records)
-            size = len(self._pending)
-        self._wake(size)
+        pending = self._pending
+        with self._lock:
+            for key, step, value in points:
+                series = pending.get((run_id, key))
+                if series is None:
+                    series = pending[(run_id, key)] = SeriesPoints()
+                series.steps.append(step)
+                series.timestamps.append(timestamp)
+                series.values.append(value)
+            self._queued += len(points)
+            self._size += len(points)
+            size = self._size
+        if size >= self._batch_size or self._thread is None:
+            self._wake(size)
 
     def _wake(self, size: int) -> None:
         with self._cond:
@@ -78,7 +99,7 @@ class MetricBatcher:
             if size >= self._batch_size:
                 self._cond.notify_all()
                 # Back-pressure: never hold more than max_queue points in memory.
-                while len(self._pending) >= self._max_queue and self._error is None:
+                while self._size >= self._max_queue and self._error is None:
                     self._cond.wait(0.1)
 
     def flush(self, timeout: float | None = None) -> None:
@@ -118,26 +139,24 @@ class MetricBatcher:
         while True:
             with self._cond:
                 self._cond.wait_for(
-                    lambda: (
-                        self._closed or self._flushing > 0 or len(self._pending) >= self._batch_size
-                    ),
+                    lambda: self._closed or self._flushing > 0 or self._size >= self._batch_size,
                     self._interval,
                 )
-                if not self._pending:
+                if not self._size:
                     if self._closed:
                         return
                     continue
-                batch, self._pending = self._pending, []
-            for start in range(0, len(batch), self._batch_size):
-                chunk = batch[start : start + self._batch_size]
-                try:
-                    self._write(chunk)
-                except BaseException as exc:  # kept, and raised to the user later
-                    with self._cond:
-                        self._error = exc
+                batch, size = self._pending, self._size
+                self._pending, self._size = {}, 0
+                self._cond.notify_all()  # producers held back by max_queue may go on
+            try:
+                self._write(batch)
+            except BaseException as exc:  # kept, and raised to the user later
                 with self._cond:
-                    self._settled += len(chunk)
-                    self._cond.notify_all()
+                    self._error = exc
+            with self._cond:
+                self._settled += size
+                self._cond.notify_all()
 
 
 @atexit.register
@@ -146,6 +165,4 @@ def _flush_all_at_exit() -> None:
         try:
             batcher.close()
         except BaseException as exc:  # exit must go on; say what was lost
-            import sys
-
             print(f"cairn: metrics could not be written at exit: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ import getpass
 import os
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from cairn.client._batcher import MetricBatcher
 from cairn.client._entities import Experiment, Project, Run
@@ -14,6 +14,14 @@ from cairn.core.errors import InvalidArgument
 from cairn.core.settings import Settings, settings_from
 from cairn.service import TrackingService, open_service
 from cairn.service.base import system_clock
+
+if TYPE_CHECKING:
+    import httpx
+
+    from cairn.client._http import HttpBackend
+
+# The in-process service or the HTTP backend: the client calls only what both offer.
+Backend = Union["TrackingService", "HttpBackend"]
 
 __all__ = ["Client"]
 
@@ -34,7 +42,8 @@ class Client:
     ``Client()`` opens the embedded store in ``$CAIRN_HOME`` (default ``./.cairn``):
     SQLite plus a local object folder, nothing to start. ``home=`` picks another
     folder; ``store=`` (or ``$CAIRN_STORE_URI``) a database URL such as
-    ``postgresql+psycopg://user@host/db``.
+    ``postgresql+psycopg://user@host/db``. ``Client("http://host:port")`` (or
+    ``$CAIRN_URL``) talks to a ``cairn server`` instead, with the same API.
     """
 
     def __init__(
@@ -46,19 +55,22 @@ class Client:
         settings: Settings | None = None,
         clock: Callable[[], int] = system_clock,
         environ: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
-        if url is not None:
-            raise InvalidArgument(
-                "url", "connecting to a Cairn server is not available yet; use home= or store="
-            )
         env = os.environ if environ is None else environ
         self.settings = settings or settings_from(
-            env, home=None if home is None else os.fspath(home), store_uri=store
+            env, home=None if home is None else os.fspath(home), store_uri=store, url=url
         )
         self._clock = clock
-        self._backend: TrackingService = open_service(self.settings, clock)
+        self._backend: Backend
+        if self.settings.url is not None and store is None and home is None:
+            from cairn.client._http import HttpBackend
+
+            self._backend = HttpBackend(self.settings.url, self.settings, transport=transport)
+        else:
+            self._backend = open_service(self.settings, clock)
         self._batcher = MetricBatcher(
-            self._backend.log_metric_records_validated,
+            self._backend.log_metric_batch_validated,
             batch_size=self.settings.batch_size,
             interval=self.settings.flush_interval,
             max_queue=self.settings.max_queue,

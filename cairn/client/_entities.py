@@ -14,7 +14,6 @@ from cairn.core.model import (
     ExperimentInfo,
     HyperparameterValue,
     MetricPoint,
-    MetricRecord,
     ProjectInfo,
     RunInfo,
     RunStatus,
@@ -200,22 +199,42 @@ class Run(_Entity):
     ) -> None:
         """Queue one point. ``step`` defaults to the next step of the key, ``timestamp``
         (ms) to now. Returns at once; a write error surfaces on a later call."""
-        value = value if type(value) is float else check_metric_value(value, f"metric {key!r}")
-        step = self._step_for(key, step)
+        if type(value) is not float:
+            value = check_metric_value(value, f"metric {key!r}")
+        nxt = self._next_step.get(key)
+        if nxt is None or step is not None:
+            step = self._step_for(key, step)
+        else:  # the common case, inlined: a known key, the next step
+            step = nxt
+            self._next_step[key] = nxt + 1
         ts = self._clock() if timestamp is None else check_timestamp(timestamp)
-        self._batcher.log(MetricRecord(self.id, key, step, ts, value))
+        self._batcher.log(self.id, key, step, ts, value)
 
     def log_metrics(
         self, values: Mapping[str, float], step: int | None = None, timestamp: int | None = None
     ) -> None:
+        """Queue one point per key, all with the same step and timestamp."""
         if not isinstance(values, Mapping):
             raise InvalidArgument("metrics", f"must be a mapping, got {type(values).__name__}")
         ts = self._clock() if timestamp is None else check_timestamp(timestamp)
-        records = []
+        if step is not None and (type(step) is not int or step < 0):
+            step = check_step(step)
+        next_step = self._next_step
+        points = []
         for key, raw in values.items():
             value = raw if type(raw) is float else check_metric_value(raw, f"metric {key!r}")
-            records.append(MetricRecord(self.id, key, self._step_for(key, step), ts, value))
-        self._batcher.log_many(records)
+            nxt = next_step.get(key)
+            if nxt is None:
+                this = self._step_for(key, step)
+            elif step is None:
+                this = nxt
+                next_step[key] = nxt + 1
+            else:  # the common case, inlined: a known key at a given step
+                this = step
+                if step >= nxt:
+                    next_step[key] = step + 1
+            points.append((key, this, value))
+        self._batcher.log_many(self.id, points, ts)
 
     def _step_for(self, key: str, step: int | None) -> int:
         nxt = self._next_step.get(key)
@@ -227,7 +246,10 @@ class Run(_Entity):
             step = nxt
         elif type(step) is not int or step < 0:
             step = check_step(step)
-        self._next_step[key] = max(nxt, step + 1)
+        if step >= nxt:
+            self._next_step[key] = step + 1
+        elif key not in self._next_step:
+            self._next_step[key] = nxt
         return step
 
     def flush(self) -> None:
@@ -252,7 +274,7 @@ class Run(_Entity):
     def get_metric_history(self, key: str) -> list[MetricPoint]:
         """Every (step, timestamp, value) of a metric, in step order."""
         self._batcher.flush()
-        return self._backend.get_metric_history(self.id, key)
+        return self._backend.get_metric_history(self.id, key).points()
 
     # -- lifecycle --------------------------------------------------------------------
     def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
+from cairn.core.columns import MetricBatch, SeriesPoints, batch_from_records
 from cairn.core.errors import Conflict, InvalidArgument, NotFound
 from cairn.core.model import MetricPoint, MetricRecord
 from cairn.core.validation import (
@@ -17,7 +18,13 @@ from cairn.core.validation import (
 from cairn.service.base import ServiceBase
 from cairn.store.metadata.tx import MetadataTx
 
-__all__ = ["IDEMPOTENCY_WINDOW_MS", "MetricOps", "check_idempotency_key", "check_record"]
+__all__ = [
+    "IDEMPOTENCY_WINDOW_MS",
+    "MetricOps",
+    "check_batch",
+    "check_idempotency_key",
+    "check_record",
+]
 
 IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
 _KEY = re.compile(r"[A-Za-z0-9_.:-]{8,128}")
@@ -45,37 +52,63 @@ def check_record(record: MetricRecord) -> MetricRecord:
     return MetricRecord(record.run_id, record.key, step, timestamp, value)
 
 
+def check_batch(batch: Mapping[tuple[str, str], SeriesPoints]) -> None:
+    """The rules for a batch from outside the process (the server's input)."""
+    for (run_id, key), points in batch.items():
+        check_entity_id(run_id, "run_id")
+        check_name(key, "metric key")
+        n = len(points.steps)
+        if len(points.timestamps) != n or len(points.values) != n:
+            raise InvalidArgument(f"metric {key!r}", "steps, timestamps and values must align")
+        if n and min(points.steps) < 0:
+            raise InvalidArgument("step", "must be between 0 and 2**63-1")
+        if n and min(points.timestamps) < 0:
+            raise InvalidArgument("timestamp", "must be between 0 and 2**63-1")
+
+
 class MetricOps(ServiceBase):
     def log_metric_records(
         self,
         records: Sequence[MetricRecord],
         *,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """Append points given one by one (checked here), in one transaction."""
+        self.log_metric_batch(
+            batch_from_records(check_record(r) for r in records),
+            idempotency_key=idempotency_key,
+        )
+
+    def log_metric_batch(
+        self,
+        batch: Mapping[tuple[str, str], SeriesPoints],
+        *,
         validated: bool = False,
         idempotency_key: str | None = None,
     ) -> None:
-        """Append points, all in one transaction. ``validated`` skips per-point
-        checks the caller already ran (the in-process batcher). A batch sent again
-        with the same ``idempotency_key`` is applied once."""
-        if not records:
-            return
+        """Append points, all in one transaction. ``validated`` skips the checks the
+        caller already ran (the in-process batcher). A batch sent again with the same
+        ``idempotency_key`` is applied once."""
         if not validated:
-            records = [check_record(r) for r in records]
+            check_batch(batch)
         if idempotency_key is not None:
             check_idempotency_key(idempotency_key)
+        if not any(len(points) for points in batch.values()):
+            return
         with self.metadata.write() as tx:
             if idempotency_key is not None:
                 now = self.clock()
                 if not tx.idempotency.claim(idempotency_key, now):
                     return  # applied before: a retry after a lost response
                 self._forget_old_keys(tx, now)
-            run_ids = {r.run_id for r in records}
+            run_ids = {run_id for run_id, _ in batch}
             live = tx.entities.live_run_ids(run_ids)
             if live != run_ids:
                 bad = sorted(run_ids - live)[0]
                 if tx.entities.run(bad) is not None:
                     raise Conflict(f"run {bad} is deleted; restore it before logging", id=bad)
                 raise NotFound(f"no run with id {bad}", kind="run", id=bad)
-            tx.metrics.append(records)
+            tx.metrics.append(batch)
 
     _claims = 0
 
@@ -85,9 +118,9 @@ class MetricOps(ServiceBase):
         if self._claims % 1000 == 1:
             tx.idempotency.forget_before(now - IDEMPOTENCY_WINDOW_MS)
 
-    def log_metric_records_validated(self, records: Sequence[MetricRecord]) -> None:
+    def log_metric_batch_validated(self, batch: MetricBatch) -> None:
         """For the in-process batcher, which already checked each point."""
-        self.log_metric_records(records, validated=True)
+        self.log_metric_batch(batch, validated=True)
 
     def get_latest_metrics(
         self, run_id: str, keys: Iterable[str] | None = None
@@ -98,7 +131,7 @@ class MetricOps(ServiceBase):
             self._require_run(tx, run_id)
             return tx.metrics.latest(run_id, wanted)
 
-    def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+    def get_metric_history(self, run_id: str, key: str) -> SeriesPoints:
         """Every point of one series, in (step, timestamp) order."""
         check_name(key, "metric key")
         with self.metadata.read() as tx:

@@ -47,7 +47,11 @@ def test_bad_names_name_field_and_rule(name: object, rule: str) -> None:
     assert rule in str(err.value)
 
 
-@given(st.text(min_size=1, max_size=256).filter(lambda s: not any(ord(c) < 32 or 127 <= ord(c) <= 159 for c in s)))
+@given(
+    st.text(min_size=1, max_size=256).filter(
+        lambda s: not any(ord(c) < 32 or 127 <= ord(c) <= 159 for c in s)
+    )
+)
 def test_any_printable_text_is_a_name(name: str) -> None:
     assert check_name(name) == name
 

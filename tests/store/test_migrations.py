@@ -63,14 +63,13 @@ def _set_revision(url: str, revision: str | None) -> None:
     engine.dispose()
 
 
-def test_older_store_asks_for_upgrade(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    MetadataStore(store_url).close()
-    # Pretend this Cairn knows a newer revision than the store has.
-    monkeypatch.setattr(store_module, "REVISIONS", ("0001", "0002"))
-    monkeypatch.setattr(store_module, "HEAD_REVISION", "0002")
+def test_older_store_asks_for_upgrade_then_upgrades(store_url: str) -> None:
+    assert upgrade(store_url, "0001") == "0001"  # a store as the first release left it
     with pytest.raises(SchemaOutOfDate, match=r"python -m cairn db upgrade") as err:
         MetadataStore(store_url)
-    assert err.value.details == {"revision": "0001", "expected": "0002"}
+    assert err.value.details == {"revision": "0001", "expected": store_module.HEAD_REVISION}
+    assert upgrade(store_url) == store_module.HEAD_REVISION
+    MetadataStore(store_url).close()
 
 
 def test_unknown_revision_is_refused(store_url: str) -> None:

@@ -44,9 +44,8 @@ async def log_metrics(
 ) -> None:
     kind = request.headers.get("content-type", "").split(";")[0].strip()
     body = await request.body()
-    records: list[MetricRecord]
     if kind == BATCH_MEDIA_TYPE:
-        records = decode_batch(body)
+        service.log_metric_batch(decode_batch(body), idempotency_key=idempotency_key)
     elif kind == "application/json":
         try:
             parsed = MetricsIn.model_validate_json(body)
@@ -55,11 +54,11 @@ async def log_metrics(
         records = [
             MetricRecord(p.run_id, p.key, p.step, p.timestamp, p.value) for p in parsed.points
         ]
+        service.log_metric_records(records, idempotency_key=idempotency_key)
     else:
         raise InvalidArgument(
             "content-type", f"must be application/json or {BATCH_MEDIA_TYPE}, got {kind!r}"
         )
-    service.log_metric_records(records, idempotency_key=idempotency_key)
 
 
 def _first(exc: ValueError) -> str:
@@ -94,7 +93,7 @@ async def metric_history(
     key: Annotated[str, Query(min_length=1, max_length=256)],
     service: Service,
 ) -> Response:
-    points = service.get_metric_history(run_id, key)
+    series = service.get_metric_history(run_id, key)
     if HISTORY_MEDIA_TYPE in request.headers.get("accept", ""):
-        return Response(encode_history(points), media_type=HISTORY_MEDIA_TYPE)
-    return JSON({"points": [list(p) for p in points]})
+        return Response(encode_history(series), media_type=HISTORY_MEDIA_TYPE)
+    return JSON({"points": [list(p) for p in series.points()]})

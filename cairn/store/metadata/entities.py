@@ -73,7 +73,8 @@ class EntityRows:
     # -- get-or-create -------------------------------------------------------------
     def insert_ignore(self, kind: EntityKind, row: Mapping[str, Any]) -> bool:
         """Insert unless the unique name is taken; True if this call inserted it."""
-        result = self._conn.execute(dialect.insert_ignore(self._engine, TABLES[kind]), [row])
+        # One row, not a one-row list: rowcount is unreliable for executemany (psycopg).
+        result = self._conn.execute(dialect.insert_ignore(self._engine, TABLES[kind]), row)
         return bool(result.rowcount == 1)
 
     # -- projects -------------------------------------------------------------------

@@ -20,7 +20,7 @@ class IdempotencyRows:
         """Record ``key``; False if it was recorded before (the batch was applied)."""
         result = self._conn.execute(
             dialect.insert_ignore(self._engine, idempotency_keys),
-            [{"key": key, "created_at": now}],
+            {"key": key, "created_at": now},
         )
         return bool(result.rowcount == 1)
 

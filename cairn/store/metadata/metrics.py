@@ -1,27 +1,30 @@
-"""Rows of metric series and points: the hot path of logging.
+"""Rows of metric series and their chunks of points: the hot path of logging.
 
-Points go in with one DB-API ``executemany`` of plain tuples (no per-row ORM or
-dict work); each series keeps its latest point in ``metric_series`` so search
-never scans the points. NaN is stored as NULL, the one encoding SQLite allows.
+A batch writes, per series, one chunk row holding packed arrays (or grows the
+series' small tail chunk), plus a conditional update of the series' latest
+point, which search reads without touching the chunks.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from typing import Protocol
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
-from cairn.core.model import MetricPoint, MetricRecord
+from cairn.core.columns import SeriesPoints, concat, pack, unpack
+from cairn.core.model import MetricPoint
 from cairn.store.metadata import dialect
 from cairn.store.metadata.schema import metric_series
 
-__all__ = ["MetricRows"]
+__all__ = ["MERGE_BELOW", "MetricRows"]
 
-_NAN = math.nan
 SeriesKey = tuple[str, str]
+# A tail chunk smaller than this absorbs the next batch, so frequent small flushes
+# do not leave a million one-point chunks behind (rewriting at most ~100 KB).
+MERGE_BELOW = 4096
 
 
 class _Cache(Protocol):
@@ -31,6 +34,10 @@ class _Cache(Protocol):
     def update(self, found: dict[SeriesKey, int]) -> None: ...
 
 
+def _db_value(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
 class MetricRows:
     def __init__(self, conn: Connection, engine: Engine, cache: _Cache) -> None:
         self._conn = conn
@@ -38,9 +45,15 @@ class MetricRows:
         self._cache = cache
         self._found: dict[SeriesKey, int] = {}
         p = dialect.placeholder(engine)
-        self._insert_points = (
-            f"INSERT INTO metric_points (series_id, step, timestamp, value) "
-            f"VALUES ({p}, {p}, {p}, {p})"
+        self._p = p
+        self._insert_chunk = (
+            "INSERT INTO metric_chunks (series_id, count, first_step, first_timestamp, "
+            'last_step, last_timestamp, steps, timestamps, "values") '
+            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+        )
+        self._tail = (
+            "SELECT id, count, last_step, last_timestamp FROM metric_chunks "
+            f"WHERE series_id = {p} ORDER BY id DESC LIMIT 1"
         )
         # Move the latest point forward only: highest step, then latest timestamp.
         self._update_latest = (
@@ -48,78 +61,100 @@ class MetricRows:
             f"WHERE id = {p} AND (last_step < {p} OR (last_step = {p} AND last_timestamp <= {p}))"
         )
 
-    def append(self, records: Sequence[MetricRecord]) -> None:
-        """Append points; each record's run must exist (the caller checks)."""
-        latest: dict[SeriesKey, MetricRecord] = {}
-        for rec in records:
-            key = (rec.run_id, rec.key)
-            best = latest.get(key)
-            if best is None or (rec.step, rec.timestamp) >= (best.step, best.timestamp):
-                latest[key] = rec
+    def append(self, batch: Mapping[SeriesKey, SeriesPoints]) -> None:
+        """Append each series' points; each run must exist (the caller checks)."""
+        batch = {key: points for key, points in batch.items() if len(points)}
+        latest = {key: points.latest() for key, points in batch.items()}
         ids = self._series_ids(latest)
-        self._conn.exec_driver_sql(
-            self._insert_points,
-            [
-                (
-                    ids[(r.run_id, r.key)],
-                    r.step,
-                    r.timestamp,
-                    r.value if r.value == r.value else None,
-                )
-                for r in records
-            ],
-        )
+        for key, points in batch.items():
+            self._append_series(ids[key], points.ordered())
         self._conn.exec_driver_sql(
             self._update_latest,
             [
-                (
-                    r.step,
-                    r.timestamp,
-                    r.value if r.value == r.value else None,
-                    ids[key],
-                    r.step,
-                    r.step,
-                    r.timestamp,
-                )
-                for key, r in latest.items()
+                (p.step, p.timestamp, _db_value(p.value), ids[key], p.step, p.step, p.timestamp)
+                for key, p in latest.items()
             ],
         )
 
-    def _series_ids(self, latest: dict[SeriesKey, MetricRecord]) -> dict[SeriesKey, int]:
+    def _append_series(self, series_id: int, points: SeriesPoints) -> None:
+        tail = self._conn.exec_driver_sql(self._tail, (series_id,)).first()
+        first = (points.steps[0], points.timestamps[0])
+        if tail is not None and tail[1] < MERGE_BELOW and (tail[2], tail[3]) <= first:
+            stored = self._chunk_points(tail[0])
+            stored.extend(points)
+            p = self._p
+            self._conn.exec_driver_sql(
+                f"UPDATE metric_chunks SET count = {p}, last_step = {p}, last_timestamp = {p}, "
+                f'steps = {p}, timestamps = {p}, "values" = {p} WHERE id = {p}',
+                (
+                    len(stored),
+                    stored.steps[-1],
+                    stored.timestamps[-1],
+                    pack(stored.steps),
+                    pack(stored.timestamps),
+                    pack(stored.values),
+                    tail[0],
+                ),
+            )
+            return
+        self._conn.exec_driver_sql(
+            self._insert_chunk,
+            (
+                series_id,
+                len(points),
+                points.steps[0],
+                points.timestamps[0],
+                points.steps[-1],
+                points.timestamps[-1],
+                pack(points.steps),
+                pack(points.timestamps),
+                pack(points.values),
+            ),
+        )
+
+    def _chunk_points(self, chunk_id: int) -> SeriesPoints:
+        row = self._conn.exec_driver_sql(
+            f'SELECT steps, timestamps, "values" FROM metric_chunks WHERE id = {self._p}',
+            (chunk_id,),
+        ).one()
+        return SeriesPoints(unpack("q", row[0]), unpack("q", row[1]), unpack("d", row[2]))
+
+    def _series_ids(self, latest: Mapping[SeriesKey, MetricPoint]) -> dict[SeriesKey, int]:
         ids: dict[SeriesKey, int] = {}
-        missing: list[MetricRecord] = []
-        for key, rec in latest.items():
+        missing: dict[SeriesKey, MetricPoint] = {}
+        for key, point in latest.items():
             known = self._cache.get(key) or self._found.get(key)
             if known is None:
-                missing.append(rec)
+                missing[key] = point
             else:
                 ids[key] = known
-        if missing:
-            self._conn.execute(
-                dialect.insert_ignore(self._engine, metric_series),
-                [
-                    {
-                        "run_id": r.run_id,
-                        "key": r.key,
-                        "last_step": r.step,
-                        "last_timestamp": r.timestamp,
-                        "last_value": r.value if r.value == r.value else None,
-                    }
-                    for r in missing
-                ],
-            )
-            by_run: dict[str, list[str]] = {}
-            for r in missing:
-                by_run.setdefault(r.run_id, []).append(r.key)
-            for run_id, keys in by_run.items():
-                rows = self._conn.execute(
-                    select(metric_series.c.key, metric_series.c.id).where(
-                        metric_series.c.run_id == run_id, metric_series.c.key.in_(keys)
-                    )
+        if not missing:
+            return ids
+        self._conn.execute(
+            dialect.insert_ignore(self._engine, metric_series),
+            [
+                {
+                    "run_id": run_id,
+                    "key": key,
+                    "last_step": p.step,
+                    "last_timestamp": p.timestamp,
+                    "last_value": _db_value(p.value),
+                }
+                for (run_id, key), p in missing.items()
+            ],
+        )
+        by_run: dict[str, list[str]] = {}
+        for run_id, name in missing:
+            by_run.setdefault(run_id, []).append(name)
+        for run_id, keys in by_run.items():
+            rows = self._conn.execute(
+                select(metric_series.c.key, metric_series.c.id).where(
+                    metric_series.c.run_id == run_id, metric_series.c.key.in_(keys)
                 )
-                for key, series_id in rows:
-                    ids[(run_id, key)] = series_id
-                    self._found[(run_id, key)] = series_id
+            )
+            for key, series_id in rows:
+                ids[(run_id, key)] = series_id
+                self._found[(run_id, key)] = series_id
         return ids
 
     def commit_cache(self) -> None:
@@ -136,26 +171,31 @@ class MetricRows:
         if keys is not None:
             query = query.where(metric_series.c.key.in_(list(keys)))
         return {
-            k: MetricPoint(s, t, _NAN if v is None else v)
+            k: MetricPoint(s, t, math.nan if v is None else v)
             for k, s, t, v in self._conn.execute(query.order_by(metric_series.c.key))
         }
 
-    def history(self, run_id: str, key: str) -> list[MetricPoint]:
-        series = self._conn.execute(
-            select(metric_series.c.id).where(
-                metric_series.c.run_id == run_id, metric_series.c.key == key
+    def history(self, run_id: str, key: str) -> SeriesPoints:
+        """Every point of a series in (step, timestamp) order."""
+        p = self._p
+        rows: list[Any] = list(
+            self._conn.exec_driver_sql(
+                "SELECT c.first_step, c.first_timestamp, c.last_step, c.last_timestamp, "
+                'c.steps, c.timestamps, c."values" FROM metric_chunks c '
+                "JOIN metric_series s ON s.id = c.series_id "
+                f"WHERE s.run_id = {p} AND s.key = {p} ORDER BY c.id",
+                (run_id, key),
             )
-        ).first()
-        if series is None:
-            return []
-        p = dialect.placeholder(self._engine)
-        cursor = self._conn.exec_driver_sql(
-            f"SELECT step, timestamp, value FROM metric_points WHERE series_id = {p} "
-            "ORDER BY step, timestamp",
-            (series[0],),
         )
-        make = MetricPoint._make
-        return [
-            make(row) if row[2] is not None else MetricPoint(row[0], row[1], _NAN)
-            for row in cursor.fetchall()
+        if not rows:
+            return SeriesPoints()
+        parts = [
+            SeriesPoints(unpack("q", r[4]), unpack("q", r[5]), unpack("d", r[6])) for r in rows
         ]
+        merged = concat(parts)
+        # Chunks are each ordered; they join in order unless steps were logged out of order.
+        in_order = all(
+            (rows[i - 1][2], rows[i - 1][3]) <= (rows[i][0], rows[i][1])
+            for i in range(1, len(rows))
+        )
+        return merged if in_order else merged.ordered()

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -28,7 +29,7 @@ __all__ = [
     "hyperparameters",
     "idempotency_keys",
     "metadata",
-    "metric_points",
+    "metric_chunks",
     "metric_series",
     "projects",
     "runs",
@@ -109,21 +110,31 @@ metric_series = Table(
     Column("run_id", ID, ForeignKey("runs.id"), nullable=False),
     Column("key", NAME, nullable=False),
     # The latest point (highest step, then latest timestamp), ready for search.
+    # NULL stands for NaN in last_value: SQLite turns a bound NaN into NULL.
     Column("last_step", BigInteger, nullable=False),
     Column("last_timestamp", BigInteger, nullable=False),
-    # NULL stands for NaN: SQLite cannot store NaN (it turns it into NULL).
     Column("last_value", Float(53), nullable=True),
     UniqueConstraint("run_id", "key"),
 )
 
-metric_points = Table(
-    "metric_points",
+# Points are stored in chunks: per series, parallel little-endian arrays of steps
+# (int64), timestamps (int64 ms) and values (float64, NaN and infinities as is).
+# A batch appends one chunk per series (small ones merge into the tail chunk), so
+# logging and reading a million points are a few rows, not a million.
+metric_chunks = Table(
+    "metric_chunks",
     metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
     Column("series_id", Integer, ForeignKey("metric_series.id"), nullable=False),
-    Column("step", BigInteger, nullable=False),
-    Column("timestamp", BigInteger, nullable=False),
-    Column("value", Float(53), nullable=True),  # NULL stands for NaN
-    Index(None, "series_id", "step", "timestamp"),
+    Column("count", Integer, nullable=False),
+    Column("first_step", BigInteger, nullable=False),
+    Column("first_timestamp", BigInteger, nullable=False),
+    Column("last_step", BigInteger, nullable=False),
+    Column("last_timestamp", BigInteger, nullable=False),
+    Column("steps", LargeBinary, nullable=False),
+    Column("timestamps", LargeBinary, nullable=False),
+    Column("values", LargeBinary, nullable=False),
+    Index(None, "series_id", "id"),
 )
 
 tags = Table(

@@ -1,0 +1,89 @@
+"""Shared fixtures: database URLs for the metadata store, SQLite and PostgreSQL.
+
+PostgreSQL comes from ``CAIRN_TEST_PG_URL`` (scripts/test.sh starts a throwaway cluster and sets
+it); without it the PostgreSQL tests skip, except under ``CI=true``, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+
+def _libpq_url(sqlalchemy_url: str, database: str | None = None) -> str:
+    """The libpq form psycopg takes (no ``+driver``), optionally for another database."""
+    url = make_url(sqlalchemy_url).set(drivername="postgresql")
+    if database is not None:
+        url = url.set(database=database)
+    return url.render_as_string(hide_password=False)
+
+
+def _postgres_unavailable(reason: str) -> NoReturn:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"PostgreSQL not available: {reason} (it must run in CI)", pytrace=False)
+    pytest.skip(f"PostgreSQL not available: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """SQLAlchemy URL of the admin database of the test cluster, checked to answer."""
+    url = os.environ.get("CAIRN_TEST_PG_URL")
+    if not url:
+        _postgres_unavailable("CAIRN_TEST_PG_URL is not set (scripts/postgres.sh start prints one)")
+    try:
+        import psycopg
+    except ImportError:
+        _postgres_unavailable("psycopg is not installed (pip install 'cairn[postgres]')")
+    try:
+        with psycopg.connect(_libpq_url(url), connect_timeout=5, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+    except (psycopg.Error, ArgumentError) as exc:  # unreachable, refused, or a malformed URL
+        _postgres_unavailable(f"cannot connect to {url}: {exc}")
+    return url
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    """SQLAlchemy URL of a fresh, empty database, dropped after the test."""
+    import psycopg
+    from psycopg import sql
+
+    # Unique across pytest-xdist workers and concurrent runs sharing the cluster.
+    name = f"cairn_t_{uuid.uuid4().hex[:12]}"
+    admin = _libpq_url(pg_admin_url)
+    with psycopg.connect(admin, connect_timeout=5, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        # FORCE: a connection the test leaked must not keep the database alive.
+        with psycopg.connect(admin, connect_timeout=5, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """SQLAlchemy URL of a new SQLite file in the test's own folder."""
+    return f"sqlite:///{tmp_path / 'cairn.db'}"
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def store_url(request: pytest.FixtureRequest) -> str:
+    """The metadata store URL, once per backend; only the PostgreSQL case needs the cluster."""
+    fixture = {"sqlite": "sqlite_url", "postgresql": "pg_url"}[request.param]
+    url: str = request.getfixturevalue(fixture)
+    return url
