@@ -408,7 +408,6 @@ def bench_history(sizes: Sizes, tmp: Path) -> list[Result]:
                 log("loss", i * 1e-6)
             run.flush()
             setup = time.perf_counter() - start
-        db = home / "cairn.db"
 
         def read_cairn() -> float:
             with cairn.Client(home=home) as fresh:  # nothing cached from the writer

@@ -11,7 +11,7 @@ import cairn
 from cairn.core.settings import Settings
 from cairn.server.errors import install_error_handlers
 from cairn.server.limits import BodyLimit
-from cairn.server.routes import entities, labels, metrics
+from cairn.server.routes import artifacts, entities, labels, metrics
 from cairn.service import TrackingService, open_service
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -52,7 +52,7 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": cairn.__version__}
 
-    for module in (entities, labels, metrics):
+    for module in (entities, labels, metrics, artifacts):
         api.include_router(module.router)
     app.include_router(api)
     app.add_middleware(

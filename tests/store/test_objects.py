@@ -183,6 +183,103 @@ class ObjectStoreContract:
         with pytest.raises(NotFound):
             store.open(digest)
 
+    # -- writers ---------------------------------------------------------------
+
+    def test_writer_round_trip_in_pieces(self, store: ObjectStore) -> None:
+        data = os.urandom(3 * 1024 * 1024 + 777)  # several chunks, odd boundaries
+        with store.open_writer() as writer:
+            writer.write(data[:10])
+            writer.write(bytearray(data[10:1_500_000]))
+            writer.write(memoryview(data)[1_500_000:])
+            info = writer.commit()
+        assert info == ObjectInfo(digest_bytes(data), len(data))
+        with store.open(info.digest) as f:
+            assert f.read() == data
+        assert self.stored_count(store) == 1
+
+    def test_writer_of_nothing_is_the_empty_object(self, store: ObjectStore) -> None:
+        with store.open_writer() as writer:
+            info = writer.commit()
+        assert info == ObjectInfo(digest_bytes(b""), 0)
+        assert store.exists(info.digest)
+
+    def test_writer_keeps_its_own_copy(self, store: ObjectStore) -> None:
+        buffer = bytearray(b"a" * 100_000)
+        with store.open_writer() as writer:
+            writer.write(buffer)
+            buffer[:] = b"b" * 100_000  # the caller reuses its buffer
+            info = writer.commit()
+        assert info.digest == digest_bytes(b"a" * 100_000)
+        with store.open(info.digest) as f:
+            assert f.read() == b"a" * 100_000
+
+    def test_writer_dedups_like_a_put(self, store: ObjectStore) -> None:
+        data = os.urandom(2 * 1024 * 1024)
+        first = store.put_bytes(data)
+        with store.open_writer() as writer:
+            writer.write(data)
+            assert writer.commit(expected=first.digest) == first
+        assert self.stored_count(store) == 1
+
+    def test_writer_with_the_wrong_expected_digest_stores_nothing(self, store: ObjectStore) -> None:
+        data = os.urandom(1_200_000)
+        with store.open_writer() as writer:
+            writer.write(data)
+            with pytest.raises(InvalidArgument) as excinfo:
+                writer.commit(expected=MISSING)
+        assert excinfo.value.field == "digest"
+        assert excinfo.value.details["actual"] == digest_bytes(data)
+        assert not store.exists(digest_bytes(data))
+        assert self.stored_count(store) == 0
+
+    def test_writer_rejects_a_malformed_expected_digest(self, store: ObjectStore) -> None:
+        with store.open_writer() as writer:
+            writer.write(b"x")
+            with pytest.raises(InvalidArgument):
+                writer.commit(expected=Digest("../" + "a" * 61))
+        assert self.stored_count(store) == 0
+
+    def test_writer_abort_and_failed_block_store_nothing(self, store: ObjectStore) -> None:
+        writer = store.open_writer()
+        writer.write(b"never mind")
+        writer.abort()
+        writer.abort()  # twice is fine
+        with pytest.raises(ValueError):
+            writer.write(b"more")
+        with pytest.raises(ValueError):
+            writer.commit()
+        with pytest.raises(RuntimeError), store.open_writer() as failing:
+            failing.write(os.urandom(1_500_000))
+            raise RuntimeError("the source broke")
+        with store.open_writer() as unfinished:
+            unfinished.write(b"left without a commit")
+        assert self.stored_count(store) == 0
+
+    def test_writer_is_closed_after_commit(self, store: ObjectStore) -> None:
+        with store.open_writer() as writer:
+            writer.write(b"once")
+            writer.commit()
+            writer.abort()  # no-op: the object stays
+            with pytest.raises(ValueError):
+                writer.write(b"again")
+        assert store.exists(digest_bytes(b"once"))
+
+    def test_concurrent_writers_of_same_content(self, store: ObjectStore) -> None:
+        data = os.urandom(2 * 1024 * 1024 + 3)
+        start = threading.Barrier(4)
+
+        def write(_: int) -> ObjectInfo:
+            start.wait()
+            with store.open_writer() as writer:
+                for i in range(0, len(data), 700_000):
+                    writer.write(data[i : i + 700_000])
+                return writer.commit()
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            infos = set(pool.map(write, range(4)))
+        assert infos == {ObjectInfo(digest_bytes(data), len(data))}
+        assert self.stored_count(store) == 1
+
     # -- missing and malformed -------------------------------------------------
 
     def test_missing_object(self, store: ObjectStore, tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ object whose name lies about its content.
 
 Streaming copies run in 1 MiB chunks through a small buffer pool: the calling thread
 reads and hashes, a worker thread writes, so hashing overlaps the write. Writeback to
-disk is started chunk by chunk, which makes the final fsync nearly free.
+disk is started chunk by chunk, which makes the final fsync nearly free. Every write
+path (``put_stream``, ``put_file``, ``open_writer``) goes through one writer.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from typing import BinaryIO, Final, Self
 
 from cairn.core.digest import Digest, Hasher, digest_bytes, new_hasher, parse_digest
 from cairn.core.errors import InvalidArgument, NotFound
-from cairn.store.objects.port import ObjectInfo, VerifyingReader
+from cairn.store.objects.port import ObjectInfo, VerifyingReader, check_expected_digest
 
-__all__ = ["LocalObjectStore"]
+__all__ = ["LocalObjectStore", "LocalObjectWriter", "write_file_atomically"]
 
 # Measured on a 256 MiB file: 1 MiB chunks with four buffers beat 2, 4 and 8 MiB chunks;
 # bigger chunks only delay the overlap between hashing and writing.
@@ -87,6 +88,9 @@ class LocalObjectStore:
         with src:
             _advise_sequential(src.fileno())
             return self._put_from(src.readinto)
+
+    def open_writer(self) -> LocalObjectWriter:
+        return LocalObjectWriter(self)
 
     def delete(self, digest: Digest) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -149,18 +153,9 @@ class LocalObjectStore:
         return VerifyingReader(raw, digest, size)
 
     def _put_from(self, readinto: ReadInto) -> ObjectInfo:
-        tmp, fd = self._new_temp()
-        hasher = new_hasher()
-        try:
-            size = _pump(readinto, fd, hasher)
-            _seal(fd)
-        except BaseException:
-            _discard(fd, tmp)
-            raise
-        os.close(fd)
-        digest = Digest(hasher.hexdigest())
-        self._install(tmp, digest)
-        return ObjectInfo(digest, size)
+        with self.open_writer() as writer:
+            writer.fill(readinto)
+            return writer.commit()
 
     def _new_temp(self) -> tuple[str, int]:
         os.makedirs(self._tmp, exist_ok=True)
@@ -185,6 +180,78 @@ class LocalObjectStore:
         _fsync_dir(fanout)  # the rename itself must survive a crash, not only the bytes
 
 
+class LocalObjectWriter:
+    """One new object of a :class:`LocalObjectStore`, written piece by piece into a temp
+    file (see :class:`~cairn.store.objects.port.ObjectWriter`)."""
+
+    def __init__(self, store: LocalObjectStore) -> None:
+        self._store = store
+        self._tmp, self._fd = store._new_temp()
+        self._pipe = _Writer(self._fd)
+        self._hasher = new_hasher()
+        self._size = 0
+        self._open = True
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        # Hashed and written from ``data`` itself, on this thread, before returning: no
+        # copy, and nothing of ``data`` is kept. (``fill`` reads into our own buffers
+        # instead, so a source that changes cannot make the digest lie.)
+        self._check_open()
+        view = memoryview(data).cast("B")
+        try:
+            self._hasher.update(view)
+            self._pipe.write_now(view)
+        except BaseException:
+            self.abort()
+            raise
+        self._size += len(view)
+
+    def fill(self, readinto: ReadInto) -> None:
+        """Append everything ``readinto`` gives until EOF, read straight into the buffers."""
+        self._check_open()
+        try:
+            self._size += _pump(readinto, self._pipe, self._hasher)
+        except BaseException:
+            self.abort()
+            raise
+
+    def commit(self, expected: Digest | None = None) -> ObjectInfo:
+        self._check_open()
+        self._open = False
+        try:
+            self._pipe.finish()
+            digest = Digest(self._hasher.hexdigest())
+            check_expected_digest(expected, digest)
+            _seal(self._fd)
+        except BaseException:
+            _discard(self._fd, self._tmp)
+            raise
+        os.close(self._fd)
+        self._store._install(self._tmp, digest)
+        return ObjectInfo(digest, self._size)
+
+    def abort(self) -> None:
+        if self._open:
+            self._open = False
+            self._pipe.abort()
+            _discard(self._fd, self._tmp)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.abort()
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise ValueError("the object writer is already committed or aborted")
+
+
 def write_file_atomically(readinto: ReadInto, dest: str | os.PathLike[str]) -> int:
     """Copy ``readinto`` to EOF into ``dest``: temp file in dest's folder, fsync, rename.
 
@@ -200,10 +267,13 @@ def write_file_atomically(readinto: ReadInto, dest: str | os.PathLike[str]) -> i
         tmp, fd = _create_exclusive(folder, f".{name[:100]}.", ".cairn-tmp", 0o666)
     except FileNotFoundError:
         raise NotFound(f"folder {folder!r} does not exist", path=folder) from None
+    pipe = _Writer(fd)
     try:
-        size = _pump(readinto, fd, None)
+        size = _pump(readinto, pipe, None)
+        pipe.finish()
         os.fsync(fd)
     except BaseException:
+        pipe.abort()
         _discard(fd, tmp)
         raise
     os.close(fd)
@@ -236,27 +306,22 @@ def _readinto_of(src: BinaryIO) -> ReadInto:
     return copy_in
 
 
-def _pump(readinto: ReadInto, fd: int, hasher: Hasher | None) -> int:
-    """Copy from ``readinto`` to ``fd`` until EOF, hashing each chunk before it is written."""
-    writer = _Writer(fd)
+def _pump(readinto: ReadInto, pipe: _Writer, hasher: Hasher | None) -> int:
+    """Copy from ``readinto`` into ``pipe`` until EOF, hashing each chunk before it is
+    queued. The caller finishes or aborts the pipe."""
     size = 0
-    try:
-        while True:
-            buffer = writer.take_buffer()
-            n = readinto(buffer)
-            if n is None:
-                raise InvalidArgument("src", "non-blocking streams are not supported")
-            if n == 0:
-                break
-            if hasher is not None:
-                hasher.update(buffer[:n])
-            writer.submit(buffer, n)
-            size += n
-    except BaseException:
-        writer.abort()
-        raise
-    writer.finish()
-    return size
+    while True:
+        buffer = pipe.take_buffer()
+        n = readinto(buffer)
+        if n is None:
+            raise InvalidArgument("src", "non-blocking streams are not supported")
+        if n == 0:
+            pipe.release(buffer)
+            return size
+        if hasher is not None:
+            hasher.update(buffer[:n])
+        pipe.submit(buffer, n)
+        size += n
 
 
 class _Writer:
@@ -298,6 +363,17 @@ class _Writer:
             self._thread = threading.Thread(target=self._run, name="cairn-object-writer")
             self._thread.start()
         self._todo.put((buffer, n))
+
+    def write_now(self, view: memoryview) -> None:
+        """Write ``view`` on the calling thread, after every chunk queued before it."""
+        self._stop()
+        if self._error is not None:
+            raise self._error
+        self._write(view, len(view))
+
+    def release(self, buffer: memoryview) -> None:
+        """Give back a buffer that was taken but not submitted."""
+        self._free.put(buffer)
 
     def finish(self) -> None:
         self._stop()

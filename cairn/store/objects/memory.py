@@ -11,9 +11,9 @@ from typing import BinaryIO, Self
 from cairn.core.digest import Digest, digest_bytes, parse_digest
 from cairn.core.errors import InvalidArgument, NotFound
 from cairn.store.objects.local import write_file_atomically
-from cairn.store.objects.port import ObjectInfo, VerifyingReader
+from cairn.store.objects.port import ObjectInfo, VerifyingReader, check_expected_digest
 
-__all__ = ["MemoryObjectStore"]
+__all__ = ["MemoryObjectStore", "MemoryObjectWriter"]
 
 _CHUNK = 1 << 20
 
@@ -27,19 +27,20 @@ class MemoryObjectStore:
         self._lock = threading.Lock()
 
     def put_stream(self, src: BinaryIO) -> ObjectInfo:
-        chunks: list[bytes] = []
-        while chunk := src.read(_CHUNK):
-            if not isinstance(chunk, bytes):
-                raise InvalidArgument("src", "must be a binary stream (read() returned no bytes)")
-            chunks.append(chunk)
-        return self.put_bytes(b"".join(chunks))
+        with self.open_writer() as writer:
+            while chunk := src.read(_CHUNK):
+                if not isinstance(chunk, bytes):
+                    raise InvalidArgument(
+                        "src", "must be a binary stream (read() returned no bytes)"
+                    )
+                writer.write(chunk)
+            return writer.commit()
 
     def put_bytes(self, data: bytes) -> ObjectInfo:
-        data = bytes(data)  # a private, immutable copy (a no-op for bytes)
-        digest = digest_bytes(data)
-        with self._lock:
-            self._objects.setdefault(digest, data)
-        return ObjectInfo(digest, len(data))
+        return self._add(bytes(data))  # a private, immutable copy (a no-op for bytes)
+
+    def open_writer(self) -> MemoryObjectWriter:
+        return MemoryObjectWriter(self)
 
     def put_file(self, path: str | os.PathLike[str]) -> ObjectInfo:
         try:
@@ -82,6 +83,13 @@ class MemoryObjectStore:
     ) -> None:
         self.close()
 
+    def _add(self, data: bytes, expected: Digest | None = None) -> ObjectInfo:
+        digest = digest_bytes(data)
+        check_expected_digest(expected, digest)
+        with self._lock:
+            self._objects.setdefault(digest, data)
+        return ObjectInfo(digest, len(data))
+
     def _get(self, digest: Digest) -> bytes:
         digest = parse_digest(digest)
         try:
@@ -92,3 +100,38 @@ class MemoryObjectStore:
     def _reader(self, digest: Digest) -> VerifyingReader:
         data = self._get(digest)
         return VerifyingReader(io.BytesIO(data), parse_digest(digest), len(data))
+
+
+class MemoryObjectWriter:
+    """One new object of a :class:`MemoryObjectStore`, collected piece by piece."""
+
+    def __init__(self, store: MemoryObjectStore) -> None:
+        self._store = store
+        self._chunks: list[bytes] | None = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._live().append(bytes(data))  # a private copy, as the local store makes
+
+    def commit(self, expected: Digest | None = None) -> ObjectInfo:
+        data = b"".join(self._live())
+        self._chunks = None
+        return self._store._add(data, expected)
+
+    def abort(self) -> None:
+        self._chunks = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.abort()
+
+    def _live(self) -> list[bytes]:
+        if self._chunks is None:
+            raise ValueError("the object writer is already committed or aborted")
+        return self._chunks

@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import io
 import os
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
+from types import TracebackType
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol, Self
 
-from cairn.core.digest import Digest, new_hasher
-from cairn.core.errors import CorruptObject
+from cairn.core.digest import Digest, new_hasher, parse_digest
+from cairn.core.errors import CorruptObject, InvalidArgument
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["ObjectInfo", "ObjectStore", "RawSource", "VerifyingReader"]
+__all__ = [
+    "ObjectInfo",
+    "ObjectStore",
+    "ObjectWriter",
+    "RawSource",
+    "VerifyingReader",
+    "check_expected_digest",
+]
 
 
 class ObjectInfo(NamedTuple):
@@ -25,6 +33,38 @@ class ObjectInfo(NamedTuple):
 
     digest: Digest
     size: int
+
+
+class ObjectWriter(Protocol):
+    """An object written piece by piece: ``write`` as often as needed, then ``commit``.
+
+    Nothing is visible until ``commit``, which seals the bytes durably and stores them
+    under the digest the writer computed from the very bytes it was given (stored once,
+    as with the ``put_*`` calls). ``abort`` drops everything; leaving a ``with`` block
+    without a commit aborts. One thread at a time may use a writer.
+    """
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append ``data``; the writer keeps no reference to it once this returns."""
+        ...
+
+    def commit(self, expected: Digest | None = None) -> ObjectInfo:
+        """Store the bytes written so far. With ``expected``, a different digest stores
+        nothing and raises ``InvalidArgument`` (field ``digest``)."""
+        ...
+
+    def abort(self) -> None:
+        """Discard the bytes; no error if the writer is already committed or aborted."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
 
 class ObjectStore(Protocol):
@@ -37,6 +77,10 @@ class ObjectStore(Protocol):
     def put_bytes(self, data: bytes) -> ObjectInfo: ...
 
     def put_file(self, path: str | os.PathLike[str]) -> ObjectInfo: ...
+
+    def open_writer(self) -> ObjectWriter:
+        """A writer for one new object whose bytes arrive piece by piece."""
+        ...
 
     def open(self, digest: Digest) -> BinaryIO:
         """A read-only stream that raises ``CorruptObject`` once it has read bytes that do
@@ -59,6 +103,17 @@ class ObjectStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def check_expected_digest(expected: Digest | None, actual: Digest) -> None:
+    """What every writer's ``commit(expected)`` raises when the bytes hash otherwise."""
+    if expected is not None and actual != parse_digest(expected):
+        raise InvalidArgument(
+            "digest",
+            f"the bytes received hash to {actual}, not to {expected}: nothing was stored",
+            expected=expected,
+            actual=actual,
+        )
 
 
 class RawSource(Protocol):
