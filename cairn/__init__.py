@@ -21,11 +21,12 @@ from cairn.core.errors import (
     Unauthenticated,
 )
 from cairn.core.model import ArtifactInfo, MetricPoint, RunStatus
+from cairn.core.version import VERSION
 
 if TYPE_CHECKING:
     from cairn.client import Client, Experiment, Project, Run
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "AlreadyExists",

@@ -54,6 +54,8 @@ class MetricBatcher:
         if self._error is not None:
             self._raise_error()
         with self._lock:  # the raw lock: this is the hot path
+            if self._closed:
+                raise CairnError("the client is closed; no more metrics can be logged")
             series = self._pending.get((run_id, key))
             if series is None:
                 series = self._pending[(run_id, key)] = SeriesPoints()
@@ -72,8 +74,10 @@ class MetricBatcher:
         """Several keys of one run at once: (key, step, value) each."""
         if self._error is not None:
             self._raise_error()
-        pending = self._pending
         with self._lock:
+            if self._closed:
+                raise CairnError("the client is closed; no more metrics can be logged")
+            pending = self._pending
             for key, step, value in points:
                 series = pending.get((run_id, key))
                 if series is None:

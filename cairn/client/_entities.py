@@ -60,13 +60,13 @@ class _Entity:
 
     # -- attributes -------------------------------------------------------------------
     def log_attribute(self, key: str, value: Any) -> None:
-        self._backend.set_attributes(self.id, {key: value})
+        self._backend.set_attributes(self.id, {check_name(key, "attribute key"): value})
 
     def log_attributes(self, values: Mapping[str, Any]) -> None:
         self._backend.set_attributes(self.id, values)
 
     def get_attribute(self, key: str) -> Any:
-        found = self._backend.get_attributes(self.id, [key])
+        found = self._backend.get_attributes(self.id, [check_name(key, "attribute key")])
         if key not in found:
             raise NotFound(f"no attribute {key!r} on {self.id}", id=self.id, key=key)
         return found[key]
@@ -179,7 +179,9 @@ class Run(_Entity):
 
     # -- hyperparameters --------------------------------------------------------------
     def log_hyperparameter(self, key: str, value: Any, *, overwrite: bool = False) -> None:
-        self._backend.log_hyperparameters(self.id, {key: value}, overwrite=overwrite)
+        self._backend.log_hyperparameters(
+            self.id, {check_name(key, "hyperparameter key"): value}, overwrite=overwrite
+        )
 
     def log_hyperparameters(self, values: Mapping[str, Any], *, overwrite: bool = False) -> None:
         self._backend.log_hyperparameters(self.id, values, overwrite=overwrite)
@@ -189,7 +191,7 @@ class Run(_Entity):
 
     def get_hyperparameter(self, key: str) -> HyperparameterValue:
         values = self.get_hyperparameters()
-        if key not in values:
+        if check_name(key, "hyperparameter key") not in values:
             raise NotFound(f"no hyperparameter {key!r} on run {self.id}", id=self.id, key=key)
         return values[key]
 
@@ -201,56 +203,53 @@ class Run(_Entity):
         (ms) to now. Returns at once; a write error surfaces on a later call."""
         if type(value) is not float:
             value = check_metric_value(value, f"metric {key!r}")
-        nxt = self._next_step.get(key)
-        if nxt is None or step is not None:
-            step = self._step_for(key, step)
-        else:  # the common case, inlined: a known key, the next step
-            step = nxt
-            self._next_step[key] = nxt + 1
         ts = self._clock() if timestamp is None else check_timestamp(timestamp)
+        if type(key) is not str:  # before it is used as a dict key
+            check_name(key, "metric key")
+        nxt = self._next_step.get(key)
+        if nxt is None:
+            nxt = self._first_step(key)
+        step = nxt if step is None else check_step(step)
+        if step >= nxt:
+            self._next_step[key] = step + 1
         self._batcher.log(self.id, key, step, ts, value)
 
     def log_metrics(
         self, values: Mapping[str, float], step: int | None = None, timestamp: int | None = None
     ) -> None:
-        """Queue one point per key, all with the same step and timestamp."""
+        """Queue one point per key, all with the same step and timestamp. All or
+        nothing: a bad key or value refuses the whole call."""
         if not isinstance(values, Mapping):
             raise InvalidArgument("metrics", f"must be a mapping, got {type(values).__name__}")
         ts = self._clock() if timestamp is None else check_timestamp(timestamp)
-        if step is not None and (type(step) is not int or step < 0):
+        if step is not None:
             step = check_step(step)
         next_step = self._next_step
-        points = []
-        for key, raw in values.items():
+        checked = []
+        for key, raw in values.items():  # check everything before any step moves
             value = raw if type(raw) is float else check_metric_value(raw, f"metric {key!r}")
-            nxt = next_step.get(key)
-            if nxt is None:
-                this = self._step_for(key, step)
-            elif step is None:
-                this = nxt
-                next_step[key] = nxt + 1
-            else:  # the common case, inlined: a known key at a given step
-                this = step
-                if step >= nxt:
-                    next_step[key] = step + 1
+            if type(key) is not str:
+                check_name(key, "metric key")
+            if key not in next_step:
+                self._first_step(key)
+            checked.append((key, value))
+        points = []
+        for key, value in checked:
+            nxt = next_step[key]
+            this = nxt if step is None else step
+            if this >= nxt:
+                next_step[key] = this + 1
             points.append((key, this, value))
         self._batcher.log_many(self.id, points, ts)
 
-    def _step_for(self, key: str, step: int | None) -> int:
-        nxt = self._next_step.get(key)
-        if nxt is None:  # first point of this key in this process: check it, find its step
-            check_name(key, "metric key")
-            latest = self._backend.get_latest_metrics(self.id, [key]).get(key)
-            nxt = 0 if latest is None else latest.step + 1
-        if step is None:
-            step = nxt
-        elif type(step) is not int or step < 0:
-            step = check_step(step)
-        if step >= nxt:
-            self._next_step[key] = step + 1
-        elif key not in self._next_step:
-            self._next_step[key] = nxt
-        return step
+    def _first_step(self, key: str) -> int:
+        """First point of ``key`` in this process: check the key and continue after
+        the highest step the store already has."""
+        check_name(key, "metric key")
+        latest = self._backend.get_latest_metrics(self.id, [key]).get(key)
+        nxt = 0 if latest is None else latest.step + 1
+        self._next_step[key] = nxt
+        return nxt
 
     def flush(self) -> None:
         """Wait until every metric queued so far is stored; raise a failed write."""
@@ -258,7 +257,7 @@ class Run(_Entity):
 
     def get_metric(self, key: str) -> float:
         """The latest value of a metric (highest step, then latest timestamp)."""
-        point = self.get_metrics_latest([key]).get(key)
+        point = self.get_metrics_latest([check_name(key, "metric key")]).get(key)
         if point is None:
             raise NotFound(f"no metric {key!r} on run {self.id}", id=self.id, key=key)
         return point.value

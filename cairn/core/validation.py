@@ -116,12 +116,30 @@ def check_timestamp(value: object, field: str = "timestamp") -> int:
     return check_step(value, field)
 
 
+def _check_object_keys(value: Any, field: str) -> None:
+    """json.dumps turns keys 1, 1.5 and None into strings; refuse them instead, so an
+    attribute always comes back equal to what went in."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                if not isinstance(key, str):
+                    raise InvalidArgument(
+                        field, f"object keys must be strings, got {type(key).__name__} {key!r}"
+                    )
+                stack.append(inner)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+
+
 def encode_attribute(value: Any, field: str, max_bytes: int) -> str:
     """Attributes are any JSON value; NaN and infinities survive as JSON extensions."""
-    try:
+    try:  # first: json.dumps refuses cycles, which the key walk would loop on
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidArgument(field, f"must be JSON-serializable: {exc}") from None
+    _check_object_keys(value, field)
     size = len(text.encode("utf-8"))
     if size > max_bytes:
         raise InvalidArgument(

@@ -164,6 +164,7 @@ class EntityOps(ServiceBase):
         tags: Iterable[str] | None = None,
     ) -> RunInfo:
         """Get the run called ``name`` in the experiment, creating it if needed."""
+        check_name(name, "run name")
         return self._insert_run(
             experiment_id, name, parent_id, description, owner, tags, get_existing=True
         )

@@ -19,6 +19,7 @@ __all__ = [
     "is_missing_driver",
     "is_unique_violation",
     "lock_schema",
+    "lock_series",
     "name_of",
     "placeholder",
 ]
@@ -78,9 +79,13 @@ def placeholder(engine: Engine) -> str:
 
 def insert_ignore(engine: Engine, table: Table) -> Insert:
     """INSERT ... ON CONFLICT DO NOTHING: the race-safe half of get-or-create."""
+    # preserve_rowcount: psycopg reports -1 for INSERTs unless asked; callers need 0/1.
+    stmt: Insert
     if engine.dialect.name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    return postgresql.insert(table).on_conflict_do_nothing()
+        stmt = sqlite.insert(table).on_conflict_do_nothing()
+    else:
+        stmt = postgresql.insert(table).on_conflict_do_nothing()
+    return stmt.execution_options(preserve_rowcount=True)
 
 
 def lock_schema(conn: Connection) -> None:
@@ -91,6 +96,21 @@ def lock_schema(conn: Connection) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7147320521)")
+
+
+def lock_series(conn: Connection, series_ids: list[int]) -> None:
+    """Hold the series rows a batch appends to until the transaction ends.
+
+    Appending may rewrite a series' tail chunk (read, extend, write back); under
+    PostgreSQL's READ COMMITTED two writers would both read the old tail and one
+    would lose its points. SQLite's BEGIN IMMEDIATE already serializes writers.
+    Locking in id order keeps two writers from deadlocking.
+    """
+    if conn.dialect.name == "postgresql" and series_ids:
+        conn.exec_driver_sql(
+            "SELECT id FROM metric_series WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+            (sorted(series_ids),),
+        )
 
 
 def is_unique_violation(exc: BaseException) -> bool:

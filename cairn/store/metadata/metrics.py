@@ -66,6 +66,7 @@ class MetricRows:
         batch = {key: points for key, points in batch.items() if len(points)}
         latest = {key: points.latest() for key, points in batch.items()}
         ids = self._series_ids(latest)
+        dialect.lock_series(self._conn, list(ids.values()))
         for key, points in batch.items():
             self._append_series(ids[key], points.ordered())
         self._conn.exec_driver_sql(

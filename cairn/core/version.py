@@ -1,0 +1,5 @@
+"""The version of Cairn, in one place."""
+
+__all__ = ["VERSION"]
+
+VERSION = "0.1.0"

@@ -1,0 +1,75 @@
+"""Fixtures of the client suite: embedded clients on the store under test (SQLite and
+PostgreSQL, from ``store_url``), closed when the test ends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+import cairn
+from cairn.core.settings import Settings
+
+E = TypeVar("E", bound=cairn.CairnError)
+MakeClient = Callable[..., cairn.Client]
+MakeSettings = Callable[..., Settings]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """The client's home folder (its object store lives in ``home/objects``)."""
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def make_settings(home: Path, store_url: str) -> MakeSettings:
+    """Settings for the store under test, with some changed."""
+
+    def make(**changes: Any) -> Settings:
+        return Settings(home=str(home), store_uri=store_url, **changes)
+
+    return make
+
+
+@pytest.fixture
+def open_client(home: Path, store_url: str) -> Iterator[MakeClient]:
+    """Open another client on the same home and store; every one is closed at the end."""
+    made: list[cairn.Client] = []
+
+    def make(**options: Any) -> cairn.Client:
+        if "settings" not in options:
+            options.setdefault("home", home)
+            options.setdefault("store", store_url)
+        client = cairn.Client(**options)
+        made.append(client)
+        return client
+
+    yield make
+    for client in reversed(made):
+        client.close()
+
+
+@pytest.fixture
+def client(open_client: MakeClient) -> cairn.Client:
+    return open_client()
+
+
+def object_files(home: Path) -> list[Path]:
+    """Every file of the object store under ``home/objects``."""
+    root = home / "objects"
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def expect_error(
+    error: type[E], what: object, call: Callable[..., object], *args: Any, **kwargs: Any
+) -> E:
+    """``call(*args, **kwargs)`` must raise ``error``; ``what`` names the case if not."""
+    try:
+        call(*args, **kwargs)
+    except error as exc:
+        return exc
+    except Exception as exc:
+        pytest.fail(f"{what!r}: {type(exc).__name__} raised instead of {error.__name__}: {exc}")
+    pytest.fail(f"{what!r}: {error.__name__} was not raised")
