@@ -58,9 +58,15 @@ class Client:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
-        self.settings = settings or settings_from(
-            env, home=None if home is None else os.fspath(home), store_uri=store, url=url
-        )
+        overrides = {
+            "home": None if home is None else os.fspath(home),
+            "store_uri": store,
+            "url": url,
+        }
+        if settings is None:
+            self.settings = settings_from(env, **overrides)
+        else:
+            self.settings = settings.replace(**{k: v for k, v in overrides.items() if v})
         self._clock = clock
         self._backend: Backend
         if self.settings.url is not None and store is None and home is None:

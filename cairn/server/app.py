@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-import cairn
 from cairn.core.settings import Settings
+from cairn.core.version import VERSION
 from cairn.server.errors import install_error_handlers
 from cairn.server.limits import BodyLimit
 from cairn.server.routes import artifacts, entities, labels, metrics
@@ -35,7 +35,7 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
 
     app = FastAPI(
         title="Cairn",
-        version=cairn.__version__,
+        version=VERSION,
         description="Versioning and metadata for machine-learning models.",
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
@@ -50,7 +50,7 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
 
     @api.get("/health", tags=["server"], summary="Liveness and version")
     async def health() -> dict[str, str]:
-        return {"status": "ok", "version": cairn.__version__}
+        return {"status": "ok", "version": VERSION}
 
     for module in (entities, labels, metrics, artifacts):
         api.include_router(module.router)

@@ -1,0 +1,250 @@
+"""Objects (content-addressed bytes, streamed both ways) and the artifacts that name them.
+
+An upload is: ``PUT /objects/{digest}`` for each file the server lacks (``HEAD`` tells),
+big files as parts joined by ``POST /objects/compose``; then one
+``POST /entities/{id}/artifacts`` records the key. Bodies stream in pieces to a
+worker thread and are never held whole in memory; the server hashes what it receives
+and stores nothing whose digest differs from the one in the URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, BinaryIO, Final
+
+import anyio
+import anyio.to_thread
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from cairn.core.digest import parse_digest
+from cairn.core.errors import CorruptObject
+from cairn.core.model import ArtifactInfo
+from cairn.server.deps import Service
+from cairn.service.artifacts import ArtifactKind
+from cairn.store.objects.port import ObjectWriter
+
+__all__ = ["DIGEST_HEADER", "router"]
+
+log = logging.getLogger("cairn.server")
+router = APIRouter(tags=["artifacts"])
+
+DIGEST_HEADER: Final = "x-cairn-digest"
+# Bodies go to the object writer in pieces of this size, one worker-thread hop each:
+# big enough that the hops cost nothing, small enough to keep memory flat.
+_PIECE: Final = 4 << 20
+_READ: Final = 4 << 20
+_OCTETS = "application/octet-stream"
+
+Digest64 = Annotated[str, Field(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$")]
+_BINARY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {_OCTETS: {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComposeIn(_In):
+    parts: Annotated[list[Digest64], Field(min_length=1, max_length=10_000)]
+    digest: Digest64
+
+
+class RecordArtifactIn(_In):
+    key: Annotated[str, Field(min_length=1, max_length=1024)]
+    kind: ArtifactKind
+    digest: Digest64
+
+
+class ObjectOut(BaseModel):
+    digest: str
+    size: int
+
+
+class ArtifactFileOut(BaseModel):
+    path: str
+    digest: str
+    size: int
+
+
+class ArtifactFilesOut(BaseModel):
+    kind: ArtifactKind
+    entries: list[ArtifactFileOut]
+
+
+# -- objects --------------------------------------------------------------------------------
+@router.head(
+    "/objects/{digest}",
+    summary="Whether an object is stored (200 with its size as content-length, or 404)",
+)
+async def head_object(digest: str, service: Service) -> Response:
+    size = await anyio.to_thread.run_sync(service.object_size, digest)
+    return Response(headers={"content-length": str(size), DIGEST_HEADER: digest})
+
+
+@router.get(
+    "/objects/{digest}",
+    summary="Stream an object's bytes",
+    description=(
+        "The server hashes the bytes as it reads them; if they do not match the digest it "
+        "drops the connection before the last piece, so a complete body is never corrupt. "
+        "`GET /objects/{digest}/verify` then answers 500 `corrupt_object`."
+    ),
+    response_class=StreamingResponse,
+    responses={200: {"content": {_OCTETS: {}}}},
+)
+async def get_object(digest: str, service: Service) -> StreamingResponse:
+    stream = await anyio.to_thread.run_sync(service.open_object, digest)
+    try:
+        size = await anyio.to_thread.run_sync(service.object_size, digest)
+    except BaseException:
+        stream.close()
+        raise
+    return StreamingResponse(
+        _send_object(stream, digest),
+        media_type=_OCTETS,
+        headers={"content-length": str(size), DIGEST_HEADER: digest},
+    )
+
+
+async def _send_object(stream: BinaryIO, digest: str) -> AsyncIterator[bytes]:
+    """The object in pieces, each read (and hashed) on a worker thread while the one
+    before it is being sent. A new ``bytes`` per piece: nothing is reused while the
+    server may still be sending it."""
+    loop = asyncio.get_running_loop()
+    reading = loop.run_in_executor(None, stream.read, _READ)
+    try:
+        while chunk := await reading:
+            reading = loop.run_in_executor(None, stream.read, _READ)
+            yield chunk
+    except CorruptObject:
+        log.error("object %s is corrupt: dropped its download", digest)
+        raise
+    finally:
+        # Closed once no thread reads from it any more (the client may have gone).
+        reading.add_done_callback(lambda _: stream.close())
+
+
+@router.get(
+    "/objects/{digest}/verify",
+    summary="Read a whole object and check it against its digest",
+    responses={500: {"description": "`corrupt_object`: the stored bytes do not match"}},
+)
+async def verify_object(digest: str, service: Service) -> ObjectOut:
+    info = await anyio.to_thread.run_sync(service.verify_object, digest)
+    return ObjectOut(digest=info.digest, size=info.size)
+
+
+@router.put(
+    "/objects/{digest}",
+    status_code=201,
+    summary="Upload an object; the server checks that its bytes hash to the digest",
+    responses={200: {"description": "The object was already stored"}},
+    openapi_extra=_BINARY_BODY,
+)
+async def put_object(digest: str, request: Request, service: Service) -> JSONResponse:
+    expected = parse_digest(digest)
+    existed = await anyio.to_thread.run_sync(service.objects.exists, expected)
+    writer = service.object_writer()
+    try:
+        await _receive(request, writer)
+        info = await anyio.to_thread.run_sync(writer.commit, expected)
+    finally:
+        await anyio.to_thread.run_sync(writer.abort)  # a no-op after a commit
+    body = ObjectOut(digest=info.digest, size=info.size).model_dump()
+    return JSONResponse(body, status_code=200 if existed else 201)
+
+
+async def _receive(request: Request, writer: ObjectWriter) -> None:
+    """Hand the request body to ``writer`` in pieces of about :data:`_PIECE` bytes, each
+    written on a worker thread while the next piece arrives (at most two pieces held)."""
+    send, receive = anyio.create_memory_object_stream[list[bytes]](max_buffer_size=0)
+
+    async def drain() -> None:
+        async with receive:
+            async for piece in receive:
+                await anyio.to_thread.run_sync(_write_piece, writer, piece)
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(drain)
+            async with send:
+                piece: list[bytes] = []
+                held = 0
+                async for chunk in request.stream():
+                    piece.append(chunk)
+                    held += len(chunk)
+                    if held >= _PIECE:
+                        await send.send(piece)
+                        piece, held = [], 0
+                if piece:
+                    await send.send(piece)
+    except BaseExceptionGroup as group_error:  # one failure, reported as itself
+        raise _first_cause(group_error) from None
+
+
+def _write_piece(writer: ObjectWriter, piece: list[bytes]) -> None:
+    for chunk in piece:
+        writer.write(chunk)
+
+
+def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error that broke the pipeline (not the cancellation it caused in the other task)."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        error = pending.pop(0)
+        if isinstance(error, BaseExceptionGroup):
+            pending.extend(error.exceptions)
+        else:
+            leaves.append(error)
+    meaningful = [e for e in leaves if not isinstance(e, anyio.BrokenResourceError)]
+    return (meaningful or leaves)[0]
+
+
+@router.post(
+    "/objects/compose",
+    summary="Store the concatenation of uploaded parts as one object, checked by digest",
+)
+async def compose_object(body: ComposeIn, service: Service) -> ObjectOut:
+    info = await anyio.to_thread.run_sync(service.compose_object, body.parts, body.digest)
+    return ObjectOut(digest=info.digest, size=info.size)
+
+
+# -- artifacts ------------------------------------------------------------------------------
+@router.post(
+    "/entities/{entity_id}/artifacts",
+    summary="Record uploaded objects as an artifact (a file, or a tree manifest)",
+)
+async def record_artifact(entity_id: str, body: RecordArtifactIn, service: Service) -> ArtifactInfo:
+    return await anyio.to_thread.run_sync(
+        service.record_artifact, entity_id, body.key, body.kind, body.digest
+    )
+
+
+@router.get("/entities/{entity_id}/artifacts", summary="The artifacts of an entity")
+async def list_artifacts(entity_id: str, service: Service) -> list[ArtifactInfo]:
+    return service.list_artifacts(entity_id)
+
+
+@router.get(
+    "/entities/{entity_id}/artifact-files",
+    summary="What a key names: an artifact, a file in a tree or a folder of one",
+)
+async def artifact_files(
+    entity_id: str,
+    service: Service,
+    key: Annotated[str, Query(min_length=1, max_length=1024)],
+) -> ArtifactFilesOut:
+    found = await anyio.to_thread.run_sync(service.resolve_artifact, entity_id, key)
+    entries: list[Any] = [
+        ArtifactFileOut(path=e.path, digest=e.digest, size=e.size) for e in found.entries
+    ]
+    return ArtifactFilesOut(kind=found.kind, entries=entries)

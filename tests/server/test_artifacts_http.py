@@ -1,0 +1,537 @@
+"""Artifacts through a real server on loopback: uvicorn in a thread, ``cairn.Client(url)``.
+
+Bytes stream both ways without being held whole in memory, digests are checked at both
+ends, big files go as parts that a re-run resumes, and hostile keys are refused with the
+same errors as the embedded client.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+import cairn
+import cairn.client._http_artifacts as http_artifacts
+from cairn.core.digest import digest_bytes
+from cairn.core.settings import Settings
+from cairn.core.tree import Tree, TreeEntry
+from cairn.server import create_app
+
+HOSTILE_KEYS = ["", "/etc/passwd", "..", "../escape", "a/../../b", "./a", "a\\b", "a//b", "a/"]
+
+
+@dataclass
+class Server:
+    url: str
+    home: Path
+
+    @property
+    def objects(self) -> Path:
+        return self.home / "objects"
+
+    def object_files(self) -> list[Path]:
+        root = self.objects / "objects"
+        return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+    def temp_files(self) -> list[Path]:
+        root = self.objects / "tmp"
+        return list(root.iterdir()) if root.exists() else []
+
+    def object_path(self, digest: str) -> Path:
+        return self.objects / "objects" / digest[:2] / digest[2:]
+
+
+def start_server(home: Path) -> tuple[uvicorn.Server, threading.Thread, str]:
+    """uvicorn on a socket bound to a free loopback port (no fixed ports, no races)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = create_app(Settings(home=str(home)), service=None)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    home = tmp_path / "server-home"
+    uv, thread, url = start_server(home)
+    try:
+        yield Server(url, home)
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=20)
+
+
+@dataclass
+class Recorder(httpx.HTTPTransport):
+    """A real transport that records each request, and can break some on purpose."""
+
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    fail: Callable[[httpx.Request], BaseException | None] = lambda _: None
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.method, request.url.path.removeprefix("/api/v1")))
+        failure = self.fail(request)
+        if failure is not None:
+            raise failure
+        return super().handle_request(request)
+
+    def count(self, method: str, prefix: str = "/objects/") -> int:
+        return sum(1 for m, p in self.requests if m == method and p.startswith(prefix))
+
+
+MakeClient = Callable[..., cairn.Client]
+
+
+@pytest.fixture
+def make_client(server: Server) -> Iterator[MakeClient]:
+    made: list[cairn.Client] = []
+
+    def make(transport: httpx.BaseTransport | None = None) -> cairn.Client:
+        settings = Settings(url=server.url, retry_timeout=5.0, request_timeout=30.0)
+        client = cairn.Client(settings=settings, transport=transport)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client: MakeClient) -> cairn.Client:
+    return make_client()
+
+
+def make_tree(root: Path) -> dict[str, bytes]:
+    files = {
+        "a.txt": b"alpha",
+        "empty.bin": b"",
+        "sub/b.txt": b"bravo",
+        "sub/deeper/c.bin": os.urandom(3 * 1024 * 1024 + 11),
+        "sub/deeper/empty": b"",
+        "ünï/💾.txt": b"unicode",
+    }
+    for rel, data in files.items():
+        path = root.joinpath(*rel.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return files
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+class PipeLike:
+    """A stream with only ``read`` (no seek): the client spools it before sending."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._data.read(min(size, 70_001) if size > 0 else 70_001)
+
+
+def corrupt(path: Path) -> None:
+    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+# -- round trips ------------------------------------------------------------------------------
+def test_every_kind_of_source_round_trips(client: cairn.Client, tmp_path: Path) -> None:
+    run = client.set_experiment_run("r")
+    big = os.urandom(5 * 1024 * 1024 + 3)
+    (tmp_path / "weights.bin").write_bytes(big)
+    sources: dict[str, tuple[object, bytes]] = {
+        "bytes": (b"raw bytes", b"raw bytes"),
+        "empty": (b"", b""),
+        "view": (memoryview(b"a view"), b"a view"),
+        "path": (tmp_path / "weights.bin", big),
+        "str-path": (str(tmp_path / "weights.bin"), big),
+        "stream": (io.BytesIO(b"stream bytes"), b"stream bytes"),
+        "pipe": (PipeLike(big), big),
+    }
+    for key, (source, data) in sources.items():
+        info = run.log_artifact(key, source)  # type: ignore[arg-type]
+        assert (info.kind, info.size, info.file_count) == ("file", len(data), 1)
+        assert info.digest == digest_bytes(data)
+    with (tmp_path / "weights.bin").open("rb") as handle:
+        handle.seek(5)  # a file object logs from where it stands
+        assert run.log_artifact("open-file", handle).size == len(big) - 5
+
+    assert sorted(a.key for a in run.list_artifacts()) == sorted([*sources, "open-file"])
+    for key, (_, data) in sources.items():
+        with run.open_artifact(key) as stream:
+            assert stream.read() == data
+        [entry] = run.list_artifact_files(key)
+        assert (entry.path, entry.size) == (key, len(data))
+    out = run.download_artifact("path", f"{tmp_path}/out/")
+    assert out == tmp_path / "out" / "path"
+    assert out.read_bytes() == big
+    exact = run.download_artifact("empty", tmp_path / "exact.bin")
+    assert exact.read_bytes() == b""
+
+
+def test_folder_round_trip(client: cairn.Client, tmp_path: Path) -> None:
+    files = make_tree(tmp_path / "plots")
+    run = client.set_experiment_run("r")
+    info = run.log_artifact("plots", tmp_path / "plots")
+    assert (info.kind, info.file_count) == ("tree", len(files))
+    assert info.size == sum(len(d) for d in files.values())
+    assert [e.path for e in run.list_artifact_files("plots")] == sorted(files)
+    assert [e.path for e in run.list_artifact_files("plots/sub")] == [
+        "b.txt",
+        "deeper/c.bin",
+        "deeper/empty",
+    ]
+
+    target = run.download_artifact("plots", f"{tmp_path}/out/")
+    assert target == tmp_path / "out" / "plots"
+    assert read_tree(target) == files
+    sub = run.download_artifact("plots/sub/deeper", f"{tmp_path}/sub/")
+    assert read_tree(sub) == {"c.bin": files["sub/deeper/c.bin"], "empty": b""}
+    assert list(tmp_path.rglob("*.cairn-*")) == []  # no staging or temp file left
+
+    with run.open_artifact("plots/sub/deeper/c.bin") as stream:  # a file inside a tree
+        assert stream.read(10) == files["sub/deeper/c.bin"][:10]
+        assert stream.read() == files["sub/deeper/c.bin"][10:]
+    assert run.open_artifact("plots/ünï/💾.txt").read() == b"unicode"
+    with pytest.raises(cairn.InvalidArgument, match="folder"):
+        run.open_artifact("plots/sub")
+    with pytest.raises(cairn.NotFound):
+        run.open_artifact("plots/sub/missing")
+
+    (tmp_path / "nothing").mkdir()
+    empty = run.log_artifact("nothing", tmp_path / "nothing")
+    assert (empty.kind, empty.file_count, empty.size) == ("tree", 0, 0)
+    assert run.download_artifact("nothing", f"{tmp_path}/e/").is_dir()
+
+
+def test_same_bytes_are_stored_once_and_sent_once(
+    server: Server, make_client: MakeClient, tmp_path: Path
+) -> None:
+    recorder = Recorder()
+    client = make_client(recorder)
+    payload = os.urandom(2 * 1024 * 1024)
+    (tmp_path / "model.bin").write_bytes(payload)
+    client.set_experiment("e")
+    first, second = client.start_run(), client.start_run()
+    first.log_artifact("model.bin", tmp_path / "model.bin")
+    assert recorder.count("PUT") == 1
+    second.log_artifact("copy.bin", payload)
+    second.log_artifact("streamed.bin", io.BytesIO(payload))
+    assert recorder.count("PUT") == 1  # the server had it: HEAD, no upload
+    assert len(server.object_files()) == 1
+    assert first.list_artifacts()[0].digest == second.list_artifacts()[0].digest
+
+
+# -- errors -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("key", HOSTILE_KEYS)
+def test_hostile_keys_are_refused(
+    server: Server, client: cairn.Client, tmp_path: Path, key: str
+) -> None:
+    run = client.set_experiment_run("r")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "f").write_bytes(b"f")
+    for source in (b"data", tmp_path / "folder"):
+        with pytest.raises(cairn.InvalidArgument) as caught:
+            run.log_artifact(key, source)
+        assert caught.value.field == "key"
+    assert server.object_files() == []  # refused before a byte moved
+    run.log_artifact("fine", b"data")
+    for call in (run.open_artifact, run.list_artifact_files):
+        with pytest.raises(cairn.InvalidArgument):
+            call(key)
+    with pytest.raises(cairn.InvalidArgument):
+        run.download_artifact(key, f"{tmp_path}/out/")
+    assert not (tmp_path / "out").exists()
+
+
+def test_server_refuses_hostile_keys_itself(server: Server, client: cairn.Client) -> None:
+    run = client.set_experiment_run("r")
+    digest = digest_bytes(b"x")
+    with httpx.Client(base_url=f"{server.url}/api/v1") as http:
+        assert http.put(f"/objects/{digest}", content=b"x").status_code == 201
+        for key in ("../escape", "a/../../b", "/abs"):
+            answer = http.post(
+                f"/entities/{run.id}/artifacts", json={"key": key, "kind": "file", "digest": digest}
+            )
+            assert answer.status_code == 400
+            assert answer.json()["error"]["code"] == "invalid_argument"
+        assert (
+            http.get(f"/entities/{run.id}/artifact-files", params={"key": "../x"}).status_code
+            == 400
+        )
+    assert run.list_artifacts() == []
+
+
+def test_put_with_a_wrong_digest_stores_nothing(server: Server) -> None:
+    data = os.urandom(6 * 1024 * 1024)  # several pieces
+    wrong = digest_bytes(b"something else")
+    with httpx.Client(base_url=f"{server.url}/api/v1") as http:
+        answer = http.put(f"/objects/{wrong}", content=data)
+        assert answer.status_code == 400
+        error = answer.json()["error"]
+        assert error["code"] == "invalid_argument"
+        assert error["details"]["field"] == "digest"
+        assert error["details"]["actual"] == digest_bytes(data)
+        assert http.head(f"/objects/{wrong}").status_code == 404
+        assert http.head(f"/objects/{digest_bytes(data)}").status_code == 404
+        assert http.put("/objects/not-a-digest", content=b"x").status_code == 400
+    assert server.object_files() == []
+    assert server.temp_files() == []
+
+
+def test_a_dropped_upload_leaves_nothing(server: Server) -> None:
+    digest = digest_bytes(b"never finished")
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        head = (
+            f"PUT /api/v1/objects/{digest} HTTP/1.1\r\nhost: {host}\r\n"
+            f"content-length: {10 * 1024 * 1024}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + os.urandom(6 * 1024 * 1024))
+    deadline = time.monotonic() + 10
+    while server.temp_files() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.temp_files() == []
+    assert server.object_files() == []
+
+
+def test_object_routes(server: Server) -> None:
+    data = os.urandom(9 * 1024 * 1024 + 5)
+    digest = digest_bytes(data)
+    with httpx.Client(base_url=f"{server.url}/api/v1") as http:
+        assert http.head(f"/objects/{digest}").status_code == 404
+        created = http.put(f"/objects/{digest}", content=iter([data[:100], data[100:]]))
+        assert (created.status_code, created.json()) == (201, {"digest": digest, "size": len(data)})
+        assert http.put(f"/objects/{digest}", content=data).status_code == 200  # stored once
+        head = http.head(f"/objects/{digest}")
+        assert (head.status_code, head.headers["content-length"]) == (200, str(len(data)))
+        got = http.get(f"/objects/{digest}")
+        assert got.content == data
+        assert got.headers["x-cairn-digest"] == digest
+        assert http.get(f"/objects/{digest}/verify").json() == {"digest": digest, "size": len(data)}
+        missing = http.get(f"/objects/{digest_bytes(b'none')}")
+        assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
+    assert len(server.object_files()) == 1
+
+
+def test_record_checks_what_it_is_told(server: Server, client: cairn.Client) -> None:
+    run = client.set_experiment_run("r")
+    present = digest_bytes(b"present")
+    absent = digest_bytes(b"absent")
+    good = Tree.of([TreeEntry("a", present, 7)])
+    lying = Tree.of([TreeEntry("a", present, 999)])
+    dangling = Tree.of([TreeEntry("a", present, 7), TreeEntry("b", absent, 6)])
+    with httpx.Client(base_url=f"{server.url}/api/v1") as http:
+
+        def record(kind: str, digest: str) -> httpx.Response:
+            body = {"key": "k", "kind": kind, "digest": digest}
+            return http.post(f"/entities/{run.id}/artifacts", json=body)
+
+        for data in (b"present", good.encode(), lying.encode(), dangling.encode(), b"{}"):
+            http.put(f"/objects/{digest_bytes(data)}", content=data).raise_for_status()
+        assert record("file", absent).status_code == 404
+        assert record("tree", digest_bytes(dangling.encode())).status_code == 404
+        assert record("tree", digest_bytes(lying.encode())).status_code == 400
+        assert record("tree", digest_bytes(b"{}")).status_code == 400  # not a manifest
+        assert record("folder", present).status_code == 400
+        info = record("tree", good.digest())
+        assert info.status_code == 200
+        assert (info.json()["size"], info.json()["file_count"]) == (7, 1)  # from the store
+        assert record("file", present).json()["size"] == 7
+    assert [a.key for a in run.list_artifacts()] == ["k"]
+
+
+def test_missing_entity_is_refused_before_uploading(server: Server, client: cairn.Client) -> None:
+    with pytest.raises(cairn.NotFound):
+        client._backend.log_artifact(str(uuid.uuid4()), "k", b"bytes")
+    with pytest.raises(cairn.InvalidArgument):
+        client._backend.log_artifact("../projects", "k", b"bytes")
+    assert server.object_files() == []
+
+
+def test_corrupt_object_on_the_server_is_caught(
+    server: Server, client: cairn.Client, tmp_path: Path
+) -> None:
+    run = client.set_experiment_run("r")
+    big = run.log_artifact("big.bin", os.urandom(9 * 1024 * 1024))
+    small = run.log_artifact("small.bin", b"precious" * 100)
+    corrupt(server.object_path(big.digest))
+    corrupt(server.object_path(small.digest))
+    for key, digest in (("big.bin", big.digest), ("small.bin", small.digest)):
+        with pytest.raises(cairn.CorruptObject) as caught:
+            run.download_artifact(key, tmp_path / "out.bin")
+        assert digest in str(caught.value)
+        with pytest.raises(cairn.CorruptObject), run.open_artifact(key) as stream:
+            stream.read()
+    assert not (tmp_path / "out.bin").exists()
+    assert list(tmp_path.glob(".*")) == []  # no temp file either
+
+
+# -- parts ------------------------------------------------------------------------------------
+class Interrupted(Exception):
+    """The process died mid-upload (not a network error: nothing retries it)."""
+
+
+@pytest.fixture
+def small_parts(monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(http_artifacts, "PART_SIZE", 1024 * 1024)
+    monkeypatch.setattr(http_artifacts, "MULTIPART_THRESHOLD", 2 * 1024 * 1024)
+    return 1024 * 1024
+
+
+def test_big_file_goes_in_parts_and_resumes(
+    server: Server, make_client: MakeClient, tmp_path: Path, small_parts: int
+) -> None:
+    data = os.urandom(5 * small_parts + 12_345)  # 6 parts
+    (tmp_path / "big.bin").write_bytes(data)
+    puts = 0
+
+    def die_on_third_part(request: httpx.Request) -> BaseException | None:
+        nonlocal puts
+        if request.method == "PUT":
+            puts += 1
+            if puts == 3:
+                return Interrupted()
+        return None
+
+    first = make_client(Recorder(fail=die_on_third_part))
+    run = first.set_experiment_run("r")
+    with pytest.raises(Interrupted):
+        run.log_artifact("big.bin", tmp_path / "big.bin")
+    assert len(server.object_files()) == 2  # two parts made it
+    assert run.list_artifacts() == []
+
+    recorder = Recorder()
+    again = make_client(recorder).get_run(run.id)
+    info = again.log_artifact("big.bin", tmp_path / "big.bin")
+    assert recorder.count("PUT") == 4  # only the missing parts
+    assert recorder.count("POST", "/objects/compose") == 1
+    assert (info.digest, info.size) == (digest_bytes(data), len(data))
+    assert again.open_artifact("big.bin").read() == data
+    # The six parts stay as objects next to the whole (collecting them is for later).
+    assert len(server.object_files()) == 7
+
+    recorder.requests.clear()
+    again.log_artifact("same.bin", tmp_path / "big.bin")
+    assert recorder.count("PUT") == 0 and recorder.count("POST", "/objects/compose") == 0
+
+
+def test_a_dropped_part_is_sent_again_alone(
+    server: Server, make_client: MakeClient, tmp_path: Path, small_parts: int
+) -> None:
+    data = os.urandom(4 * small_parts + 1)  # 5 parts
+    (tmp_path / "big.bin").write_bytes(data)
+    dropped = False
+
+    def drop_second_part_once(request: httpx.Request) -> BaseException | None:
+        nonlocal dropped
+        puts = sum(1 for m, _ in recorder.requests if m == "PUT")
+        if request.method == "PUT" and puts == 2 and not dropped:
+            dropped = True
+            return httpx.WriteError("connection reset by peer", request=request)
+        return None
+
+    recorder = Recorder(fail=drop_second_part_once)
+    run = make_client(recorder).set_experiment_run("r")
+    info = run.log_artifact("big.bin", tmp_path / "big.bin")
+    assert dropped
+    assert recorder.count("PUT") == 5 + 1  # one part twice, the others once
+    assert info.digest == digest_bytes(data)
+    run.download_artifact("big.bin", tmp_path / "back.bin")
+    assert (tmp_path / "back.bin").read_bytes() == data
+
+
+def test_a_dropped_download_is_retried(
+    server: Server, make_client: MakeClient, tmp_path: Path
+) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    failures = 0
+
+    def drop_first_get(request: httpx.Request) -> BaseException | None:
+        nonlocal failures
+        if request.method == "GET" and "/objects/" in request.url.path and failures == 0:
+            failures += 1
+            return httpx.ReadError("connection reset by peer", request=request)
+        return None
+
+    run = make_client(Recorder(fail=drop_first_get)).set_experiment_run("r")
+    run.log_artifact("m.bin", data)
+    assert run.download_artifact("m.bin", tmp_path / "m.bin").read_bytes() == data
+    assert failures == 1
+
+
+# -- memory -----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_big_artifact_streams_in_little_memory(tmp_path: Path) -> None:
+    """300 MiB up and down, server and client in one process: its peak RSS grows little."""
+    big = tmp_path / "big.bin"
+    with big.open("wb") as f:
+        f.truncate(300 * 1024 * 1024)  # sparse: reads as zeros, costs no disk
+    script = textwrap.dedent(
+        """
+        import resource, sys
+        from pathlib import Path
+        import cairn
+        from cairn.core.settings import Settings
+        sys.path.insert(0, sys.argv[3])
+        from tests.server.test_artifacts_http import start_server
+
+        home, big = Path(sys.argv[1]), Path(sys.argv[2])
+        server, thread, url = start_server(home)
+        client = cairn.Client(settings=Settings(url=url))
+        run = client.set_experiment_run("r")
+        run.log_artifact("warm", b"x")  # imports and first requests before the baseline
+        run.download_artifact("warm", home / "warm")
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        info = run.log_artifact("big.bin", big)
+        back = run.download_artifact("big.bin", home / "back.bin")
+        assert info.size == back.stat().st_size == big.stat().st_size
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        client.close()
+        server.should_exit = True
+        thread.join()
+        print(before, after)
+        """
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "home"), str(big), str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    before, after = map(int, done.stdout.split()[-2:])  # KiB on Linux
+    assert after - before < 200 * 1024, f"peak RSS grew by {(after - before) // 1024} MiB"
