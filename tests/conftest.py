@@ -87,3 +87,12 @@ def store_url(request: pytest.FixtureRequest) -> str:
     fixture = {"sqlite": "sqlite_url", "postgresql": "pg_url"}[request.param]
     url: str = request.getfixturevalue(fixture)
     return url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The http backend runs on SQLite only: behind the server, PostgreSQL is the same
+    service code the embedded PostgreSQL tests already cover."""
+    dropped = [i for i in items if "http" in i.nodeid and "postgresql" in i.nodeid]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if i not in dropped]

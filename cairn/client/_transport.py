@@ -3,6 +3,7 @@ the CairnError types the server raised."""
 
 from __future__ import annotations
 
+import json as _json
 import random
 import time
 from collections.abc import Mapping
@@ -53,12 +54,17 @@ class Transport:
         """Send, retrying transport failures and 502/503/504 with jittered exponential
         backoff for up to ``retry_timeout`` seconds. Every Cairn request is safe to
         repeat (idempotent by design or by idempotency key)."""
+        if json is not None:
+            # Python's JSON, NaN and infinities included (the server reads them back);
+            # httpx's own encoder refuses them.
+            content = _json.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
+            headers = {**(headers or {}), "content-type": "application/json"}
         deadline = time.monotonic() + self.retry_timeout
         delay = 0.05
         while True:
             try:
                 response = self.http.request(
-                    method, path, json=json, params=params, content=content, headers=headers
+                    method, path, params=params, content=content, headers=headers
                 )
             except _RETRY_ERRORS as exc:
                 failure: Exception = exc

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import numbers
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cairn.core.errors import InvalidArgument
@@ -19,6 +19,7 @@ __all__ = [
     "check_mapping",
     "check_metric_value",
     "check_name",
+    "check_names",
     "check_step",
     "check_text",
     "check_timestamp",
@@ -47,6 +48,13 @@ def check_name(value: object, field: str = "name") -> str:
             field, f"must not contain control characters (found U+{ord(match.group()):04X})"
         )
     return value
+
+
+def check_names(values: object, field: str) -> list[str]:
+    """A list of names (tags, keys): each checked, duplicates dropped, sorted."""
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise InvalidArgument(f"{field}s", "must be a list of strings, not one string")
+    return sorted({check_name(v, field) for v in values})
 
 
 def check_text(value: object, field: str) -> str:

@@ -9,7 +9,7 @@ from cairn.core.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from cairn.core.ids import new_id
 from cairn.core.model import EntityKind, ExperimentInfo, ProjectInfo, RunInfo, RunStatus
 from cairn.core.names import generate_run_name
-from cairn.core.validation import check_entity_id, check_name, check_text
+from cairn.core.validation import check_entity_id, check_name, check_names, check_text
 from cairn.service.base import ServiceBase
 from cairn.store.metadata.tx import MetadataTx
 
@@ -19,11 +19,7 @@ _NAME_ATTEMPTS = 20
 
 
 def _check_tags(tags: Iterable[str] | None) -> list[str]:
-    if tags is None:
-        return []
-    if isinstance(tags, str):
-        raise InvalidArgument("tags", "must be a list of strings, not one string")
-    return sorted({check_name(t, "tag") for t in tags})
+    return [] if tags is None else check_names(tags, "tag")
 
 
 class EntityOps(ServiceBase):

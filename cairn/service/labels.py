@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cairn.core.errors import Conflict, InvalidArgument
+from cairn.core.errors import Conflict
 from cairn.core.model import (
     HyperparameterValue,
     decode_hyperparameter,
@@ -16,6 +16,7 @@ from cairn.core.validation import (
     check_hyperparameter_value,
     check_mapping,
     check_name,
+    check_names,
     encode_attribute,
 )
 from cairn.service.base import ServiceBase
@@ -24,22 +25,16 @@ from cairn.store.metadata.hyperparameters import EncodedHyperparameter
 __all__ = ["LabelOps"]
 
 
-def _names(values: Iterable[str], field: str) -> list[str]:
-    if isinstance(values, str):
-        raise InvalidArgument(field, "must be a list of strings, not one string")
-    return sorted({check_name(v, field) for v in values})
-
-
 class LabelOps(ServiceBase):
     # -- tags -------------------------------------------------------------------------
     def add_tags(self, entity_id: str, tags: Iterable[str]) -> None:
-        names = _names(tags, "tag")
+        names = check_names(tags, "tag")
         with self.metadata.write() as tx:
             self._require_writable(tx, entity_id)
             tx.labels.add_tags(entity_id, names, self.clock())
 
     def remove_tags(self, entity_id: str, tags: Iterable[str]) -> None:
-        names = _names(tags, "tag")
+        names = check_names(tags, "tag")
         with self.metadata.write() as tx:
             self._require_writable(tx, entity_id)
             tx.labels.remove_tags(entity_id, names)
@@ -62,14 +57,14 @@ class LabelOps(ServiceBase):
             tx.labels.put_attributes(entity_id, encoded, self.clock())
 
     def get_attributes(self, entity_id: str, keys: Iterable[str] | None = None) -> dict[str, Any]:
-        wanted = None if keys is None else _names(keys, "attribute key")
+        wanted = None if keys is None else check_names(keys, "attribute key")
         with self.metadata.read() as tx:
             self._require_kind(tx, entity_id)
             rows = tx.labels.attributes(entity_id, wanted)
         return {k: json.loads(v) for k, v in rows.items()}
 
     def remove_attributes(self, entity_id: str, keys: Iterable[str]) -> None:
-        names = _names(keys, "attribute key")
+        names = check_names(keys, "attribute key")
         with self.metadata.write() as tx:
             self._require_writable(tx, entity_id)
             tx.labels.remove_attributes(entity_id, names)

@@ -1,5 +1,12 @@
-"""Fixtures of the client suite: embedded clients on the store under test (SQLite and
-PostgreSQL, from ``store_url``), closed when the test ends."""
+"""Fixtures of the client suite. The same tests run against each backend:
+
+- ``embedded``: ``cairn.Client(home=..., store=...)`` on the store under test (SQLite and
+  PostgreSQL, from ``store_url``);
+- ``http``: ``cairn.Client(url)`` against a real server on loopback that serves the same
+  home and store (SQLite; the server's own PostgreSQL path is the embedded one).
+
+Clients are closed when the test ends. A test that depends on in-process settings is
+marked ``embedded_only``."""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import pytest
 
 import cairn
 from cairn.core.settings import Settings
+from tests.servers import serve_in_thread
 
 E = TypeVar("E", bound=cairn.CairnError)
 MakeClient = Callable[..., cairn.Client]
@@ -33,13 +41,35 @@ def make_settings(home: Path, store_url: str) -> MakeSettings:
     return make
 
 
+@pytest.fixture(params=["embedded", "http"])
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name == "http" and request.node.get_closest_marker("embedded_only"):
+        pytest.skip("about in-process settings of the embedded client")
+    return name
+
+
 @pytest.fixture
-def open_client(home: Path, store_url: str) -> Iterator[MakeClient]:
-    """Open another client on the same home and store; every one is closed at the end."""
+def server_url(backend: str, home: Path, store_url: str) -> Iterator[str | None]:
+    """A real server on the test's home and store, for the http backend."""
+    if backend != "http":
+        yield None
+        return
+    with serve_in_thread(Settings(home=str(home), store_uri=store_url)) as url:
+        yield url
+
+
+@pytest.fixture
+def open_client(home: Path, store_url: str, server_url: str | None) -> Iterator[MakeClient]:
+    """Open another client on the same home and store (through the server for the http
+    backend); every one is closed at the end."""
     made: list[cairn.Client] = []
 
     def make(**options: Any) -> cairn.Client:
-        if "settings" not in options:
+        if server_url is not None and "settings" not in options:
+            options.setdefault("url", server_url)
+            options.setdefault("settings", Settings(retry_timeout=5.0))
+        elif "settings" not in options:
             options.setdefault("home", home)
             options.setdefault("store", store_url)
         client = cairn.Client(**options)

@@ -14,7 +14,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,14 +22,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 import cairn
 import cairn.client._http_artifacts as http_artifacts
 from cairn.core.digest import digest_bytes
 from cairn.core.settings import Settings
 from cairn.core.tree import Tree, TreeEntry
-from cairn.server import create_app
+from tests.servers import serve_in_thread
 
 HOSTILE_KEYS = ["", "/etc/passwd", "..", "../escape", "a/../../b", "./a", "a\\b", "a//b", "a/"]
 
@@ -56,32 +54,11 @@ class Server:
         return self.objects / "objects" / digest[:2] / digest[2:]
 
 
-def start_server(home: Path) -> tuple[uvicorn.Server, threading.Thread, str]:
-    """uvicorn on a socket bound to a free loopback port (no fixed ports, no races)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = create_app(Settings(home=str(home)), service=None)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.01)
-    return server, thread, f"http://127.0.0.1:{port}"
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     home = tmp_path / "server-home"
-    uv, thread, url = start_server(home)
-    try:
+    with serve_in_thread(Settings(home=str(home))) as url:
         yield Server(url, home)
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=20)
 
 
 @dataclass
@@ -500,27 +477,31 @@ def test_big_artifact_streams_in_little_memory(tmp_path: Path) -> None:
         f.truncate(300 * 1024 * 1024)  # sparse: reads as zeros, costs no disk
     script = textwrap.dedent(
         """
-        import resource, sys
+        import sys
         from pathlib import Path
         import cairn
         from cairn.core.settings import Settings
         sys.path.insert(0, sys.argv[3])
-        from tests.server.test_artifacts_http import start_server
+        from tests.servers import serve_in_thread
+
+        def peak_kib():  # VmHWM: ru_maxrss would keep the forking parent's size
+            status = open("/proc/self/status").read()
+            return int(next(l.split()[1] for l in status.splitlines() if l.startswith("VmHWM")))
 
         home, big = Path(sys.argv[1]), Path(sys.argv[2])
-        server, thread, url = start_server(home)
+        serving = serve_in_thread(Settings(home=str(home)))
+        url = serving.__enter__()
         client = cairn.Client(settings=Settings(url=url))
         run = client.set_experiment_run("r")
         run.log_artifact("warm", b"x")  # imports and first requests before the baseline
         run.download_artifact("warm", home / "warm")
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = peak_kib()
         info = run.log_artifact("big.bin", big)
         back = run.download_artifact("big.bin", home / "back.bin")
         assert info.size == back.stat().st_size == big.stat().st_size
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        after = peak_kib()
         client.close()
-        server.should_exit = True
-        thread.join()
+        serving.__exit__(None, None, None)
         print(before, after)
         """
     )

@@ -1,0 +1,139 @@
+"""``cairn artifacts get|put``: move files and folders to and from a run.
+
+The client API reports no byte counts while it moves data, so the display is a spinner
+with the total size (known up front) and elapsed time, then one line with size and
+throughput.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cairn.cli._common import (
+    HomeOption,
+    JsonOption,
+    StoreOption,
+    UrlOption,
+    connect,
+    format_duration,
+    format_size,
+    group,
+    print_json,
+    stderr_console,
+)
+
+__all__ = ["artifacts"]
+
+artifacts = group("Artifacts: files and folders logged against a run.")
+
+RunIdArgument = Annotated[str, typer.Argument(metavar="RUN_ID", help="The run's id.")]
+KeyArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="KEY", help="Artifact key, or a file or folder inside a folder artifact."
+    ),
+]
+
+
+@artifacts.command("get")
+def get(
+    run_id: RunIdArgument,
+    key: KeyArgument,
+    dest: Annotated[
+        str,
+        typer.Argument(
+            metavar="DEST",
+            help="Where to write it: into DEST if DEST is a folder or ends in '/', "
+            "else at DEST itself.",
+        ),
+    ],
+    url: UrlOption = None,
+    home: HomeOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Download an artifact of a run (every file verified, written atomically)."""
+    with connect(url, home, store) as client:
+        run = client.get_run(run_id)
+        files = run.list_artifact_files(key)
+        size = sum(f.size for f in files)
+        what = f"{key} ({_count(len(files))}, {format_size(size)})"
+        with _spinner(f"downloading {what}") as elapsed:
+            written = run.download_artifact(key, dest)
+    if as_json:
+        print_json({"key": key, "path": str(written), "bytes": size, "files": len(files)})
+    else:
+        _done(f"got {what} -> {written}", size, elapsed())
+
+
+@artifacts.command("put")
+def put(
+    run_id: RunIdArgument,
+    key: Annotated[str, typer.Argument(metavar="KEY", help="Artifact key, e.g. plots.")],
+    path: Annotated[
+        Path, typer.Argument(metavar="PATH", help="A file, or a folder (kept as a tree).")
+    ],
+    url: UrlOption = None,
+    home: HomeOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Upload a file or a folder as an artifact of a run."""
+    count, size = _local_size(path)
+    with connect(url, home, store) as client:
+        run = client.get_run(run_id)
+        what = f"{path} ({_count(count)}, {format_size(size)})"
+        with _spinner(f"uploading {what}") as elapsed:
+            info = run.log_artifact(key, path)
+    if as_json:
+        print_json(info)
+    else:
+        _done(f"put {what} -> {key} ({info.kind}, {info.digest})", info.size, elapsed())
+
+
+def _count(files: int) -> str:
+    return "1 file" if files == 1 else f"{files} files"
+
+
+def _local_size(path: Path) -> tuple[int, int]:
+    """(files, bytes) under ``path``; (0, 0) if it is neither (the upload says why)."""
+    if path.is_file():
+        return 1, path.stat().st_size
+    count = size = 0
+    if path.is_dir():
+        for folder, _, names in os.walk(path):
+            for name in names:
+                file = Path(folder, name)
+                if file.is_file():
+                    count += 1
+                    size += file.stat().st_size
+    return count, size
+
+
+@contextmanager
+def _spinner(message: str) -> Iterator[Callable[[], float]]:
+    """A transient spinner on stderr (only on a terminal); yields the elapsed-time clock."""
+    started = time.perf_counter()
+    ended: float | None = None
+
+    def elapsed() -> float:
+        return (ended if ended is not None else time.perf_counter()) - started
+
+    console = stderr_console()
+    with console.status(message, spinner="dots"):
+        try:
+            yield elapsed
+        finally:
+            ended = time.perf_counter()
+
+
+def _done(message: str, size: int, seconds: float) -> None:
+    rate = f"{format_size(int(size / seconds))}/s" if seconds > 0 else "-"
+    typer.echo(f"{message} in {format_duration(seconds)} ({rate})")

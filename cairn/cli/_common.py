@@ -1,0 +1,200 @@
+"""What the commands share: flags from the settings table, opening a client, output."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from cairn.core.errors import NotFound
+from cairn.core.settings import SETTINGS, Setting, settings_from
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cairn.client import Client
+
+__all__ = [
+    "HomeOption",
+    "JsonOption",
+    "StoreOption",
+    "UrlOption",
+    "connect",
+    "fail",
+    "format_duration",
+    "format_size",
+    "format_time",
+    "group",
+    "print_json",
+    "print_table",
+    "setting_option",
+    "shorten",
+    "stderr_console",
+]
+
+_SETTINGS: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+def _parser(setting: Setting) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return setting.parse(text)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    return parse
+
+
+def setting_option(name: str, *flags: str, metavar: str | None = None) -> Any:
+    """A flag for the setting ``name`` of the settings table: its help, its parser, its
+    environment variable. The flag's default is None, so the environment (then the table's
+    default) applies unless the flag is given."""
+    setting = _SETTINGS[name]
+    default = "unset" if setting.default is None else setting.default
+    return typer.Option(
+        *flags,
+        help=f"{setting.doc.replace('`', '')} Env: {setting.env}. Default: {default}.",
+        parser=_parser(setting),
+        metavar=metavar,
+        show_default=False,
+    )
+
+
+UrlOption = Annotated[str | None, setting_option("url", "--url", metavar="URL")]
+HomeOption = Annotated[str | None, setting_option("home", "--home", metavar="PATH")]
+StoreOption = Annotated[str | None, setting_option("store_uri", "--store", metavar="URL")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")
+]
+
+
+def group(help: str) -> typer.Typer:
+    """A command group, formatted like the rest (plain click help: quick, no markup)."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
+
+
+def connect(
+    url: str | None, home: str | None, store: str | None, *, existing: bool = True
+) -> Client:
+    """A client on the server at ``url``, or on the embedded store (``home``/``store``).
+
+    Flags win over ``CAIRN_*`` variables; ``--home``/``--store`` win over ``CAIRN_URL``.
+    With ``existing``, an embedded SQLite store must already be there: a read does not
+    leave an empty ``.cairn`` folder behind.
+    """
+    if url is not None and (home is not None or store is not None):
+        raise typer.BadParameter("give --url, or --home/--store, not both", param_hint="--url")
+    settings = settings_from(os.environ, url=url, home=home, store_uri=store)
+    remote = settings.url is not None and home is None and store is None
+    if not remote:
+        settings = settings.replace(url=None)
+        if existing and settings.store_uri is None:
+            db = Path(settings.home) / "cairn.db"
+            if not db.is_file():
+                raise NotFound(
+                    f"no Cairn store in {settings.home!r} (no cairn.db): give --home, --store "
+                    "or --url, or set CAIRN_HOME, CAIRN_STORE_URI or CAIRN_URL "
+                    "(`cairn demo` makes one to look at)",
+                    home=settings.home,
+                )
+    from cairn.client import Client
+
+    return Client(settings=settings)
+
+
+def fail(message: str) -> NoReturn:
+    """``error: <message>`` on stderr, exit status 1."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+# -- output --------------------------------------------------------------------------------
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):  # NamedTuple
+        return {k: _jsonable(v) for k, v in value._asdict().items()}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout: info values as objects, NaN and infinities as Python writes them
+    (the server's convention for metric values)."""
+    typer.echo(json.dumps(_jsonable(data), indent=2, ensure_ascii=False))
+
+
+def print_table(
+    columns: Sequence[str], rows: Iterable[Sequence[str]], *, header: bool = True
+) -> None:
+    """A rich table on stdout, one line per row at its natural width (a terminal narrower
+    than that wraps lines rather than columns), no trailing spaces. Cells are text, never
+    markup: a name like ``[bold]`` prints as itself."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, header_style="bold", pad_edge=False, show_header=header)
+    for column in columns:
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    console = Console(highlight=False, markup=False)
+    wide = console.options.update_width(1_000_000)
+    console = Console(
+        highlight=False,
+        markup=False,
+        width=max(console.width, console.measure(table, options=wide).maximum),
+    )
+    with console.capture() as captured:
+        console.print(table)
+    for line in captured.get().splitlines():
+        typer.echo(line.rstrip())
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """One line of at most ``limit`` characters (tables; JSON output keeps it whole)."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def format_time(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    when = dt.datetime.fromtimestamp(ms / 1000).astimezone()
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def format_size(size: int) -> str:
+    """Bytes in decimal units: 999 B, 1.2 kB, 3.4 MB, ..."""
+    value, unit = float(size), "B"
+    for bigger in ("kB", "MB", "GB", "TB"):
+        if value < 1000:
+            break
+        value, unit = value / 1000, bigger
+    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"

@@ -1,0 +1,242 @@
+"""``cairn projects|experiments|runs``: list and show what is tracked."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cairn.cli._common import (
+    HomeOption,
+    JsonOption,
+    StoreOption,
+    UrlOption,
+    connect,
+    format_duration,
+    format_size,
+    format_time,
+    group,
+    print_json,
+    print_table,
+    shorten,
+)
+from cairn.core.errors import NotFound
+
+if TYPE_CHECKING:
+    from cairn.client import Client, Experiment
+    from cairn.core.model import ArtifactInfo, RunInfo
+
+__all__ = ["experiments", "find_experiment", "projects", "runs"]
+
+projects = group("Projects: the top of the tree.")
+experiments = group("Experiments: groups of runs in a project.")
+runs = group("Runs: one training or evaluation each.")
+
+
+@projects.command("ls")
+def projects_ls(
+    url: UrlOption = None,
+    home: HomeOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List projects."""
+    with connect(url, home, store) as client:
+        found = [p.info for p in client.list_projects()]
+    if as_json:
+        print_json(found)
+        return
+    _print_list(
+        ("NAME", "ID", "OWNER", "CREATED", "DESCRIPTION"),
+        [(p.name, p.id, p.owner, format_time(p.created_at), shorten(p.description)) for p in found],
+        "no projects",
+    )
+
+
+@experiments.command("ls")
+def experiments_ls(
+    project: Annotated[str, typer.Argument(metavar="PROJECT", help="Project name.")],
+    url: UrlOption = None,
+    home: HomeOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the experiments of PROJECT."""
+    with connect(url, home, store) as client:
+        found = [e.info for e in client.get_project(project).list_experiments()]
+    if as_json:
+        print_json(found)
+        return
+    _print_list(
+        ("NAME", "ID", "OWNER", "CREATED", "DESCRIPTION"),
+        [(e.name, e.id, e.owner, format_time(e.created_at), shorten(e.description)) for e in found],
+        f"no experiments in project {project!r}",
+    )
+
+
+def find_experiment(client: Client, path: str) -> Experiment:
+    """The experiment ``PROJECT/EXPERIMENT``. Names may hold '/' themselves: every split
+    is tried, left to right, and the first that names an experiment wins."""
+    splits = [
+        (path[:i], path[i + 1 :])
+        for i, ch in enumerate(path)
+        if ch == "/" and 0 < i < len(path) - 1
+    ]
+    if not splits:
+        raise typer.BadParameter(
+            f"expected PROJECT/EXPERIMENT (e.g. churn/baseline), got {path!r}",
+            param_hint="PROJECT/EXPERIMENT",
+        )
+    missing: NotFound | None = None
+    for project_name, experiment_name in splits:
+        try:
+            project = client.get_project(project_name)
+        except NotFound as exc:
+            missing = missing or exc
+            continue
+        for experiment in project.list_experiments():
+            if experiment.name == experiment_name:
+                return experiment
+        missing = NotFound(
+            f"no experiment named {experiment_name!r} in project {project_name!r}",
+            kind="experiment",
+            name=experiment_name,
+        )
+    assert missing is not None
+    raise missing
+
+
+@runs.command("ls")
+def runs_ls(
+    path: Annotated[
+        str,
+        typer.Argument(metavar="PROJECT/EXPERIMENT", help="Project and experiment names."),
+    ],
+    include_deleted: Annotated[
+        bool, typer.Option("--include-deleted", help="Also list soft-deleted runs.")
+    ] = False,
+    url: UrlOption = None,
+    home: HomeOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the runs of an experiment, oldest first."""
+    with connect(url, home, store) as client:
+        experiment = find_experiment(client, path)
+        found = [r.info for r in experiment.list_runs(include_deleted=include_deleted)]
+    if as_json:
+        print_json(found)
+        return
+    _print_list(
+        ("NAME", "ID", "STATUS", "STARTED", "DURATION", "OWNER"),
+        [
+            (r.name, r.id, _status(r), format_time(r.start_time), _duration(r), r.owner)
+            for r in found
+        ],
+        f"no runs in {path!r}",
+    )
+
+
+@runs.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run's id.")],
+    url: UrlOption = None,
+    home: HomeOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a run: hyperparameters, latest metrics, tags, attributes and artifacts."""
+    with connect(url, home, store) as client:
+        run = client.get_run(run_id)
+        info = run.info
+        shown: dict[str, Any] = {
+            "run": info,
+            "project": client.get_project(id=info.project_id).name,
+            "experiment": client.get_experiment(info.experiment_id).name,
+            "hyperparameters": run.get_hyperparameters(),
+            "metrics": run.get_metrics_latest(),
+            "tags": run.get_tags(),
+            "attributes": run.get_attributes(),
+            "artifacts": run.list_artifacts(),
+        }
+    if as_json:
+        print_json(shown)
+    else:
+        _print_run(shown)
+
+
+def _duration(info: RunInfo) -> str:
+    if info.end_time is None:
+        return "-"
+    return format_duration(max(0, info.end_time - info.start_time) / 1000)
+
+
+def _status(info: RunInfo) -> str:
+    return f"{info.status} (deleted)" if info.deleted else str(info.status)
+
+
+def _print_list(columns: tuple[str, ...], rows: list[tuple[str, ...]], empty: str) -> None:
+    if rows:
+        print_table(columns, rows)
+    else:
+        typer.echo(empty)
+
+
+def _print_run(shown: dict[str, Any]) -> None:
+    info: RunInfo = shown["run"]
+    typer.echo(f"run {info.name} ({info.id})")
+    print_table(
+        ("", ""),
+        [
+            ("  experiment", f"{shown['project']}/{shown['experiment']}"),
+            ("  status", _status(info)),
+            ("  started", format_time(info.start_time)),
+            ("  ended", format_time(info.end_time)),
+            ("  duration", _duration(info)),
+            ("  owner", info.owner or "-"),
+            ("  parent", info.parent_id or "-"),
+            ("  description", shorten(info.description, 100) or "-"),
+            ("  tags", ", ".join(shown["tags"]) or "-"),
+        ],
+        header=False,
+    )
+    params = shown["hyperparameters"]
+    metrics = shown["metrics"]
+    attributes = shown["attributes"]
+    artifacts: list[ArtifactInfo] = shown["artifacts"]
+    sections: list[tuple[str, tuple[str, ...], list[tuple[str, ...]]]] = [
+        (
+            "hyperparameters",
+            ("KEY", "VALUE", "TYPE"),
+            [(k, str(v), type(v).__name__) for k, v in sorted(params.items())],
+        ),
+        (
+            "metrics (latest)",
+            ("KEY", "VALUE", "STEP", "TIME"),
+            [
+                (k, f"{p.value:.6g}", str(p.step), format_time(p.timestamp))
+                for k, p in sorted(metrics.items())
+            ],
+        ),
+        (
+            "attributes",
+            ("KEY", "VALUE"),
+            [
+                (k, shorten(json.dumps(v, ensure_ascii=False), 100))
+                for k, v in sorted(attributes.items())
+            ],
+        ),
+        (
+            "artifacts",
+            ("KEY", "KIND", "SIZE", "FILES", "DIGEST"),
+            [(a.key, a.kind, format_size(a.size), str(a.file_count), a.digest) for a in artifacts],
+        ),
+    ]
+    for title, columns, rows in sections:
+        typer.echo("")
+        if rows:
+            typer.echo(f"{title}:")
+            print_table(columns, rows)
+        else:
+            typer.echo(f"{title}: none")

@@ -1,0 +1,60 @@
+"""``cairn server``: serve the REST API with uvicorn."""
+
+from __future__ import annotations
+
+import enum
+import os
+from typing import Annotated
+
+import typer
+
+from cairn.cli._common import HomeOption, StoreOption, fail, setting_option
+from cairn.core.settings import settings_from
+
+__all__ = ["server"]
+
+# The server's dependencies (fastapi, uvicorn, ...): missing, they name the extra to install.
+_SERVER_EXTRA = frozenset({"fastapi", "starlette", "pydantic", "uvicorn", "httptools", "uvloop"})
+
+
+class LogLevel(enum.StrEnum):
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+
+
+def server(
+    host: Annotated[str | None, setting_option("host", "--host", metavar="ADDRESS")] = None,
+    port: Annotated[int | None, setting_option("port", "--port", metavar="PORT")] = None,
+    workers: Annotated[int | None, setting_option("workers", "--workers", metavar="N")] = None,
+    home: HomeOption = None,
+    store: StoreOption = None,
+    log_level: Annotated[
+        LogLevel,
+        typer.Option(
+            "--log-level",
+            metavar="LEVEL",
+            help="Least severe log records written: critical, error, warning, info or debug.",
+        ),
+    ] = LogLevel.INFO,
+) -> None:
+    """Run the REST server until SIGTERM or Ctrl-C (then shut down gracefully, exit 0).
+
+    Logs are JSON lines on stderr; GET /api/v1/health answers once it is up.
+    """
+    settings = settings_from(
+        os.environ, host=host, port=port, workers=workers, home=home, store_uri=store
+    )
+    try:
+        from cairn.server.serve import serve
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] in _SERVER_EXTRA:
+            fail(
+                f"the server needs the server extra ({exc.name} is missing): "
+                "pip install 'cairn[server]'"
+            )
+        raise
+    if not serve(settings, log_level=log_level.value):
+        fail("the server did not start (the log above says why)")

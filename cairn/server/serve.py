@@ -1,0 +1,295 @@
+"""Running the server: uvicorn (uvloop + httptools) serving ``create_app(settings)``.
+
+One worker serves the app built here. N workers are N processes that uvicorn spawns; each
+rebuilds its settings from the ``CAIRN_*`` environment the parent sets from the settings
+table (:func:`settings_environment`) and builds its own app (:func:`app_from_environment`).
+
+Every accepted connection gets ``TCP_NODELAY``: uvicorn's multi-worker listening socket is
+made without ``IPPROTO_TCP``, so asyncio's event loop skips Nagle's switch-off on the sockets
+it accepts, and each response on a keep-alive connection then waits ~40 ms for the client's
+delayed ACK (uvloop happens to set it). :class:`NoDelayHttpToolsProtocol` sets it on every
+connection, whatever the loop.
+
+Logs are one JSON object a line on stderr (:class:`JsonFormatter`); the access log
+(:class:`AccessLog`) adds method, path, status and duration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import HANDLED_SIGNALS
+from uvicorn.supervisors import Multiprocess
+
+from cairn.core.settings import SETTINGS, Settings, settings_from
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from cairn.service import TrackingService
+
+__all__ = [
+    "APP_FACTORY",
+    "AccessLog",
+    "JsonFormatter",
+    "NoDelayHttpToolsProtocol",
+    "app_from_environment",
+    "build_app",
+    "logging_config",
+    "serve",
+    "settings_environment",
+]
+
+APP_FACTORY = "cairn.server.serve:app_from_environment"
+PROTOCOL = "cairn.server.serve:NoDelayHttpToolsProtocol"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+STARTUP_FAILURE = 3  # uvicorn's exit code for a worker that never started serving
+
+access_log = logging.getLogger("cairn.access")
+
+
+# -- settings across processes -------------------------------------------------------------
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """Every setting as its ``CAIRN_*`` variable, so ``settings_from`` rebuilds them exactly
+    (an unset optional setting becomes the empty string, which reads back as unset)."""
+    return {
+        setting.env: "" if (value := getattr(settings, setting.name)) is None else str(value)
+        for setting in SETTINGS
+    }
+
+
+def app_from_environment(environ: Mapping[str, str] | None = None) -> ASGIApp:
+    """The app of one worker process, from the ``CAIRN_*`` variables its parent set.
+
+    Called by uvicorn in a worker (no argument), it also makes the worker shut down
+    gracefully if its parent dies without stopping it (a SIGKILL), instead of serving on
+    as an orphan that holds the port."""
+    if environ is None:
+        _stop_when_orphaned()
+    return build_app(settings_from(os.environ if environ is None else environ))
+
+
+def _stop_when_orphaned(interval: float = 1.0) -> None:
+    import multiprocessing
+
+    # The supervisor's pid, as multiprocessing recorded it at spawn: the parent may be gone
+    # already by the time a slow worker gets here.
+    supervisor = multiprocessing.parent_process()
+    parent = supervisor.pid if supervisor is not None else os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="cairn-parent-watch", daemon=True).start()
+
+
+def build_app(settings: Settings, service: TrackingService | None = None) -> ASGIApp:
+    """``create_app(settings, service)`` with the access log around it."""
+    from cairn.server.app import create_app
+
+    return AccessLog(create_app(settings, service))
+
+
+# -- connections ---------------------------------------------------------------------------
+class NoDelayHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with Nagle's algorithm off on every connection."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):  # the peer may be gone already
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
+
+
+# -- logging -------------------------------------------------------------------------------
+_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_HIDDEN_FIELDS = frozenset({"color_message"})  # uvicorn's ANSI-coloured copy of the message
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, ISO 8601), level, logger, message, pid, and
+    whatever the call passed in ``extra``; an exception's traceback goes in ``exception``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = dt.datetime.fromtimestamp(record.created, dt.UTC)
+        entry: dict[str, Any] = {
+            "time": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_FIELDS and key not in _HIDDEN_FIELDS and key[0] != "_":
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def logging_config(level: str = "info") -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` table: every log line is JSON on stderr."""
+    if level not in LOG_LEVELS:
+        raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    chosen = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "cairn.server.serve.JsonFormatter"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "cairn": {"level": chosen, "propagate": True},
+            "uvicorn": {"level": chosen, "propagate": True},
+            "uvicorn.error": {"level": chosen, "propagate": True},
+            # Replaced by cairn.access, which knows the duration.
+            "uvicorn.access": {"level": "WARNING", "propagate": False},
+        },
+        "root": {"handlers": ["stderr"], "level": "WARNING"},
+    }
+
+
+class AccessLog:
+    """ASGI middleware: one ``cairn.access`` line per HTTP request, after the response
+    is sent (or failed), with method, path, status and duration in milliseconds."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client sees if the app fails before answering
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_watch)
+        finally:
+            duration = round((time.perf_counter() - started) * 1000, 3)
+            client = scope.get("client")
+            method, path = scope["method"], scope["path"]
+            access_log.info(
+                "%s %s %d %.1f ms",
+                method,
+                path,
+                status,
+                duration,
+                extra={
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": duration,
+                    "client": f"{client[0]}:{client[1]}" if client else None,
+                },
+            )
+
+
+# -- running -------------------------------------------------------------------------------
+def serve(settings: Settings, *, log_level: str = "info", loop: str = "auto") -> bool:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully (in-flight requests finish,
+    then the store closes). False if the server could not start (the log says why).
+
+    One worker: the store opens here first, so a store that cannot be used raises its
+    CairnError before anything listens. More workers: each opens the store as it starts;
+    this sets the ``CAIRN_*`` variables of this process, which the workers inherit.
+    ``loop`` is uvicorn's: "auto" (uvloop where installed), "uvloop" or "asyncio".
+    """
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": loop,
+        "http": PROTOCOL,
+        "lifespan": "on",
+        "log_config": logging_config(log_level),
+        "access_log": False,  # AccessLog writes it
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+        # A worker answers the parent's health pings only once it has imported the app
+        # (seconds on a busy machine); uvicorn's 5 s default kills and respawns slow
+        # starters, over and over.
+        "timeout_worker_healthcheck": 30,
+    }
+    try:
+        if settings.workers == 1:
+            return _serve_one(settings, options)
+        return _serve_workers(settings, options)
+    except SystemExit as exc:  # uvicorn's way of saying it could not bind or start
+        if exc.code == STARTUP_FAILURE:
+            return False
+        raise
+
+
+def _serve_one(settings: Settings, options: dict[str, Any]) -> bool:
+    from cairn.service import open_service
+
+    service = open_service(settings)
+    try:
+        server = _Server(uvicorn.Config(build_app(settings, service), **options))
+        server.run()
+    finally:
+        service.close()
+    return server.started
+
+
+def _serve_workers(settings: Settings, options: dict[str, Any]) -> bool:
+    os.environ.update(settings_environment(settings))
+    config = uvicorn.Config(APP_FACTORY, factory=True, workers=settings.workers, **options)
+    sock = config.bind_socket()
+    try:
+        supervisor = Multiprocess(config, sockets=[sock])
+        supervisor.run()
+    finally:
+        sock.close()
+    return not any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes)
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn Server that exits normally after the graceful shutdown a signal asked for.
+
+    uvicorn re-raises SIGTERM/SIGINT once it has shut down, so that the default action ends
+    the process (exit status -15, or a KeyboardInterrupt). For ``cairn server`` the shutdown
+    *is* the answer to the signal: the command returns and exits 0.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
