@@ -79,6 +79,9 @@ def group(help: str) -> typer.Typer:
     return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
 
 
+CLI_RETRY_TIMEOUT = 10.0
+
+
 def connect(
     url: str | None, home: str | None, store: str | None, *, existing: bool = True
 ) -> Client:
@@ -92,6 +95,9 @@ def connect(
         raise typer.BadParameter("give --url, or --home/--store, not both", param_hint="--url")
     settings = settings_from(os.environ, url=url, home=home, store_uri=store)
     remote = settings.url is not None and home is None and store is None
+    if remote and "CAIRN_RETRY_TIMEOUT" not in os.environ:
+        # A person at a prompt should hear of a down server in seconds, not minutes.
+        settings = settings.replace(retry_timeout=CLI_RETRY_TIMEOUT)
     if not remote:
         settings = settings.replace(url=None)
         if existing and settings.store_uri is None:
