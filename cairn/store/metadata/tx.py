@@ -20,11 +20,14 @@ class SeriesCache:
     """(run id, metric key) -> series id, shared by every transaction of a store.
 
     Series ids never change once committed, so the hot logging path skips the
-    lookup query after the first batch of each key.
+    lookup query after the first batch of each key. A long-lived server sees
+    series without end: past ``limit`` entries the cache starts over (a miss
+    costs one query), so its memory stays bounded.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 200_000) -> None:
         self._ids: dict[tuple[str, str], int] = {}
+        self._limit = limit
         self._lock = threading.Lock()
 
     def get(self, key: tuple[str, str]) -> int | None:
@@ -32,6 +35,8 @@ class SeriesCache:
 
     def update(self, found: dict[tuple[str, str], int]) -> None:
         with self._lock:
+            if len(self._ids) + len(found) > self._limit:
+                self._ids = {}
             self._ids.update(found)
 
 
