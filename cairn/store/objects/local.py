@@ -253,10 +253,12 @@ class LocalObjectWriter:
 
 
 def write_file_atomically(readinto: ReadInto, dest: str | os.PathLike[str]) -> int:
-    """Copy ``readinto`` to EOF into ``dest``: temp file in dest's folder, fsync, rename.
+    """Copy ``readinto`` to EOF into ``dest``: temp file in dest's folder, then rename.
 
     If ``readinto`` raises (a verifying reader raises ``CorruptObject`` at the end), the
     temp file is removed and ``dest`` is left as it was. Returns the number of bytes.
+    A download is a copy the object store can always make again, so it is atomic but
+    not fsynced (like ``cp``): forcing it to disk halved download speed for nothing.
     """
     dest = os.path.abspath(os.fspath(dest))
     folder, name = os.path.split(dest)
@@ -267,11 +269,10 @@ def write_file_atomically(readinto: ReadInto, dest: str | os.PathLike[str]) -> i
         tmp, fd = _create_exclusive(folder, f".{name[:100]}.", ".cairn-tmp", 0o666)
     except FileNotFoundError:
         raise NotFound(f"folder {folder!r} does not exist", path=folder) from None
-    pipe = _Writer(fd)
+    pipe = _Writer(fd, durable=False)
     try:
         size = _pump(readinto, pipe, None)
         pipe.finish()
-        os.fsync(fd)
     except BaseException:
         pipe.abort()
         _discard(fd, tmp)
@@ -283,7 +284,6 @@ def write_file_atomically(readinto: ReadInto, dest: str | os.PathLike[str]) -> i
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(folder)
     return size
 
 
@@ -331,7 +331,8 @@ class _Writer:
     not pay for a thread. The worker starts with the second chunk.
     """
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, *, durable: bool = True) -> None:
+        self._durable = durable
         self._fd = fd
         self._free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
         self._allocated = 0
@@ -401,7 +402,8 @@ class _Writer:
 
     def _write(self, buffer: memoryview, n: int) -> None:
         _write_all(self._fd, buffer[:n])
-        _start_writeback(self._fd, self._offset, n)
+        if self._durable:
+            _start_writeback(self._fd, self._offset, n)
         self._offset += n
 
 
