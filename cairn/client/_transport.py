@@ -52,8 +52,9 @@ class Transport:
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send, retrying transport failures and 502/503/504 with jittered exponential
-        backoff for up to ``retry_timeout`` seconds. Every Cairn request is safe to
-        repeat (idempotent by design or by idempotency key)."""
+        backoff until ``retry_timeout`` seconds have passed (plus at most one attempt's
+        own ``request_timeout``). Every Cairn request is safe to repeat (idempotent by
+        design or by idempotency key)."""
         if json is not None:
             # Python's JSON, NaN and infinities included (the server reads them back);
             # httpx's own encoder refuses them.
@@ -76,14 +77,16 @@ class Transport:
                     failure, SchemaOutOfDate
                 ):
                     raise failure
-            if time.monotonic() + delay > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 if isinstance(failure, CairnError):
                     raise failure
                 raise StoreUnavailable(
                     f"cannot reach the Cairn server at {self.base_url}: {failure}",
                     url=self.base_url,
                 ) from failure
-            time.sleep(delay * (0.5 + random.random()))
+            # Jittered, so many clients retrying at once do not arrive in step.
+            time.sleep(min(delay * (0.5 + random.random()), left))
             delay = min(delay * 2, 2.0)
 
     def get(self, path: str, **params: Any) -> Any:
