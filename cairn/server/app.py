@@ -11,7 +11,9 @@ from cairn.core.settings import Settings
 from cairn.core.version import VERSION
 from cairn.server.errors import install_error_handlers
 from cairn.server.limits import BodyLimit
+from cairn.server.openapi import CairnAPI
 from cairn.server.routes import artifacts, entities, labels, metrics
+from cairn.server.schemas import MetricsIn
 from cairn.service import TrackingService, open_service
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -33,7 +35,10 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
             if owned:
                 app.state.service.close()
 
-    app = FastAPI(
+    exempt = (f"{API_PREFIX}/objects",)  # uploads stream to disk: no size limit
+    app = CairnAPI(
+        exempt=exempt,
+        extra_models=(MetricsIn,),  # the metric batch body is read by hand
         title="Cairn",
         version=VERSION,
         description="Versioning and metadata for machine-learning models.",
@@ -55,7 +60,5 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
     for module in (entities, labels, metrics, artifacts):
         api.include_router(module.router)
     app.include_router(api)
-    app.add_middleware(
-        BodyLimit, limit=settings.max_request_bytes, exempt=(f"{API_PREFIX}/objects",)
-    )
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes, exempt=exempt)
     return app

@@ -8,8 +8,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 
 from cairn.core.errors import (
     AlreadyExists,
@@ -24,7 +26,17 @@ from cairn.core.errors import (
     Unauthenticated,
 )
 
-__all__ = ["STATUS", "error_response", "install_error_handlers"]
+__all__ = [
+    "STATUS",
+    "ErrorBody",
+    "ErrorOut",
+    "HTTPError",
+    "codes_for",
+    "describe_status",
+    "error_response",
+    "error_responses",
+    "install_error_handlers",
+]
 
 log = logging.getLogger("cairn.server")
 
@@ -50,6 +62,48 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable code: the CairnError subclass, or the HTTP refusal")
+    message: str = Field(description="What broke which rule, naming the field")
+    details: dict[str, Any] = Field(description="Structured fields (e.g. field, kind, id)")
+
+
+class ErrorOut(BaseModel):
+    """Every failure, whatever its status, has this shape."""
+
+    error: ErrorBody
+
+
+class HTTPError(HTTPException):
+    """A refusal at the HTTP level (not a domain error), with structured details."""
+
+    def __init__(self, status: int, message: str, **details: Any) -> None:
+        super().__init__(status, message)
+        self.details = details
+
+
+def codes_for(status: int) -> list[str]:
+    """The error codes a status carries, read from the mappings above."""
+    codes = [cls.code for cls, mapped in STATUS.items() if mapped == status]
+    if status in _HTTP_CODES and _HTTP_CODES[status] not in codes:
+        codes.append(_HTTP_CODES[status])
+    return codes or ["internal"]
+
+
+def describe_status(status: int | str) -> str:
+    """One line for the OpenAPI document: which codes a status (or "5XX") carries."""
+    if status == "5XX":
+        codes = ["internal", *(cls.code for cls, mapped in STATUS.items() if mapped >= 500)]
+    else:
+        codes = codes_for(int(status))
+    return "Error: " + ", ".join(f"`{code}`" for code in codes)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route for these error statuses, in the one error shape."""
+    return {s: {"model": ErrorOut, "description": describe_status(s)} for s in statuses}
 
 
 def _safe(value: Any) -> Any:
@@ -87,21 +141,71 @@ async def _cairn_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(status, exc.code, exc.message, exc.details)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+def _is_json(content_type: str) -> bool:
+    kind = content_type.split(";", maxsplit=1)[0].strip().lower()
+    return kind == "application/json" or kind.endswith("+json")
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    first = exc.errors()[0] if exc.errors() else {}
-    where = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    loc = tuple(first.get("loc", ()))
+    if first.get("type") == "json_invalid":  # loc is ("body", offset): say what and where
+        reason = first.get("ctx", {}).get("error", "invalid")
+        message = f"body: is not valid JSON ({reason} at offset {loc[-1] if loc else 0})"
+        return error_response(400, "invalid_argument", message, {"field": "body"})
+    content_type = request.headers.get("content-type")
+    if (  # FastAPI did not read the body as JSON, and validated its bytes
+        loc == ("body",)
+        and first.get("type") == "model_attributes_type"
+        and not _is_json(content_type or "")
+    ):
+        got = repr(content_type) if content_type else "no content-type header"
+        message = f"content-type: must be application/json, got {got}"
+        return error_response(400, "invalid_argument", message, {"field": "content-type"})
+    where = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     field = ".".join(where) or "body"
     rule = str(first.get("msg", "is invalid"))
     return error_response(
-        400, "invalid_argument", f"{field}: {rule}", {"field": field, "errors": len(exc.errors())}
+        400, "invalid_argument", f"{field}: {rule}", {"field": field, "errors": len(errors)}
     )
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+_PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes on this path (Starlette's 405 names only the first
+    route's methods, though GET and POST of one path are often two routes)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _PROBED_METHODS
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    code = _HTTP_CODES.get(exc.status_code, "internal" if exc.status_code >= 500 else "error")
-    return error_response(exc.status_code, code, str(exc.detail), {})
+    status = exc.status_code
+    code = _HTTP_CODES.get(status, "internal" if status >= 500 else "error")
+    message = str(exc.detail)
+    details = exc.details if isinstance(exc, HTTPError) else {}
+    where = f"{request.method} {request.url.path}"
+    allowed: list[str] = []
+    if status == 404 and not details:  # raised by the router: no route has this path
+        message, details = f"no route for {where}", {"method": request.method}
+    elif status == 405:  # RFC 9110: a 405 lists the methods the resource has
+        allowed = _allowed_methods(request)
+        message = f"method {request.method} is not allowed here; allowed: {', '.join(allowed)}"
+        details = {"method": request.method, "allowed": allowed}
+    response = error_response(status, code, message, details)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    if status == 405:
+        response.headers["allow"] = ", ".join(allowed)
+    return response
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

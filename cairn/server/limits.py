@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyLimit"]
+from cairn.server.errors import HTTPError, error_response
+
+__all__ = ["BodyLimit", "BodyTooLarge"]
 
 
-class _TooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPError):
+    """Raised while the body is read. An HTTPException, so FastAPI's body parsing lets it
+    through (it turns other errors into a 400) and the one error handler answers it."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"body: must be at most {limit} bytes", field="body", limit=limit)
 
 
 class BodyLimit:
     """Refuse bodies above ``limit`` bytes with 413, except under ``exempt`` path
-    prefixes (artifact uploads stream to disk and are never held in memory)."""
+    prefixes (artifact uploads stream to disk and are never held in memory).
+
+    A declared ``content-length`` above the limit is refused before the app runs; a body
+    without one (chunked) is counted as it is read and refused once it passes the limit.
+    """
 
     def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = ()) -> None:
         self.app = app
@@ -33,7 +41,7 @@ class BodyLimit:
                 except ValueError:
                     declared = -1
                 if declared > self.limit:
-                    await self._refuse(send)
+                    await self._refuse(scope, receive, send)
                     return
         seen = 0
         started = False
@@ -44,7 +52,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    raise BodyTooLarge(self.limit)
             return message
 
         async def tracked(message: Message) -> None:
@@ -55,28 +63,12 @@ class BodyLimit:
 
         try:
             await self.app(scope, counted, tracked)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
+        except BodyTooLarge:  # read outside the app's error handlers
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
 
-    async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "payload_too_large",
-                    "message": f"body: must be at most {self.limit} bytes",
-                    "details": {"field": "body", "limit": self.limit},
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = BodyTooLarge(self.limit)
+        response = error_response(413, "payload_too_large", str(error.detail), error.details)
+        await response(scope, receive, send)

@@ -1,34 +1,174 @@
-"""Request bodies of the REST API. Responses reuse the frozen values of cairn.core.model.
+"""Request bodies and parameters of the REST API. Responses reuse the frozen values of
+cairn.core.model.
 
-Every body refuses unknown fields; names and keys carry the same limits as the
-Python API so the OpenAPI document tells clients the rules.
+Every body refuses unknown fields; names and keys carry the same limits as the Python
+API so the OpenAPI document tells clients the rules. Structure (types, lengths, counts)
+is checked here; content rules (no control characters in names, ids that are UUIDs) are
+checked by the service, which names the rule in its message, and are only *documented*
+here, as ``pattern``: one rule, one message, for the embedded client and the server alike.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from fastapi import Header, Path, Query
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    WithJsonSchema,
+)
 
+from cairn.core.digest import parse_digest
 from cairn.core.model import RunStatus
+from cairn.core.validation import MAX_NAME_LENGTH, check_entity_id
 
 __all__ = [
+    "ARTIFACT_KEY_PATTERN",
+    "DIGEST_PATTERN",
+    "NAME_PATTERN",
+    "TEXT_PATTERN",
+    "UUID_PATTERN",
+    "ArtifactKey",
+    "ArtifactKeyQuery",
     "AttributesIn",
     "CreateRunIn",
     "DescriptionIn",
+    "DigestPath",
     "EndRunIn",
+    "EntityIdPath",
+    "ExperimentIdPath",
     "HyperparametersIn",
+    "IdempotencyKeyHeader",
     "KeysIn",
+    "KeysQuery",
     "MetricPointIn",
     "MetricsIn",
+    "NameQuery",
+    "ProjectIdPath",
+    "RunIdPath",
     "SetEntityIn",
     "TagsIn",
 ]
 
-Name = Annotated[str, Field(min_length=1, max_length=256)]
-Text = Annotated[str, Field(max_length=65_536)]
-EntityId = Annotated[str, Field(min_length=36, max_length=36)]
-Int64 = Annotated[int, Field(ge=0, le=2**63 - 1)]
+# The service's rules (cairn.core.validation), spelled as JSON Schema patterns.
+UUID_PATTERN: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+NAME_PATTERN: Final = r"^[^\u0000-\u001f\u007f-\u009f]*$"  # no C0, DEL or C1 controls
+TEXT_PATTERN: Final = r"^[^\u0000]*$"  # no NUL
+DIGEST_PATTERN: Final = r"^[0-9a-f]{64}$"
+# A relative POSIX path: no drive, no empty, '.' or '..' segments, no '\\' or controls.
+_SEGMENT = r"[^/\\\u0000-\u001f\u007f-\u009f]+"
+ARTIFACT_KEY_PATTERN: Final = (
+    rf"^(?![^\W\d_]:)(?!\.{{1,2}}(?:/|$))(?!.*/\.{{1,2}}(?:/|$)){_SEGMENT}(?:/{_SEGMENT})*$"
+)
+IDEMPOTENCY_KEY_PATTERN: Final = r"^[A-Za-z0-9_.:-]{8,128}$"
+MAX_INT64: Final = 2**63 - 1
+
+
+def _documented(pattern: str) -> dict[str, Any]:
+    return {"pattern": pattern}
+
+
+def _keys_are_names(schema: dict[str, Any]) -> None:
+    """pydantic documents a key pattern as ``patternProperties``, which lets keys that do
+    not match through unchecked; the rule is that every key is a name."""
+    patterns = schema.pop("patternProperties", None)
+    if patterns:
+        ((pattern, values),) = patterns.items()
+        schema["propertyNames"] = {**schema.get("propertyNames", {}), "pattern": pattern}
+        schema["additionalProperties"] = values
+
+
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_NAME_LENGTH, json_schema_extra=_documented(NAME_PATTERN)),
+]
+Owner = Annotated[
+    str, Field(max_length=MAX_NAME_LENGTH, json_schema_extra=_documented(NAME_PATTERN))
+]
+Text = Annotated[str, Field(max_length=65_536, json_schema_extra=_documented(TEXT_PATTERN))]
+EntityId = Annotated[
+    str, Field(min_length=36, max_length=36, json_schema_extra=_documented(UUID_PATTERN))
+]
+
+
+def _whole(value: object) -> object:
+    """JSON Schema counts 3.0 as an integer; a strict int does not. Take whole floats,
+    refuse strings and booleans (a lax int would take "3" and true)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Int64 = Annotated[
+    StrictInt,
+    Field(ge=0, le=MAX_INT64, json_schema_extra={"format": "int64"}),
+    BeforeValidator(_whole),  # after the Field, so the bounds stay JSON Schema keywords
+]
+
+
+def _id_path(what: str) -> Any:
+    return Path(description=f"UUID of {what}", json_schema_extra=_documented(UUID_PATTERN))
+
+
+def _checked_id(field: str) -> AfterValidator:
+    """Ids in the path are checked at the door, by the service's own rule (its
+    InvalidArgument passes through pydantic untouched, so the message is the same)."""
+    return AfterValidator(lambda value: check_entity_id(value, field))
+
+
+ProjectIdPath = Annotated[str, _id_path("a project"), _checked_id("project_id")]
+ExperimentIdPath = Annotated[str, _id_path("an experiment"), _checked_id("experiment_id")]
+RunIdPath = Annotated[str, _id_path("a run"), _checked_id("run_id")]
+EntityIdPath = Annotated[
+    str, _id_path("a project, an experiment or a run"), _checked_id("entity_id")
+]
+DigestPath = Annotated[
+    str,
+    Path(
+        description="BLAKE3 digest of the object, in hex",
+        json_schema_extra=_documented(DIGEST_PATTERN),
+    ),
+    AfterValidator(lambda value: str(parse_digest(value))),
+]
+ArtifactKey = Annotated[
+    str, Field(min_length=1, max_length=1024, json_schema_extra=_documented(ARTIFACT_KEY_PATTERN))
+]
+ArtifactKeyQuery = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=1024,
+        description="An artifact's key, or a path inside a tree artifact",
+        json_schema_extra=_documented(ARTIFACT_KEY_PATTERN),
+    ),
+]
+NameQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        description="Find the one with this name (404 if there is none)",
+        json_schema_extra=_documented(NAME_PATTERN),
+    ),
+]
+KeysQuery = Annotated[
+    list[Name] | None, Query(max_length=1000, description="Only these keys (repeat the parameter)")
+]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        max_length=128,
+        description="A batch sent again with the same key is applied once",
+        json_schema_extra=_documented(IDEMPOTENCY_KEY_PATTERN),
+    ),
+]
 
 
 class _In(BaseModel):
@@ -40,7 +180,7 @@ class SetEntityIn(_In):
 
     name: Name
     description: Text | None = None
-    owner: Annotated[str, Field(max_length=256)] = ""
+    owner: Owner = ""
     tags: Annotated[list[Name], Field(max_length=1000)] | None = None
 
 
@@ -48,9 +188,9 @@ class CreateRunIn(_In):
     name: Name | None = None
     parent_id: EntityId | None = None
     description: Text | None = None
-    owner: Annotated[str, Field(max_length=256)] = ""
+    owner: Owner = ""
     tags: Annotated[list[Name], Field(max_length=1000)] | None = None
-    get_or_create: bool = Field(
+    get_or_create: StrictBool = Field(
         False, description="Return the run of that name if it exists (needs a name)."
     )
 
@@ -72,15 +212,37 @@ class KeysIn(_In):
 
 
 class AttributesIn(_In):
-    attributes: Annotated[dict[Name, Any], Field(max_length=10_000)]
+    attributes: Annotated[
+        dict[Name, Any], Field(max_length=10_000, json_schema_extra=_keys_are_names)
+    ]
 
 
-HyperparameterValue = StrictBool | StrictInt | StrictFloat | StrictStr
+# Hyperparameter values are checked by the service alone (its message names the key and
+# the allowed types; a pydantic union would name the union's members instead). Documented:
+# JSON Schema cannot tell 3 from 3.0, Python's json can, and the type is kept. So an
+# integer must fit in 64 bits, and a float is a number with a fraction (a float literal
+# without one, such as 1e20, is accepted too, though not documented).
+HyperparameterValue = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "boolean"},
+                {"type": "integer", "format": "int64"},
+                {"type": "number", "not": {"type": "integer"}},
+                {"type": "string", "maxLength": 65_536, "pattern": TEXT_PATTERN},
+            ]
+        }
+    ),
+]
 
 
 class HyperparametersIn(_In):
-    hyperparameters: Annotated[dict[Name, HyperparameterValue], Field(max_length=10_000)]
-    overwrite: bool = False
+    hyperparameters: Annotated[
+        dict[Name, HyperparameterValue],
+        Field(max_length=10_000, json_schema_extra=_keys_are_names),
+    ]
+    overwrite: StrictBool = False
 
 
 class MetricPointIn(_In):
@@ -88,7 +250,7 @@ class MetricPointIn(_In):
     key: Name
     step: Int64
     timestamp: Int64
-    value: float
+    value: StrictFloat = Field(description="NaN and infinities are allowed (as JSON extensions)")
 
 
 class MetricsIn(_In):

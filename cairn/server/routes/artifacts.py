@@ -16,7 +16,7 @@ from typing import Annotated, Any, BinaryIO, Final
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
@@ -24,6 +24,13 @@ from cairn.core.digest import parse_digest
 from cairn.core.errors import CorruptObject
 from cairn.core.model import ArtifactInfo
 from cairn.server.deps import Service
+from cairn.server.errors import error_responses
+from cairn.server.schemas import (
+    ArtifactKey,
+    ArtifactKeyQuery,
+    DigestPath,
+    EntityIdPath,
+)
 from cairn.service.artifacts import ArtifactKind
 from cairn.store.objects.port import ObjectWriter
 
@@ -58,7 +65,7 @@ class ComposeIn(_In):
 
 
 class RecordArtifactIn(_In):
-    key: Annotated[str, Field(min_length=1, max_length=1024)]
+    key: ArtifactKey
     kind: ArtifactKind
     digest: Digest64
 
@@ -83,8 +90,10 @@ class ArtifactFilesOut(BaseModel):
 @router.head(
     "/objects/{digest}",
     summary="Whether an object is stored (200 with its size as content-length, or 404)",
+    response_class=Response,  # no body, so no content type
+    responses=error_responses(404),
 )
-async def head_object(digest: str, service: Service) -> Response:
+async def head_object(digest: DigestPath, service: Service) -> Response:
     size = await anyio.to_thread.run_sync(service.object_size, digest)
     return Response(headers={"content-length": str(size), DIGEST_HEADER: digest})
 
@@ -98,9 +107,9 @@ async def head_object(digest: str, service: Service) -> Response:
         "`GET /objects/{digest}/verify` then answers 500 `corrupt_object`."
     ),
     response_class=StreamingResponse,
-    responses={200: {"content": {_OCTETS: {}}}},
+    responses={200: {"content": {_OCTETS: {}}}, **error_responses(404)},
 )
-async def get_object(digest: str, service: Service) -> StreamingResponse:
+async def get_object(digest: DigestPath, service: Service) -> StreamingResponse:
     stream = await anyio.to_thread.run_sync(service.open_object, digest)
     try:
         size = await anyio.to_thread.run_sync(service.object_size, digest)
@@ -135,9 +144,9 @@ async def _send_object(stream: BinaryIO, digest: str) -> AsyncIterator[bytes]:
 @router.get(
     "/objects/{digest}/verify",
     summary="Read a whole object and check it against its digest",
-    responses={500: {"description": "`corrupt_object`: the stored bytes do not match"}},
+    responses=error_responses(404, 500),  # 500 `corrupt_object`: the bytes do not match
 )
-async def verify_object(digest: str, service: Service) -> ObjectOut:
+async def verify_object(digest: DigestPath, service: Service) -> ObjectOut:
     info = await anyio.to_thread.run_sync(service.verify_object, digest)
     return ObjectOut(digest=info.digest, size=info.size)
 
@@ -149,7 +158,7 @@ async def verify_object(digest: str, service: Service) -> ObjectOut:
     responses={200: {"description": "The object was already stored"}},
     openapi_extra=_BINARY_BODY,
 )
-async def put_object(digest: str, request: Request, service: Service) -> JSONResponse:
+async def put_object(digest: DigestPath, request: Request, service: Service) -> JSONResponse:
     expected = parse_digest(digest)
     existed = await anyio.to_thread.run_sync(service.objects.exists, expected)
     writer = service.object_writer()
@@ -212,6 +221,7 @@ def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
 @router.post(
     "/objects/compose",
     summary="Store the concatenation of uploaded parts as one object, checked by digest",
+    responses=error_responses(404),
 )
 async def compose_object(body: ComposeIn, service: Service) -> ObjectOut:
     info = await anyio.to_thread.run_sync(service.compose_object, body.parts, body.digest)
@@ -222,26 +232,32 @@ async def compose_object(body: ComposeIn, service: Service) -> ObjectOut:
 @router.post(
     "/entities/{entity_id}/artifacts",
     summary="Record uploaded objects as an artifact (a file, or a tree manifest)",
+    responses=error_responses(404, 409),
 )
-async def record_artifact(entity_id: str, body: RecordArtifactIn, service: Service) -> ArtifactInfo:
+async def record_artifact(
+    entity_id: EntityIdPath, body: RecordArtifactIn, service: Service
+) -> ArtifactInfo:
     return await anyio.to_thread.run_sync(
         service.record_artifact, entity_id, body.key, body.kind, body.digest
     )
 
 
-@router.get("/entities/{entity_id}/artifacts", summary="The artifacts of an entity")
-async def list_artifacts(entity_id: str, service: Service) -> list[ArtifactInfo]:
+@router.get(
+    "/entities/{entity_id}/artifacts",
+    summary="The artifacts of an entity",
+    responses=error_responses(404),
+)
+async def list_artifacts(entity_id: EntityIdPath, service: Service) -> list[ArtifactInfo]:
     return service.list_artifacts(entity_id)
 
 
 @router.get(
     "/entities/{entity_id}/artifact-files",
     summary="What a key names: an artifact, a file in a tree or a folder of one",
+    responses=error_responses(404),
 )
 async def artifact_files(
-    entity_id: str,
-    service: Service,
-    key: Annotated[str, Query(min_length=1, max_length=1024)],
+    entity_id: EntityIdPath, service: Service, key: ArtifactKeyQuery
 ) -> ArtifactFilesOut:
     found = await anyio.to_thread.run_sync(service.resolve_artifact, entity_id, key)
     entries: list[Any] = [

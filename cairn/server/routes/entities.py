@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from cairn.core.model import ExperimentInfo, ProjectInfo, RunInfo
 from cairn.server.deps import Service
-from cairn.server.schemas import CreateRunIn, DescriptionIn, EndRunIn, SetEntityIn
+from cairn.server.errors import error_responses
+from cairn.server.schemas import (
+    CreateRunIn,
+    DescriptionIn,
+    EndRunIn,
+    EntityIdPath,
+    ExperimentIdPath,
+    NameQuery,
+    ProjectIdPath,
+    RunIdPath,
+    SetEntityIn,
+)
 
 router = APIRouter(tags=["entities"])
-NameQuery = Annotated[str | None, Query(min_length=1, max_length=256)]
+MISSING = error_responses(404)  # the id (or name) names nothing
+WRITE = error_responses(404, 409)  # ... or a deleted run, or a name that is taken
 
 
 @router.post("/projects", summary="Get or create a project by name")
@@ -21,41 +31,47 @@ async def set_project(body: SetEntityIn, service: Service) -> ProjectInfo:
     )
 
 
-@router.get("/projects", summary="List projects, or find one by name")
+@router.get("/projects", summary="List projects, or find one by name", responses=MISSING)
 async def list_projects(service: Service, name: NameQuery = None) -> list[ProjectInfo]:
     if name is not None:
         return [service.get_project_by_name(name)]
     return service.list_projects()
 
 
-@router.get("/projects/{project_id}")
-async def get_project(project_id: str, service: Service) -> ProjectInfo:
+@router.get("/projects/{project_id}", responses=MISSING)
+async def get_project(project_id: ProjectIdPath, service: Service) -> ProjectInfo:
     return service.get_project(project_id)
 
 
-@router.post("/projects/{project_id}/experiments", summary="Get or create an experiment")
-async def set_experiment(project_id: str, body: SetEntityIn, service: Service) -> ExperimentInfo:
+@router.post(
+    "/projects/{project_id}/experiments", summary="Get or create an experiment", responses=MISSING
+)
+async def set_experiment(
+    project_id: ProjectIdPath, body: SetEntityIn, service: Service
+) -> ExperimentInfo:
     return service.set_experiment(
         project_id, body.name, description=body.description, owner=body.owner, tags=body.tags
     )
 
 
-@router.get("/projects/{project_id}/experiments")
+@router.get("/projects/{project_id}/experiments", responses=MISSING)
 async def list_experiments(
-    project_id: str, service: Service, name: NameQuery = None
+    project_id: ProjectIdPath, service: Service, name: NameQuery = None
 ) -> list[ExperimentInfo]:
     if name is not None:
         return [service.get_experiment_by_name(project_id, name)]
     return service.list_experiments(project_id)
 
 
-@router.get("/experiments/{experiment_id}")
-async def get_experiment(experiment_id: str, service: Service) -> ExperimentInfo:
+@router.get("/experiments/{experiment_id}", responses=MISSING)
+async def get_experiment(experiment_id: ExperimentIdPath, service: Service) -> ExperimentInfo:
     return service.get_experiment(experiment_id)
 
 
-@router.post("/experiments/{experiment_id}/runs", summary="Create (or get) a run")
-async def create_run(experiment_id: str, body: CreateRunIn, service: Service) -> RunInfo:
+@router.post("/experiments/{experiment_id}/runs", summary="Create (or get) a run", responses=WRITE)
+async def create_run(
+    experiment_id: ExperimentIdPath, body: CreateRunIn, service: Service
+) -> RunInfo:
     if body.get_or_create and body.name is not None:
         return service.set_run(
             experiment_id,
@@ -75,42 +91,45 @@ async def create_run(experiment_id: str, body: CreateRunIn, service: Service) ->
     )
 
 
-@router.get("/experiments/{experiment_id}/runs")
+@router.get("/experiments/{experiment_id}/runs", responses=MISSING)
 async def list_runs(
-    experiment_id: str, service: Service, name: NameQuery = None, include_deleted: bool = False
+    experiment_id: ExperimentIdPath,
+    service: Service,
+    name: NameQuery = None,
+    include_deleted: bool = False,
 ) -> list[RunInfo]:
     if name is not None:
         return [service.get_run_by_name(experiment_id, name)]
     return service.list_runs(experiment_id, include_deleted=include_deleted)
 
 
-@router.get("/runs/{run_id}")
-async def get_run(run_id: str, service: Service) -> RunInfo:
+@router.get("/runs/{run_id}", responses=MISSING)
+async def get_run(run_id: RunIdPath, service: Service) -> RunInfo:
     return service.get_run(run_id)
 
 
-@router.patch("/runs/{run_id}", summary="End a run: set its status")
-async def end_run(run_id: str, body: EndRunIn, service: Service) -> RunInfo:
+@router.patch("/runs/{run_id}", summary="End a run: set its status", responses=WRITE)
+async def end_run(run_id: RunIdPath, body: EndRunIn, service: Service) -> RunInfo:
     return service.end_run(run_id, body.status)
 
 
-@router.delete("/runs/{run_id}", summary="Soft-delete a run")
-async def delete_run(run_id: str, service: Service) -> RunInfo:
+@router.delete("/runs/{run_id}", summary="Soft-delete a run", responses=MISSING)
+async def delete_run(run_id: RunIdPath, service: Service) -> RunInfo:
     return service.delete_run(run_id)
 
 
-@router.post("/runs/{run_id}/restore", summary="Undo a soft delete")
-async def restore_run(run_id: str, service: Service) -> RunInfo:
+@router.post("/runs/{run_id}/restore", summary="Undo a soft delete", responses=MISSING)
+async def restore_run(run_id: RunIdPath, service: Service) -> RunInfo:
     return service.restore_run(run_id)
 
 
-@router.get("/runs/{run_id}/children")
+@router.get("/runs/{run_id}/children", responses=MISSING)
 async def list_child_runs(
-    run_id: str, service: Service, include_deleted: bool = False
+    run_id: RunIdPath, service: Service, include_deleted: bool = False
 ) -> list[RunInfo]:
     return service.list_child_runs(run_id, include_deleted=include_deleted)
 
 
-@router.put("/entities/{entity_id}/description", status_code=204)
-async def set_description(entity_id: str, body: DescriptionIn, service: Service) -> None:
+@router.put("/entities/{entity_id}/description", status_code=204, responses=WRITE)
+async def set_description(entity_id: EntityIdPath, body: DescriptionIn, service: Service) -> None:
     service.set_description(entity_id, body.description)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from cairn.core.columns import (
@@ -16,9 +16,17 @@ from cairn.core.columns import (
 from cairn.core.errors import InvalidArgument
 from cairn.core.model import MetricRecord
 from cairn.server.deps import JSON, Service
-from cairn.server.schemas import MetricsIn
+from cairn.server.errors import error_responses
+from cairn.server.schemas import (
+    NAME_PATTERN,
+    IdempotencyKeyHeader,
+    KeysQuery,
+    MetricsIn,
+    RunIdPath,
+)
 
 router = APIRouter(tags=["metrics"])
+MISSING = error_responses(404)  # the run does not exist
 
 _BATCH_BODY = {
     "requestBody": {
@@ -36,11 +44,10 @@ _BATCH_BODY = {
     status_code=204,
     summary="Append a batch of metric points, once per idempotency key",
     openapi_extra=_BATCH_BODY,
+    responses=error_responses(404, 409),  # a run that is missing or deleted
 )
 async def log_metrics(
-    request: Request,
-    service: Service,
-    idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+    request: Request, service: Service, idempotency_key: IdempotencyKeyHeader = None
 ) -> None:
     kind = request.headers.get("content-type", "").split(";")[0].strip()
     body = await request.body()
@@ -71,12 +78,13 @@ def _first(exc: ValueError) -> str:
     return str(exc)
 
 
-@router.get("/runs/{run_id}/metrics", response_class=JSON, summary="Latest point of each key")
-async def latest_metrics(
-    run_id: str,
-    service: Service,
-    key: Annotated[list[str] | None, Query(max_length=1000)] = None,
-) -> Any:
+@router.get(
+    "/runs/{run_id}/metrics",
+    response_class=JSON,
+    summary="Latest point of each key",
+    responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}, **MISSING},
+)
+async def latest_metrics(run_id: RunIdPath, service: Service, key: KeysQuery = None) -> Any:
     latest = service.get_latest_metrics(run_id, key)
     return JSON({k: p._asdict() for k, p in latest.items()})
 
@@ -84,13 +92,23 @@ async def latest_metrics(
 @router.get(
     "/runs/{run_id}/metrics/history",
     summary="Every point of one metric, in step order",
-    responses={200: {"content": {HISTORY_MEDIA_TYPE: {}}}},
+    responses={
+        200: {
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                HISTORY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            }
+        },
+        **MISSING,
+    },
     response_class=JSON,
 )
 async def metric_history(
     request: Request,
-    run_id: str,
-    key: Annotated[str, Query(min_length=1, max_length=256)],
+    run_id: RunIdPath,
+    key: Annotated[
+        str, Query(min_length=1, max_length=256, json_schema_extra={"pattern": NAME_PATTERN})
+    ],
     service: Service,
 ) -> Response:
     series = service.get_metric_history(run_id, key)
