@@ -83,10 +83,10 @@ class LabelOps(ServiceBase):
                 check_hyperparameter_value(value, f"hyperparameter {key!r}")
             )
             items.append((key, kind, text, number))
-        if not items:
-            return
         with self.metadata.write() as tx:
-            self._require_writable(tx, run_id)
+            self._require_writable(tx, run_id)  # an empty call still names a real run
+            if not items:
+                return
             # Insert-if-absent first, then compare: race-safe between processes.
             tx.hyperparameters.insert_ignore(run_id, items)
             stored = tx.hyperparameters.of_run(run_id, [k for k, *_ in items])
