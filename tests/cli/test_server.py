@@ -24,7 +24,6 @@ import psutil
 import pytest
 
 import cairn
-from cairn.client._http import HttpBackend
 from cairn.core.settings import SETTINGS, Settings, settings_from
 from cairn.server.serve import (
     JsonFormatter,
@@ -192,9 +191,6 @@ def test_one_worker_serves_commands_and_stops_cleanly(
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.skipif(
-    not hasattr(HttpBackend, "download_artifact"), reason="artifacts over HTTP not written yet"
-)
 def test_demo_show_and_artifacts_over_http(
     tmp_path: Path, serve_cli: list[Served], invoke: Invoke
 ) -> None:
