@@ -13,7 +13,8 @@ from cairn.service import TrackingService
 __all__ = ["JSON", "Service", "get_service"]
 
 
-def get_service(request: Request) -> TrackingService:
+async def get_service(request: Request) -> TrackingService:
+    # async: FastAPI runs a plain def dependency in its thread pool on every request.
     service: TrackingService = request.app.state.service
     return service
 
