@@ -13,7 +13,6 @@ from cairn.core.errors import InvalidArgument
 __all__ = [
     "MAX_NAME_LENGTH",
     "check_artifact_key",
-    "check_attribute",
     "check_entity_id",
     "check_hyperparameter_value",
     "check_mapping",
@@ -154,11 +153,6 @@ def encode_attribute(value: Any, field: str, max_bytes: int) -> str:
             field, f"is {size} bytes as JSON, above the limit of {max_bytes} bytes"
         )
     return text
-
-
-def check_attribute(value: Any, field: str, max_bytes: int) -> Any:
-    encode_attribute(value, field, max_bytes)
-    return value
 
 
 def check_artifact_key(value: object, field: str = "key") -> str:

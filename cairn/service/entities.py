@@ -211,10 +211,8 @@ class EntityOps(ServiceBase):
                     "deleted_at": None,
                 }
                 if tx.entities.insert_ignore(EntityKind.RUN, row):
-                    run = tx.entities.run(row["id"])
-                    assert run is not None
-                    tx.labels.add_tags(run.id, tag_list, now)
-                    return run
+                    tx.labels.add_tags(row["id"], tag_list, now)
+                    return RunInfo(**{**row, "status": RunStatus.RUNNING})  # as inserted
                 if get_existing:
                     run = tx.entities.run_by_name(experiment_id, row["name"])
                     assert run is not None

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.sql.dml import Insert
 
 from cairn.core.errors import InvalidArgument, StoreUnavailable
@@ -17,7 +17,6 @@ __all__ = [
     "insert_ignore",
     "install_hooks",
     "is_missing_driver",
-    "is_unique_violation",
     "lock_schema",
     "lock_series",
     "name_of",
@@ -111,16 +110,6 @@ def lock_series(conn: Connection, series_ids: list[int]) -> None:
             "SELECT id FROM metric_series WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
             (sorted(series_ids),),
         )
-
-
-def is_unique_violation(exc: BaseException) -> bool:
-    if not isinstance(exc, IntegrityError):
-        return False
-    orig = exc.orig
-    sqlstate = getattr(orig, "sqlstate", None)
-    if sqlstate is not None:
-        return bool(sqlstate == "23505")
-    return "UNIQUE constraint failed" in str(orig)
 
 
 def is_missing_driver(exc: BaseException) -> bool:
