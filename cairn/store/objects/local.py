@@ -26,7 +26,12 @@ from typing import BinaryIO, Final, Self
 
 from cairn.core.digest import Digest, Hasher, digest_bytes, new_hasher, parse_digest
 from cairn.core.errors import InvalidArgument, NotFound
-from cairn.store.objects.port import ObjectInfo, VerifyingReader, check_expected_digest
+from cairn.store.objects.port import (
+    ClosingStore,
+    ObjectInfo,
+    VerifyingReader,
+    check_expected_digest,
+)
 
 __all__ = ["LocalObjectStore", "LocalObjectWriter", "write_file_atomically"]
 
@@ -40,7 +45,7 @@ _OBJECT_MODE: Final = 0o444  # objects are immutable; read-only guards against a
 ReadInto = Callable[[memoryview], int | None]
 
 
-class LocalObjectStore:
+class LocalObjectStore(ClosingStore):
     """Content-addressed objects in ``root``. Cheap to construct; folders appear on first put."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -117,20 +122,6 @@ class LocalObjectStore:
             return write_file_atomically(reader.readinto, dest)
 
     # -- lifecycle ------------------------------------------------------------
-
-    def close(self) -> None:
-        """Nothing to release: every call opens and closes its own files."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- internals ------------------------------------------------------------
 

@@ -11,14 +11,19 @@ from typing import BinaryIO, Self
 from cairn.core.digest import Digest, digest_bytes, parse_digest
 from cairn.core.errors import InvalidArgument, NotFound
 from cairn.store.objects.local import write_file_atomically
-from cairn.store.objects.port import ObjectInfo, VerifyingReader, check_expected_digest
+from cairn.store.objects.port import (
+    ClosingStore,
+    ObjectInfo,
+    VerifyingReader,
+    check_expected_digest,
+)
 
 __all__ = ["MemoryObjectStore", "MemoryObjectWriter"]
 
 _CHUNK = 1 << 20
 
 
-class MemoryObjectStore:
+class MemoryObjectStore(ClosingStore):
     """Objects kept in memory. ``copy_to_file`` still writes a real file, atomically."""
 
     def __init__(self) -> None:
@@ -68,20 +73,6 @@ class MemoryObjectStore:
         digest = parse_digest(digest)
         with self._lock:
             self._objects.pop(digest, None)
-
-    def close(self) -> None:
-        """Nothing to release; the objects stay readable."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _add(self, data: bytes, expected: Digest | None = None) -> ObjectInfo:
         digest = digest_bytes(data)

@@ -194,3 +194,21 @@ class VerifyingReader(io.RawIOBase):
             actual=self._hasher.hexdigest(),
             bytes_read=self._pos,
         )
+
+
+class ClosingStore:
+    """The lifecycle both adapters share: ``close()`` and use as a context manager."""
+
+    def close(self) -> None:
+        """Nothing to release by default: each call opens and closes its own files."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
