@@ -183,6 +183,36 @@ class EntityOps(ServiceBase):
             check_entity_id(parent_id, "parent_id")
         tag_list = _check_tags(tags)
         text = check_text(description or "", "description")
+        owner = check_name(owner, "owner") if owner else ""
+
+        def new_row() -> dict[str, Any]:
+            now = self.clock()
+            return {
+                "id": new_id(now),
+                "experiment_id": experiment_id,
+                "name": name if name is not None else generate_run_name(),
+                "description": text,
+                "owner": owner,
+                "status": RunStatus.RUNNING.value,
+                "parent_id": parent_id,
+                "start_time": now,
+                "end_time": None,
+                "created_at": now,
+                "updated_at": now,
+                "deleted_at": None,
+            }
+
+        # The usual case first, in one statement: the experiment (and parent) exist and
+        # the name is free. Anything else writes nothing and takes the path below, which
+        # tells the cases apart, retries generated names or gets the existing run.
+        row = new_row()
+        with self.metadata.run_writer() as writer:
+            project_id = writer.insert(row)
+            if project_id is not None:
+                writer.add_tags(row["id"], tag_list, row["created_at"])
+        if project_id is not None:
+            return RunInfo(**{**row, "project_id": project_id, "status": RunStatus.RUNNING})
+
         with self.metadata.write() as tx:
             experiment = tx.entities.experiment(experiment_id)
             if experiment is None:
@@ -194,24 +224,9 @@ class EntityOps(ServiceBase):
                 if parent.project_id != experiment.project_id:
                     raise InvalidArgument("parent_id", "must be a run of the same project")
             for _ in range(_NAME_ATTEMPTS if name is None else 1):
-                now = self.clock()
-                row: dict[str, Any] = {
-                    "id": new_id(now),
-                    "experiment_id": experiment_id,
-                    "project_id": experiment.project_id,
-                    "name": name if name is not None else generate_run_name(),
-                    "description": text,
-                    "owner": check_name(owner, "owner") if owner else "",
-                    "status": RunStatus.RUNNING.value,
-                    "parent_id": parent_id,
-                    "start_time": now,
-                    "end_time": None,
-                    "created_at": now,
-                    "updated_at": now,
-                    "deleted_at": None,
-                }
+                row = {**new_row(), "project_id": experiment.project_id}
                 if tx.entities.insert_ignore(EntityKind.RUN, row):
-                    tx.labels.add_tags(row["id"], tag_list, now)
+                    tx.labels.add_tags(row["id"], tag_list, row["created_at"])
                     return RunInfo(**{**row, "status": RunStatus.RUNNING})  # as inserted
                 if get_existing:
                     run = tx.entities.run_by_name(experiment_id, row["name"])

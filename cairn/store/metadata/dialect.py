@@ -21,6 +21,7 @@ __all__ = [
     "lock_series",
     "name_of",
     "placeholder",
+    "write_begin",
 ]
 
 SUPPORTED = ("sqlite", "postgresql")
@@ -68,7 +69,16 @@ def install_hooks(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get("cairn_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        conn.exec_driver_sql(_SQLITE_WRITE_BEGIN if write else "BEGIN")
+
+
+_SQLITE_WRITE_BEGIN = "BEGIN IMMEDIATE"
+
+
+def write_begin(engine: Engine) -> str | None:
+    """The statement that opens a write transaction on a bare DB-API connection of this
+    engine (see install_hooks), or None where the driver opens one by itself (psycopg)."""
+    return _SQLITE_WRITE_BEGIN if engine.dialect.name == "sqlite" else None
 
 
 def placeholder(engine: Engine) -> str:

@@ -7,12 +7,13 @@ from typing import Any
 
 from sqlalchemy import Row, Table, select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine.interfaces import DBAPICursor
 
 from cairn.core.model import EntityKind, ExperimentInfo, ProjectInfo, RunInfo, RunStatus
 from cairn.store.metadata import dialect
 from cairn.store.metadata.schema import experiments, projects, runs
 
-__all__ = ["EntityRows"]
+__all__ = ["EntityRows", "RunSQL", "RunWriter"]
 
 TABLES: Mapping[EntityKind, Table] = {
     EntityKind.PROJECT: projects,
@@ -163,3 +164,69 @@ class EntityRows:
         table = TABLES[kind]
         result = self._conn.execute(update(table).where(table.c.id == entity_id).values(**values))
         return bool(result.rowcount == 1)
+
+
+class RunSQL:
+    """The SQL of :class:`RunWriter`, built once per store in its dialect's parameter style.
+
+    One statement inserts the run and checks its experiment (and parent) at once: the
+    ``SELECT`` yields a row only if the experiment exists (and the parent is a run of the
+    same project), and ``ON CONFLICT DO NOTHING`` skips a taken name, so nothing is written
+    unless every rule holds. The values that are always NULL are spelled NULL: PostgreSQL
+    types an untyped NULL parameter in a select list as text, which a BIGINT column refuses.
+    """
+
+    def __init__(self, placeholder: str) -> None:
+        p = placeholder
+
+        def insert_run(parent_id: str, parent_check: str) -> str:
+            return (
+                "INSERT INTO runs (id, experiment_id, project_id, name, description, owner, "
+                "status, parent_id, start_time, end_time, created_at, updated_at, deleted_at) "
+                f"SELECT {p}, e.id, e.project_id, {p}, {p}, {p}, {p}, {parent_id}, "
+                f"{p}, NULL, {p}, {p}, NULL FROM experiments e WHERE e.id = {p}{parent_check} "
+                "ON CONFLICT DO NOTHING RETURNING project_id"
+            )
+
+        self.insert_root = insert_run("NULL", "")
+        self.insert_child = insert_run(
+            p,
+            f" AND EXISTS (SELECT 1 FROM runs r WHERE r.id = {p} AND r.project_id = e.project_id)",
+        )
+        self.insert_tag = (
+            f"INSERT INTO tags (entity_id, tag, created_at) VALUES ({p}, {p}, {p}) "
+            "ON CONFLICT DO NOTHING"
+        )
+
+
+class RunWriter:
+    """create_run's hot path: prebuilt SQL (:class:`RunSQL`) on a bare DB-API cursor,
+    inside a transaction the store opened (``MetadataStore.run_writer``).
+
+    SQLAlchemy's per-statement work (cache keys, execution contexts, result wrappers) costs
+    several times the SQL itself here, and a run is created once per training job or sweep
+    trial, thousands of times a second when a sweep starts.
+    """
+
+    def __init__(self, cursor: DBAPICursor, sql: RunSQL) -> None:
+        self._cursor = cursor
+        self._sql = sql
+
+    def insert(self, row: Mapping[str, Any]) -> str | None:
+        """Insert a run row (every column but ``project_id``, which comes from the
+        experiment) if its experiment exists, its parent (if any) is a run of the same
+        project, and its name is free in the experiment. The project id if it was
+        inserted; None if any of that fails, and then nothing was written."""
+        head = (row["id"], row["name"], row["description"], row["owner"], row["status"])
+        times = (row["start_time"], row["created_at"], row["updated_at"])
+        if row["parent_id"] is None:
+            self._cursor.execute(self._sql.insert_root, (*head, *times, row["experiment_id"]))
+        else:
+            params = (*head, row["parent_id"], *times, row["experiment_id"], row["parent_id"])
+            self._cursor.execute(self._sql.insert_child, params)
+        inserted = self._cursor.fetchall()  # also completes the statement (SQLite)
+        return str(inserted[0][0]) if inserted else None
+
+    def add_tags(self, run_id: str, names: Sequence[str], now: int) -> None:
+        if names:
+            self._cursor.executemany(self._sql.insert_tag, [(run_id, t, now) for t in names])

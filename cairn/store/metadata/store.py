@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from cairn.core.errors import SchemaOutOfDate, StoreUnavailable
 from cairn.store.metadata import dialect
+from cairn.store.metadata.entities import RunSQL, RunWriter
 from cairn.store.metadata.schema import metadata
 from cairn.store.metadata.tx import MetadataTx, SeriesCache
 
@@ -45,6 +46,8 @@ class MetadataStore:
             raise
         dialect.install_hooks(self._engine)
         self.placeholder = dialect.placeholder(self._engine)
+        self._write_begin = dialect.write_begin(self._engine)
+        self._run_sql = RunSQL(self.placeholder)
         self._series = SeriesCache()
         self._lock = threading.Lock()
         try:
@@ -68,6 +71,22 @@ class MetadataStore:
                 yield tx
             # Only ids from committed series may be remembered.
             tx.commit_caches()
+
+    @contextmanager
+    def run_writer(self) -> Iterator[RunWriter]:
+        """A write transaction for create_run's hot path, on the bare DB-API connection:
+        committed when the block ends, rolled back if it raises."""
+        conn = self._engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            if self._write_begin is not None:
+                cursor.execute(self._write_begin)
+            yield RunWriter(cursor, self._run_sql)
+            conn.commit()
+        finally:
+            # Back to the pool, which rolls back what did not commit (and drops a
+            # connection that cannot).
+            conn.close()
 
     @contextmanager
     def read(self) -> Iterator[MetadataTx]:
