@@ -16,8 +16,6 @@ from cairn.service import TrackingService, open_service
 from cairn.service.base import system_clock
 
 if TYPE_CHECKING:
-    import httpx
-
     from cairn.client._http import HttpBackend
 
 # The in-process service or the HTTP backend: the client calls only what both offer.
@@ -55,7 +53,6 @@ class Client:
         settings: Settings | None = None,
         clock: Callable[[], int] = system_clock,
         environ: Mapping[str, str] | None = None,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
         overrides = {
@@ -72,7 +69,7 @@ class Client:
         if self.settings.url is not None and store is None and home is None:
             from cairn.client._http import HttpBackend
 
-            self._backend = HttpBackend(self.settings.url, self.settings, transport=transport)
+            self._backend = HttpBackend(self.settings.url, self.settings)
         else:
             self._backend = open_service(self.settings, clock)
         self._batcher = MetricBatcher(

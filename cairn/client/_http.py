@@ -11,8 +11,6 @@ import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import httpx
-
 from cairn.client._http_artifacts import HttpArtifacts
 from cairn.client._transport import Transport
 from cairn.core.columns import (
@@ -56,13 +54,10 @@ def _list(value: Iterable[str] | None) -> list[str] | None:
 
 
 class HttpBackend(HttpArtifacts):
-    def __init__(self, url: str, settings: Settings, transport: httpx.BaseTransport | None = None):
+    def __init__(self, url: str, settings: Settings):
         self.settings = settings
         self._t = Transport(
-            url,
-            timeout=settings.request_timeout,
-            retry_timeout=settings.retry_timeout,
-            transport=transport,
+            url, timeout=settings.request_timeout, retry_timeout=settings.retry_timeout
         )
 
     def close(self) -> None:

@@ -11,33 +11,37 @@ against :class:`RemoteObjects`, which speaks the object routes:
   ``POST /objects/compose`` joins, so a dropped connection costs one part and a
   re-run resumes.
 * down: ``GET`` streams into a temp file beside the destination, hashed on the way;
-  a mismatch raises ``CorruptObject`` and leaves nothing; then fsync and rename.
+  a mismatch raises ``CorruptObject`` and leaves nothing; then rename.
 
 Nothing holds a whole file in memory.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import io
 import os
-import random
+import socket
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 
-import httpx
-
-from cairn.client._transport import _RETRY_STATUS, Transport, decode_error
+from cairn.client._transport import (
+    NETWORK_ERRORS,
+    BodyWriter,
+    Response,
+    Transport,
+    check,
+)
 from cairn.core.digest import Digest, digest_bytes, new_hasher, parse_digest
 from cairn.core.errors import (
     CairnError,
     InvalidArgument,
     NotFound,
-    SchemaOutOfDate,
     StoreUnavailable,
 )
 from cairn.core.model import ArtifactInfo
@@ -63,36 +67,19 @@ MiB: Final = 1 << 20
 # part. Read at call time, so tests may shrink them.
 PART_SIZE = 64 * MiB
 MULTIPART_THRESHOLD = 256 * MiB
-_CHUNK: Final = 4 * MiB  # reads from disk and pieces of a request body
+_CHUNK: Final = 4 * MiB  # reads from disk, for hashing and for bodies sent from memory
 _RESPONSE_BUFFER: Final = MiB
 _SLOWEST_DISK: Final = 20 * MiB  # bytes/s a server copies at, at worst (for timeouts)
 _OCTETS: Final = {"content-type": "application/octet-stream"}
 
-T = TypeVar("T")
+
+def _answer(response: http.client.HTTPResponse, url: str) -> Response:
+    """Read a whole (small) answer and raise the server's error if it is one."""
+    return check(Response(response.status, response.headers, response.read(), url))
 
 
-class _Transient(Exception):
-    """A response worth retrying (502/503/504), carrying the error it decoded to."""
-
-    def __init__(self, error: CairnError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _check(response: httpx.Response) -> httpx.Response:
-    """The response if it succeeded; else the server's error (``_Transient`` if retryable)."""
-    if response.status_code < 400:
-        return response
-    if not response.is_closed:
-        response.read()
-    error = decode_error(response)
-    if response.status_code in _RETRY_STATUS and not isinstance(error, SchemaOutOfDate):
-        raise _Transient(error)
-    raise error
-
-
-def _content_length(response: httpx.Response) -> int | None:
-    value = response.headers.get("content-length")
+def _content_length(response: http.client.HTTPResponse) -> int | None:
+    value = response.getheader("content-length")
     return int(value) if value is not None and value.isdigit() else None
 
 
@@ -100,20 +87,30 @@ def _content_length(response: httpx.Response) -> int | None:
 class _Source(Protocol):
     def readinto_at(self, offset: int, buffer: memoryview) -> int: ...
 
-    def read_at(self, offset: int, size: int) -> bytes: ...
+    def sender(self, offset: int, length: int) -> BodyWriter: ...
+
+
+def _shrank() -> InvalidArgument:
+    return InvalidArgument("source", "shrank while it was being uploaded")
 
 
 @dataclass(frozen=True, slots=True)
 class _FileSource:
-    """An open file, read by offset (``pread``: no shared position to get wrong)."""
+    """An open file, read by offset (``pread``: no shared position to get wrong) and
+    sent with ``sendfile``: the kernel moves the bytes, the client never touches them
+    (the server hashes what arrives, so a file changed since it was hashed is refused)."""
 
-    fd: int
+    file: io.FileIO
 
     def readinto_at(self, offset: int, buffer: memoryview) -> int:
-        return os.preadv(self.fd, [buffer], offset)
+        return os.preadv(self.file.fileno(), [buffer], offset)
 
-    def read_at(self, offset: int, size: int) -> bytes:
-        return os.pread(self.fd, size, offset)
+    def sender(self, offset: int, length: int) -> BodyWriter:
+        def send(sock: socket.socket) -> None:
+            if length and sock.sendfile(self.file, offset, length) != length:
+                raise _shrank()
+
+        return send
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,28 +121,29 @@ class _StreamSource:
     base: int
 
     def readinto_at(self, offset: int, buffer: memoryview) -> int:
-        data = self.read_at(offset, len(buffer))
+        data = self._read_at(offset, len(buffer))
         buffer[: len(data)] = data
         return len(data)
 
-    def read_at(self, offset: int, size: int) -> bytes:
+    def sender(self, offset: int, length: int) -> BodyWriter:
+        def send(sock: socket.socket) -> None:
+            end = offset + length
+            at = offset
+            while at < end:
+                chunk = self._read_at(at, min(_CHUNK, end - at))
+                if not chunk:
+                    raise _shrank()
+                sock.sendall(chunk)
+                at += len(chunk)
+
+        return send
+
+    def _read_at(self, offset: int, size: int) -> bytes:
         self.stream.seek(self.base + offset)
         data = self.stream.read(size)
         if not isinstance(data, bytes | bytearray):
             raise InvalidArgument("src", "must be a binary stream (read() returned no bytes)")
         return bytes(data)
-
-
-def _chunks(source: _Source, offset: int, length: int) -> Iterator[bytes]:
-    """``length`` bytes of ``source`` from ``offset``, as request-body pieces. Each is a
-    new ``bytes`` read straight from the source: it goes to the socket without a copy."""
-    end = offset + length
-    while offset < end:
-        chunk = source.read_at(offset, min(_CHUNK, end - offset))
-        if not chunk:
-            raise InvalidArgument("source", "shrank while it was being uploaded")
-        offset += len(chunk)
-        yield chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,74 +181,64 @@ def _plan(source: _Source, size: int) -> _Plan:
 
 # -- downloads ------------------------------------------------------------------------------
 class _ResponseReader:
-    """The body of a streamed response as a raw ``readinto`` source, in big fills."""
+    """The body of a response as a raw ``readinto`` source: the socket fills the
+    caller's buffer directly. ``on_broken`` runs when the connection breaks mid-body
+    (it asks the server whether its copy is corrupt)."""
 
     def __init__(
-        self, response: httpx.Response, on_broken: Callable[[], None] | None = None
+        self,
+        response: http.client.HTTPResponse,
+        url: str,
+        on_broken: Callable[[], None] | None = None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self._response = response
-        self._chunks = response.iter_raw()
-        self._pending = memoryview(b"")
+        self._url = url
         self._on_broken = on_broken
+        self._on_close = on_close
 
     def readinto(self, buffer: WriteableBuffer, /) -> int:
-        view = memoryview(buffer).cast("B")
-        filled = 0
         try:
-            while filled < len(view):
-                if not self._pending:
-                    chunk = next(self._chunks, None)
-                    if chunk is None:
-                        break
-                    self._pending = memoryview(chunk)
-                n = min(len(self._pending), len(view) - filled)
-                view[filled : filled + n] = self._pending[:n]
-                self._pending = self._pending[n:]
-                filled += n
-        except httpx.TransportError as exc:
+            return self._response.readinto(buffer)
+        except NETWORK_ERRORS as exc:
             if self._on_broken is None:
                 raise
             self._on_broken()  # raises CorruptObject if the server's copy is bad
             raise StoreUnavailable(
-                f"lost the connection while reading from {self._response.url}: {exc}",
-                url=str(self._response.url),
+                f"lost the connection while reading from {self._url}: {exc!r}", url=self._url
             ) from exc
-        return filled
 
     def close(self) -> None:
-        self._response.close()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
 
 
 class RemoteObjects:
     """The object-store calls artifacts need (put, copy out, open), over HTTP."""
 
-    def __init__(self, http: httpx.Client, retry_timeout: float) -> None:
-        self._http = http
-        self._retry_timeout = retry_timeout
+    def __init__(self, transport: Transport) -> None:
+        self._t = transport
 
     # -- up -----------------------------------------------------------------------------
     def put_bytes(self, data: bytes) -> ObjectInfo:
         data = bytes(data)
         digest = digest_bytes(data)
         if not self.exists(digest):
-            self._retrying(
-                lambda: _check(self._http.put(f"/objects/{digest}", content=data, headers=_OCTETS))
-            )
+            self._t.request("PUT", f"/objects/{digest}", content=data, headers=_OCTETS)
         return ObjectInfo(digest, len(data))
 
     def put_file(self, path: str | os.PathLike[str]) -> ObjectInfo:
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed just below
         except FileNotFoundError:
             raise NotFound(f"no file at {os.fspath(path)!r}", path=os.fspath(path)) from None
-        try:
-            if os.path.isdir(path):
-                raise InvalidArgument("path", f"{os.fspath(path)!r} is a folder, not a file")
+        except IsADirectoryError:
+            raise InvalidArgument("path", f"{os.fspath(path)!r} is a folder, not a file") from None
+        with file:
             if hasattr(os, "posix_fadvise"):
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-            return self._upload(_FileSource(fd), os.fstat(fd).st_size)
-        finally:
-            os.close(fd)
+                os.posix_fadvise(file.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            return self._upload(_FileSource(file), os.fstat(file.fileno()).st_size)
 
     def put_stream(self, src: BinaryIO) -> ObjectInfo:
         seekable = getattr(src, "seekable", None)
@@ -260,25 +248,26 @@ class RemoteObjects:
             src.seek(base)
             return self._upload(_StreamSource(src, base), size)
         # A pipe or socket: spooled to a temp file first (to hash it, and to re-send it).
-        with tempfile.TemporaryFile(prefix="cairn-upload-") as spool:
+        with tempfile.TemporaryFile(prefix="cairn-upload-", buffering=0) as spool:
             while chunk := src.read(_CHUNK):
                 if not isinstance(chunk, bytes | bytearray):
                     raise InvalidArgument(
                         "src", "must be a binary stream (read() returned no bytes)"
                     )
                 spool.write(chunk)
-            spool.flush()
-            return self._upload(_FileSource(spool.fileno()), spool.tell())
+            assert isinstance(spool, io.FileIO)
+            return self._upload(_FileSource(spool), spool.tell())
 
     def exists(self, digest: Digest) -> bool:
         def head() -> bool:
-            response = self._http.head(f"/objects/{digest}")
-            if response.status_code == 404:
-                return False
-            _check(response)
-            return True
+            with self._t.exchange("HEAD", f"/objects/{digest}") as response:
+                if response.status == 404:
+                    response.read()
+                    return False
+                _answer(response, f"/objects/{digest}")
+                return True
 
-        return self._retrying(head)
+        return self._t.retrying(head)
 
     def _upload(self, source: _Source, size: int) -> ObjectInfo:
         plan = _plan(source, size)
@@ -292,26 +281,26 @@ class RemoteObjects:
                     self._put(source, digest, offset, length)
             body = {"parts": [d for _, _, d in plan.parts], "digest": plan.digest}
             # The server copies every byte before it answers: allow for a slow disk.
-            timeout = max(self._http.timeout.read or 0.0, size / _SLOWEST_DISK)
-            self._retrying(
-                lambda: _check(self._http.post("/objects/compose", json=body, timeout=timeout))
-            )
+            timeout = max(self._t.timeout, size / _SLOWEST_DISK)
+            self._t.request("POST", "/objects/compose", json=body, timeout=timeout)
         return ObjectInfo(plan.digest, size)
 
     def _put(self, source: _Source, digest: Digest, offset: int, length: int) -> None:
         """Send one object (or part) from ``source``; a retry re-sends just this one."""
+        path = f"/objects/{digest}"
 
         def send() -> None:
-            _check(
-                self._http.put(
-                    f"/objects/{digest}",
-                    content=_chunks(source, offset, length),
-                    headers={**_OCTETS, "content-length": str(length)},
-                )
-            )
+            with self._t.exchange(
+                "PUT",
+                path,
+                body=source.sender(offset, length),
+                length=length,
+                headers=_OCTETS,
+            ) as response:
+                _answer(response, path)
 
         try:
-            self._retrying(send)
+            self._t.retrying(send)
         except InvalidArgument as exc:
             if exc.details.get("field") == "digest":
                 exc.add_note("cairn: the source changed while it was being uploaded")
@@ -320,32 +309,43 @@ class RemoteObjects:
     # -- down ---------------------------------------------------------------------------
     def copy_to_file(self, digest: Digest, dest: str | os.PathLike[str]) -> int:
         digest = parse_digest(digest)
-        return self._retrying(lambda: self._download(digest, dest))
+        return self._t.retrying(lambda: self._download(digest, dest))
 
     def _download(self, digest: Digest, dest: str | os.PathLike[str]) -> int:
-        with self._http.stream("GET", f"/objects/{digest}") as response:
-            _check(response)
-            reader = VerifyingReader(_ResponseReader(response), digest, _content_length(response))
+        path = f"/objects/{digest}"
+        with self._t.exchange("GET", path) as response:
+            if response.status >= 400:
+                _answer(response, path)
+            reader = _ResponseReader(response, self._t.base_url + path)
+            verified = VerifyingReader(reader, digest, _content_length(response))
             try:
-                return write_file_atomically(reader.readinto, dest)
-            except httpx.TransportError:
+                return write_file_atomically(verified.readinto, dest)
+            except NETWORK_ERRORS:
                 self.verify(digest)  # a broken body: the server's copy may be corrupt
                 raise  # it is not: try again
 
     def open(self, digest: Digest, size: int | None = None) -> BinaryIO:
         digest = parse_digest(digest)
+        path = f"/objects/{digest}"
 
-        def start() -> httpx.Response:
-            request = self._http.build_request("GET", f"/objects/{digest}")
-            response = self._http.send(request, stream=True)
+        def start() -> tuple[contextlib.ExitStack, http.client.HTTPResponse]:
+            stack = contextlib.ExitStack()
             try:
-                return _check(response)
+                response = stack.enter_context(self._t.exchange("GET", path))
+                if response.status >= 400:
+                    _answer(response, path)
             except BaseException:
-                response.close()
+                stack.close()
                 raise
+            return stack, response
 
-        response = self._retrying(start)
-        raw = _ResponseReader(response, on_broken=lambda: self.verify(digest))
+        stack, response = self._t.retrying(start)
+        raw = _ResponseReader(
+            response,
+            self._t.base_url + path,
+            on_broken=lambda: self.verify(digest),
+            on_close=stack.close,  # the connection goes back to the pool if read to the end
+        )
         expected = size if size is not None else _content_length(response)
         return io.BufferedReader(
             VerifyingReader(raw, digest, expected), buffer_size=_RESPONSE_BUFFER
@@ -353,30 +353,7 @@ class RemoteObjects:
 
     def verify(self, digest: Digest) -> None:
         """Have the server check its copy: ``CorruptObject`` if it is bad."""
-        self._retrying(lambda: _check(self._http.get(f"/objects/{digest}/verify")))
-
-    # -- retries --------------------------------------------------------------------------
-    def _retrying(self, attempt: Callable[[], T]) -> T:
-        """Run ``attempt``, again on transport failures and 502/503/504, with jittered
-        exponential backoff for up to ``retry_timeout`` seconds (as every request)."""
-        deadline = time.monotonic() + self._retry_timeout
-        delay = 0.05
-        while True:
-            try:
-                return attempt()
-            except _Transient as exc:
-                failure: Exception = exc.error
-            except httpx.TransportError as exc:
-                failure = exc
-            if time.monotonic() + delay > deadline:
-                if isinstance(failure, CairnError):
-                    raise failure
-                raise StoreUnavailable(
-                    f"cannot reach the Cairn server at {self._http.base_url}: {failure}",
-                    url=str(self._http.base_url),
-                ) from failure
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 2.0)
+        self._t.request("GET", f"/objects/{digest}/verify")
 
 
 class HttpArtifacts:
@@ -387,7 +364,7 @@ class HttpArtifacts:
 
     @cached_property
     def _objects(self) -> RemoteObjects:
-        return RemoteObjects(self._t.http, self._t.retry_timeout)
+        return RemoteObjects(self._t)
 
     def log_artifact(self, entity_id: str, key: str, source: ArtifactSource) -> ArtifactInfo:
         """Log a file, a folder (kept as a tree), bytes or a binary file object."""

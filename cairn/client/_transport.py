@@ -1,46 +1,238 @@
-"""HTTP transport for the client: retries with backoff, and errors mapped back to
-the CairnError types the server raised."""
+"""HTTP for the client: keep-alive connections, retries with backoff, and errors mapped
+back to the CairnError types the server raised.
+
+Built on the standard library's ``http.client``: a Cairn call is one small request on a
+loopback or LAN connection, where a general-purpose client's own overhead was most of
+the cost (measured here: httpx 0.9 ms of client CPU per request, urllib3 0.4 ms,
+``http.client`` 0.2 ms). It also lets big bodies go out with ``sendfile`` and come in
+with ``readinto`` straight into the caller's buffers.
+"""
 
 from __future__ import annotations
 
+import http.client
 import json as _json
 import random
+import socket
+import threading
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+from urllib.parse import quote, urlencode, urlsplit
 
-import httpx
+from cairn.core.errors import (
+    CairnError,
+    InvalidArgument,
+    SchemaOutOfDate,
+    StoreUnavailable,
+    error_from_wire,
+)
 
-from cairn.core.errors import CairnError, SchemaOutOfDate, StoreUnavailable, error_from_wire
+__all__ = [
+    "API_PATH",
+    "NETWORK_ERRORS",
+    "BodyWriter",
+    "Response",
+    "Transient",
+    "Transport",
+    "decode_error",
+]
 
-__all__ = ["Transport"]
+T = TypeVar("T")
 
+API_PATH: Final = "/api/v1"
 # Worth another try: the server may be restarting, or a proxy dropped us.
-_RETRY_STATUS = {502, 503, 504}
-_RETRY_ERRORS = (httpx.TransportError,)
+RETRY_STATUS: Final = frozenset({502, 503, 504})
+# A connection that broke, timed out or never opened. Every Cairn request is safe to
+# repeat (idempotent by design or by idempotency key), so all of these are retried.
+NETWORK_ERRORS: Final = (ConnectionError, TimeoutError, socket.gaierror, http.client.HTTPException)
+_USER_AGENT: Final = "cairn-client"
+_MAX_IDLE: Final = 8  # idle keep-alive connections kept per client
+
+# Writes a request body of the announced content-length to the socket.
+BodyWriter = Callable[[socket.socket], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A response read whole (every Cairn answer but an object's bytes is small)."""
+
+    status: int
+    headers: http.client.HTTPMessage
+    content: bytes
+    url: str
+
+    def json(self) -> Any:
+        return _json.loads(self.content)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+class Transient(Exception):
+    """A 502/503/504 answer: worth retrying; carries the error it decoded to."""
+
+    def __init__(self, error: CairnError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Connection(http.client.HTTPConnection):
+    def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
+        # A small body goes out in the same segment as the head: one send, and the
+        # server sees the whole request in one read (http.client sends them apart).
+        if isinstance(message_body, bytes) and len(message_body) <= 64 * 1024:
+            self._buffer.extend((b"", message_body))  # type: ignore[attr-defined]
+            message = b"\r\n".join(self._buffer)  # type: ignore[attr-defined]
+            del self._buffer[:]  # type: ignore[attr-defined]
+            self.send(message)
+            return
+        super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
+
+
+class _TLSConnection(http.client.HTTPSConnection, _Connection):
+    pass
 
 
 class Transport:
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float,
-        retry_timeout: float,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
+    """Requests to one Cairn server, on a small pool of keep-alive connections (one
+    per thread at a time, so the metric batcher and the caller never share one)."""
+
+    def __init__(self, base_url: str, *, timeout: float, retry_timeout: float) -> None:
+        parts = urlsplit(base_url.rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidArgument("url", f"must be an http:// or https:// URL, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
         self.retry_timeout = retry_timeout
-        self.http = httpx.Client(
-            base_url=f"{self.base_url}/api/v1",
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            transport=transport,
-            headers={"user-agent": "cairn-client"},
-        )
+        self._tls = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._tls else 80)
+        self._prefix = parts.path + API_PATH  # a server behind a proxy may live under a path
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+        self._closed = False
 
     def close(self) -> None:
-        self.http.close()
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
+    # -- one exchange -----------------------------------------------------------------------
+    def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        """The request target: API prefix, path, and the query (lists repeat the key)."""
+        target = quote(self._prefix + path, safe="/:@!$&'()*+,;=-._~")
+        query = _query(params)
+        return f"{target}?{query}" if query else target
+
+    @contextmanager
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: bytes | BodyWriter | None = None,
+        length: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[http.client.HTTPResponse]:
+        """Send one request and yield its response, body unread. The connection goes
+        back to the pool if the caller read the body to its end, else it is closed.
+        A kept-alive connection the server has since closed is replaced at once."""
+        target = self.url(path, params)
+        for fresh in (False, True):
+            conn = self._take(fresh)
+            sent = False
+            try:
+                if timeout is not None:
+                    conn.timeout = timeout
+                    if conn.sock is not None:
+                        conn.sock.settimeout(timeout)
+                self._send(conn, method, target, body, length, headers or {})
+                sent = True
+                response = conn.getresponse()
+            except NETWORK_ERRORS as exc:
+                conn.close()
+                # A reused connection may have been closed by the server while idle:
+                # that is no failure of the server, so try once more on a new one.
+                if fresh or not getattr(conn, "_cairn_reused", False) or not _is_stale(exc, sent):
+                    raise
+                continue
+            except BaseException:
+                conn.close()
+                raise
+            try:
+                yield response
+            except BaseException:
+                conn.close()
+                raise
+            self._give(conn, response, timeout is not None)
+            return
+
+    def _send(
+        self,
+        conn: http.client.HTTPConnection,
+        method: str,
+        target: str,
+        body: bytes | BodyWriter | None,
+        length: int | None,
+        headers: Mapping[str, str],
+    ) -> None:
+        conn.putrequest(method, target, skip_accept_encoding=True)
+        conn.putheader("user-agent", _USER_AGENT)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        if isinstance(body, bytes):
+            conn.putheader("content-length", str(len(body)))
+            conn.endheaders(body)
+        elif body is not None:
+            if length is None:
+                raise ValueError("a streamed body needs its length")
+            conn.putheader("content-length", str(length))
+            conn.endheaders()
+            assert conn.sock is not None  # connected by endheaders
+            body(conn.sock)
+        else:
+            if method in ("POST", "PUT", "PATCH"):
+                conn.putheader("content-length", "0")
+            conn.endheaders()
+
+    def _take(self, fresh: bool) -> http.client.HTTPConnection:
+        with self._lock:
+            if self._closed:
+                raise CairnError("this client is closed")
+            if self._idle and not fresh:
+                conn = self._idle.pop()
+                conn._cairn_reused = True  # type: ignore[attr-defined]
+                return conn
+        kind = _TLSConnection if self._tls else _Connection
+        conn = kind(self._host, self._port, timeout=self.timeout)
+        conn._cairn_reused = False  # type: ignore[attr-defined]
+        return conn
+
+    def _give(
+        self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse, reset: bool
+    ) -> None:
+        if not response.isclosed() or response.will_close:
+            conn.close()  # body left unread, or the server ends the connection
+            return
+        if reset:
+            conn.timeout = self.timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(self.timeout)
+        with self._lock:
+            if not self._closed and len(self._idle) < _MAX_IDLE:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    # -- whole requests, with retries -------------------------------------------------------
     def request(
         self,
         method: str,
@@ -50,44 +242,25 @@ class Transport:
         params: Mapping[str, Any] | None = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
-        """Send, retrying transport failures and 502/503/504 with jittered exponential
-        backoff until ``retry_timeout`` seconds have passed (plus at most one attempt's
-        own ``request_timeout``). Every Cairn request is safe to repeat (idempotent by
-        design or by idempotency key)."""
+        timeout: float | None = None,
+    ) -> Response:
+        """Send and read the answer, retrying (see :meth:`retrying`); a 4xx/5xx answer
+        raises the CairnError the server reported."""
         if json is not None:
-            # Python's JSON, NaN and infinities included (the server reads them back);
-            # httpx's own encoder refuses them.
+            # Python's JSON, NaN and infinities included (the server reads them back).
             content = _json.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
             headers = {**(headers or {}), "content-type": "application/json"}
-        deadline = time.monotonic() + self.retry_timeout
-        delay = 0.05
-        while True:
-            try:
-                response = self.http.request(
-                    method, path, params=params, content=content, headers=headers
-                )
-            except _RETRY_ERRORS as exc:
-                failure: Exception = exc
-            else:
-                if response.status_code < 400:
-                    return response
-                failure = decode_error(response)
-                if response.status_code not in _RETRY_STATUS or isinstance(
-                    failure, SchemaOutOfDate
-                ):
-                    raise failure
-            left = deadline - time.monotonic()
-            if left <= 0:
-                if isinstance(failure, CairnError):
-                    raise failure
-                raise StoreUnavailable(
-                    f"cannot reach the Cairn server at {self.base_url}: {failure}",
-                    url=self.base_url,
-                ) from failure
-            # Jittered, so many clients retrying at once do not arrive in step.
-            time.sleep(min(delay * (0.5 + random.random()), left))
-            delay = min(delay * 2, 2.0)
+
+        def once() -> Response:
+            with self.exchange(
+                method, path, params=params, body=content, headers=headers, timeout=timeout
+            ) as answer:
+                return check(self._read(answer, path))
+
+        return self.retrying(once)
+
+    def _read(self, answer: http.client.HTTPResponse, path: str) -> Response:
+        return Response(answer.status, answer.headers, answer.read(), self.base_url + path)
 
     def get(self, path: str, **params: Any) -> Any:
         clean = {k: v for k, v in params.items() if v is not None}
@@ -95,19 +268,52 @@ class Transport:
 
     def post(self, path: str, body: Any = None) -> Any:
         response = self.request("POST", path, json=body)
-        return None if response.status_code == 204 else response.json()
+        return None if response.status == 204 else response.json()
+
+    def retrying(self, attempt: Callable[[], T]) -> T:
+        """Run ``attempt``, again after network failures and 502/503/504 answers, with
+        jittered exponential backoff, until ``retry_timeout`` seconds have passed (plus
+        at most one attempt's own timeout); then raise what went wrong."""
+        deadline = time.monotonic() + self.retry_timeout
+        delay = 0.05
+        while True:
+            try:
+                return attempt()
+            except Transient as exc:
+                failure: Exception = exc.error
+            except NETWORK_ERRORS as exc:
+                failure = exc
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if isinstance(failure, CairnError):
+                    raise failure
+                raise StoreUnavailable(
+                    f"cannot reach the Cairn server at {self.base_url}: "
+                    f"{type(failure).__name__}: {failure}",
+                    url=self.base_url,
+                ) from failure
+            # Jittered, so many clients retrying at once do not arrive in step.
+            time.sleep(min(delay * (0.5 + random.random()), left))
+            delay = min(delay * 2, 2.0)
 
 
-def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
+def check(response: Response) -> Response:
+    """The response if it succeeded; else the server's error (:class:`Transient` if
+    worth retrying)."""
+    if response.status < 400:
+        return response
+    error = decode_error(response)
+    if response.status in RETRY_STATUS and not isinstance(error, SchemaOutOfDate):
+        raise Transient(error)
+    raise error
+
+
+def decode_error(response: Response) -> CairnError:
     try:
         body = response.json()
     except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def decode_error(response: httpx.Response) -> CairnError:
-    error = _json_or_empty(response).get("error")
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and isinstance(error.get("code"), str):
         details = error.get("details")
         return error_from_wire(
@@ -116,6 +322,32 @@ def decode_error(response: httpx.Response) -> CairnError:
             details if isinstance(details, dict) else {},
         )
     return CairnError(
-        f"HTTP {response.status_code} from {response.request.url}: {response.text[:200]}",
-        status=response.status_code,
+        f"HTTP {response.status} from {response.url}: {response.text[:200]}",
+        status=response.status,
     )
+
+
+def _query(params: Mapping[str, Any] | None) -> str:
+    if not params:
+        return ""
+    pairs: list[tuple[str, str]] = []
+    for key, value in params.items():
+        for one in value if isinstance(value, list | tuple) else (value,):
+            pairs.append((key, _query_value(one)))
+    return urlencode(pairs)
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _is_stale(exc: BaseException, sent: bool) -> bool:
+    """Whether ``exc`` is how a connection the server closed while idle fails: at the
+    send, or as an empty answer (never a timeout: that server is alive and slow)."""
+    if isinstance(exc, TimeoutError):
+        return False
+    if not sent:
+        return isinstance(exc, ConnectionError)
+    return isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError)

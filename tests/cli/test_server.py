@@ -33,19 +33,13 @@ from cairn.server.serve import (
     settings_environment,
 )
 from tests.cli.conftest import Invoke, json_of
+from tests.proxy import free_port
 
 STARTUP_TARGET_S = 1.5  # the goal, reported; the assertion is looser (shared CI machines)
 STARTUP_LIMIT_S = 10.0
 # N workers import the app N times at once: on a loaded 2-CPU machine that alone took >10 s.
 WORKERS_STARTUP_LIMIT_S = 30.0
 HEALTH = "/api/v1/health"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def clean_env() -> dict[str, str]:

@@ -17,8 +17,9 @@ import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +29,7 @@ import cairn.client._http_artifacts as http_artifacts
 from cairn.core.digest import digest_bytes
 from cairn.core.settings import Settings
 from cairn.core.tree import Tree, TreeEntry
+from tests.proxy import Action, DroppingProxy, Plan, Seen, forward_all
 from tests.servers import serve_in_thread
 
 HOSTILE_KEYS = ["", "/etc/passwd", "..", "../escape", "a/../../b", "./a", "a\\b", "a//b", "a/"]
@@ -61,37 +63,18 @@ def server(tmp_path: Path) -> Iterator[Server]:
         yield Server(url, home)
 
 
-@dataclass
-class Recorder(httpx.HTTPTransport):
-    """A real transport that records each request, and can break some on purpose."""
-
-    requests: list[tuple[str, str]] = field(default_factory=list)
-    fail: Callable[[httpx.Request], BaseException | None] = lambda _: None
-
-    def __post_init__(self) -> None:
-        super().__init__()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append((request.method, request.url.path.removeprefix("/api/v1")))
-        failure = self.fail(request)
-        if failure is not None:
-            raise failure
-        return super().handle_request(request)
-
-    def count(self, method: str, prefix: str = "/objects/") -> int:
-        return sum(1 for m, p in self.requests if m == method and p.startswith(prefix))
-
-
 MakeClient = Callable[..., cairn.Client]
+MakeProxy = Callable[..., DroppingProxy]
 
 
 @pytest.fixture
 def make_client(server: Server) -> Iterator[MakeClient]:
     made: list[cairn.Client] = []
 
-    def make(transport: httpx.BaseTransport | None = None) -> cairn.Client:
-        settings = Settings(url=server.url, retry_timeout=5.0, request_timeout=30.0)
-        client = cairn.Client(settings=settings, transport=transport)
+    def make(proxy: DroppingProxy | None = None) -> cairn.Client:
+        url = server.url if proxy is None else proxy.url
+        settings = Settings(url=url, retry_timeout=5.0, request_timeout=30.0)
+        client = cairn.Client(settings=settings)
         made.append(client)
         return client
 
@@ -103,6 +86,21 @@ def make_client(server: Server) -> Iterator[MakeClient]:
 @pytest.fixture
 def client(make_client: MakeClient) -> cairn.Client:
     return make_client()
+
+
+@pytest.fixture
+def make_proxy(server: Server) -> Iterator[Callable[[Plan], DroppingProxy]]:
+    """A real proxy in front of the server that counts requests and drops some."""
+    made: list[DroppingProxy] = []
+
+    def make(plan: Plan = forward_all) -> DroppingProxy:
+        port = int(server.url.rsplit(":", 1)[1])
+        made.append(DroppingProxy(("127.0.0.1", port), plan))
+        return made[-1]
+
+    yield make
+    for proxy in made:
+        proxy.close()
 
 
 def make_tree(root: Path) -> dict[str, bytes]:
@@ -213,19 +211,19 @@ def test_folder_round_trip(client: cairn.Client, tmp_path: Path) -> None:
 
 
 def test_same_bytes_are_stored_once_and_sent_once(
-    server: Server, make_client: MakeClient, tmp_path: Path
+    server: Server, make_client: MakeClient, make_proxy: MakeProxy, tmp_path: Path
 ) -> None:
-    recorder = Recorder()
+    recorder = make_proxy()
     client = make_client(recorder)
     payload = os.urandom(2 * 1024 * 1024)
     (tmp_path / "model.bin").write_bytes(payload)
     client.set_experiment("e")
     first, second = client.start_run(), client.start_run()
     first.log_artifact("model.bin", tmp_path / "model.bin")
-    assert recorder.count("PUT") == 1
+    assert recorder.count(method="PUT") == 1
     second.log_artifact("copy.bin", payload)
     second.log_artifact("streamed.bin", io.BytesIO(payload))
-    assert recorder.count("PUT") == 1  # the server had it: HEAD, no upload
+    assert recorder.count(method="PUT") == 1  # the server had it: HEAD, no upload
     assert len(server.object_files()) == 1
     assert first.list_artifacts()[0].digest == second.list_artifacts()[0].digest
 
@@ -387,85 +385,102 @@ def small_parts(monkeypatch: pytest.MonkeyPatch) -> int:
     return 1024 * 1024
 
 
+def interrupt_put(client: cairn.Client, nth: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the client's ``nth`` PUT raise :class:`Interrupted` before it is sent."""
+    transport = client._backend._t  # type: ignore[union-attr]
+    real = transport.exchange
+    puts = 0
+
+    def exchange(method: str, path: str, **options: Any) -> Any:
+        nonlocal puts
+        if method == "PUT":
+            puts += 1
+            if puts == nth:
+                raise Interrupted()
+        return real(method, path, **options)
+
+    monkeypatch.setattr(transport, "exchange", exchange)
+
+
 def test_big_file_goes_in_parts_and_resumes(
-    server: Server, make_client: MakeClient, tmp_path: Path, small_parts: int
+    server: Server,
+    make_client: MakeClient,
+    make_proxy: MakeProxy,
+    tmp_path: Path,
+    small_parts: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     data = os.urandom(5 * small_parts + 12_345)  # 6 parts
     (tmp_path / "big.bin").write_bytes(data)
-    puts = 0
-
-    def die_on_third_part(request: httpx.Request) -> BaseException | None:
-        nonlocal puts
-        if request.method == "PUT":
-            puts += 1
-            if puts == 3:
-                return Interrupted()
-        return None
-
-    first = make_client(Recorder(fail=die_on_third_part))
+    first = make_client()
+    interrupt_put(first, 3, monkeypatch)
     run = first.set_experiment_run("r")
     with pytest.raises(Interrupted):
         run.log_artifact("big.bin", tmp_path / "big.bin")
     assert len(server.object_files()) == 2  # two parts made it
     assert run.list_artifacts() == []
 
-    recorder = Recorder()
+    recorder = make_proxy()
     again = make_client(recorder).get_run(run.id)
     info = again.log_artifact("big.bin", tmp_path / "big.bin")
-    assert recorder.count("PUT") == 4  # only the missing parts
-    assert recorder.count("POST", "/objects/compose") == 1
+    assert recorder.count(method="PUT") == 4  # only the missing parts
+    assert recorder.count(method="POST", prefix="/objects/compose") == 1
     assert (info.digest, info.size) == (digest_bytes(data), len(data))
     assert again.open_artifact("big.bin").read() == data
     # The six parts stay as objects next to the whole (collecting them is for later).
     assert len(server.object_files()) == 7
 
-    recorder.requests.clear()
+    recorder.seen.clear()
     again.log_artifact("same.bin", tmp_path / "big.bin")
-    assert recorder.count("PUT") == 0 and recorder.count("POST", "/objects/compose") == 0
+    assert recorder.count(method="PUT") == 0
+    assert recorder.count(method="POST", prefix="/objects/compose") == 0
+
+
+def nth_matching(n: int, method: str, prefix: str, action: Action) -> Plan:
+    """A plan that does ``action`` to the ``n``-th request (from 1) with that method and
+    path prefix, and forwards everything else."""
+    count = 0
+
+    def plan(request: Seen) -> Action:
+        nonlocal count
+        if request.method == method and request.path.startswith("/api/v1" + prefix):
+            count += 1
+            if count == n:
+                return action
+        return Action.FORWARD
+
+    return plan
 
 
 def test_a_dropped_part_is_sent_again_alone(
-    server: Server, make_client: MakeClient, tmp_path: Path, small_parts: int
+    make_client: MakeClient, make_proxy: MakeProxy, tmp_path: Path, small_parts: int
 ) -> None:
     data = os.urandom(4 * small_parts + 1)  # 5 parts
     (tmp_path / "big.bin").write_bytes(data)
-    dropped = False
-
-    def drop_second_part_once(request: httpx.Request) -> BaseException | None:
-        nonlocal dropped
-        puts = sum(1 for m, _ in recorder.requests if m == "PUT")
-        if request.method == "PUT" and puts == 2 and not dropped:
-            dropped = True
-            return httpx.WriteError("connection reset by peer", request=request)
-        return None
-
-    recorder = Recorder(fail=drop_second_part_once)
-    run = make_client(recorder).set_experiment_run("r")
+    proxy = make_proxy(nth_matching(2, "PUT", "/objects/", Action.DROP_BEFORE))
+    run = make_client(proxy).set_experiment_run("r")
     info = run.log_artifact("big.bin", tmp_path / "big.bin")
-    assert dropped
-    assert recorder.count("PUT") == 5 + 1  # one part twice, the others once
+    assert proxy.count(Action.DROP_BEFORE) == 1
+    assert proxy.count(method="PUT") == 5 + 1  # one part twice, the others once
     assert info.digest == digest_bytes(data)
     run.download_artifact("big.bin", tmp_path / "back.bin")
     assert (tmp_path / "back.bin").read_bytes() == data
 
 
-def test_a_dropped_download_is_retried(
-    server: Server, make_client: MakeClient, tmp_path: Path
+@pytest.mark.parametrize("action", [Action.DROP_AFTER, Action.CUT_SHORT])
+def test_a_broken_download_is_retried(
+    make_client: MakeClient, make_proxy: MakeProxy, tmp_path: Path, action: Action
 ) -> None:
     data = os.urandom(3 * 1024 * 1024)
-    failures = 0
-
-    def drop_first_get(request: httpx.Request) -> BaseException | None:
-        nonlocal failures
-        if request.method == "GET" and "/objects/" in request.url.path and failures == 0:
-            failures += 1
-            return httpx.ReadError("connection reset by peer", request=request)
-        return None
-
-    run = make_client(Recorder(fail=drop_first_get)).set_experiment_run("r")
+    proxy = make_proxy(nth_matching(1, "GET", "/objects/", action))
+    run = make_client(proxy).set_experiment_run("r")
     run.log_artifact("m.bin", data)
     assert run.download_artifact("m.bin", tmp_path / "m.bin").read_bytes() == data
-    assert failures == 1
+    assert proxy.count(action) == 1
+    if action is Action.CUT_SHORT:  # broken mid-body: the client asked the server to verify
+        assert proxy.count(method="GET", prefix="/objects/") == 3  # body, verify, body again
+    with run.open_artifact("m.bin") as stream:
+        assert stream.read() == data
 
 
 # -- memory -----------------------------------------------------------------------------------

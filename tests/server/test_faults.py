@@ -10,19 +10,16 @@ and the server claiming it in the write's own transaction (cairn/service/metrics
 from __future__ import annotations
 
 import contextlib
-import enum
 import itertools
 import os
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -31,6 +28,7 @@ import pytest
 import cairn
 from cairn.core.errors import CairnError, StoreUnavailable
 from cairn.core.settings import SETTINGS, Settings
+from tests.proxy import Action, DroppingProxy, Plan, Seen, free_port, read_request, reset
 from tests.servers import serve_in_thread
 
 HEALTH = "/api/v1/health"
@@ -38,20 +36,6 @@ STARTUP_LIMIT_S = 30.0  # a loaded 2-CPU machine, two test workers at once
 
 
 # -- helpers --------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def reset(sock: socket.socket) -> None:
-    """Close with a TCP RST rather than a FIN: the connection is torn, not ended."""
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
-
-
 def history_steps(settings: Settings, run_id: str) -> list[tuple[int, float]]:
     """(step, value) of every stored point of the run's "loss", read by a fresh client."""
     with cairn.Client(settings=settings) as client:
@@ -211,151 +195,22 @@ def test_server_killed_and_restarted_mid_stream_loses_and_doubles_nothing(
 
 
 # -- 2. a proxy that drops connections ------------------------------------------------------
-class Action(enum.Enum):
-    FORWARD = "forward"
-    DROP_BEFORE = "drop before forwarding"  # the server never sees the batch
-    DROP_AFTER = "drop after forwarding"  # the server applied it; the ack is lost
-    STALL = "hold the answer"  # the server applied it; the client times out waiting
-
-
-@dataclass
-class Seen:
-    """One metric request as the proxy saw it."""
-
-    key: str | None
-    action: Action
-    status: int | None = None  # the server's answer, if it was asked
-
-
-@dataclass
-class DroppingProxy:
-    """A TCP proxy on loopback in front of ``upstream``, one HTTP request a connection
-    (it asks both sides for ``Connection: close``), that drops ``POST /metrics``
-    requests as ``plan(n)`` says for the n-th one (from 0): deterministic."""
-
-    upstream: tuple[str, int]
-    plan: Callable[[int], Action]
-    seen: list[Seen] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(64)
-        self._listener.settimeout(0.05)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._listener.close()
-
-    def count(self, action: Action) -> int:
-        return sum(s.action is action for s in self.seen)
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
-        conn.settimeout(10)
-        try:
-            request = read_request(conn)
-        except OSError:
-            conn.close()
-            return
-        if request is None:
-            conn.close()
-            return
-        head, body = request
-        lines = head.decode("latin-1").split("\r\n")
-        method, path, _ = lines[0].split(" ", 2)
-        headers = [line for line in lines[1:] if line]
-        action, seen = Action.FORWARD, None
-        if method == "POST" and path.endswith("/metrics"):
-            key = next(
-                (
-                    h.split(":", 1)[1].strip()
-                    for h in headers
-                    if h.lower().startswith("idempotency-key:")
-                ),
-                None,
-            )
-            with self._lock:
-                action = self.plan(len(self.seen))
-                seen = Seen(key, action)
-                self.seen.append(seen)
-        if action is Action.DROP_BEFORE:
-            conn.close()  # a FIN, nothing answered: "server disconnected"
-            return
-        kept = [h for h in headers if not h.lower().startswith("connection:")]
-        forwarded = "\r\n".join([lines[0], *kept, "Connection: close", "", ""]).encode("latin-1")
-        try:
-            with socket.create_connection(self.upstream, timeout=10) as up:
-                up.sendall(forwarded + body)
-                response = read_to_eof(up)  # uvicorn closes after a Connection: close request
-        except OSError:
-            reset(conn)
-            raise
-        if seen is not None:
-            seen.status = int(response.split(b" ", 2)[1])
-        if action is Action.DROP_AFTER:
-            reset(conn)  # applied upstream, and the client never hears of it
-            return
-        if action is Action.STALL:  # until the client's read timeout gives up on us
-            with conn, contextlib.suppress(OSError):
-                conn.recv(1)  # b"": the client closed the connection
-            return
-        with conn:
-            conn.sendall(response)
-
-
-def read_request(conn: socket.socket) -> tuple[bytes, bytes] | None:
-    """Head and body of one HTTP/1.1 request with a Content-Length (or none)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return None
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-        assert name.strip().lower() != b"transfer-encoding", "chunked requests not handled"
-    while len(body) < length:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return None
-        body += chunk
-    return head, body
-
-
-def read_to_eof(sock: socket.socket) -> bytes:
-    parts = []
-    while chunk := sock.recv(65536):
-        parts.append(chunk)
-    return b"".join(parts)
-
-
 PLAN = (Action.FORWARD, Action.DROP_BEFORE, Action.DROP_AFTER, Action.FORWARD, Action.STALL)
 
 
-def cycle_of_five(n: int) -> Action:
+def cycle_of_five() -> Plan:
     # Request by request, batches alternate between: dropped before the server, sent
     # again and applied but the answer dropped, sent a third time (a replay, acknowledged
     # without being applied); and applied but the answer held past the client's timeout,
-    # then replayed and acknowledged.
-    return PLAN[n % len(PLAN)]
+    # then replayed and acknowledged. Other requests pass.
+    batches = itertools.count()
+
+    def plan(request: Seen) -> Action:
+        if request.method == "POST" and request.path.endswith("/metrics"):
+            return PLAN[next(batches) % len(PLAN)]
+        return Action.FORWARD
+
+    return plan
 
 
 @pytest.mark.timeout(60)
@@ -366,7 +221,7 @@ def test_a_proxy_dropping_and_stalling_connections_applies_each_batch_exactly_on
     with serve_in_thread(Settings(home=str(tmp_path / "home"))) as url:
         run_id = new_run(url)
         port = int(url.rsplit(":", 1)[1])
-        proxy = DroppingProxy(("127.0.0.1", port), cycle_of_five)
+        proxy = DroppingProxy(("127.0.0.1", port), cycle_of_five())
         try:
             settings = Settings(
                 url=proxy.url,
@@ -386,7 +241,7 @@ def test_a_proxy_dropping_and_stalling_connections_applies_each_batch_exactly_on
         found = history_steps(Settings(url=url), run_id)
 
     assert_exactly_once(found, total)
-    seen = proxy.seen
+    seen = [s for s in proxy.seen if s.method == "POST" and s.path.endswith("/metrics")]
     assert all(s.key for s in seen), "a metric batch was sent without an idempotency key"
     assert proxy.count(Action.DROP_BEFORE) >= 2
     unacknowledged = Counter[Action]()  # applied for the first time, answer lost
