@@ -8,7 +8,8 @@ Every accepted connection gets ``TCP_NODELAY``: uvicorn's multi-worker listening
 made without ``IPPROTO_TCP``, so asyncio's event loop skips Nagle's switch-off on the sockets
 it accepts, and each response on a keep-alive connection then waits ~40 ms for the client's
 delayed ACK (uvloop happens to set it). :class:`NoDelayHttpToolsProtocol` sets it on every
-connection, whatever the loop.
+connection, whatever the loop, and writes through a :class:`CoalescingTransport`, so that a
+response's head and body leave in one ``send()``, not two.
 
 Logs are one JSON object a line on stderr (:class:`JsonFormatter`); the access log
 (:class:`AccessLog`) adds method, path, status and duration.
@@ -16,6 +17,7 @@ Logs are one JSON object a line on stderr (:class:`JsonFormatter`); the access l
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -36,8 +38,6 @@ from uvicorn.supervisors import Multiprocess
 from cairn.core.settings import SETTINGS, Settings, settings_from
 
 if TYPE_CHECKING:
-    import asyncio
-
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from cairn.service import TrackingService
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "APP_FACTORY",
     "AccessLog",
+    "CoalescingTransport",
     "JsonFormatter",
     "NoDelayHttpToolsProtocol",
     "app_from_environment",
@@ -108,14 +109,100 @@ def build_app(settings: Settings, service: TrackingService | None = None) -> ASG
 
 # -- connections ---------------------------------------------------------------------------
 class NoDelayHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with Nagle's algorithm off on every connection."""
+    """uvicorn's httptools protocol with Nagle's algorithm off on every connection, writing
+    through a :class:`CoalescingTransport`."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             with contextlib.suppress(OSError):  # the peer may be gone already
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
+        super().connection_made(CoalescingTransport(transport, self.loop))
+
+
+class CoalescingTransport(asyncio.Transport):
+    """A connection's transport that holds a small write back until the next write joins
+    it, or until the event loop's next turn, whichever comes first.
+
+    uvicorn writes a response's status line and headers, then its body, each with its own
+    ``write``, and each is a ``send()`` system call (with Nagle off, two packets): about a
+    sixth of the server's CPU time on a small JSON request. Held back, the head leaves with
+    the body in one. Nothing waits longer than the current turn of the loop (a response
+    without a body, a ``100 Continue``), and at most one small write is held, so a
+    streamed body is neither delayed nor piled up in memory.
+    """
+
+    HOLD_BELOW = 16 * 1024  # a response head, or a small chunk; larger writes go at once
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        held, self._held = self._held, None
+        if held is None:
+            if len(data) >= self.HOLD_BELOW:
+                self._transport.write(data)
+            elif data:
+                self._held = bytes(data)
+                self._loop.call_soon(self._flush)
+        elif len(data) < self.HOLD_BELOW:
+            self._transport.write(held + data)
+        else:  # not worth copying a large body to save a call
+            self._transport.write(held)
+            self._transport.write(data)
+
+    def _flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self._transport.can_write_eof()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + len(self._held or b"")
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._transport.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._transport.set_write_buffer_limits(high, low)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._transport.get_protocol()
+
+    def is_reading(self) -> bool:
+        return self._transport.is_reading()
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
 
 
 # -- logging -------------------------------------------------------------------------------

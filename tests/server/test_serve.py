@@ -1,0 +1,161 @@
+"""The connection layer of cairn/server/serve.py: responses leave in one write, and the
+protocol still speaks HTTP/1.1 correctly (keep-alive, HEAD, 100 Continue, large and
+streamed bodies) on a real uvicorn server."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from starlette.types import Receive, Scope, Send
+
+from cairn.server.serve import CoalescingTransport, NoDelayHttpToolsProtocol
+
+
+class Recorder(asyncio.Transport):
+    """The transport under the coalescing one: it only records what reaches it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+async def wrapped() -> tuple[CoalescingTransport, Recorder]:
+    inner = Recorder()
+    return CoalescingTransport(inner, asyncio.get_running_loop()), inner
+
+
+def test_a_head_and_its_body_leave_in_one_write() -> None:
+    async def scenario() -> list[bytes]:
+        outer, inner = await wrapped()
+        outer.write(b"head")
+        assert inner.writes == []
+        outer.write(b"body")
+        await asyncio.sleep(0)
+        return inner.writes
+
+    assert asyncio.run(scenario()) == [b"headbody"]
+
+
+def test_a_lone_write_leaves_on_the_next_turn_of_the_loop() -> None:
+    async def scenario() -> list[bytes]:
+        outer, inner = await wrapped()
+        outer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # or the head of a HEAD response
+        await asyncio.sleep(0)
+        return inner.writes
+
+    assert asyncio.run(scenario()) == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+
+
+def test_large_writes_are_not_held_or_copied() -> None:
+    big = b"x" * CoalescingTransport.HOLD_BELOW
+
+    async def scenario() -> list[bytes]:
+        outer, inner = await wrapped()
+        outer.write(big)
+        outer.write(b"head")
+        outer.write(big)
+        outer.write(b"")
+        await asyncio.sleep(0)
+        return inner.writes
+
+    assert asyncio.run(scenario()) == [big, b"head", big]
+
+
+def test_close_sends_what_is_held_first() -> None:
+    async def scenario() -> tuple[list[bytes], bool]:
+        outer, inner = await wrapped()
+        outer.write(b"400 and goodbye")
+        outer.close()
+        await asyncio.sleep(0)
+        return inner.writes, inner.closed
+
+    assert asyncio.run(scenario()) == ([b"400 and goodbye"], True)
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Echo the body back; ?stream=N answers N chunks of 64 KiB."""
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    query = scope["query_string"].decode()
+    if query.startswith("stream="):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        for i in range(int(query.removeprefix("stream="))):
+            chunk = bytes([65 + i % 26]) * 65536
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    headers = [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture
+def port() -> Iterator[int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config: dict[str, Any] = {"http": NoDelayHttpToolsProtocol, "log_level": "warning"}
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", **config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline
+        time.sleep(0.005)
+    try:
+        yield int(sock.getsockname()[1])
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        sock.close()
+
+
+def test_http_over_the_coalescing_transport(port: int) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for size in (0, 1, 1000, 100_000):  # keep-alive, bodies below and above the hold size
+        conn.request("POST", "/", body=b"b" * size)
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"b" * size)
+    conn.request("HEAD", "/")  # a head and no body at all
+    response = conn.getresponse()
+    assert (response.status, response.read()) == (200, b"")
+    conn.request("GET", "/?stream=20")  # chunked, 20 chunks
+    response = conn.getresponse()
+    assert response.read() == b"".join(bytes([65 + i % 26]) * 65536 for i in range(20))
+    conn.close()
+
+
+def test_100_continue_is_not_held_back(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n"
+        )
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"hello")
+        answer = b""
+        while not answer.endswith(b"hello"):
+            answer += sock.recv(1000)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
