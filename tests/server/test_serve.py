@@ -1,11 +1,14 @@
 """The connection layer of cairn/server/serve.py: responses leave in one write, and the
 protocol still speaks HTTP/1.1 correctly (keep-alive, HEAD, 100 Continue, large and
-streamed bodies) on a real uvicorn server."""
+streamed bodies) on a real uvicorn server. And the JSON log lines."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import http.client
+import json
+import logging
 import socket
 import threading
 import time
@@ -16,7 +19,12 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from cairn.server.serve import CoalescingTransport, NoDelayHttpToolsProtocol
+from cairn.server.serve import (
+    AccessLog,
+    CoalescingTransport,
+    JsonFormatter,
+    NoDelayHttpToolsProtocol,
+)
 
 
 class Recorder(asyncio.Transport):
@@ -159,3 +167,43 @@ def test_100_continue_is_not_held_back(port: int) -> None:
         while not answer.endswith(b"hello"):
             answer += sock.recv(1000)
         assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+@pytest.mark.parametrize(
+    "created",
+    [
+        1_700_000_000.0,
+        1_700_000_000.0005,
+        1_700_000_000.9995,
+        1_700_000_000.9999996,
+        1727904011.7679994,
+    ],
+)
+def test_log_times_are_iso_8601_utc_to_the_millisecond(created: float) -> None:
+    formatter = JsonFormatter()
+    formatter.format(logging.makeLogRecord({"created": created - 1}))  # a second made before
+    entry = json.loads(formatter.format(logging.makeLogRecord({"created": created})))
+    expected = dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="milliseconds")
+    assert entry["time"] == expected.replace("+00:00", "Z")
+
+
+def test_an_access_line_is_one_json_object_with_the_request_fields(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def teapot(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 418, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def sink(_: Any) -> None:
+        pass
+
+    scope = {"type": "http", "method": "GET", "path": "/tea", "client": ("127.0.0.1", 5)}
+    with caplog.at_level(logging.INFO, logger="cairn.access"):
+        asyncio.run(AccessLog(teapot)(scope, None, sink))  # type: ignore[arg-type]
+    [record] = caplog.records
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["message"].startswith("GET /tea 418 ")
+    assert (entry["level"], entry["logger"]) == ("INFO", "cairn.access")
+    extras = {k: entry[k] for k in list(entry)[5:]}
+    assert list(extras) == ["method", "path", "status", "duration_ms", "client"]
+    assert extras["client"] == "127.0.0.1:5" and extras["duration_ms"] >= 0
