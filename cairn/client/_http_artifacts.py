@@ -5,10 +5,12 @@ to place a download is the service's own (:mod:`cairn.service.artifacts`), run h
 against :class:`RemoteObjects`, which speaks the object routes:
 
 * up: hash the source (BLAKE3, in big chunks), ``HEAD`` to skip what the server has,
-  then ``PUT`` it from disk in chunks; the server hashes it again and refuses a
-  mismatch. A file above :data:`MULTIPART_THRESHOLD` goes as parts of
-  :data:`PART_SIZE` (each an object, each retried alone, present ones skipped) that
-  ``POST /objects/compose`` joins, so a dropped connection costs one part and a
+  then ``PUT`` it from disk (``sendfile``); the server hashes it again and refuses a
+  mismatch. From :data:`STREAM_THRESHOLD` up, hashing and sending overlap instead:
+  ``POST /objects`` names the bytes by the digest the server computed, which must be
+  the one a second thread computed meanwhile. A file above :data:`MULTIPART_THRESHOLD`
+  goes as parts of :data:`PART_SIZE` (each an object, each retried alone, present ones
+  skipped) that ``POST /objects/compose`` joins, so a dropped connection costs one part and a
   re-run resumes.
 * down: ``GET`` streams into a temp file beside the destination, hashed on the way;
   a mismatch raises ``CorruptObject`` and leaves nothing; then rename.
@@ -24,6 +26,7 @@ import io
 import os
 import socket
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -60,13 +63,21 @@ from cairn.store.objects.port import ObjectInfo, VerifyingReader
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["MULTIPART_THRESHOLD", "PART_SIZE", "HttpArtifacts", "RemoteObjects"]
+__all__ = [
+    "MULTIPART_THRESHOLD",
+    "PART_SIZE",
+    "STREAM_THRESHOLD",
+    "HttpArtifacts",
+    "RemoteObjects",
+]
 
 MiB: Final = 1 << 20
 # Files above the threshold go as parts of PART_SIZE: one dropped connection costs one
-# part. Read at call time, so tests may shrink them.
+# part. From STREAM_THRESHOLD up to it, a file is hashed while it is sent (hashing
+# first took as long as sending). Read at call time, so tests may change them.
 PART_SIZE = 64 * MiB
 MULTIPART_THRESHOLD = 256 * MiB
+STREAM_THRESHOLD = 8 * MiB
 _CHUNK: Final = 4 * MiB  # reads from disk, for hashing and for bodies sent from memory
 _RESPONSE_BUFFER: Final = MiB
 _SLOWEST_DISK: Final = 20 * MiB  # bytes/s a server copies at, at worst (for timeouts)
@@ -270,6 +281,8 @@ class RemoteObjects:
         return self._t.retrying(head)
 
     def _upload(self, source: _Source, size: int) -> ObjectInfo:
+        if STREAM_THRESHOLD <= size <= MULTIPART_THRESHOLD:
+            return self._send_while_hashing(source, size)
         plan = _plan(source, size)
         if self.exists(plan.digest):
             return ObjectInfo(plan.digest, size)
@@ -284,6 +297,44 @@ class RemoteObjects:
             timeout = max(self._t.timeout, size / _SLOWEST_DISK)
             self._t.request("POST", "/objects/compose", json=body, timeout=timeout)
         return ObjectInfo(plan.digest, size)
+
+    def _send_while_hashing(self, source: _Source, size: int) -> ObjectInfo:
+        """``POST /objects`` the source while a second thread hashes it; the server
+        answers with the digest of what it received, which must be ours. (Without a
+        digest first there is no ``HEAD`` to skip bytes the server has: they are sent
+        again, and stored once.)"""
+        hashed: list[Digest | BaseException] = []
+
+        def hash_source() -> None:
+            try:
+                hashed.append(_plan(source, size).digest)
+            except BaseException as exc:  # re-raised on the caller's thread
+                hashed.append(exc)
+
+        def send() -> dict[str, Any]:
+            with self._t.exchange(
+                "POST", "/objects", body=source.sender(0, size), length=size, headers=_OCTETS
+            ) as response:
+                answer: dict[str, Any] = _answer(response, "/objects").json()
+                return answer
+
+        hashing = threading.Thread(target=hash_source, name="cairn-upload-hash", daemon=True)
+        hashing.start()
+        try:
+            stored = self._t.retrying(send)
+        finally:
+            hashing.join()
+        ours = hashed[0]
+        if isinstance(ours, BaseException):
+            raise ours
+        if (stored.get("digest"), stored.get("size")) != (ours, size):
+            raise InvalidArgument(
+                "source",
+                "changed while it was being uploaded: it hashes to "
+                f"{ours} ({size} bytes), the server received {stored.get('digest')} "
+                f"({stored.get('size')} bytes)",
+            )
+        return ObjectInfo(ours, size)
 
     def _put(self, source: _Source, digest: Digest, offset: int, length: int) -> None:
         """Send one object (or part) from ``source``; a retry re-sends just this one."""

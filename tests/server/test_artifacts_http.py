@@ -483,6 +483,89 @@ def test_a_broken_download_is_retried(
         assert stream.read() == data
 
 
+# -- hashed while sent -----------------------------------------------------------------------
+@pytest.fixture
+def stream_from_1mib(monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(http_artifacts, "STREAM_THRESHOLD", 1024 * 1024)
+    return 1024 * 1024
+
+
+class Shifting(io.RawIOBase):
+    """A seekable stream whose bytes differ at every read: what the client hashes is
+    never what it sends."""
+
+    def __init__(self, size: int) -> None:
+        self._size, self._pos = size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = {0: 0, 1: self._pos, 2: self._size}[whence] + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        n = max(0, min(len(buffer), self._size - self._pos))
+        buffer[:n] = os.urandom(n)
+        self._pos += n
+        return n
+
+
+def test_mid_sized_files_are_hashed_while_sent(
+    server: Server,
+    make_client: MakeClient,
+    make_proxy: MakeProxy,
+    tmp_path: Path,
+    stream_from_1mib: int,
+) -> None:
+    data = os.urandom(3 * stream_from_1mib + 7)
+    (tmp_path / "w.bin").write_bytes(data)
+    # The first POST is lost before the server sees it: sent again, stored once.
+    proxy = make_proxy(nth_matching(1, "POST", "/objects", Action.DROP_BEFORE))
+    run = make_client(proxy).set_experiment_run("r")
+    info = run.log_artifact("w.bin", tmp_path / "w.bin")
+    assert (info.digest, info.size) == (digest_bytes(data), len(data))
+    assert proxy.count(method="POST", prefix="/objects") == 2
+    assert proxy.count(method="HEAD") == 0  # no digest before sending, so nothing to ask
+    run.log_artifact("again.bin", io.BytesIO(data))  # sent again, stored once
+    assert proxy.count(method="POST", prefix="/objects") == 3
+    assert server.object_files() == [server.object_path(info.digest)]
+    assert run.download_artifact("w.bin", tmp_path / "back.bin").read_bytes() == data
+
+
+def test_a_source_that_changes_while_sent_is_refused(
+    server: Server, client: cairn.Client, stream_from_1mib: int
+) -> None:
+    run = client.set_experiment_run("r")
+    with pytest.raises(cairn.InvalidArgument, match="changed while it was being uploaded"):
+        run.log_artifact("moving.bin", io.BufferedReader(Shifting(2 * stream_from_1mib)))
+    assert run.list_artifacts() == []
+    # What the server received is stored under its own digest (unreferenced): no lie.
+    for path in server.object_files():
+        assert digest_bytes(path.read_bytes()) == path.parent.name + path.name
+
+
+def test_post_object_names_the_bytes(server: Server) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 1)
+    with httpx.Client(base_url=f"{server.url}/api/v1") as http:
+        for _ in range(2):  # stored once
+            answer = http.post("/objects", content=iter([data[:10], data[10:]]))
+            assert (answer.status_code, answer.json()) == (
+                201,
+                {"digest": digest_bytes(data), "size": len(data)},
+            )
+        empty = http.post("/objects", content=b"")
+        assert empty.json() == {"digest": digest_bytes(b""), "size": 0}
+    assert len(server.object_files()) == 2
+    assert server.temp_files() == []
+
+
 # -- memory -----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_big_artifact_streams_in_little_memory(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Objects (content-addressed bytes, streamed both ways) and the artifacts that name them.
 
 An upload is: ``PUT /objects/{digest}`` for each file the server lacks (``HEAD`` tells),
-big files as parts joined by ``POST /objects/compose``; then one
+or ``POST /objects`` for a client that hashes while it sends (the answer names the
+digest), big files as parts joined by ``POST /objects/compose``; then one
 ``POST /entities/{id}/artifacts`` records the key. Bodies stream in pieces to a
 worker thread and are never held whole in memory; the server hashes what it receives
 and stores nothing whose digest differs from the one in the URL.
@@ -41,9 +42,10 @@ router = APIRouter(tags=["artifacts"])
 
 DIGEST_HEADER: Final = "x-cairn-digest"
 # Bodies go to the object writer in pieces of this size, one worker-thread hop each:
-# big enough that the hops cost nothing, small enough to keep memory flat.
-_PIECE: Final = 4 << 20
-_READ: Final = 4 << 20
+# big enough that the hops cost little, small enough to stay in the CPU's cache while
+# they are hashed and written (measured on 256 MiB: 1 MiB beat 4 MiB).
+_PIECE: Final = 1 << 20
+_READ: Final = 1 << 20
 _OCTETS = "application/octet-stream"
 
 Digest64 = Annotated[str, Field(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$")]
@@ -171,6 +173,27 @@ async def put_object(digest: DigestPath, request: Request, service: Service) -> 
     return JSONResponse(body, status_code=200 if existed else 201)
 
 
+@router.post(
+    "/objects",
+    status_code=201,
+    summary="Upload bytes; the server names them by their digest",
+    description=(
+        "For a client that hashes while it sends: the answer names the digest of the "
+        "bytes received, for the client to compare with its own. Bytes already stored "
+        "are stored once; no body is the empty object."
+    ),
+    openapi_extra={"requestBody": {**_BINARY_BODY["requestBody"], "required": False}},
+)
+async def post_object(request: Request, service: Service) -> ObjectOut:
+    writer = service.object_writer()
+    try:
+        await _receive(request, writer)
+        info = await anyio.to_thread.run_sync(writer.commit)
+    finally:
+        await anyio.to_thread.run_sync(writer.abort)  # a no-op after a commit
+    return ObjectOut(digest=info.digest, size=info.size)
+
+
 async def _receive(request: Request, writer: ObjectWriter) -> None:
     """Hand the request body to ``writer`` in pieces of about :data:`_PIECE` bytes, each
     written on a worker thread while the next piece arrives (at most two pieces held)."""
@@ -200,8 +223,9 @@ async def _receive(request: Request, writer: ObjectWriter) -> None:
 
 
 def _write_piece(writer: ObjectWriter, piece: list[bytes]) -> None:
-    for chunk in piece:
-        writer.write(chunk)
+    # One ``bytes`` per piece: the writer hashes it here and writes it on its own
+    # thread while this one takes the next piece.
+    writer.write(piece[0] if len(piece) == 1 else b"".join(piece))
 
 
 def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -39,6 +39,7 @@ __all__ = ["LocalObjectStore", "LocalObjectWriter", "write_file_atomically"]
 # bigger chunks only delay the overlap between hashing and writing.
 _CHUNK: Final = 1 << 20
 _BUFFERS: Final = 4
+_QUEUED_MIN: Final = 64 << 10  # smaller pieces of bytes are written inline: not worth a hop
 _OBJECT_MODE: Final = 0o444  # objects are immutable; read-only guards against accidents
 
 # Fills a buffer and returns how many bytes it put there (0 at EOF, None if it would block).
@@ -184,14 +185,19 @@ class LocalObjectWriter:
         self._open = True
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        # Hashed and written from ``data`` itself, on this thread, before returning: no
-        # copy, and nothing of ``data`` is kept. (``fill`` reads into our own buffers
-        # instead, so a source that changes cannot make the digest lie.)
+        # Hashed here, from ``data`` itself: no copy. A mutable buffer is written before
+        # returning, so nothing of it is kept; immutable ``bytes`` go to the worker
+        # thread, so the caller hashes its next piece while the disk takes this one.
+        # (``fill`` reads into our own buffers instead, so a source that changes cannot
+        # make the digest lie.)
         self._check_open()
         view = memoryview(data).cast("B")
         try:
             self._hasher.update(view)
-            self._pipe.write_now(view)
+            if isinstance(data, bytes) and len(view) >= _QUEUED_MIN:
+                self._pipe.submit_owned(view)
+            else:
+                self._pipe.write_now(view)
         except BaseException:
             self.abort()
             raise
@@ -316,10 +322,12 @@ def _pump(readinto: ReadInto, pipe: _Writer, hasher: Hasher | None) -> int:
 
 
 class _Writer:
-    """Writes chunks to ``fd`` on a worker thread, recycling a few reusable buffers.
+    """Writes chunks to ``fd`` on a worker thread, in order.
 
-    The first chunk is written inline: most objects fit in one chunk, and they should
-    not pay for a thread. The worker starts with the second chunk.
+    Two kinds of chunk: our own reusable buffers (``take_buffer``/``submit``, a few of
+    them, recycled once written) and caller's immutable bytes (``submit_owned``, at most
+    :data:`_BUFFERS` queued at once). The first buffer is written inline: most objects
+    fit in one chunk, and they should not pay for a thread.
     """
 
     def __init__(self, fd: int, *, durable: bool = True) -> None:
@@ -327,7 +335,8 @@ class _Writer:
         self._fd = fd
         self._free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
         self._allocated = 0
-        self._todo: queue.SimpleQueue[tuple[memoryview, int] | None] = queue.SimpleQueue()
+        self._owned = threading.Semaphore(_BUFFERS)
+        self._todo: queue.SimpleQueue[tuple[memoryview, int, bool] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._offset = 0
         self._error: BaseException | None = None
@@ -351,10 +360,14 @@ class _Writer:
             self._write(buffer, n)
             self._free.put(buffer)
             return
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="cairn-object-writer")
-            self._thread.start()
-        self._todo.put((buffer, n))
+        self._queue(buffer, n, False)
+
+    def submit_owned(self, view: memoryview) -> None:
+        """Queue ``view`` (of immutable bytes) to be written; waits while too many are."""
+        if self._error is not None:
+            raise self._error
+        self._owned.acquire()
+        self._queue(view, len(view), True)
 
     def write_now(self, view: memoryview) -> None:
         """Write ``view`` on the calling thread, after every chunk queued before it."""
@@ -375,6 +388,12 @@ class _Writer:
     def abort(self) -> None:
         self._stop()
 
+    def _queue(self, buffer: memoryview, n: int, owned: bool) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="cairn-object-writer")
+            self._thread.start()
+        self._todo.put((buffer, n, owned))
+
     def _stop(self) -> None:
         if self._thread is not None:
             self._todo.put(None)
@@ -383,13 +402,16 @@ class _Writer:
 
     def _run(self) -> None:
         while (item := self._todo.get()) is not None:
-            buffer, n = item
+            buffer, n, owned = item
             if self._error is None:
                 try:
                     self._write(buffer, n)
                 except BaseException as exc:  # handed to the caller's thread
                     self._error = exc
-            self._free.put(buffer)
+            if owned:
+                self._owned.release()
+            else:
+                self._free.put(buffer)
 
     def _write(self, buffer: memoryview, n: int) -> None:
         _write_all(self._fd, buffer[:n])

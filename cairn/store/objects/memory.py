@@ -101,7 +101,7 @@ class MemoryObjectWriter:
         self._chunks: list[bytes] | None = []
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._live().append(bytes(data))  # a private copy, as the local store makes
+        self._live().append(bytes(data))  # a private copy: the caller may reuse its buffer
 
     def commit(self, expected: Digest | None = None) -> ObjectInfo:
         data = b"".join(self._live())

@@ -45,7 +45,8 @@ class ObjectWriter(Protocol):
     """
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Append ``data``; the writer keeps no reference to it once this returns."""
+        """Append ``data``. A mutable buffer is not referenced once this returns (the
+        caller may reuse it); immutable ``bytes`` may be queued and written later."""
         ...
 
     def commit(self, expected: Digest | None = None) -> ObjectInfo:
