@@ -11,6 +11,7 @@ from fastapi.telemetry import TelemetryConfig
 from cairn.core.settings import Settings
 from cairn.core.version import VERSION
 from cairn.server.errors import install_error_handlers
+from cairn.server.fastpath import FastCreateRun
 from cairn.server.limits import BodyLimit
 from cairn.server.openapi import CairnAPI
 from cairn.server.routes import artifacts, entities, labels, metrics
@@ -71,5 +72,6 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
     for module in (entities, labels, metrics, artifacts):
         api.include_router(module.router)
     app.include_router(api)
+    app.add_middleware(FastCreateRun, prefix=API_PREFIX)  # inside BodyLimit: added first
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes, exempt=exempt)
     return app

@@ -31,6 +31,7 @@ __all__ = [
     "ErrorBody",
     "ErrorOut",
     "HTTPError",
+    "cairn_error_response",
     "codes_for",
     "describe_status",
     "error_response",
@@ -133,12 +134,17 @@ def _status_of(error: CairnError) -> int:
     return 500
 
 
-async def _cairn_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, CairnError)
+def cairn_error_response(exc: CairnError) -> JSONResponse:
+    """The answer to a domain error, wherever it is caught."""
     status = _status_of(exc)
     if status >= 500:
         log.error("request failed: %s", exc)
     return error_response(status, exc.code, exc.message, exc.details)
+
+
+async def _cairn_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CairnError)
+    return cairn_error_response(exc)
 
 
 def _is_json(content_type: str) -> bool:

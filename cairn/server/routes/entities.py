@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from fastapi import APIRouter
+from pydantic import TypeAdapter
+from starlette.responses import Response
 
 from cairn.core.model import ExperimentInfo, ProjectInfo, RunInfo
 from cairn.server.deps import Service
@@ -18,6 +22,9 @@ from cairn.server.schemas import (
     RunIdPath,
     SetEntityIn,
 )
+from cairn.service import TrackingService
+
+__all__ = ["create_or_get_run", "router", "run_response"]
 
 router = APIRouter(tags=["entities"])
 MISSING = error_responses(404)  # the id (or name) names nothing
@@ -68,10 +75,18 @@ async def get_experiment(experiment_id: ExperimentIdPath, service: Service) -> E
     return service.get_experiment(experiment_id)
 
 
-@router.post("/experiments/{experiment_id}/runs", summary="Create (or get) a run", responses=WRITE)
-async def create_run(
-    experiment_id: ExperimentIdPath, body: CreateRunIn, service: Service
-) -> RunInfo:
+_RUN: Final = TypeAdapter(RunInfo)
+
+
+def run_response(run: RunInfo) -> Response:
+    """A run as the JSON its response model describes, serialized at once: FastAPI would
+    first validate the run it was handed against that model, for a fifth of the route's
+    CPU."""
+    return Response(_RUN.dump_json(run), media_type="application/json")
+
+
+def create_or_get_run(service: TrackingService, experiment_id: str, body: CreateRunIn) -> RunInfo:
+    """The one service call of create_run (also made by cairn.server.fastpath)."""
     if body.get_or_create and body.name is not None:
         return service.set_run(
             experiment_id,
@@ -89,6 +104,19 @@ async def create_run(
         owner=body.owner,
         tags=body.tags,
     )
+
+
+@router.post(
+    "/experiments/{experiment_id}/runs",
+    summary="Create (or get) a run",
+    response_model=RunInfo,
+    responses=WRITE,
+)
+async def create_run(
+    experiment_id: ExperimentIdPath, body: CreateRunIn, service: Service
+) -> Response:
+    # The usual request is answered by cairn.server.fastpath before it gets here.
+    return run_response(create_or_get_run(service, experiment_id, body))
 
 
 @router.get("/experiments/{experiment_id}/runs", responses=MISSING)
