@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, inspect, text
@@ -78,10 +78,10 @@ class MetadataStore:
         committed when the block ends, rolled back if it raises."""
         conn = self._engine.raw_connection()
         try:
-            cursor = conn.cursor()
-            if self._write_begin is not None:
-                cursor.execute(self._write_begin)
-            yield RunWriter(cursor, self._run_sql)
+            with closing(conn.cursor()) as cursor:
+                if self._write_begin is not None:
+                    cursor.execute(self._write_begin)
+                yield RunWriter(cursor, self._run_sql)
             conn.commit()
         finally:
             # Back to the pool, which rolls back what did not commit (and drops a
