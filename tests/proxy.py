@@ -3,13 +3,15 @@ cuts short or holds requests as a test's plan says, and records what went throug
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import enum
 import socket
 import struct
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Self
 
 
 def free_port() -> int:
@@ -57,37 +59,57 @@ def forward_all(_: Seen) -> Action:
     return Action.FORWARD
 
 
-@dataclass
-class DroppingProxy:
-    """A TCP proxy on loopback in front of ``upstream``, one HTTP request a connection
-    (it asks both sides for ``Connection: close``), doing to each request what
-    ``plan`` says. Requests and answers pass whole through memory: for test sizes."""
+class LoopbackServer(abc.ABC):
+    """A socket listening on 127.0.0.1 whose connections go to :meth:`handle`, each on a
+    thread of its own (``threaded``) or one after the other on the accepting thread."""
 
-    upstream: tuple[str, int]
-    plan: Plan = forward_all
-    seen: list[Seen] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(64)
+    def __init__(self, *, threaded: bool) -> None:
+        self._threaded = threaded
+        self._stop = threading.Event()
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
         self._listener.settimeout(0.05)
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
+
+    @abc.abstractmethod
+    def handle(self, conn: socket.socket) -> None:
+        """Serve one accepted connection (and close it)."""
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(10)
         self._listener.close()
 
-    def __enter__(self) -> DroppingProxy:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            if self._threaded:
+                threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+            else:
+                self.handle(conn)
+
+
+class DroppingProxy(LoopbackServer):
+    """A TCP proxy on loopback in front of ``upstream``, one HTTP request a connection
+    (it asks both sides for ``Connection: close``), doing to each request what
+    ``plan`` says. Requests and answers pass whole through memory: for test sizes."""
+
+    def __init__(self, upstream: tuple[str, int], plan: Plan = forward_all) -> None:
+        self.upstream = upstream
+        self.plan = plan
+        self.seen: list[Seen] = []
+        self._lock = threading.Lock()
+        super().__init__(threaded=True)
 
     def count(self, action: Action | None = None, method: str = "", prefix: str = "") -> int:
         """Requests seen (with that action, method and path prefix under /api/v1)."""
@@ -98,15 +120,7 @@ class DroppingProxy:
             for s in self.seen
         )
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         conn.settimeout(10)
         try:
             request = read_request(conn)

@@ -84,10 +84,13 @@ class _Connection(http.client.HTTPConnection):
     def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
         # A small body goes out in the same segment as the head: one send, and the
         # server sees the whole request in one read (http.client sends them apart).
-        if isinstance(message_body, bytes) and len(message_body) <= 64 * 1024:
-            self._buffer.extend((b"", message_body))  # type: ignore[attr-defined]
-            message = b"\r\n".join(self._buffer)  # type: ignore[attr-defined]
-            del self._buffer[:]  # type: ignore[attr-defined]
+        # (``_buffer`` holds the head's lines in every CPython we support; without it,
+        # the two sends of the standard library.)
+        head: list[bytes] | None = getattr(self, "_buffer", None)
+        if isinstance(message_body, bytes) and len(message_body) <= 64 * 1024 and head is not None:
+            head.extend((b"", message_body))
+            message = b"\r\n".join(head)
+            del head[:]
             self.send(message)
             return
         super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
@@ -255,7 +258,8 @@ class Transport:
             with self.exchange(
                 method, path, params=params, body=content, headers=headers, timeout=timeout
             ) as answer:
-                return check(self._read(answer, path))
+                response = self._read(answer, path)
+            return check(response)  # outside: an error answer keeps its connection alive
 
         return self.retrying(once)
 

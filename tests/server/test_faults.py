@@ -28,7 +28,16 @@ import pytest
 import cairn
 from cairn.core.errors import CairnError, StoreUnavailable
 from cairn.core.settings import SETTINGS, Settings
-from tests.proxy import Action, DroppingProxy, Plan, Seen, free_port, read_request, reset
+from tests.proxy import (
+    Action,
+    DroppingProxy,
+    LoopbackServer,
+    Plan,
+    Seen,
+    free_port,
+    read_request,
+    reset,
+)
 from tests.servers import serve_in_thread
 
 HEALTH = "/api/v1/health"
@@ -313,44 +322,27 @@ def test_with_the_server_gone_flush_and_the_next_log_raise_within_a_bounded_time
 
 
 # -- 4. retries back off --------------------------------------------------------------------
-class Refuser:
+class Refuser(LoopbackServer):
     """Accepts each connection and answers it badly (a reset, or a bare 503), noting
     when each attempt came."""
 
     def __init__(self, how: str) -> None:
         self.how = how
         self.attempts: list[float] = []
-        self._stop = threading.Event()
-        self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(64)
-        self._listener.settimeout(0.05)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__(threaded=False)
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            self.attempts.append(time.monotonic())
-            if self.how == "reset":
-                reset(conn)
-                continue
-            with conn, contextlib.suppress(OSError):
-                conn.settimeout(5)
-                read_request(conn)
-                conn.sendall(
-                    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n"
-                    b"connection: close\r\n\r\n"
-                )
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._listener.close()
+    def handle(self, conn: socket.socket) -> None:
+        self.attempts.append(time.monotonic())
+        if self.how == "reset":
+            reset(conn)
+            return
+        with conn, contextlib.suppress(OSError):
+            conn.settimeout(5)
+            read_request(conn)
+            conn.sendall(
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n"
+                b"connection: close\r\n\r\n"
+            )
 
 
 @pytest.mark.timeout(60)
