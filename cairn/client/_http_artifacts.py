@@ -124,12 +124,14 @@ class _FileSource:
         return send
 
 
-@dataclass(frozen=True, slots=True)
 class _StreamSource:
-    """A seekable binary stream, from the position it had when we got it."""
+    """A seekable binary stream, from the position it had when we got it. Each read is a
+    seek then a read under a lock: a hashing thread and a sending one may share it."""
 
-    stream: BinaryIO
-    base: int
+    def __init__(self, stream: BinaryIO, base: int) -> None:
+        self.stream = stream
+        self.base = base
+        self._lock = threading.Lock()
 
     def readinto_at(self, offset: int, buffer: memoryview) -> int:
         data = self._read_at(offset, len(buffer))
@@ -150,8 +152,9 @@ class _StreamSource:
         return send
 
     def _read_at(self, offset: int, size: int) -> bytes:
-        self.stream.seek(self.base + offset)
-        data = self.stream.read(size)
+        with self._lock:
+            self.stream.seek(self.base + offset)
+            data = self.stream.read(size)
         if not isinstance(data, bytes | bytearray):
             raise InvalidArgument("src", "must be a binary stream (read() returned no bytes)")
         return bytes(data)

@@ -539,6 +539,21 @@ def test_mid_sized_files_are_hashed_while_sent(
     assert run.download_artifact("w.bin", tmp_path / "back.bin").read_bytes() == data
 
 
+def test_a_seekable_stream_is_read_by_both_threads_in_turn(
+    client: cairn.Client, tmp_path: Path, stream_from_1mib: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http_artifacts, "_CHUNK", 64 * 1024)  # many reads: many chances
+    # One open file, read at offsets by the hashing thread and the sending one at once
+    # (its seeks and reads release the GIL, so unguarded they would interleave).
+    data = os.urandom(24 * stream_from_1mib + 5)
+    (tmp_path / "s.bin").write_bytes(data)
+    run = client.set_experiment_run("r")
+    for _ in range(3):
+        with (tmp_path / "s.bin").open("rb") as stream:
+            info = run.log_artifact("s.bin", stream)
+        assert (info.digest, info.size) == (digest_bytes(data), len(data))
+
+
 def test_a_source_that_changes_while_sent_is_refused(
     server: Server, client: cairn.Client, stream_from_1mib: int
 ) -> None:
