@@ -1,8 +1,7 @@
 """``cairn artifacts get|put``: move files and folders to and from a run.
 
-The client API reports no byte counts while it moves data, so the display is a spinner
-with the total size (known up front) and elapsed time, then one line with size and
-throughput.
+On a terminal a progress bar on stderr follows the bytes as the client moves them (sizes
+are known up front); then one line with size and throughput.
 """
 
 from __future__ import annotations
@@ -65,8 +64,8 @@ def get(
         files = run.list_artifact_files(key)
         size = sum(f.size for f in files)
         what = f"{key} ({_count(len(files))}, {format_size(size)})"
-        with _spinner(f"downloading {what}") as elapsed:
-            written = run.download_artifact(key, dest)
+        with _progress_bar(f"downloading {key}", size) as (progress, elapsed):
+            written = run.download_artifact(key, dest, progress=progress)
     if as_json:
         print_json({"key": key, "path": str(written), "bytes": size, "files": len(files)})
     else:
@@ -90,8 +89,8 @@ def put(
     with connect(url, home, store) as client:
         run = client.get_run(run_id)
         what = f"{path} ({_count(count)}, {format_size(size)})"
-        with _spinner(f"uploading {what}") as elapsed:
-            info = run.log_artifact(key, path)
+        with _progress_bar(f"uploading {path.name or path}", size) as (progress, elapsed):
+            info = run.log_artifact(key, path, progress=progress)
     if as_json:
         print_json(info)
     else:
@@ -118,8 +117,11 @@ def _local_size(path: Path) -> tuple[int, int]:
 
 
 @contextmanager
-def _spinner(message: str) -> Iterator[Callable[[], float]]:
-    """A transient spinner on stderr (only on a terminal); yields the elapsed-time clock."""
+def _progress_bar(
+    description: str, total: int
+) -> Iterator[tuple[Callable[[int], None] | None, Callable[[], float]]]:
+    """A transient byte progress bar on stderr (only on a terminal): yields the callback
+    that advances it (None off a terminal) and the elapsed-time clock."""
     started = time.perf_counter()
     ended: float | None = None
 
@@ -127,9 +129,32 @@ def _spinner(message: str) -> Iterator[Callable[[], float]]:
         return (ended if ended is not None else time.perf_counter()) - started
 
     console = stderr_console()
-    with console.status(message, spinner="dots"):
+    if not console.is_terminal:
         try:
-            yield elapsed
+            yield None, elapsed
+        finally:
+            ended = time.perf_counter()
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        try:
+            yield (lambda n: bar.advance(task, n)), elapsed
         finally:
             ended = time.perf_counter()
 

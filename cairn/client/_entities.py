@@ -24,6 +24,7 @@ from cairn.core.validation import check_metric_value, check_name, check_step, ch
 if TYPE_CHECKING:
     from cairn.client._client import Client
     from cairn.service.artifacts import ArtifactSource
+    from cairn.store.objects.port import Progress
 
 __all__ = ["Experiment", "Project", "Run"]
 
@@ -78,9 +79,13 @@ class _Entity:
         self._backend.remove_attributes(self.id, [key])
 
     # -- artifacts --------------------------------------------------------------------
-    def log_artifact(self, key: str, source: ArtifactSource) -> ArtifactInfo:
-        """Log a file, a folder (kept as a tree), bytes or a binary file object."""
-        return self._backend.log_artifact(self.id, key, source)
+    def log_artifact(
+        self, key: str, source: ArtifactSource, *, progress: Progress | None = None
+    ) -> ArtifactInfo:
+        """Log a file, a folder (kept as a tree), bytes or a binary file object.
+        ``progress(n)`` is called as bytes of the source are stored, ``n`` new ones each
+        time (bytes the store has already count at once)."""
+        return self._backend.log_artifact(self.id, key, source, progress)
 
     def list_artifacts(self) -> list[ArtifactInfo]:
         return self._backend.list_artifacts(self.id)
@@ -88,8 +93,12 @@ class _Entity:
     def list_artifact_files(self, key: str) -> list[TreeEntry]:
         return self._backend.list_artifact_files(self.id, key)
 
-    def download_artifact(self, key: str, dest: str | os.PathLike[str] = ".") -> Path:
-        return self._backend.download_artifact(self.id, key, dest)
+    def download_artifact(
+        self, key: str, dest: str | os.PathLike[str] = ".", *, progress: Progress | None = None
+    ) -> Path:
+        """Write an artifact (every file verified, written atomically) into ``dest`` if it
+        is a folder or ends in '/', else at ``dest``; ``progress(n)`` as bytes land."""
+        return self._backend.download_artifact(self.id, key, dest, progress)
 
     def open_artifact(self, key: str) -> BinaryIO:
         return self._backend.open_artifact(self.id, key)

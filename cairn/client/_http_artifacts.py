@@ -58,7 +58,7 @@ from cairn.service.artifacts import (
     store_source,
 )
 from cairn.store.objects.local import write_file_atomically
-from cairn.store.objects.port import ObjectInfo, VerifyingReader
+from cairn.store.objects.port import ObjectInfo, Progress, VerifyingReader
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -79,6 +79,7 @@ PART_SIZE = 64 * MiB
 MULTIPART_THRESHOLD = 256 * MiB
 STREAM_THRESHOLD = 8 * MiB
 _CHUNK: Final = 4 * MiB  # reads from disk, for hashing and for bodies sent from memory
+_SLICE: Final = 8 * MiB  # a file goes out by sendfile in slices, to tell of progress
 _RESPONSE_BUFFER: Final = MiB
 _SLOWEST_DISK: Final = 20 * MiB  # bytes/s a server copies at, at worst (for timeouts)
 _OCTETS: Final = {"content-type": "application/octet-stream"}
@@ -94,11 +95,41 @@ def _content_length(response: http.client.HTTPResponse) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
+# -- progress ---------------------------------------------------------------------------------
+# Told how far one transfer has got (bytes from its start); a retry starts again from 0.
+_Sent = Callable[[int], None]
+
+
+class _Meter:
+    """Tells ``progress`` of the bytes of one object as they move, each byte once: a
+    transfer retried from its start reports only what goes beyond the earlier attempts."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self._progress = progress
+        self._reached: dict[int, int] = {}
+
+    def skipped(self, size: int) -> None:
+        """Bytes the server has already: done without moving."""
+        if self._progress is not None and size:
+            self._progress(size)
+
+    def at(self, offset: int) -> _Sent:
+        """The callback of the transfer of the part at ``offset`` (0 for a whole object)."""
+
+        def sent(position: int) -> None:
+            before = self._reached.get(offset, 0)
+            if position > before and self._progress is not None:
+                self._reached[offset] = position
+                self._progress(position - before)
+
+        return sent
+
+
 # -- what an upload reads from ----------------------------------------------------------------
 class _Source(Protocol):
     def readinto_at(self, offset: int, buffer: memoryview) -> int: ...
 
-    def sender(self, offset: int, length: int) -> BodyWriter: ...
+    def sender(self, offset: int, length: int, sent: _Sent) -> BodyWriter: ...
 
 
 def _shrank() -> InvalidArgument:
@@ -116,10 +147,15 @@ class _FileSource:
     def readinto_at(self, offset: int, buffer: memoryview) -> int:
         return os.preadv(self.file.fileno(), [buffer], offset)
 
-    def sender(self, offset: int, length: int) -> BodyWriter:
+    def sender(self, offset: int, length: int, sent: _Sent) -> BodyWriter:
         def send(sock: socket.socket) -> None:
-            if length and sock.sendfile(self.file, offset, length) != length:
-                raise _shrank()
+            done = 0
+            while done < length:  # in slices, to tell of progress
+                step = min(_SLICE, length - done)
+                if sock.sendfile(self.file, offset + done, step) != step:
+                    raise _shrank()
+                done += step
+                sent(done)
 
         return send
 
@@ -138,7 +174,7 @@ class _StreamSource:
         buffer[: len(data)] = data
         return len(data)
 
-    def sender(self, offset: int, length: int) -> BodyWriter:
+    def sender(self, offset: int, length: int, sent: _Sent) -> BodyWriter:
         def send(sock: socket.socket) -> None:
             end = offset + length
             at = offset
@@ -148,6 +184,7 @@ class _StreamSource:
                     raise _shrank()
                 sock.sendall(chunk)
                 at += len(chunk)
+                sent(at - offset)
 
         return send
 
@@ -205,15 +242,22 @@ class _ResponseReader:
         url: str,
         on_broken: Callable[[], None] | None = None,
         on_close: Callable[[], None] | None = None,
+        received: _Sent | None = None,
     ) -> None:
         self._response = response
         self._url = url
         self._on_broken = on_broken
         self._on_close = on_close
+        self._received = received
+        self._position = 0
 
     def readinto(self, buffer: WriteableBuffer, /) -> int:
         try:
-            return self._response.readinto(buffer)
+            n = self._response.readinto(buffer)
+            if n and self._received is not None:
+                self._position += n
+                self._received(self._position)
+            return n
         except NETWORK_ERRORS as exc:
             if self._on_broken is None:
                 raise
@@ -242,7 +286,9 @@ class RemoteObjects:
             self._t.request("PUT", f"/objects/{digest}", content=data, headers=_OCTETS)
         return ObjectInfo(digest, len(data))
 
-    def put_file(self, path: str | os.PathLike[str]) -> ObjectInfo:
+    def put_file(
+        self, path: str | os.PathLike[str], progress: Progress | None = None
+    ) -> ObjectInfo:
         try:
             file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed just below
         except FileNotFoundError:
@@ -252,15 +298,15 @@ class RemoteObjects:
         with file:
             if hasattr(os, "posix_fadvise"):
                 os.posix_fadvise(file.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
-            return self._upload(_FileSource(file), os.fstat(file.fileno()).st_size)
+            return self._upload(_FileSource(file), os.fstat(file.fileno()).st_size, progress)
 
-    def put_stream(self, src: BinaryIO) -> ObjectInfo:
+    def put_stream(self, src: BinaryIO, progress: Progress | None = None) -> ObjectInfo:
         seekable = getattr(src, "seekable", None)
         if callable(seekable) and seekable():
             base = src.tell()
             size = src.seek(0, os.SEEK_END) - base
             src.seek(base)
-            return self._upload(_StreamSource(src, base), size)
+            return self._upload(_StreamSource(src, base), size, progress)
         # A pipe or socket: spooled to a temp file first (to hash it, and to re-send it).
         with tempfile.TemporaryFile(prefix="cairn-upload-", buffering=0) as spool:
             while chunk := src.read(_CHUNK):
@@ -270,7 +316,7 @@ class RemoteObjects:
                     )
                 spool.write(chunk)
             assert isinstance(spool, io.FileIO)
-            return self._upload(_FileSource(spool), spool.tell())
+            return self._upload(_FileSource(spool), spool.tell(), progress)
 
     def exists(self, digest: Digest) -> bool:
         def head() -> bool:
@@ -283,25 +329,29 @@ class RemoteObjects:
 
         return self._t.retrying(head)
 
-    def _upload(self, source: _Source, size: int) -> ObjectInfo:
+    def _upload(self, source: _Source, size: int, progress: Progress | None) -> ObjectInfo:
+        meter = _Meter(progress)
         if STREAM_THRESHOLD <= size <= MULTIPART_THRESHOLD:
-            return self._send_while_hashing(source, size)
+            return self._send_while_hashing(source, size, meter)
         plan = _plan(source, size)
         if self.exists(plan.digest):
+            meter.skipped(size)
             return ObjectInfo(plan.digest, size)
         if not plan.parts:
-            self._put(source, plan.digest, 0, size)
+            self._put(source, plan.digest, 0, size, meter)
         else:
             for offset, length, digest in plan.parts:
-                if not self.exists(digest):
-                    self._put(source, digest, offset, length)
+                if self.exists(digest):
+                    meter.skipped(length)
+                else:
+                    self._put(source, digest, offset, length, meter)
             body = {"parts": [d for _, _, d in plan.parts], "digest": plan.digest}
             # The server copies every byte before it answers: allow for a slow disk.
             timeout = max(self._t.timeout, size / _SLOWEST_DISK)
             self._t.request("POST", "/objects/compose", json=body, timeout=timeout)
         return ObjectInfo(plan.digest, size)
 
-    def _send_while_hashing(self, source: _Source, size: int) -> ObjectInfo:
+    def _send_while_hashing(self, source: _Source, size: int, meter: _Meter) -> ObjectInfo:
         """``POST /objects`` the source while a second thread hashes it; the server
         answers with the digest of what it received, which must be ours. (Without a
         digest first there is no ``HEAD`` to skip bytes the server has: they are sent
@@ -316,7 +366,11 @@ class RemoteObjects:
 
         def send() -> dict[str, Any]:
             with self._t.exchange(
-                "POST", "/objects", body=source.sender(0, size), length=size, headers=_OCTETS
+                "POST",
+                "/objects",
+                body=source.sender(0, size, meter.at(0)),
+                length=size,
+                headers=_OCTETS,
             ) as response:
                 answer: dict[str, Any] = _answer(response, "/objects").json()
                 return answer
@@ -339,7 +393,9 @@ class RemoteObjects:
             )
         return ObjectInfo(ours, size)
 
-    def _put(self, source: _Source, digest: Digest, offset: int, length: int) -> None:
+    def _put(
+        self, source: _Source, digest: Digest, offset: int, length: int, meter: _Meter
+    ) -> None:
         """Send one object (or part) from ``source``; a retry re-sends just this one."""
         path = f"/objects/{digest}"
 
@@ -347,7 +403,7 @@ class RemoteObjects:
             with self._t.exchange(
                 "PUT",
                 path,
-                body=source.sender(offset, length),
+                body=source.sender(offset, length, meter.at(offset)),
                 length=length,
                 headers=_OCTETS,
             ) as response:
@@ -361,16 +417,19 @@ class RemoteObjects:
             raise
 
     # -- down ---------------------------------------------------------------------------
-    def copy_to_file(self, digest: Digest, dest: str | os.PathLike[str]) -> int:
+    def copy_to_file(
+        self, digest: Digest, dest: str | os.PathLike[str], progress: Progress | None = None
+    ) -> int:
         digest = parse_digest(digest)
-        return self._t.retrying(lambda: self._download(digest, dest))
+        received = _Meter(progress).at(0)  # a retry starts again from 0: counted once
+        return self._t.retrying(lambda: self._download(digest, dest, received))
 
-    def _download(self, digest: Digest, dest: str | os.PathLike[str]) -> int:
+    def _download(self, digest: Digest, dest: str | os.PathLike[str], received: _Sent) -> int:
         path = f"/objects/{digest}"
         with self._t.exchange("GET", path) as response:
             if response.status >= 400:
                 _answer(response, path)
-            reader = _ResponseReader(response, self._t.base_url + path)
+            reader = _ResponseReader(response, self._t.base_url + path, received=received)
             verified = VerifyingReader(reader, digest, _content_length(response))
             try:
                 return write_file_atomically(verified.readinto, dest)
@@ -420,11 +479,17 @@ class HttpArtifacts:
     def _objects(self) -> RemoteObjects:
         return RemoteObjects(self._t)
 
-    def log_artifact(self, entity_id: str, key: str, source: ArtifactSource) -> ArtifactInfo:
+    def log_artifact(
+        self,
+        entity_id: str,
+        key: str,
+        source: ArtifactSource,
+        progress: Progress | None = None,
+    ) -> ArtifactInfo:
         """Log a file, a folder (kept as a tree), bytes or a binary file object."""
         check_artifact_key(key)
         self.list_artifacts(entity_id)  # fail fast, before moving any bytes
-        stored = store_source(self._objects, source)
+        stored = store_source(self._objects, source, progress)
         body = {"key": key, "kind": stored.kind, "digest": stored.digest}
         return ArtifactInfo(**self._t.post(f"/entities/{entity_id}/artifacts", body))
 
@@ -441,10 +506,17 @@ class HttpArtifacts:
         found = self._resolve(entity_id, key)
         return self._objects.open(found.file_digest(key), found.entries[0].size)
 
-    def download_artifact(self, entity_id: str, key: str, dest: str | os.PathLike[str]) -> Path:
+    def download_artifact(
+        self,
+        entity_id: str,
+        key: str,
+        dest: str | os.PathLike[str],
+        progress: Progress | None = None,
+    ) -> Path:
         """Write an artifact under ``dest``: into it if it is a folder (or ends in '/'),
         else at ``dest`` itself. Every file is verified and written atomically."""
-        return place_artifact(self._objects, self._resolve(entity_id, key), key, dest)
+        found = self._resolve(entity_id, key)
+        return place_artifact(self._objects, found, key, dest, progress)
 
     def _resolve(self, entity_id: str, key: str) -> ResolvedArtifact:
         check_entity_id(entity_id, "entity_id")

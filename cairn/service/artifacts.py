@@ -28,7 +28,7 @@ from cairn.core.tree import Tree, TreeEntry
 from cairn.core.validation import check_artifact_key
 from cairn.service.base import ServiceBase
 from cairn.store.metadata.tx import MetadataTx
-from cairn.store.objects.port import ObjectInfo, ObjectWriter
+from cairn.store.objects.port import ObjectInfo, ObjectWriter, Progress
 
 __all__ = [
     "ArtifactKind",
@@ -54,15 +54,19 @@ class ObjectSink(Protocol):
 
     def put_bytes(self, data: bytes) -> ObjectInfo: ...
 
-    def put_file(self, path: str | os.PathLike[str]) -> ObjectInfo: ...
+    def put_file(
+        self, path: str | os.PathLike[str], progress: Progress | None = None
+    ) -> ObjectInfo: ...
 
-    def put_stream(self, src: BinaryIO) -> ObjectInfo: ...
+    def put_stream(self, src: BinaryIO, progress: Progress | None = None) -> ObjectInfo: ...
 
 
 class ObjectSource(Protocol):
     """What placing an artifact on disk needs: a verified, atomic copy of one object."""
 
-    def copy_to_file(self, digest: Digest, dest: str | os.PathLike[str]) -> int: ...
+    def copy_to_file(
+        self, digest: Digest, dest: str | os.PathLike[str], progress: Progress | None = None
+    ) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,30 +96,35 @@ class ResolvedArtifact:
 
 
 # -- bytes in -----------------------------------------------------------------------------
-def store_source(objects: ObjectSink, source: ArtifactSource) -> StoredArtifact:
-    """Store a file, a folder (as a tree), bytes or a binary file object."""
+def store_source(
+    objects: ObjectSink, source: ArtifactSource, progress: Progress | None = None
+) -> StoredArtifact:
+    """Store a file, a folder (as a tree), bytes or a binary file object. ``progress``
+    is told of the bytes of the source as they are stored (not of a tree's manifest)."""
     if isinstance(source, bytes | bytearray | memoryview):
         ref = objects.put_bytes(bytes(source))
+        if progress is not None:
+            progress(ref.size)
         return StoredArtifact("file", ref.digest, ref.size, 1)
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         if path.is_dir():
-            tree = store_folder(objects, path)
+            tree = store_folder(objects, path, progress)
             ref = objects.put_bytes(tree.encode())
             return StoredArtifact("tree", ref.digest, tree.size, len(tree.entries))
         if path.is_file():
-            ref = objects.put_file(path)
+            ref = objects.put_file(path, progress)
             return StoredArtifact("file", ref.digest, ref.size, 1)
         raise InvalidArgument("source", f"{os.fspath(path)!r} is not a file or a folder")
     if hasattr(source, "read"):
-        ref = objects.put_stream(source)
+        ref = objects.put_stream(source, progress)
         return StoredArtifact("file", ref.digest, ref.size, 1)
     raise InvalidArgument(
         "source", f"must be a path, bytes or a binary file object, got {type(source).__name__}"
     )
 
 
-def store_folder(objects: ObjectSink, root: Path) -> Tree:
+def store_folder(objects: ObjectSink, root: Path, progress: Progress | None = None) -> Tree:
     """Store every regular file under ``root``; the tree lists them by relative path."""
     entries: list[TreeEntry] = []
     for folder, dirs, files in os.walk(root):
@@ -126,14 +135,18 @@ def store_folder(objects: ObjectSink, root: Path) -> Tree:
                 continue
             relative = path.relative_to(root).as_posix()
             check_artifact_key(relative, "file path in folder")
-            ref = objects.put_file(path)
+            ref = objects.put_file(path, progress)
             entries.append(TreeEntry(relative, ref.digest, ref.size))
     return Tree.of(entries)
 
 
 # -- bytes out ----------------------------------------------------------------------------
 def place_artifact(
-    objects: ObjectSource, found: ResolvedArtifact, key: str, dest: str | os.PathLike[str]
+    objects: ObjectSource,
+    found: ResolvedArtifact,
+    key: str,
+    dest: str | os.PathLike[str],
+    progress: Progress | None = None,
 ) -> Path:
     """Write a resolved artifact under ``dest``: into it if it is a folder (or ends in
     '/'), else at ``dest`` itself. Every file is verified and written atomically; a
@@ -144,7 +157,7 @@ def place_artifact(
         target = target / key.rsplit("/", 1)[-1]
     target.parent.mkdir(parents=True, exist_ok=True)
     if found.kind == "file":
-        objects.copy_to_file(found.entries[0].digest, target)
+        objects.copy_to_file(found.entries[0].digest, target, progress)
         return target
     staging = _new_folder(target.parent, f".{target.name[:100]}.")
     try:
@@ -152,7 +165,7 @@ def place_artifact(
             check_artifact_key(entry.path, "file path in folder")  # never leave target
             out = staging.joinpath(*entry.path.split("/"))
             out.parent.mkdir(parents=True, exist_ok=True)
-            objects.copy_to_file(entry.digest, out)
+            objects.copy_to_file(entry.digest, out, progress)
         _move_into(staging, target, [e.path for e in found.entries])
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed whole
@@ -197,12 +210,19 @@ def _fsync_dir(path: Path) -> None:
 
 
 class ArtifactOps(ServiceBase):
-    def log_artifact(self, entity_id: str, key: str, source: ArtifactSource) -> ArtifactInfo:
-        """Log a file, a folder (kept as a tree), bytes or a binary file object."""
+    def log_artifact(
+        self,
+        entity_id: str,
+        key: str,
+        source: ArtifactSource,
+        progress: Progress | None = None,
+    ) -> ArtifactInfo:
+        """Log a file, a folder (kept as a tree), bytes or a binary file object;
+        ``progress`` is told of the bytes as they are stored."""
         check_artifact_key(key)
         with self.metadata.read() as tx:  # fail fast, before moving any bytes
             self._require_kind(tx, entity_id)
-        stored = store_source(self.objects, source)
+        stored = store_source(self.objects, source, progress)
         return self._record(entity_id, key, stored)
 
     def record_artifact(self, entity_id: str, key: str, kind: str, digest: str) -> ArtifactInfo:
@@ -259,10 +279,18 @@ class ArtifactOps(ServiceBase):
         found = self.resolve_artifact(entity_id, key)
         return self.objects.open(found.file_digest(key))
 
-    def download_artifact(self, entity_id: str, key: str, dest: str | os.PathLike[str]) -> Path:
+    def download_artifact(
+        self,
+        entity_id: str,
+        key: str,
+        dest: str | os.PathLike[str],
+        progress: Progress | None = None,
+    ) -> Path:
         """Write an artifact under ``dest``: into it if it is a folder (or ends in '/'),
-        else at ``dest`` itself. Every file is verified and written atomically."""
-        return place_artifact(self.objects, self.resolve_artifact(entity_id, key), key, dest)
+        else at ``dest`` itself. Every file is verified and written atomically;
+        ``progress`` is told of the bytes as they are written."""
+        found = self.resolve_artifact(entity_id, key)
+        return place_artifact(self.objects, found, key, dest, progress)
 
     # -- resolution -------------------------------------------------------------------
     def resolve_artifact(self, entity_id: str, key: str) -> ResolvedArtifact:

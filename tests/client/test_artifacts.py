@@ -188,6 +188,29 @@ def test_folder_round_trip(client: cairn.Client, tmp_path: Path) -> None:
     assert (target / "empty.bin").stat().st_size == 0
 
 
+def test_progress_counts_every_byte_once(client: cairn.Client, tmp_path: Path) -> None:
+    files = make_tree(tmp_path / "plots")
+    total = sum(len(d) for d in files.values())
+    big = os.urandom(9 * 1024 * 1024 + 3)  # sent while hashed, over HTTP
+    (tmp_path / "big.bin").write_bytes(big)
+    run = client.set_experiment_run("r")
+    for key, source, size in (
+        ("plots", tmp_path / "plots", total),
+        ("big.bin", tmp_path / "big.bin", len(big)),
+        ("bytes", b"abc" * 1000, 3000),
+        ("stream", io.BytesIO(big), len(big)),
+        ("again", tmp_path / "big.bin", len(big)),  # stored already: counted all the same
+    ):
+        told: list[int] = []
+        run.log_artifact(key, source, progress=told.append)
+        assert sum(told) == size, key
+        assert all(n > 0 for n in told)
+    for key, size in (("plots", total), ("big.bin", len(big))):
+        told = []
+        run.download_artifact(key, f"{tmp_path}/out/", progress=told.append)
+        assert sum(told) == size, key
+
+
 def test_open_and_list_inside_a_folder(client: cairn.Client, tmp_path: Path) -> None:
     files = make_tree(tmp_path / "plots")
     run = client.set_experiment_run("r")

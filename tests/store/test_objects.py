@@ -117,6 +117,22 @@ class ObjectStoreContract:
         assert store.copy_to_file(info.digest, dest) == len(data)
         assert dest.read_bytes() == data
 
+    def test_progress_is_told_of_every_byte(self, store: ObjectStore, tmp_path: Path) -> None:
+        data = os.urandom(3 * 1024 * 1024 + 17)  # several chunks
+        src = tmp_path / "in.bin"
+        src.write_bytes(data)
+        for put in (
+            lambda told: store.put_file(src, told),
+            lambda told: store.put_stream(io.BytesIO(data), told),
+            lambda told: store.put_stream(ChunkedStream(data, step=70_001), told),  # type: ignore[arg-type]
+        ):
+            told: list[int] = []
+            info = put(told.append)
+            assert sum(told) == len(data) and all(n > 0 for n in told)
+        told = []
+        assert store.copy_to_file(info.digest, tmp_path / "out.bin", told.append) == len(data)
+        assert sum(told) == len(data)
+
     def test_put_file_missing_is_not_found(self, store: ObjectStore, tmp_path: Path) -> None:
         with pytest.raises(NotFound):
             store.put_file(tmp_path / "nope")

@@ -20,7 +20,6 @@ import os
 import queue
 import secrets
 import threading
-from collections.abc import Callable
 from types import TracebackType
 from typing import BinaryIO, Final, Self
 
@@ -29,8 +28,11 @@ from cairn.core.errors import InvalidArgument, NotFound
 from cairn.store.objects.port import (
     ClosingStore,
     ObjectInfo,
+    Progress,
+    ReadInto,
     VerifyingReader,
     check_expected_digest,
+    counting,
 )
 
 __all__ = ["LocalObjectStore", "LocalObjectWriter", "write_file_atomically"]
@@ -41,9 +43,6 @@ _CHUNK: Final = 1 << 20
 _BUFFERS: Final = 4
 _QUEUED_MIN: Final = 64 << 10  # smaller pieces of bytes are written inline: not worth a hop
 _OBJECT_MODE: Final = 0o444  # objects are immutable; read-only guards against accidents
-
-# Fills a buffer and returns how many bytes it put there (0 at EOF, None if it would block).
-ReadInto = Callable[[memoryview], int | None]
 
 
 class LocalObjectStore(ClosingStore):
@@ -63,8 +62,8 @@ class LocalObjectStore(ClosingStore):
 
     # -- writes ---------------------------------------------------------------
 
-    def put_stream(self, src: BinaryIO) -> ObjectInfo:
-        return self._put_from(_readinto_of(src))
+    def put_stream(self, src: BinaryIO, progress: Progress | None = None) -> ObjectInfo:
+        return self._put_from(counting(_readinto_of(src), progress))
 
     def put_bytes(self, data: bytes) -> ObjectInfo:
         if not isinstance(data, bytes):
@@ -84,7 +83,9 @@ class LocalObjectStore(ClosingStore):
         self._install(tmp, digest)
         return info
 
-    def put_file(self, path: str | os.PathLike[str]) -> ObjectInfo:
+    def put_file(
+        self, path: str | os.PathLike[str], progress: Progress | None = None
+    ) -> ObjectInfo:
         try:
             src = open(path, "rb", buffering=0)  # noqa: SIM115 - closed just below
         except FileNotFoundError:
@@ -93,7 +94,7 @@ class LocalObjectStore(ClosingStore):
             raise InvalidArgument("path", f"{os.fspath(path)!r} is a folder, not a file") from None
         with src:
             _advise_sequential(src.fileno())
-            return self._put_from(src.readinto)
+            return self._put_from(counting(src.readinto, progress))
 
     def open_writer(self) -> LocalObjectWriter:
         return LocalObjectWriter(self)
@@ -118,9 +119,11 @@ class LocalObjectStore(ClosingStore):
         except FileNotFoundError:
             raise _not_found(digest) from None
 
-    def copy_to_file(self, digest: Digest, dest: str | os.PathLike[str]) -> int:
+    def copy_to_file(
+        self, digest: Digest, dest: str | os.PathLike[str], progress: Progress | None = None
+    ) -> int:
         with self._reader(digest) as reader:
-            return write_file_atomically(reader.readinto, dest)
+            return write_file_atomically(counting(reader.readinto, progress), dest)
 
     # -- lifecycle ------------------------------------------------------------
 

@@ -14,8 +14,10 @@ from cairn.store.objects.local import write_file_atomically
 from cairn.store.objects.port import (
     ClosingStore,
     ObjectInfo,
+    Progress,
     VerifyingReader,
     check_expected_digest,
+    counting,
 )
 
 __all__ = ["MemoryObjectStore", "MemoryObjectWriter"]
@@ -31,7 +33,7 @@ class MemoryObjectStore(ClosingStore):
         self._objects: dict[Digest, bytes] = {}
         self._lock = threading.Lock()
 
-    def put_stream(self, src: BinaryIO) -> ObjectInfo:
+    def put_stream(self, src: BinaryIO, progress: Progress | None = None) -> ObjectInfo:
         with self.open_writer() as writer:
             while chunk := src.read(_CHUNK):
                 if not isinstance(chunk, bytes):
@@ -39,6 +41,8 @@ class MemoryObjectStore(ClosingStore):
                         "src", "must be a binary stream (read() returned no bytes)"
                     )
                 writer.write(chunk)
+                if progress is not None:
+                    progress(len(chunk))
             return writer.commit()
 
     def put_bytes(self, data: bytes) -> ObjectInfo:
@@ -47,10 +51,12 @@ class MemoryObjectStore(ClosingStore):
     def open_writer(self) -> MemoryObjectWriter:
         return MemoryObjectWriter(self)
 
-    def put_file(self, path: str | os.PathLike[str]) -> ObjectInfo:
+    def put_file(
+        self, path: str | os.PathLike[str], progress: Progress | None = None
+    ) -> ObjectInfo:
         try:
             with open(path, "rb") as src:
-                return self.put_stream(src)
+                return self.put_stream(src, progress)
         except FileNotFoundError:
             raise NotFound(f"no file at {os.fspath(path)!r}", path=os.fspath(path)) from None
         except IsADirectoryError:
@@ -65,9 +71,11 @@ class MemoryObjectStore(ClosingStore):
     def size(self, digest: Digest) -> int:
         return len(self._get(digest))
 
-    def copy_to_file(self, digest: Digest, dest: str | os.PathLike[str]) -> int:
+    def copy_to_file(
+        self, digest: Digest, dest: str | os.PathLike[str], progress: Progress | None = None
+    ) -> int:
         with self._reader(digest) as reader:
-            return write_file_atomically(reader.readinto, dest)
+            return write_file_atomically(counting(reader.readinto, progress), dest)
 
     def delete(self, digest: Digest) -> None:
         digest = parse_digest(digest)

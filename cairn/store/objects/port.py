@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol, Self
 
@@ -22,10 +23,32 @@ __all__ = [
     "ObjectInfo",
     "ObjectStore",
     "ObjectWriter",
+    "Progress",
     "RawSource",
+    "ReadInto",
     "VerifyingReader",
     "check_expected_digest",
+    "counting",
 ]
+
+# Told how many more bytes have moved, as they move (for progress bars).
+Progress = Callable[[int], None]
+# Fills a buffer and returns how many bytes it put there (0 at EOF, None if it would block).
+ReadInto = Callable[[memoryview], int | None]
+
+
+def counting(readinto: ReadInto, progress: Progress | None) -> ReadInto:
+    """``readinto``, telling ``progress`` of every byte it returns."""
+    if progress is None:
+        return readinto
+
+    def counted(buffer: memoryview) -> int | None:
+        n = readinto(buffer)
+        if n:
+            progress(n)
+        return n
+
+    return counted
 
 
 class ObjectInfo(NamedTuple):
@@ -71,13 +94,16 @@ class ObjectWriter(Protocol):
 class ObjectStore(Protocol):
     """Content-addressed bytes. The store computes every digest itself; reads verify."""
 
-    def put_stream(self, src: BinaryIO) -> ObjectInfo:
-        """Store ``src`` read to EOF; identical bytes are stored once."""
+    def put_stream(self, src: BinaryIO, progress: Progress | None = None) -> ObjectInfo:
+        """Store ``src`` read to EOF; identical bytes are stored once. ``progress`` is
+        told of the bytes as they are read."""
         ...
 
     def put_bytes(self, data: bytes) -> ObjectInfo: ...
 
-    def put_file(self, path: str | os.PathLike[str]) -> ObjectInfo: ...
+    def put_file(
+        self, path: str | os.PathLike[str], progress: Progress | None = None
+    ) -> ObjectInfo: ...
 
     def open_writer(self) -> ObjectWriter:
         """A writer for one new object whose bytes arrive piece by piece."""
@@ -94,9 +120,12 @@ class ObjectStore(Protocol):
         """Size in bytes; ``NotFound`` if there is no such object."""
         ...
 
-    def copy_to_file(self, digest: Digest, dest: str | os.PathLike[str]) -> int:
+    def copy_to_file(
+        self, digest: Digest, dest: str | os.PathLike[str], progress: Progress | None = None
+    ) -> int:
         """Write the object to ``dest`` atomically, verified; returns its size. On a digest
-        mismatch ``dest`` is left untouched and ``CorruptObject`` is raised."""
+        mismatch ``dest`` is left untouched and ``CorruptObject`` is raised. ``progress``
+        is told of the bytes as they are copied."""
         ...
 
     def delete(self, digest: Digest) -> None:
