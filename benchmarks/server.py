@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import http.client
 import json
 import math
@@ -56,6 +55,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import psutil  # type: ignore[import-untyped]
+from _report import CLOSE_MARGIN, Mlflow, Result, Target, fmt, render, say, settle, unsettle
+from _report import report as shared_report
 
 import cairn
 from cairn.client import Run
@@ -64,7 +65,6 @@ from cairn.core.settings import Settings
 REPO = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
 HEALTH = "/api/v1/health"
-CLOSE_MARGIN = 0.25  # a met target within 25% of its limit is reported as close
 STARTUP_LIMIT_S = 60.0  # give up on a server that has not answered by then
 
 # MLflow 3.17's own server (4 workers, SQLite) on this kind of machine, as reported in the
@@ -128,105 +128,7 @@ class Sizes:
         )
 
 
-# -- results and their tables -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """``value >= limit`` or ``value < limit``."""
-
-    op: str  # ">=" or "<"
-    limit: float
-
-    def check(self, value: float) -> str:
-        if self.op == ">=":
-            if value < self.limit:
-                return "MISSED"
-            return "close" if value < self.limit * (1 + CLOSE_MARGIN) else "met"
-        if value >= self.limit:
-            return "MISSED"
-        return "close" if value > self.limit * (1 - CLOSE_MARGIN) else "met"
-
-
-@dataclass(frozen=True)
-class Mlflow:
-    """MLflow's figure from the issue, and whether bigger is better for this measure."""
-
-    text: str
-    value: float
-    higher_is_better: bool
-
-    def versus(self, ours: float) -> str:
-        if ours <= 0 or self.value <= 0:
-            return ""
-        times = ours / self.value if self.higher_is_better else self.value / ours
-        return f"{times:,.1f}x better" if times >= 1 else f"{1 / times:,.1f}x worse"
-
-
-@dataclass(frozen=True)
-class Result:
-    section: str
-    name: str
-    value: float
-    unit: str
-    baseline: str = ""
-    baseline_value: float | None = None
-    ratio: float | None = None  # baseline time / server time
-    target: Target | None = None
-    mlflow: Mlflow | None = None
-    baseline_unit: str | None = None  # when the baseline counts something else
-
-    @property
-    def status(self) -> str:
-        return "info" if self.target is None else self.target.check(self.value)
-
-    def target_text(self) -> str:
-        if self.target is None:
-            return ""
-        return f"{self.target.op} {fmt(self.target.limit, self.unit)}"
-
-
-def fmt(value: float, unit: str) -> str:
-    if unit == "s":
-        return f"{value:.3f} s"
-    if unit == "MB":
-        return f"{value:,.1f} MB"
-    return f"{value:,.0f} {unit}"
-
-
-def render(cells: Sequence[Sequence[str]], right: set[int]) -> list[str]:
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
-    lines = []
-    for n, row in enumerate(cells):
-        parts = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  " + "  ".join(parts).rstrip())
-        if n == 0:
-            lines.append("  " + "  ".join("-" * w for w in widths))
-    return lines
-
-
-def section_lines(results: Sequence[Result]) -> list[str]:
-    cells: list[Sequence[str]] = [
-        ("measure", "server", "baseline", "baseline value", "speed vs baseline", "target", "status")
-    ]
-    for r in results:
-        cells.append(
-            (
-                r.name,
-                fmt(r.value, r.unit),
-                r.baseline,
-                ""
-                if r.baseline_value is None
-                else fmt(r.baseline_value, r.baseline_unit or r.unit),
-                "" if r.ratio is None else f"{r.ratio:.2f}",
-                r.target_text(),
-                "" if r.status == "info" else r.status,
-            )
-        )
-    return render(cells, {1, 3, 4})
+# -- the summary table ------------------------------------------------------------------
 
 
 def summary_lines(results: Sequence[Result]) -> list[str]:
@@ -250,32 +152,11 @@ def summary_lines(results: Sequence[Result]) -> list[str]:
     return render(cells, {2})
 
 
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
 def report(title: str, results: Sequence[Result], notes: Sequence[str] = ()) -> None:
-    say()
-    say(title)
-    for line in section_lines(results):
-        say(line)
-    for note in notes:
-        say(f"  note: {note}")
+    shared_report(title, results, "server", notes)
 
 
 # -- helpers ----------------------------------------------------------------------------
-
-
-def settle() -> None:
-    """Before a timed block: collect garbage, then freeze what is alive (the benchmark's
-    prebuilt inputs, the clients) so the collector does not rescan it during the timing."""
-    gc.collect()
-    gc.freeze()
-
-
-def unsettle() -> None:
-    gc.unfreeze()
-    gc.collect()
 
 
 def free_port() -> int:

@@ -27,7 +27,6 @@ The exit code is 0 whether targets are met or not: this is a measuring tool.
 from __future__ import annotations
 
 import argparse
-import gc
 import math
 import os
 import shutil
@@ -41,12 +40,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from _report import CLOSE_MARGIN, Result, Target, say, settle, table_lines, unsettle
+from _report import report as shared_report
+
 import cairn
 from cairn.client import Run
 
 REPO = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
-CLOSE_MARGIN = 0.25  # a met target within 25% of its limit is reported as close
 
 # MLflow 3.17 on this kind of machine, as reported in the issue (not measured here).
 MLFLOW_SINGLE_CALLS_PER_S = 125.0
@@ -106,113 +107,8 @@ class Sizes:
         )
 
 
-# -- results and their table ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """``value >= limit`` or ``value < limit``, on the figure or on its ratio."""
-
-    on: str  # "value" or "ratio"
-    op: str  # ">=" or "<"
-    limit: float
-
-    def check(self, value: float) -> str:
-        if self.op == ">=":
-            if value < self.limit:
-                return "MISSED"
-            return "close" if value < self.limit * (1 + CLOSE_MARGIN) else "met"
-        if value >= self.limit:
-            return "MISSED"
-        return "close" if value > self.limit * (1 - CLOSE_MARGIN) else "met"
-
-
-@dataclass(frozen=True)
-class Result:
-    section: str
-    name: str
-    value: float
-    unit: str
-    baseline: str = ""
-    baseline_value: float | None = None
-    ratio: float | None = None  # baseline time / Cairn time
-    target: Target | None = None
-
-    @property
-    def status(self) -> str:
-        if self.target is None:
-            return "info"
-        checked = self.ratio if self.target.on == "ratio" else self.value
-        if checked is None:
-            return "n/a"
-        return self.target.check(checked)
-
-    def target_text(self) -> str:
-        if self.target is None:
-            return ""
-        if self.target.on == "ratio":
-            return f"ratio {self.target.op} {self.target.limit:g}"
-        return f"{self.target.op} {fmt(self.target.limit, self.unit)}"
-
-
-def fmt(value: float, unit: str) -> str:
-    if unit == "s":
-        return f"{value:.3f} s"
-    if unit == "MB/s":
-        return f"{value:,.0f} MB/s"
-    return f"{value:,.0f} {unit}"
-
-
-COLUMNS = (
-    "measure",
-    "cairn",
-    "baseline",
-    "baseline value",
-    "speed vs baseline",
-    "target",
-    "status",
-)
-
-
-def table_lines(results: Sequence[Result]) -> list[str]:
-    cells = [COLUMNS]
-    for r in results:
-        cells.append(
-            (
-                r.name,
-                fmt(r.value, r.unit),
-                r.baseline,
-                "" if r.baseline_value is None else fmt(r.baseline_value, r.unit),
-                "" if r.ratio is None else f"{r.ratio:.2f}",
-                r.target_text(),
-                "" if r.status == "info" else r.status,
-            )
-        )
-    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
-    right = {1, 3, 4}
-    lines = []
-    for n, row in enumerate(cells):
-        parts = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  " + "  ".join(parts).rstrip())
-        if n == 0:
-            lines.append("  " + "  ".join("-" * w for w in widths))
-    return lines
-
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
-
-
 def report(title: str, results: Sequence[Result], notes: Sequence[str] = ()) -> None:
-    say()
-    say(title)
-    for line in table_lines(results):
-        say(line)
-    for note in notes:
-        say(f"  note: {note}")
+    shared_report(title, results, "cairn", notes)
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -230,19 +126,6 @@ def fresh_folder(parent: Path, name: str) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def settle() -> None:
-    """Before a timed block: collect garbage, then freeze what is alive (the benchmark's
-    prebuilt inputs, the client) so the collector does not rescan it during the timing.
-    Cairn's own allocations during the block are still collected as usual."""
-    gc.collect()
-    gc.freeze()
-
-
-def unsettle() -> None:
-    gc.unfreeze()
-    gc.collect()
 
 
 def sqlite_insert_baseline(db: Path, rows: Sequence[Row]) -> float:
@@ -355,7 +238,7 @@ def bench_single_calls(sizes: Sizes, tmp: Path) -> list[Result]:
             "sqlite3 executemany",
             n / base,
             base / landed,
-            Target("value", ">=", 100_000),
+            Target(">=", 100_000),
         ),
         Result("1", "  of which calls returned", n / returned, "calls/s"),
     ]
@@ -387,7 +270,7 @@ def bench_batched(sizes: Sizes, tmp: Path) -> list[Result]:
             "sqlite3 executemany",
             points / base,
             base / landed,
-            Target("value", ">=", 500_000),
+            Target(">=", 500_000),
         ),
         Result("2", "  of which calls returned", points / returned, "points/s"),
     ]
@@ -451,7 +334,7 @@ def bench_history(sizes: Sizes, tmp: Path) -> list[Result]:
             "sqlite3 SELECT fetchall",
             base,
             base / ours,
-            Target("value", "<", 1.0 * sizes.scale),
+            Target("<", 1.0 * sizes.scale),
         ),
         Result("3", "  read rate", n / ours, "points/s", "", n / base),
         Result("3", f"  (setup: log_metric x {n:,}, to landed)", n / setup, "calls/s"),
@@ -521,7 +404,7 @@ def bench_artifact(sizes: Sizes, tmp: Path) -> list[Result]:
     log, dl, dedup = min(log_times), min(dl_times), min(dedup_times)
     trip = min(a + b for a, b in zip(log_times, dl_times, strict=True))
     label = f"{size / MiB:g} MiB"
-    half = Target("ratio", ">=", 0.5)
+    half = Target(">=", 0.5, on="ratio")
     return [
         Result("4", f"log_artifact {label}", mb / log, "MB/s", "cp", mb / cp, cp / log, half),
         Result("4", "download_artifact", mb / dl, "MB/s", "cp", mb / cp, cp / dl, half),
@@ -594,7 +477,7 @@ def bench_import(sizes: Sizes, tmp: Path, env: dict[str, str]) -> list[Result]:
             "python -c pass",
             base,
             None,
-            Target("value", "<", 0.3),
+            Target("<", 0.3),
         ),
         Result("5", "  import + Client(home=new folder)", best["new"] - base, "s"),
         Result("5", "  import + Client(home=existing)", best["old"] - base, "s"),
@@ -759,7 +642,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     say()
     say("Targets")
-    for line in table_lines([r for r in results if r.target is not None]):
+    for line in table_lines([r for r in results if r.target is not None], "cairn"):
         say(line)
     say()
     say("For context: MLflow 3.17 figures from the issue (another run, not measured here)")
