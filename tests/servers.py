@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 
@@ -15,13 +16,14 @@ from cairn.server import create_app
 
 
 @contextmanager
-def serve_in_thread(settings: Settings) -> Iterator[str]:
-    """Serve ``create_app(settings)``; yields its base URL, stops it at the end."""
+def serve_in_thread(settings: Settings, **config: Any) -> Iterator[str]:
+    """Serve ``create_app(settings)``; yields its base URL, stops it at the end.
+    ``config`` goes to ``uvicorn.Config`` (with ``ssl_certfile``, the URL is https)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))  # bound before uvicorn starts: no port races
     port = sock.getsockname()[1]
     app = create_app(settings, service=None)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **config))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -30,7 +32,8 @@ def serve_in_thread(settings: Settings) -> Iterator[str]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.005)
     try:
-        yield f"http://127.0.0.1:{port}"
+        scheme = "https" if config.get("ssl_certfile") else "http"
+        yield f"{scheme}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=20)

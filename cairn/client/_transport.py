@@ -14,6 +14,7 @@ import http.client
 import json as _json
 import random
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -47,7 +48,13 @@ API_PATH: Final = "/api/v1"
 RETRY_STATUS: Final = frozenset({502, 503, 504})
 # A connection that broke, timed out or never opened. Every Cairn request is safe to
 # repeat (idempotent by design or by idempotency key), so all of these are retried.
-NETWORK_ERRORS: Final = (ConnectionError, TimeoutError, socket.gaierror, http.client.HTTPException)
+NETWORK_ERRORS: Final = (
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,
+    http.client.HTTPException,
+    ssl.SSLError,  # a TLS connection torn mid-record; certificate failures are not retried
+)
 _USER_AGENT: Final = "cairn-client"
 _MAX_IDLE: Final = 8  # idle keep-alive connections kept per client
 
@@ -160,6 +167,13 @@ class Transport:
                 self._send(conn, method, target, body, length, headers or {})
                 sent = True
                 response = conn.getresponse()
+            except ssl.SSLCertVerificationError as exc:
+                conn.close()  # no retry will make the certificate trusted
+                raise StoreUnavailable(
+                    f"cannot trust the TLS certificate of {self.base_url}: {exc.verify_message}"
+                    " (a certificate of your own CA: point SSL_CERT_FILE at the CA's file)",
+                    url=self.base_url,
+                ) from exc
             except NETWORK_ERRORS as exc:
                 conn.close()
                 # A reused connection may have been closed by the server while idle:

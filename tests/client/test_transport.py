@@ -3,14 +3,22 @@ test needs: close kept-alive connections, answer errors, show what arrived."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+import cairn
 from cairn.client._transport import Transport
+from cairn.core.digest import digest_bytes
 from cairn.core.errors import InvalidArgument, NotFound, StoreUnavailable
+from cairn.core.settings import Settings
 from tests.proxy import LoopbackServer, read_request
+from tests.servers import serve_in_thread
 
 
 class OneShotServer(LoopbackServer):
@@ -104,3 +112,51 @@ def test_a_url_that_is_not_http_is_refused(url: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         Transport(url, timeout=1, retry_timeout=0)
     assert caught.value.field == "url"
+
+
+# -- TLS ----------------------------------------------------------------------------------
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (key, cert), made by the openssl command."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return key, cert
+
+
+def test_https_end_to_end(
+    certificate: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, cert = certificate
+    settings = Settings(home=str(tmp_path / "home"))
+    with serve_in_thread(settings, ssl_keyfile=str(key), ssl_certfile=str(cert)) as url:
+        assert url.startswith("https://")
+        # Unknown to the system's trust store: refused at once, saying why.
+        strict = Settings(url=url, retry_timeout=30)
+        with (
+            cairn.Client(settings=strict) as client,
+            pytest.raises(StoreUnavailable, match="certificate"),
+        ):
+            client.set_project("p")
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trusted from here on
+        data = os.urandom(9 * 1024 * 1024 + 1)  # sent while hashed (sendfile falls back)
+        (tmp_path / "w.bin").write_bytes(data)
+        with cairn.Client(url) as client:
+            run = client.set_experiment_run("r")
+            run.log_metric("loss", 0.5)
+            info = run.log_artifact("w.bin", tmp_path / "w.bin")
+            assert info.digest == digest_bytes(data)
+            back = run.download_artifact("w.bin", tmp_path / "back.bin")
+            assert back.read_bytes() == data
+            client.flush()
+            assert run.get_metric_history("loss")[0].value == 0.5
