@@ -7,6 +7,7 @@ same errors as the embedded client.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import socket
@@ -29,6 +30,7 @@ import cairn.client._http_artifacts as http_artifacts
 from cairn.core.digest import digest_bytes
 from cairn.core.settings import Settings
 from cairn.core.tree import Tree, TreeEntry
+from cairn.server.routes.artifacts import _outlast
 from tests.proxy import Action, DroppingProxy, Plan, Seen, forward_all
 from tests.servers import serve_in_thread
 
@@ -636,3 +638,27 @@ def test_big_artifact_streams_in_little_memory(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     before, after = map(int, done.stdout.split()[-2:])  # KiB on Linux
     assert after - before < 200 * 1024, f"peak RSS grew by {(after - before) // 1024} MiB"
+
+
+def test_a_cancelled_upload_waits_for_the_piece_being_written() -> None:
+    """Cancelled mid-piece (a server shutting down), the receiver still waits for the
+    worker thread to finish with the writer before the cancellation goes on."""
+
+    async def scenario() -> list[str]:
+        events: list[str] = []
+        loop = asyncio.get_running_loop()
+
+        def slow_write() -> None:
+            time.sleep(0.2)
+            events.append("written")
+
+        piece = loop.run_in_executor(None, slow_write)
+        waiter = asyncio.ensure_future(_outlast(piece))
+        await asyncio.sleep(0.05)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        events.append("cancelled")
+        return events
+
+    assert asyncio.run(scenario()) == ["written", "cancelled"]

@@ -197,49 +197,48 @@ async def post_object(request: Request, service: Service) -> ObjectOut:
 async def _receive(request: Request, writer: ObjectWriter) -> None:
     """Hand the request body to ``writer`` in pieces of about :data:`_PIECE` bytes, each
     written on a worker thread while the next piece arrives (at most two pieces held)."""
-    send, receive = anyio.create_memory_object_stream[list[bytes]](max_buffer_size=0)
-
-    async def drain() -> None:
-        async with receive:
-            async for piece in receive:
-                await anyio.to_thread.run_sync(_write_piece, writer, piece)
-
+    loop = asyncio.get_running_loop()
+    writing: asyncio.Future[None] | None = None
     try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(drain)
-            async with send:
-                piece: list[bytes] = []
-                held = 0
-                async for chunk in request.stream():
-                    piece.append(chunk)
-                    held += len(chunk)
-                    if held >= _PIECE:
-                        await send.send(piece)
-                        piece, held = [], 0
-                if piece:
-                    await send.send(piece)
-    except BaseExceptionGroup as group_error:  # one failure, reported as itself
-        raise _first_cause(group_error) from None
+        piece: list[bytes] = []
+        held = 0
+        async for chunk in request.stream():
+            piece.append(chunk)
+            held += len(chunk)
+            if held >= _PIECE:
+                if writing is not None:
+                    await writing
+                writing = loop.run_in_executor(None, _write_piece, writer, piece)
+                piece, held = [], 0
+        if writing is not None:
+            await writing
+        if piece:
+            writing = loop.run_in_executor(None, _write_piece, writer, piece)
+            await writing
+    finally:
+        if writing is not None and not writing.done():
+            # The body broke off while a piece is being written: the caller aborts the
+            # writer next, which must wait until no thread uses it.
+            await _outlast(writing)
+
+
+async def _outlast(future: asyncio.Future[None]) -> None:
+    """Wait until ``future`` is done, even if this task is cancelled meanwhile (the
+    cancellation is raised once it is)."""
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.wait({future})
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def _write_piece(writer: ObjectWriter, piece: list[bytes]) -> None:
     # One ``bytes`` per piece: the writer hashes it here and writes it on its own
     # thread while this one takes the next piece.
     writer.write(piece[0] if len(piece) == 1 else b"".join(piece))
-
-
-def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error that broke the pipeline (not the cancellation it caused in the other task)."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        error = pending.pop(0)
-        if isinstance(error, BaseExceptionGroup):
-            pending.extend(error.exceptions)
-        else:
-            leaves.append(error)
-    meaningful = [e for e in leaves if not isinstance(e, anyio.BrokenResourceError)]
-    return (meaningful or leaves)[0]
 
 
 @router.post(
