@@ -18,6 +18,7 @@ import typer
 from cairn.cli._common import (
     HomeOption,
     JsonOption,
+    RunIdArgument,
     StoreOption,
     UrlOption,
     connect,
@@ -32,7 +33,6 @@ __all__ = ["artifacts"]
 
 artifacts = group("Artifacts: files and folders logged against a run.")
 
-RunIdArgument = Annotated[str, typer.Argument(metavar="RUN_ID", help="The run's id.")]
 KeyArgument = Annotated[
     str,
     typer.Argument(

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HomeOption",
     "JsonOption",
+    "RunIdArgument",
     "StoreOption",
     "UrlOption",
     "connect",
@@ -69,6 +70,7 @@ def setting_option(name: str, *flags: str, metavar: str | None = None) -> Any:
 UrlOption = Annotated[str | None, setting_option("url", "--url", metavar="URL")]
 HomeOption = Annotated[str | None, setting_option("home", "--home", metavar="PATH")]
 StoreOption = Annotated[str | None, setting_option("store_uri", "--store", metavar="URL")]
+RunIdArgument = Annotated[str, typer.Argument(metavar="RUN_ID", help="The run's id.")]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")
 ]

@@ -10,6 +10,7 @@ import typer
 from cairn.cli._common import (
     HomeOption,
     JsonOption,
+    RunIdArgument,
     StoreOption,
     UrlOption,
     connect,
@@ -140,7 +141,7 @@ def runs_ls(
 
 @runs.command("show")
 def runs_show(
-    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The run's id.")],
+    run_id: RunIdArgument,
     url: UrlOption = None,
     home: HomeOption = None,
     store: StoreOption = None,

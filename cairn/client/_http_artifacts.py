@@ -44,7 +44,6 @@ from cairn.core.digest import Digest, digest_bytes, new_hasher, parse_digest
 from cairn.core.errors import (
     CairnError,
     InvalidArgument,
-    NotFound,
     StoreUnavailable,
 )
 from cairn.core.model import ArtifactInfo
@@ -58,7 +57,7 @@ from cairn.service.artifacts import (
     store_source,
 )
 from cairn.store.objects.local import write_file_atomically
-from cairn.store.objects.port import ObjectInfo, Progress, VerifyingReader
+from cairn.store.objects.port import ObjectInfo, Progress, VerifyingReader, open_source
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -292,13 +291,7 @@ class RemoteObjects:
     def put_file(
         self, path: str | os.PathLike[str], progress: Progress | None = None
     ) -> ObjectInfo:
-        try:
-            file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed just below
-        except FileNotFoundError:
-            raise NotFound(f"no file at {os.fspath(path)!r}", path=os.fspath(path)) from None
-        except IsADirectoryError:
-            raise InvalidArgument("path", f"{os.fspath(path)!r} is a folder, not a file") from None
-        with file:
+        with open_source(path) as file:
             if hasattr(os, "posix_fadvise"):
                 os.posix_fadvise(file.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
             return self._upload(_FileSource(file), os.fstat(file.fileno()).st_size, progress)

@@ -28,6 +28,7 @@ from cairn.core.tree import Tree, TreeEntry
 from cairn.core.validation import check_artifact_key
 from cairn.service.base import ServiceBase
 from cairn.store.metadata.tx import MetadataTx
+from cairn.store.objects.local import fsync_dir
 from cairn.store.objects.port import ObjectInfo, ObjectWriter, Progress
 
 __all__ = [
@@ -177,7 +178,7 @@ def _move_into(staging: Path, target: Path, paths: list[str]) -> None:
     (files of ``target`` that the tree does not name stay)."""
     if not target.exists():
         staging.rename(target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return
     touched: set[Path] = set()
     for path in paths:
@@ -187,7 +188,7 @@ def _move_into(staging: Path, target: Path, paths: list[str]) -> None:
         touched.add(out.parent)
     target.mkdir(exist_ok=True)  # an existing file there fails here, as it should
     for folder in touched:
-        _fsync_dir(folder)
+        fsync_dir(folder)
 
 
 def _new_folder(parent: Path, prefix: str) -> Path:
@@ -199,14 +200,6 @@ def _new_folder(parent: Path, prefix: str) -> Path:
         except FileExistsError:
             continue
         return path
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class ArtifactOps(ServiceBase):

@@ -33,9 +33,10 @@ from cairn.store.objects.port import (
     VerifyingReader,
     check_expected_digest,
     counting,
+    open_source,
 )
 
-__all__ = ["LocalObjectStore", "LocalObjectWriter", "write_file_atomically"]
+__all__ = ["LocalObjectStore", "LocalObjectWriter", "fsync_dir", "write_file_atomically"]
 
 # Measured on a 256 MiB file: 1 MiB chunks with four buffers beat 2, 4 and 8 MiB chunks;
 # bigger chunks only delay the overlap between hashing and writing.
@@ -86,13 +87,7 @@ class LocalObjectStore(ClosingStore):
     def put_file(
         self, path: str | os.PathLike[str], progress: Progress | None = None
     ) -> ObjectInfo:
-        try:
-            src = open(path, "rb", buffering=0)  # noqa: SIM115 - closed just below
-        except FileNotFoundError:
-            raise NotFound(f"no file at {os.fspath(path)!r}", path=os.fspath(path)) from None
-        except IsADirectoryError:
-            raise InvalidArgument("path", f"{os.fspath(path)!r} is a folder, not a file") from None
-        with src:
+        with open_source(path) as src:
             _advise_sequential(src.fileno())
             return self._put_from(counting(src.readinto, progress))
 
@@ -172,7 +167,7 @@ class LocalObjectStore(ClosingStore):
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        _fsync_dir(fanout)  # the rename itself must survive a crash, not only the bytes
+        fsync_dir(fanout)  # the rename itself must survive a crash, not only the bytes
 
 
 class LocalObjectWriter:
@@ -463,10 +458,11 @@ def _mkdir_durable(path: str) -> None:
         os.mkdir(path)
     except FileExistsError:
         return  # another writer created it; they fsync the parent
-    _fsync_dir(parent)
+    fsync_dir(parent)
 
 
-def _fsync_dir(path: str) -> None:
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a folder's entries (a new name, a rename) survive a crash."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)

@@ -18,6 +18,7 @@ from cairn.store.objects.port import (
     VerifyingReader,
     check_expected_digest,
     counting,
+    open_source,
 )
 
 __all__ = ["MemoryObjectStore", "MemoryObjectWriter"]
@@ -54,13 +55,8 @@ class MemoryObjectStore(ClosingStore):
     def put_file(
         self, path: str | os.PathLike[str], progress: Progress | None = None
     ) -> ObjectInfo:
-        try:
-            with open(path, "rb") as src:
-                return self.put_stream(src, progress)
-        except FileNotFoundError:
-            raise NotFound(f"no file at {os.fspath(path)!r}", path=os.fspath(path)) from None
-        except IsADirectoryError:
-            raise InvalidArgument("path", f"{os.fspath(path)!r} is a folder, not a file") from None
+        with open_source(path) as src:
+            return self.put_stream(src, progress)
 
     def open(self, digest: Digest) -> BinaryIO:
         return io.BufferedReader(self._reader(digest))

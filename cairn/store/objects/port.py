@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol, Self
 
 from cairn.core.digest import Digest, new_hasher, parse_digest
-from cairn.core.errors import CorruptObject, InvalidArgument
+from cairn.core.errors import CorruptObject, InvalidArgument, NotFound
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -29,6 +29,7 @@ __all__ = [
     "VerifyingReader",
     "check_expected_digest",
     "counting",
+    "open_source",
 ]
 
 # Told how many more bytes have moved, as they move (for progress bars).
@@ -133,6 +134,17 @@ class ObjectStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def open_source(path: str | os.PathLike[str]) -> io.FileIO:
+    """A file to store, opened unbuffered for reading; ``NotFound`` if it is missing,
+    ``InvalidArgument`` (field ``path``) if it is a folder."""
+    try:
+        return open(path, "rb", buffering=0)
+    except FileNotFoundError:
+        raise NotFound(f"no file at {os.fspath(path)!r}", path=os.fspath(path)) from None
+    except IsADirectoryError:
+        raise InvalidArgument("path", f"{os.fspath(path)!r} is a folder, not a file") from None
 
 
 def check_expected_digest(expected: Digest | None, actual: Digest) -> None:
