@@ -4,6 +4,7 @@ cuts short or holds requests as a test's plan says, and records what went throug
 from __future__ import annotations
 
 import abc
+import base64
 import contextlib
 import enum
 import socket
@@ -12,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Self
+from urllib.parse import urlsplit
 
 
 def free_port() -> int:
@@ -203,3 +205,102 @@ def read_to_eof(sock: socket.socket) -> bytes:
     while chunk := sock.recv(1 << 20):
         parts.append(chunk)
     return b"".join(parts)
+
+
+class ForwardProxy(LoopbackServer):
+    """An HTTP forward proxy on loopback, as a client's ``HTTP_PROXY`` names one: requests
+    in absolute form (``GET http://host:port/path``) and ``CONNECT host:port`` tunnels.
+
+    Only the proxy can resolve the host names in ``names`` (to loopback addresses), so a
+    request that reaches such a server went through it. Plain requests go one per
+    connection (``Connection: close`` both ways), so ``seen`` holds every request line and
+    its headers (names in lower case); a tunnel is recorded by its ``CONNECT``. With
+    ``credentials`` ("user:password") it answers 407 without the matching
+    ``Proxy-Authorization``; ``refuse_tunnels`` makes it answer ``CONNECT`` with that
+    status instead (502: the server is down). Bodies pass through memory: test sizes."""
+
+    def __init__(
+        self,
+        names: dict[str, str],
+        credentials: str | None = None,
+        refuse_tunnels: int | None = None,
+    ) -> None:
+        self.names = names
+        self.expected = (
+            None
+            if credentials is None
+            else "Basic " + base64.b64encode(credentials.encode()).decode()
+        )
+        self.refuse_tunnels = refuse_tunnels
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
+        super().__init__(threaded=True)
+
+    def handle(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
+        data = b""
+        with contextlib.suppress(OSError):
+            while b"\r\n\r\n" not in data and (chunk := conn.recv(65536)):
+                data += chunk
+        head, found, rest = data.partition(b"\r\n\r\n")
+        if not found:
+            conn.close()
+            return
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        headers = {
+            name.strip().lower(): value.strip()
+            for name, _, value in (line.partition(":") for line in lines[1:])
+        }
+        self.seen.append((method, target, headers))
+        if self.expected is not None and headers.get("proxy-authorization") != self.expected:
+            self._answer(conn, "407 Proxy Authentication Required", "proxy-authenticate: Basic")
+            return
+        if method == "CONNECT" and self.refuse_tunnels is not None:
+            self._answer(conn, f"{self.refuse_tunnels} Refused")
+            return
+        authority = target if method == "CONNECT" else urlsplit(target).netloc
+        host, _, port = authority.rpartition(":")
+        if host not in self.names or not port.isdigit():
+            self._answer(conn, "502 Bad Gateway")
+            return
+        try:
+            upstream = socket.create_connection((self.names[host], int(port)), timeout=10)
+        except OSError:
+            self._answer(conn, "502 Bad Gateway")
+            return
+        with conn, upstream:
+            if method == "CONNECT":
+                conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                upstream.sendall(rest)
+                conn.settimeout(None)
+                upstream.settimeout(None)
+                back = threading.Thread(target=_relay, args=(upstream, conn), daemon=True)
+                back.start()
+                _relay(conn, upstream)
+                back.join(10)
+                return
+            body = [rest]
+            missing = int(headers.get("content-length", "0")) - len(rest)
+            while missing > 0 and (chunk := conn.recv(1 << 20)):
+                body.append(chunk)
+                missing -= len(chunk)
+            kept = [line for line in lines[1:] if not line.lower().startswith("connection:")]
+            forwarded = "\r\n".join([lines[0], *kept, "Connection: close", "", ""])
+            # Sent on in absolute form: servers accept it (RFC 9112 3.2.2).
+            upstream.sendall(forwarded.encode("latin-1") + b"".join(body))
+            _relay(upstream, conn)  # the server closes after its answer
+
+    @staticmethod
+    def _answer(conn: socket.socket, status: str, *headers: str) -> None:
+        lines = [f"HTTP/1.1 {status}", *headers, "content-length: 0", "connection: close"]
+        with conn, contextlib.suppress(OSError):
+            conn.sendall("\r\n".join([*lines, "", ""]).encode())
+
+
+def _relay(src: socket.socket, dst: socket.socket) -> None:
+    """Copy ``src`` to ``dst`` until ``src`` ends, then end ``dst``'s sending side."""
+    with contextlib.suppress(OSError):
+        while chunk := src.recv(1 << 20):
+            dst.sendall(chunk)
+    with contextlib.suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)

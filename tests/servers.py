@@ -13,6 +13,7 @@ import uvicorn
 
 from cairn.core.settings import Settings
 from cairn.server import create_app
+from cairn.server.serve import PROTOCOL
 
 
 @contextmanager
@@ -23,7 +24,8 @@ def serve_in_thread(settings: Settings, **config: Any) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))  # bound before uvicorn starts: no port races
     port = sock.getsockname()[1]
     app = create_app(settings, service=None)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **config))
+    config = {"http": PROTOCOL, "log_level": "warning", **config}  # as `cairn server` does
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", **config))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

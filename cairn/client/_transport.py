@@ -6,13 +6,18 @@ loopback or LAN connection, where a general-purpose client's own overhead was mo
 the cost (measured here: httpx 0.9 ms of client CPU per request, urllib3 0.4 ms,
 ``http.client`` 0.2 ms). It also lets big bodies go out with ``sendfile`` and come in
 with ``readinto`` straight into the caller's buffers.
+
+Proxies come from the environment (:mod:`cairn.client._proxies`): plain HTTP is sent
+to the proxy with absolute URLs, HTTPS goes through a ``CONNECT`` tunnel.
 """
 
 from __future__ import annotations
 
+import errno
 import http.client
 import json as _json
 import random
+import re
 import socket
 import ssl
 import threading
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
+from cairn.client._proxies import Proxy, ascii_host, bracketed, proxy_for
 from cairn.core.errors import (
     CairnError,
     InvalidArgument,
@@ -56,6 +62,8 @@ NETWORK_ERRORS: Final = (
     ssl.SSLError,  # a TLS connection torn mid-record; certificate failures are not retried
 )
 _USER_AGENT: Final = "cairn-client"
+_TUNNEL_REFUSED: Final = re.compile(r"Tunnel connection failed: (\d{3})")
+_UNREACHABLE: Final = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH})
 _MAX_IDLE: Final = 8  # idle keep-alive connections kept per client
 
 # Writes a request body of the announced content-length to the socket.
@@ -122,6 +130,16 @@ class Transport:
         self._host = parts.hostname
         self._port = parts.port or (443 if self._tls else 80)
         self._prefix = parts.path + API_PATH  # a server behind a proxy may live under a path
+        self.proxy: Proxy | None = proxy_for(parts)
+        # What a proxy is told the server is called (an IDN host in its ASCII form).
+        self._proxied_host = ascii_host(self._host)
+        if self.proxy is not None and not self._proxied_host.isascii():
+            raise InvalidArgument("url", f"{self._host!r} is not a valid host name")
+        # Plain HTTP through a proxy names the server in each request line.
+        self._origin = ""
+        if self.proxy is not None and not self._tls:
+            port = f":{parts.port}" if parts.port else ""
+            self._origin = f"http://{bracketed(self._proxied_host)}{port}"
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -155,7 +173,7 @@ class Transport:
         """Send one request and yield its response, body unread. The connection goes
         back to the pool if the caller read the body to its end, else it is closed.
         A kept-alive connection the server has since closed is replaced at once."""
-        target = self.url(path, params)
+        target = self._origin + self.url(path, params)
         for fresh in (False, True):
             conn = self._take(fresh)
             sent = False
@@ -181,6 +199,23 @@ class Transport:
                 if fresh or not getattr(conn, "_cairn_reused", False) or not _is_stale(exc, sent):
                     raise
                 continue
+            except OSError as exc:
+                conn.close()
+                if exc.errno in _UNREACHABLE:  # no route (yet): retried like a refusal
+                    raise ConnectionError(exc.errno, exc.strerror) from exc
+                # http.client's own error when a proxy answers CONNECT with a refusal.
+                refusal = _TUNNEL_REFUSED.match(str(exc)) if self.proxy is not None else None
+                if refusal is None:
+                    raise
+                error = StoreUnavailable(
+                    f"the proxy {self.proxy} would not open a tunnel to "
+                    f"{self._host}:{self._port}: {exc}",
+                    url=self.base_url,
+                )
+                error.__cause__ = exc
+                if int(refusal.group(1)) in RETRY_STATUS:  # the server may be restarting
+                    raise Transient(error) from exc
+                raise error from exc
             except BaseException:
                 conn.close()
                 raise
@@ -203,6 +238,8 @@ class Transport:
     ) -> None:
         conn.putrequest(method, target, skip_accept_encoding=True)
         conn.putheader("user-agent", _USER_AGENT)
+        if self._origin and self.proxy is not None and self.proxy.authorization:
+            conn.putheader("proxy-authorization", self.proxy.authorization)
         for name, value in headers.items():
             conn.putheader(name, value)
         if isinstance(body, bytes):
@@ -229,7 +266,17 @@ class Transport:
                 conn._cairn_reused = True  # type: ignore[attr-defined]
                 return conn
         kind = _TLSConnection if self._tls else _Connection
-        conn = kind(self._host, self._port, timeout=self.timeout)
+        if self.proxy is None:
+            conn = kind(self._host, self._port, timeout=self.timeout)
+        else:
+            conn = kind(self.proxy.host, self.proxy.port, timeout=self.timeout)
+            auth = (
+                {"proxy-authorization": self.proxy.authorization}
+                if self.proxy.authorization
+                else {}
+            )
+            if self._tls:
+                conn.set_tunnel(self._proxied_host, self._port, headers=auth)
         conn._cairn_reused = False  # type: ignore[attr-defined]
         return conn
 
@@ -305,8 +352,9 @@ class Transport:
             if left <= 0:
                 if isinstance(failure, CairnError):
                     raise failure
+                through = f" through the proxy {self.proxy}" if self.proxy else ""
                 raise StoreUnavailable(
-                    f"cannot reach the Cairn server at {self.base_url}: "
+                    f"cannot reach the Cairn server at {self.base_url}{through}: "
                     f"{type(failure).__name__}: {failure}",
                     url=self.base_url,
                 ) from failure
@@ -338,6 +386,12 @@ def decode_error(response: Response) -> CairnError:
             error["code"],
             str(error.get("message", "")),
             details if isinstance(details, dict) else {},
+        )
+    if response.status == 407:  # only a proxy answers this
+        return StoreUnavailable(
+            f"HTTP 407 from the proxy on the way to {response.url}: it asks for credentials "
+            "(give them in the proxy URL: http://user:password@host:port)",
+            url=response.url,
         )
     return CairnError(
         f"HTTP {response.status} from {response.url}: {response.text[:200]}",

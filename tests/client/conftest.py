@@ -10,6 +10,8 @@ marked ``embedded_only``."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -103,3 +105,24 @@ def expect_error(
     except Exception as exc:
         pytest.fail(f"{what!r}: {type(exc).__name__} raised instead of {error.__name__}: {exc}")
     pytest.fail(f"{what!r}: {error.__name__} was not raised")
+
+
+# -- TLS ----------------------------------------------------------------------------------
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and ``cairn.test`` (key, cert), made by the
+    openssl command."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1,DNS:cairn.test"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return key, cert
