@@ -1,12 +1,14 @@
-"""What the benchmarks share: results with their targets, the tables they print, and the
-garbage-collector settling around timed blocks. Imported by the benchmark scripts, which
-run with this folder first on ``sys.path``."""
+"""What the benchmarks share: results with their targets, the tables they print, the
+garbage-collector settling around timed blocks, and small set-up helpers. Imported by the
+benchmark scripts, which run with this folder first on ``sys.path``."""
 
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 CLOSE_MARGIN = 0.25  # a met target within 25% of its limit is reported as close
 
@@ -144,3 +146,19 @@ def settle() -> None:
 def unsettle() -> None:
     gc.unfreeze()
     gc.collect()
+
+
+def clean_environment() -> dict[str, str]:
+    """No CAIRN_* setting from the caller's shell may steer the stores elsewhere."""
+    for name in [n for n in os.environ if n.startswith("CAIRN_")]:
+        del os.environ[name]
+    return dict(os.environ)
+
+
+def write_synced(path: Path, data: bytes | bytearray) -> None:
+    """Write ``data`` and fsync it: the pages stay cached and clean, so no writeback of
+    the source competes with the timed copies."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())

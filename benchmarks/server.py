@@ -22,7 +22,12 @@ Sections (baselines in brackets):
    [embedded store; and a raw GET of the same bytes].
 4. ``client.start_run()`` (create_run) calls [GET /api/v1/health on one keep-alive
    ``http.client`` connection, the client's own HTTP library: the round trip alone].
-5. ``run.log_artifact`` / ``run.download_artifact`` of 256 MiB [embedded store; ``cp``].
+5. ``run.log_artifact`` / ``run.download_artifact`` of 256 MiB [embedded store; ``cp``; and
+   the disk alone, ``dd`` with ``oflag=direct conv=fsync`` / ``iflag=direct``: the server
+   writes big objects durably around the page cache and reads them back the same way, so
+   the disk's own speed bounds both directions; and a bare loopback socket doing the same
+   work without HTTP: ``sendfile``, then BLAKE3 and a file write in one thread,
+   ``benchmarks/_loopback.py``].
 6. Start-up: process start to ``/api/v1/health`` answering, best of 3 [``python -c pass``].
 7. Resident memory (RSS and PSS) of every server process, idle after start-up and after
    the workload of sections 1-5 [an idle ``python`` process].
@@ -53,9 +58,22 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
+import _loopback as loopback
 import httpx
 import psutil  # type: ignore[import-untyped]
-from _report import CLOSE_MARGIN, Mlflow, Result, Target, fmt, render, say, settle, unsettle
+from _report import (
+    CLOSE_MARGIN,
+    Mlflow,
+    Result,
+    Target,
+    clean_environment,
+    fmt,
+    render,
+    say,
+    settle,
+    unsettle,
+    write_synced,
+)
 from _report import report as shared_report
 
 import cairn
@@ -164,15 +182,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def write_synced(path: Path, data: bytes | bytearray) -> None:
-    """Write ``data`` and fsync it: the pages stay cached and clean, so no writeback of
-    the source competes with the timed copies."""
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def log_tail(path: Path, lines: int = 20) -> str:
@@ -420,6 +429,7 @@ class Context:
     local: cairn.Client  # cairn.Client(home=...): the embedded baseline
     local_home: Path
     work: Path  # scratch folder
+    server_home: Path
 
     def new_remote(self) -> cairn.Client:
         return remote_client(self.server.url)
@@ -483,30 +493,10 @@ def bench_single_calls(ctx: Context) -> Section:
         for value in values:
             log("loss", value)
 
-    (returned, ours), (local_returned, local) = best_logging(ctx, log_all, "loss", n - 1)
-    results = [
-        Result(
-            "1",
-            f"log_metric x {n:,}, to landed",
-            n / ours.wall,
-            "calls/s",
-            "embedded store",
-            n / local.wall,
-            local.wall / ours.wall,
-            Target(">=", 50_000),
-            Mlflow(f"{MLFLOW_SINGLE_CALLS_PER_S:,.0f} calls/s", MLFLOW_SINGLE_CALLS_PER_S, True),
-        ),
-        Result(
-            "1",
-            "  of which calls returned",
-            n / returned,
-            "calls/s",
-            "embedded store",
-            n / local_returned,
-            local_returned / returned,
-        ),
-    ]
-    return results, [f"best server round: {ours.text()}", f"best embedded round: {local.text()}"]
+    best = best_logging(ctx, log_all, "loss", n - 1)
+    mlflow = Mlflow(f"{MLFLOW_SINGLE_CALLS_PER_S:,.0f} calls/s", MLFLOW_SINGLE_CALLS_PER_S, True)
+    label = f"log_metric x {n:,}, to landed"
+    return logging_section("1", label, n, "calls/s", best, Target(">=", 50_000), mlflow)
 
 
 def bench_batched(ctx: Context) -> Section:
@@ -520,28 +510,45 @@ def bench_batched(ctx: Context) -> Section:
         for step, batch in enumerate(batches):
             log(batch, step=step)
 
-    (returned, ours), (local_returned, local) = best_logging(ctx, log_all, keys[-1], calls - 1)
+    best = best_logging(ctx, log_all, keys[-1], calls - 1)
+    mlflow = Mlflow(
+        f"{MLFLOW_BATCHED_POINTS_PER_S:,.0f} points/s", MLFLOW_BATCHED_POINTS_PER_S, True
+    )
+    label = f"log_metrics({width} keys) x {calls:,}, to landed"
+    return logging_section("2", label, points, "points/s", best, Target(">=", 300_000), mlflow)
+
+
+def logging_section(
+    section: str,
+    label: str,
+    count: int,
+    unit: str,
+    best: tuple[tuple[float, Timing], tuple[float, Timing]],
+    target: Target,
+    mlflow: Mlflow,
+) -> Section:
+    """Sections 1 and 2: ``count`` calls or points to landed, and to returned, through the
+    server against the embedded store (``best`` is :func:`best_logging`'s)."""
+    (returned, ours), (local_returned, local) = best
     results = [
         Result(
-            "2",
-            f"log_metrics({width} keys) x {calls:,}, to landed",
-            points / ours.wall,
-            "points/s",
+            section,
+            label,
+            count / ours.wall,
+            unit,
             "embedded store",
-            points / local.wall,
+            count / local.wall,
             local.wall / ours.wall,
-            Target(">=", 300_000),
-            Mlflow(
-                f"{MLFLOW_BATCHED_POINTS_PER_S:,.0f} points/s", MLFLOW_BATCHED_POINTS_PER_S, True
-            ),
+            target,
+            mlflow,
         ),
         Result(
-            "2",
+            section,
             "  of which calls returned",
-            points / returned,
-            "points/s",
+            count / returned,
+            unit,
             "embedded store",
-            points / local_returned,
+            count / local_returned,
             local_returned / returned,
         ),
     ]
@@ -719,16 +726,29 @@ def bench_create_runs(ctx: Context) -> Section:
 # -- 5. artifacts -----------------------------------------------------------------------
 
 
+@dataclass
+class ArtifactTimes:
+    """Seconds for each round of section 5, per way of moving the bytes."""
+
+    cp: list[float] = field(default_factory=list)
+    up: list[Timing] = field(default_factory=list)
+    down: list[Timing] = field(default_factory=list)
+    local_up: list[Timing] = field(default_factory=list)
+    local_down: list[Timing] = field(default_factory=list)
+    # The disk alone with the same bytes, around the page cache as the server's writes and
+    # reads of big objects go; empty where the file system has no direct I/O.
+    disk_write: list[float] = field(default_factory=list)
+    disk_read: list[float] = field(default_factory=list)
+    # The same bytes, hashing and file writes over a bare socket (benchmarks/_loopback.py).
+    raw_up: list[float] = field(default_factory=list)
+    raw_down: list[float] = field(default_factory=list)
+
+
 def bench_artifacts(ctx: Context) -> Section:
-    size = ctx.sizes.artifact_bytes
-    mb = size / 1e6
-    data = bytearray(os.urandom(size))
-    cp: list[float] = []
-    up: list[Timing] = []
-    down: list[Timing] = []
-    local_up: list[Timing] = []
-    local_down: list[Timing] = []
+    times = ArtifactTimes()
+    data = bytearray(os.urandom(ctx.sizes.artifact_bytes))
     src, dst = ctx.work / "src.bin", ctx.work / "dst.bin"
+    stored: list[Path] = []  # the server's copies of the rounds' objects
     try:
         for _ in range(ctx.sizes.reps):
             data[:16] = os.urandom(16)  # new bytes each round: never a dedup hit by accident
@@ -736,32 +756,67 @@ def bench_artifacts(ctx: Context) -> Section:
             settle()
             start = time.perf_counter()
             subprocess.run(["cp", src, dst], check=True)
-            cp.append(time.perf_counter() - start)
+            times.cp.append(time.perf_counter() - start)
             unsettle()
             dst.unlink()
-            for client, server, ups, downs in (
-                (ctx.remote, ctx.server, up, down),
-                (ctx.local, None, local_up, local_down),
-            ):
-                run = client.start_run()
-                watch = Stopwatch(server)
-                info = run.log_artifact("blob", src)
-                ups.append(watch.stop())
-                assert info.size == size
-                watch = Stopwatch(server)
-                out = run.download_artifact("blob", dst)
-                downs.append(watch.stop())
-                assert out.stat().st_size == size
-                dst.unlink()
-                run.end()
+            digest = artifact_round(ctx.remote, ctx.server, src, dst, times.up, times.down)
+            stored.append(object_path(ctx.server_home, digest))
+            artifact_round(ctx.local, None, src, dst, times.local_up, times.local_down)
+        # The disk alone, after the rounds: run between them, dd made the client's downloads
+        # cost 1.5-2x the CPU (on this VM, what a write costs depends on which pages it
+        # gets; docs/benchmarks.md).
+        for path in stored:
+            if (seconds := dd(f"if={src}", f"of={dst}", "oflag=direct", "conv=fsync")) is not None:
+                times.disk_write.append(seconds)
+            dst.unlink(missing_ok=True)
+            if (seconds := dd(f"if={path}", "of=/dev/null", "iflag=direct")) is not None:
+                times.disk_read.append(seconds)
+            times.raw_up.append(loopback.upload_seconds(src, ctx.server_home))
+            times.raw_down.append(loopback.download_seconds(path, dst))
     finally:
         del data
         src.unlink(missing_ok=True)
         dst.unlink(missing_ok=True)
-    best_cp = min(cp)
-    ours_up, ours_down = fastest(up), fastest(down)
-    emb_up, emb_down = fastest(local_up), fastest(local_down)
+    return artifact_results(ctx.sizes.artifact_bytes, times)
+
+
+def artifact_round(
+    client: cairn.Client,
+    server: Server | None,
+    src: Path,
+    dst: Path,
+    ups: list[Timing],
+    downs: list[Timing],
+) -> str:
+    """Log ``src`` as an artifact of a new run, download it to ``dst`` (then deleted), and
+    time both; returns the object's digest."""
+    size = src.stat().st_size
+    run = client.start_run()
+    watch = Stopwatch(server)
+    info = run.log_artifact("blob", src)
+    ups.append(watch.stop())
+    assert info.size == size
+    watch = Stopwatch(server)
+    out = run.download_artifact("blob", dst)
+    downs.append(watch.stop())
+    assert out.stat().st_size == size
+    dst.unlink()
+    run.end()
+    return info.digest
+
+
+def artifact_results(size: int, times: ArtifactTimes) -> Section:
+    mb = size / 1e6
+    ours_up, ours_down = fastest(times.up), fastest(times.down)
+    emb_up, emb_down = fastest(times.local_up), fastest(times.local_down)
     label = f"{size / MiB:g} MiB"
+
+    def versus(row: str, ours: float, baseline: str, seconds: list[float]) -> list[Result]:
+        if not seconds:
+            return []
+        best = min(seconds)
+        return [Result("5", row, mb / ours, "MB/s", baseline, mb / best, best / ours)]
+
     results = [
         Result(
             "5",
@@ -774,15 +829,9 @@ def bench_artifacts(ctx: Context) -> Section:
             Target(">=", 1_000),
             Mlflow(f"{MLFLOW_UPLOAD_MB_S:,.0f} MB/s", MLFLOW_UPLOAD_MB_S, True),
         ),
-        Result(
-            "5",
-            "  up, vs cp",
-            mb / ours_up.wall,
-            "MB/s",
-            "cp",
-            mb / best_cp,
-            best_cp / ours_up.wall,
-        ),
+        *versus("  up, vs cp", ours_up.wall, "cp", times.cp),
+        *versus("  up, vs the disk alone", ours_up.wall, "dd oflag=direct,fsync", times.disk_write),
+        *versus("  up, vs a bare socket", ours_up.wall, "raw loopback", times.raw_up),
         Result(
             "5",
             f"download_artifact {label} (down)",
@@ -794,33 +843,11 @@ def bench_artifacts(ctx: Context) -> Section:
             Target(">=", 1_000),
             Mlflow(f"{MLFLOW_DOWNLOAD_MB_S:,.0f} MB/s", MLFLOW_DOWNLOAD_MB_S, True),
         ),
-        Result(
-            "5",
-            "  down, vs cp",
-            mb / ours_down.wall,
-            "MB/s",
-            "cp",
-            mb / best_cp,
-            best_cp / ours_down.wall,
-        ),
-        Result(
-            "5",
-            "  embedded log_artifact, vs cp",
-            mb / emb_up.wall,
-            "MB/s",
-            "cp",
-            mb / best_cp,
-            best_cp / emb_up.wall,
-        ),
-        Result(
-            "5",
-            "  embedded download, vs cp",
-            mb / emb_down.wall,
-            "MB/s",
-            "cp",
-            mb / best_cp,
-            best_cp / emb_down.wall,
-        ),
+        *versus("  down, vs cp", ours_down.wall, "cp", times.cp),
+        *versus("  down, vs the disk alone", ours_down.wall, "dd iflag=direct", times.disk_read),
+        *versus("  down, vs a bare socket", ours_down.wall, "raw loopback", times.raw_down),
+        *versus("  embedded log_artifact, vs cp", emb_up.wall, "cp", times.cp),
+        *versus("  embedded download, vs cp", emb_down.wall, "cp", times.cp),
     ]
     notes = [
         f"best up: {ours_up.text()}",
@@ -829,6 +856,23 @@ def bench_artifacts(ctx: Context) -> Section:
         "Cairn hashes (BLAKE3) on both ends and fsyncs what it writes; cp does neither",
     ]
     return results, notes
+
+
+def object_path(home: Path, digest: str) -> Path:
+    """Where the server's local object store keeps ``digest`` (``--home``'s layout)."""
+    return home / "objects" / "objects" / digest[:2] / digest[2:]
+
+
+def dd(*operands: str) -> float | None:
+    """Seconds ``dd`` takes to copy with these operands; None if it cannot (a file system
+    without direct I/O refuses ``iflag=direct`` and ``oflag=direct``)."""
+    start = time.perf_counter()
+    done = subprocess.run(["dd", "bs=4M", *operands], check=False, capture_output=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        say(f"  (dd {' '.join(operands)} failed: {done.stderr.decode().strip()[-200:]})")
+        return None
+    return seconds
 
 
 # -- 6. start-up ------------------------------------------------------------------------
@@ -984,13 +1028,6 @@ def memory_results(
 # -- main -------------------------------------------------------------------------------
 
 
-def clean_environment() -> dict[str, str]:
-    """No CAIRN_* setting from the caller's shell may steer the stores elsewhere."""
-    for name in [n for n in os.environ if n.startswith("CAIRN_")]:
-        del os.environ[name]
-    return dict(os.environ)
-
-
 WORKLOAD: list[tuple[str, str, Callable[[Context], Section]]] = [
     (
         "1",
@@ -1021,7 +1058,8 @@ def run_workload(
     args: argparse.Namespace, sizes: Sizes, envs: Envs, tmp: Path, results: list[Result]
 ) -> None:
     """Sections 1-5 against one server, and section 7 (its memory before and after)."""
-    server = start_server(tmp / "server-home", args.workers, envs.cached, tmp / "server.log", tmp)
+    home = tmp / "server-home"
+    server = start_server(home, args.workers, envs.cached, tmp / "server.log", tmp)
     try:
         all_up = server.wait_all_workers()
         time.sleep(1.0)  # idle
@@ -1038,7 +1076,7 @@ def run_workload(
             remote_client(server.url) as remote,
             local_client(tmp / "embedded-home") as local,
         ):
-            ctx = Context(sizes, server, remote, local, tmp / "embedded-home", tmp)
+            ctx = Context(sizes, server, remote, local, tmp / "embedded-home", tmp, home)
             for key, title, bench in WORKLOAD:
                 if key not in args.only:
                     continue

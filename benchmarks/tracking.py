@@ -40,7 +40,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from _report import CLOSE_MARGIN, Result, Target, say, settle, table_lines, unsettle
+from _report import (
+    CLOSE_MARGIN,
+    Result,
+    Target,
+    clean_environment,
+    say,
+    settle,
+    table_lines,
+    unsettle,
+    write_synced,
+)
 from _report import report as shared_report
 
 import cairn
@@ -344,15 +354,6 @@ def bench_history(sizes: Sizes, tmp: Path) -> list[Result]:
 # -- 4. artifacts -----------------------------------------------------------------------
 
 
-def write_synced(path: Path, data: bytes | bytearray) -> None:
-    """Write ``data`` and fsync it: the pages stay cached and clean, so no writeback of
-    the source competes with the timed copies."""
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def timed_subprocess(args: Sequence[str | os.PathLike[str]]) -> float:
     start = time.perf_counter()
     subprocess.run(args, check=True)
@@ -560,13 +561,6 @@ def mlflow_context(results: Sequence[Result]) -> list[str]:
 
 
 # -- main -------------------------------------------------------------------------------
-
-
-def clean_environment() -> dict[str, str]:
-    """No CAIRN_* setting from the caller's shell may steer the store elsewhere."""
-    for name in [n for n in os.environ if n.startswith("CAIRN_")]:
-        del os.environ[name]
-    return dict(os.environ)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from cairn.core.errors import (
     NotFound,
     PermissionDenied,
     SchemaOutOfDate,
+    StorageFull,
     StoreUnavailable,
     Unauthenticated,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "Run",
     "RunStatus",
     "SchemaOutOfDate",
+    "StorageFull",
     "StoreUnavailable",
     "Unauthenticated",
     "__version__",

@@ -17,6 +17,7 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "SchemaOutOfDate",
+    "StorageFull",
     "StoreUnavailable",
     "Unauthenticated",
     "error_from_wire",
@@ -88,6 +89,12 @@ class StoreUnavailable(CairnError):
     """A store could not be reached or opened."""
 
     code = "store_unavailable"
+
+
+class StorageFull(CairnError):
+    """A disk or quota has no room for what is being written; nothing half-written stays."""
+
+    code = "storage_full"
 
 
 class PermissionDenied(CairnError):

@@ -46,6 +46,16 @@ def _optional_str(text: str) -> str | None:
     return text or None
 
 
+DIRECT_IO_CHOICES = ("auto", "on", "off")
+
+
+def _direct_io(text: str) -> str:
+    value = text.strip().lower()
+    if value not in DIRECT_IO_CHOICES:
+        raise ValueError(f"must be one of {', '.join(DIRECT_IO_CHOICES)}")
+    return value
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "home",
@@ -69,6 +79,15 @@ SETTINGS: tuple[Setting, ...] = (
         _optional_str,
         None,
         "Folder of the object store. Unset: `$CAIRN_HOME/objects`.",
+    ),
+    Setting(
+        "direct_io",
+        "CAIRN_DIRECT_IO",
+        _direct_io,
+        "auto",
+        "Whether the object folder writes and reads objects over 8 MiB around the page "
+        "cache (`O_DIRECT`): `on`, `off`, or `auto` (on in `cairn server`, off in the "
+        "embedded client).",
     ),
     Setting(
         "max_attribute_bytes",
@@ -152,6 +171,7 @@ class Settings:
     home: str = ".cairn"
     store_uri: str | None = None
     objects_uri: str | None = None
+    direct_io: str = "auto"
     max_attribute_bytes: int = 1024 * 1024
     flush_interval: float = 0.5
     batch_size: int = 50_000

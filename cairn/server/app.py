@@ -39,7 +39,7 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = service is None
-        app.state.service = open_service(settings) if owned else service
+        app.state.service = open_service(settings, server=True) if owned else service
         try:
             yield
         finally:

@@ -22,6 +22,7 @@ from cairn.core.errors import (
     NotFound,
     PermissionDenied,
     SchemaOutOfDate,
+    StorageFull,
     StoreUnavailable,
     Unauthenticated,
 )
@@ -51,6 +52,7 @@ STATUS: dict[type[CairnError], int] = {
     CorruptObject: 500,
     SchemaOutOfDate: 503,
     StoreUnavailable: 503,
+    StorageFull: 507,
 }
 _HTTP_CODES = {
     400: "invalid_argument",

@@ -9,7 +9,9 @@ made without ``IPPROTO_TCP``, so asyncio's event loop skips Nagle's switch-off o
 it accepts, and each response on a keep-alive connection then waits ~40 ms for the client's
 delayed ACK (uvloop happens to set it). :class:`NoDelayHttpToolsProtocol` sets it on every
 connection, whatever the loop, and writes through a :class:`CoalescingTransport`, so that a
-response's head and body leave in one ``send()``, not two.
+response's head and body leave in one ``send()``, not two. :class:`BufferedHttpProtocol`
+wraps it so that the event loop reads into our buffer, and a request body reaches the app
+with one copy instead of three (uploads: about a third less event-loop time).
 
 Logs are one JSON object a line on stderr (:class:`JsonFormatter`); the access log
 (:class:`AccessLog`) adds method, path, status and duration.
@@ -28,9 +30,10 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import uvicorn
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import HANDLED_SIGNALS
 from uvicorn.supervisors import Multiprocess
@@ -56,7 +59,7 @@ __all__ = [
 ]
 
 APP_FACTORY = "cairn.server.serve:app_from_environment"
-PROTOCOL = "cairn.server.serve:NoDelayHttpToolsProtocol"
+PROTOCOL = "cairn.server.serve:BufferedHttpProtocol"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 STARTUP_FAILURE = 3  # uvicorn's exit code for a worker that never started serving
 
@@ -110,7 +113,7 @@ def build_app(settings: Settings, service: TrackingService | None = None) -> ASG
 # -- connections ---------------------------------------------------------------------------
 class NoDelayHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with Nagle's algorithm off on every connection, writing
-    through a :class:`CoalescingTransport`."""
+    through a :class:`CoalescingTransport`, and handing request bodies on uncopied."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         sock = transport.get_extra_info("socket")
@@ -118,6 +121,69 @@ class NoDelayHttpToolsProtocol(HttpToolsProtocol):
             with contextlib.suppress(OSError):  # the peer may be gone already
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().connection_made(CoalescingTransport(transport, self.loop))
+
+    def on_body(self, body: bytes) -> None:
+        # uvicorn appends every piece of a body to a bytearray and copies that again into
+        # ``bytes`` for the app: two copies of each uploaded byte on the event loop, a
+        # third of its time in an upload. A piece that arrives while none is waiting is
+        # kept as it is (``bytes(piece)`` is then the piece itself); the rest goes the
+        # usual way.
+        cycle = self.cycle
+        if cycle.body or cycle.response_complete or self.parser.should_upgrade():
+            if not isinstance(cycle.body, bytearray):  # bytes, from the branch below
+                # A second piece before the app took the first: from here the usual
+                # bytearray, which grows in place (``bytes +=`` would copy all it holds
+                # for every piece: quadratic in a body of many small chunks).
+                cycle.body = bytearray(cycle.body)
+            super().on_body(body)
+            return
+        cycle.body = body  # type: ignore[assignment]  # read only through bytes()
+        if len(body) > HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        cycle.message_event.set()
+
+
+class BufferedHttpProtocol(asyncio.BufferedProtocol):
+    """:class:`NoDelayHttpToolsProtocol` fed from a read buffer of ours.
+
+    uvicorn's protocol is a plain ``asyncio.Protocol``: uvloop reads into its own 256 KiB
+    buffer and copies each read into new ``bytes`` for it (asyncio's own loop makes new
+    ``bytes`` of 256 KiB for each read). Here the loop reads
+    straight into one bigger buffer per event-loop thread, which the parser reads in
+    place (it copies what it keeps, and nothing else holds the buffer), so an upload's
+    bytes are copied once fewer and arrive in fewer, bigger reads.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._http = NoDelayHttpToolsProtocol(**kwargs)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        buffer: memoryview | None = getattr(_read_buffers, "buffer", None)
+        if buffer is None:
+            buffer = _read_buffers.buffer = memoryview(bytearray(_READ_BUFFER))
+        return buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._http.data_received(_read_buffers.buffer[:nbytes])
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._http.connection_made(transport)  # type: ignore[arg-type]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._http.connection_lost(exc)
+
+    def eof_received(self) -> None:  # None: the transport closes itself
+        self._http.eof_received()
+
+    def pause_writing(self) -> None:
+        self._http.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._http.resume_writing()
+
+
+_READ_BUFFER: Final = 1 << 20
+_read_buffers = threading.local()  # one per event loop: reads are handled one at a time
 
 
 class CoalescingTransport(asyncio.Transport):
@@ -372,7 +438,7 @@ def serve(settings: Settings, *, log_level: str = "info", loop: str = "auto") ->
 def _serve_one(settings: Settings, options: dict[str, Any]) -> bool:
     from cairn.service import open_service
 
-    service = open_service(settings)
+    service = open_service(settings, server=True)
     try:
         server = _Server(uvicorn.Config(build_app(settings, service), **options))
         server.run()

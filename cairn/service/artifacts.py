@@ -28,7 +28,7 @@ from cairn.core.tree import Tree, TreeEntry
 from cairn.core.validation import check_artifact_key
 from cairn.service.base import ServiceBase
 from cairn.store.metadata.tx import MetadataTx
-from cairn.store.objects.local import fsync_dir
+from cairn.store.objects.local import fsync_dir, room_for
 from cairn.store.objects.port import ObjectInfo, ObjectWriter, Progress
 
 __all__ = [
@@ -156,20 +156,21 @@ def place_artifact(
     target = Path(dest)
     if target.is_dir() or os.fspath(dest).endswith(("/", os.sep)):
         target = target / key.rsplit("/", 1)[-1]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if found.kind == "file":
-        objects.copy_to_file(found.entries[0].digest, target, progress)
-        return target
-    staging = _new_folder(target.parent, f".{target.name[:100]}.")
-    try:
-        for entry in found.entries:
-            check_artifact_key(entry.path, "file path in folder")  # never leave target
-            out = staging.joinpath(*entry.path.split("/"))
-            out.parent.mkdir(parents=True, exist_ok=True)
-            objects.copy_to_file(entry.digest, out, progress)
-        _move_into(staging, target, [e.path for e in found.entries])
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed whole
+    with room_for(str(target), path=str(target)):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if found.kind == "file":
+            objects.copy_to_file(found.entries[0].digest, target, progress)
+            return target
+        staging = _new_folder(target.parent, f".{target.name[:100]}.")
+        try:
+            for entry in found.entries:
+                check_artifact_key(entry.path, "file path in folder")  # never leave target
+                out = staging.joinpath(*entry.path.split("/"))
+                out.parent.mkdir(parents=True, exist_ok=True)
+                objects.copy_to_file(entry.digest, out, progress)
+            _move_into(staging, target, [e.path for e in found.entries])
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed whole
     return target
 
 

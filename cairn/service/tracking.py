@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cairn.core.settings import Settings
+from cairn.core.errors import InvalidArgument
+from cairn.core.settings import DIRECT_IO_CHOICES, Settings
 from cairn.service.admin import store_url
 from cairn.service.artifacts import ArtifactOps
 from cairn.service.base import Clock, system_clock
@@ -25,9 +26,22 @@ class TrackingService(EntityOps, LabelOps, MetricOps, ArtifactOps):
     """
 
 
-def open_service(settings: Settings, clock: Clock = system_clock) -> TrackingService:
-    """The embedded store: SQLite (or ``store_uri``) plus a local object folder."""
+def open_service(
+    settings: Settings, clock: Clock = system_clock, *, server: bool = False
+) -> TrackingService:
+    """The embedded store: SQLite (or ``store_uri``) plus a local object folder.
+
+    ``server``: the service answers a server's requests, which turns ``direct_io="auto"``
+    on (a server keeps many big objects that it writes once and rarely reads back at
+    once; a laptop's embedded store often reads a model right after logging it).
+    """
     url = store_url(settings)
-    objects = LocalObjectStore(settings.objects_uri or Path(settings.home) / "objects")
+    if settings.direct_io not in DIRECT_IO_CHOICES:
+        choices = ", ".join(DIRECT_IO_CHOICES)
+        raise InvalidArgument("direct_io", f"must be one of {choices}, not {settings.direct_io!r}")
+    direct_io = settings.direct_io == "on" or (settings.direct_io == "auto" and server)
+    objects = LocalObjectStore(
+        settings.objects_uri or Path(settings.home) / "objects", direct_io=direct_io
+    )
     metadata = MetadataStore(url, busy_timeout=settings.sqlite_busy_timeout)
     return TrackingService(metadata, objects, settings, clock)

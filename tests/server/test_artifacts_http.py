@@ -8,6 +8,7 @@ same errors as the embedded client.
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import os
 import socket
@@ -27,6 +28,7 @@ import pytest
 
 import cairn
 import cairn.client._http_artifacts as http_artifacts
+import cairn.store.objects.local as local_objects
 from cairn.core.digest import digest_bytes
 from cairn.core.settings import Settings
 from cairn.core.tree import Tree, TreeEntry
@@ -299,6 +301,34 @@ def test_a_dropped_upload_leaves_nothing(server: Server) -> None:
     deadline = time.monotonic() + 10
     while server.temp_files() and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert server.temp_files() == []
+    assert server.object_files() == []
+
+
+@pytest.mark.parametrize("size", [100_000, 24 * 1024 * 1024 + 5])  # one PUT; POST while hashed
+def test_a_full_server_disk_is_reported_at_once_and_stores_nothing(
+    size: int,
+    server: Server,
+    make_client: MakeClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A full disk cannot be made here without root: the server's writes (in this
+    # process) are told ENOSPC from the 64th KiB on, as the kernel would say it.
+    def full(fd: int, view: memoryview, offset: int) -> int:
+        if offset + len(view) > 64 * 1024:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return os.pwrite(fd, view, offset)
+
+    monkeypatch.setattr(local_objects, "_pwrite_all", full)
+    monkeypatch.setattr(local_objects, "pwrite_direct", full)
+    (tmp_path / "w.bin").write_bytes(os.urandom(size))
+    run = make_client().start_run()
+    started = time.monotonic()
+    with pytest.raises(cairn.StorageFull, match="no room left for a new object"):
+        run.log_artifact("w.bin", tmp_path / "w.bin")
+    assert time.monotonic() - started < 4  # not retried (the client's retry time is 5 s)
+    assert run.list_artifacts() == []
     assert server.temp_files() == []
     assert server.object_files() == []
 

@@ -29,6 +29,7 @@ from cairn.core.errors import (
     NotFound,
     PermissionDenied,
     SchemaOutOfDate,
+    StorageFull,
     StoreUnavailable,
     Unauthenticated,
 )
@@ -52,6 +53,7 @@ WIRE: dict[type[CairnError], tuple[int, str]] = {
     CorruptObject: (500, "corrupt_object"),
     SchemaOutOfDate: (503, "schema_out_of_date"),
     StoreUnavailable: (503, "store_unavailable"),
+    StorageFull: (507, "storage_full"),
 }
 
 

@@ -9,6 +9,7 @@ import datetime as dt
 import http.client
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -20,10 +21,10 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from cairn.server.serve import (
+    PROTOCOL,
     AccessLog,
     CoalescingTransport,
     JsonFormatter,
-    NoDelayHttpToolsProtocol,
 )
 
 
@@ -121,11 +122,11 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-@pytest.fixture
-def port() -> Iterator[int]:
+@pytest.fixture(params=["uvloop", "asyncio"])
+def port(request: pytest.FixtureRequest) -> Iterator[int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config: dict[str, Any] = {"http": NoDelayHttpToolsProtocol, "log_level": "warning"}
+    config: dict[str, Any] = {"http": PROTOCOL, "loop": request.param, "log_level": "warning"}
     server = uvicorn.Server(uvicorn.Config(app, lifespan="off", **config))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -143,10 +144,12 @@ def port() -> Iterator[int]:
 
 def test_http_over_the_coalescing_transport(port: int) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    for size in (0, 1, 1000, 100_000):  # keep-alive, bodies below and above the hold size
-        conn.request("POST", "/", body=b"b" * size)
+    # keep-alive; bodies below and above the hold size, and over the 1 MiB read buffer
+    for size in (0, 1, 1000, 100_000, 3 * 1024 * 1024 + 7):
+        body = os.urandom(size)  # no two reads of the shared read buffer look alike
+        conn.request("POST", "/", body=body)
         response = conn.getresponse()
-        assert (response.status, response.read()) == (200, b"b" * size)
+        assert (response.status, response.read()) == (200, body)
     conn.request("HEAD", "/")  # a head and no body at all
     response = conn.getresponse()
     assert (response.status, response.read()) == (200, b"")
@@ -154,6 +157,37 @@ def test_http_over_the_coalescing_transport(port: int) -> None:
     response = conn.getresponse()
     assert response.read() == b"".join(bytes([65 + i % 26]) * 65536 for i in range(20))
     conn.close()
+
+
+def test_a_body_of_many_small_chunks(port: int) -> None:
+    body = os.urandom(20_000)
+    chunked = b"".join(b"1\r\n%s\r\n" % body[i : i + 1] for i in range(len(body)))
+    request = b"POST / HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request + chunked + b"0\r\n\r\n")  # many pieces in one read
+        answer = b""
+        while not answer.endswith(body):
+            chunk = sock.recv(1 << 16)
+            assert chunk, f"closed after {len(answer)} bytes"
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_pipelined_requests_in_one_read(port: int) -> None:
+    one, two = os.urandom(5000), os.urandom(70_000)
+    requests = b"".join(
+        b"POST / HTTP/1.1\r\nhost: t\r\ncontent-length: %d\r\n\r\n%s" % (len(b), b)
+        for b in (one, two)
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(requests)
+        answers = b""
+        while not answers.endswith(two):
+            chunk = sock.recv(1 << 16)
+            assert chunk, f"closed after {len(answers)} bytes"
+            answers += chunk
+    first, second = answers.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert first.endswith(b"\r\n\r\n" + one) and second.endswith(b"\r\n\r\n" + two)
 
 
 def test_100_continue_is_not_held_back(port: int) -> None:

@@ -523,3 +523,13 @@ class TestLocalObjectStore(ObjectStoreContract):
                 path.unlink(missing_ok=True)
         peak_kib = int(done.stdout.split()[-1])  # VmHWM is in KiB
         assert peak_kib < 200 * 1024, f"peak RSS {peak_kib} KiB"
+
+
+class TestLocalObjectStoreWithDirectIO(TestLocalObjectStore):
+    """The same contract with big objects written and read around the page cache (the
+    server's default); tests/store/test_direct_io.py has the big-object cases."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[ObjectStore]:
+        with LocalObjectStore(tmp_path / "store", direct_io=True) as s:
+            yield s

@@ -236,9 +236,10 @@ async def _outlast(future: asyncio.Future[None]) -> None:
 
 
 def _write_piece(writer: ObjectWriter, piece: list[bytes]) -> None:
-    # One ``bytes`` per piece: the writer hashes it here and writes it on its own
-    # thread while this one takes the next piece.
-    writer.write(piece[0] if len(piece) == 1 else b"".join(piece))
+    # The writer copies each chunk into its buffers and hashes it here; its own thread
+    # writes full buffers to disk meanwhile.
+    for chunk in piece:
+        writer.write(chunk)
 
 
 @router.post(

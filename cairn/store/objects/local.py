@@ -8,27 +8,39 @@ object whose name lies about its content.
 
 Streaming copies run in 1 MiB chunks through a small buffer pool: the calling thread
 reads and hashes, a worker thread writes, so hashing overlaps the write. Writeback to
-disk is started chunk by chunk, which makes the final fsync nearly free. Every write
-path (``put_stream``, ``put_file``, ``open_writer``) goes through one writer.
+disk is started chunk by chunk, which makes the final fsync nearly free. Every
+streaming write path (``put_stream``, ``put_file``, ``open_writer``) goes through one
+writer; ``put_bytes`` writes a small object in one call. A full disk or quota is
+reported as ``StorageFull`` (:func:`room_for`), with nothing left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import queue
 import secrets
 import threading
-from types import TracebackType
-from typing import BinaryIO, Final, Self
+from collections.abc import Iterator
+from typing import BinaryIO, Final
 
 from cairn.core.digest import Digest, Hasher, digest_bytes, new_hasher, parse_digest
-from cairn.core.errors import InvalidArgument, NotFound
+from cairn.core.errors import InvalidArgument, NotFound, StorageFull
+from cairn.store.objects.direct import (
+    CHUNK,
+    chunks,
+    open_direct,
+    pwrite_direct,
+    start_read_ahead,
+)
 from cairn.store.objects.port import (
+    AbortingWriter,
     ClosingStore,
     ObjectInfo,
     Progress,
+    RawSource,
     ReadInto,
     VerifyingReader,
     check_expected_digest,
@@ -36,30 +48,48 @@ from cairn.store.objects.port import (
     open_source,
 )
 
-__all__ = ["LocalObjectStore", "LocalObjectWriter", "fsync_dir", "write_file_atomically"]
+__all__ = [
+    "LocalObjectStore",
+    "LocalObjectWriter",
+    "fsync_dir",
+    "room_for",
+    "write_file_atomically",
+]
 
-# Measured on a 256 MiB file: 1 MiB chunks with four buffers beat 2, 4 and 8 MiB chunks;
-# bigger chunks only delay the overlap between hashing and writing.
-_CHUNK: Final = 1 << 20
 _BUFFERS: Final = 4
-_QUEUED_MIN: Final = 64 << 10  # smaller pieces of bytes are written inline: not worth a hop
+# Bytes up to here go through the page cache, so small objects are cached for reads;
+# whole chunks after it are written with O_DIRECT (see _Writer).
+_DIRECT_FROM: Final = 8 << 20
 _OBJECT_MODE: Final = 0o444  # objects are immutable; read-only guards against accidents
 
 
 class LocalObjectStore(ClosingStore):
-    """Content-addressed objects in ``root``. Cheap to construct; folders appear on first put."""
+    """Content-addressed objects in ``root``. Cheap to construct; folders appear on first put.
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    With ``direct_io``, the bytes of an object past its first :data:`_DIRECT_FROM` are
+    written and read around the page cache (``O_DIRECT``, see
+    :mod:`~cairn.store.objects.direct`): less CPU per byte and no cache filled with big
+    objects written once, at the price of reading them back from the disk. Either way
+    every object can be read: the flag only picks the path.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, direct_io: bool = False) -> None:
         self._root = os.path.abspath(os.fspath(root))
         self._objects = os.path.join(self._root, "objects")
         self._tmp = os.path.join(self._root, "tmp")
+        self._direct_io = direct_io
 
     @property
     def root(self) -> str:
         return self._root
 
+    @property
+    def direct_io(self) -> bool:
+        return self._direct_io
+
     def __repr__(self) -> str:
-        return f"LocalObjectStore({self._root!r})"
+        direct = ", direct_io=True" if self._direct_io else ""
+        return f"LocalObjectStore({self._root!r}{direct})"
 
     # -- writes ---------------------------------------------------------------
 
@@ -73,15 +103,20 @@ class LocalObjectStore(ClosingStore):
         info = ObjectInfo(digest, len(data))
         if os.path.exists(self._path(digest)):
             return info  # already stored: skip the write entirely
-        tmp, fd = self._new_temp()
-        try:
-            _write_all(fd, memoryview(data))
-            _seal(fd)
-        except BaseException:
-            _discard(fd, tmp)
-            raise
-        os.close(fd)
-        self._install(tmp, digest)
+        if self._direct_io and len(data) > _DIRECT_FROM:
+            with self.open_writer() as writer:  # big: around the cache like the others
+                writer.write(data)
+                return writer.commit(digest)
+        with room_for(_NEW_OBJECT):
+            tmp, fd = self._new_temp()
+            try:
+                _write_all(fd, memoryview(data))
+                _seal(fd)
+            except BaseException:
+                _discard(fd, tmp)
+                raise
+            _close_or_remove(fd, tmp)
+            self._install(tmp, digest)
         return info
 
     def put_file(
@@ -131,14 +166,19 @@ class LocalObjectStore(ClosingStore):
     def _reader(self, digest: Digest) -> VerifyingReader:
         path = self._path(digest)
         try:
-            raw = open(path, "rb", buffering=0)  # noqa: SIM115 - owned by the reader
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             raise _not_found(digest) from None
+        raw: RawSource | None = None
         try:
-            size = os.fstat(raw.fileno()).st_size
-            _advise_sequential(raw.fileno())
+            size = os.fstat(fd).st_size
+            if self._direct_io and size > _DIRECT_FROM:
+                raw = start_read_ahead(fd, path, size, cached_until=_DIRECT_FROM)
+            if raw is None:  # small, no direct I/O, or readers enough at work
+                _advise_sequential(fd)
+                raw = open(fd, "rb", buffering=0)  # noqa: SIM115 - owned by the reader
         except BaseException:
-            raw.close()
+            os.close(fd)
             raise
         return VerifyingReader(raw, digest, size)
 
@@ -170,42 +210,35 @@ class LocalObjectStore(ClosingStore):
         fsync_dir(fanout)  # the rename itself must survive a crash, not only the bytes
 
 
-class LocalObjectWriter:
+class LocalObjectWriter(AbortingWriter):
     """One new object of a :class:`LocalObjectStore`, written piece by piece into a temp
     file (see :class:`~cairn.store.objects.port.ObjectWriter`)."""
 
     def __init__(self, store: LocalObjectStore) -> None:
         self._store = store
-        self._tmp, self._fd = store._new_temp()
-        self._pipe = _Writer(self._fd)
-        self._hasher = new_hasher()
-        self._size = 0
+        with room_for(_NEW_OBJECT):
+            self._tmp, self._fd = store._new_temp()
+        direct_path = self._tmp if store._direct_io else None
+        self._pipe = _Writer(self._fd, new_hasher(), direct_path=direct_path)
         self._open = True
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        # Hashed here, from ``data`` itself: no copy. A mutable buffer is written before
-        # returning, so nothing of it is kept; immutable ``bytes`` go to the worker
-        # thread, so the caller hashes its next piece while the disk takes this one.
-        # (``fill`` reads into our own buffers instead, so a source that changes cannot
-        # make the digest lie.)
+        # Copied into the writer's own buffers and hashed from there, so the digest is
+        # that of the bytes written even if ``data`` changes afterwards.
         self._check_open()
-        view = memoryview(data).cast("B")
         try:
-            self._hasher.update(view)
-            if isinstance(data, bytes) and len(view) >= _QUEUED_MIN:
-                self._pipe.submit_owned(view)
-            else:
-                self._pipe.write_now(view)
+            with room_for(_NEW_OBJECT):
+                self._pipe.append(memoryview(data).cast("B"))
         except BaseException:
             self.abort()
             raise
-        self._size += len(view)
 
     def fill(self, readinto: ReadInto) -> None:
         """Append everything ``readinto`` gives until EOF, read straight into the buffers."""
         self._check_open()
         try:
-            self._size += _pump(readinto, self._pipe, self._hasher)
+            with room_for(_NEW_OBJECT):
+                self._pipe.fill(readinto)
         except BaseException:
             self.abort()
             raise
@@ -213,34 +246,24 @@ class LocalObjectWriter:
     def commit(self, expected: Digest | None = None) -> ObjectInfo:
         self._check_open()
         self._open = False
-        try:
-            self._pipe.finish()
-            digest = Digest(self._hasher.hexdigest())
-            check_expected_digest(expected, digest)
-            _seal(self._fd)
-        except BaseException:
-            _discard(self._fd, self._tmp)
-            raise
-        os.close(self._fd)
-        self._store._install(self._tmp, digest)
-        return ObjectInfo(digest, self._size)
+        with room_for(_NEW_OBJECT):
+            try:
+                self._pipe.finish()
+                digest = self._pipe.digest()
+                check_expected_digest(expected, digest)
+                _seal(self._fd)
+            except BaseException:
+                _discard(self._fd, self._tmp)
+                raise
+            _close_or_remove(self._fd, self._tmp)
+            self._store._install(self._tmp, digest)
+        return ObjectInfo(digest, self._pipe.size)
 
     def abort(self) -> None:
         if self._open:
             self._open = False
             self._pipe.abort()
             _discard(self._fd, self._tmp)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.abort()
 
     def _check_open(self) -> None:
         if not self._open:
@@ -254,32 +277,34 @@ def write_file_atomically(readinto: ReadInto, dest: str | os.PathLike[str]) -> i
     temp file is removed and ``dest`` is left as it was. Returns the number of bytes.
     A download is a copy the object store can always make again, so it is atomic but
     not fsynced (like ``cp``): forcing it to disk halved download speed for nothing.
+    It goes through the page cache: a downloaded file is usually read soon after.
     """
     dest = os.path.abspath(os.fspath(dest))
     folder, name = os.path.split(dest)
     if os.path.isdir(dest):
         raise InvalidArgument("dest", f"{dest!r} is a folder, not a file path")
-    try:
-        # Honour the umask like any new file (mkstemp would force 0o600).
-        tmp, fd = _create_exclusive(folder, f".{name[:100]}.", ".cairn-tmp", 0o666)
-    except FileNotFoundError:
-        raise NotFound(f"folder {folder!r} does not exist", path=folder) from None
-    pipe = _Writer(fd, durable=False)
-    try:
-        size = _pump(readinto, pipe, None)
-        pipe.finish()
-    except BaseException:
-        pipe.abort()
-        _discard(fd, tmp)
-        raise
-    os.close(fd)
-    try:
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return size
+    with room_for(dest, path=dest):
+        try:
+            # Honour the umask like any new file (mkstemp would force 0o600).
+            tmp, fd = _create_exclusive(folder, f".{name[:100]}.", ".cairn-tmp", 0o666)
+        except FileNotFoundError:
+            raise NotFound(f"folder {folder!r} does not exist", path=folder) from None
+        pipe = _Writer(fd, None, durable=False)
+        try:
+            pipe.fill(readinto)
+            pipe.finish()
+        except BaseException:
+            pipe.abort()
+            _discard(fd, tmp)
+            raise
+        _close_or_remove(fd, tmp)
+        try:
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    return pipe.size
 
 
 # -- streaming ------------------------------------------------------------------
@@ -301,96 +326,122 @@ def _readinto_of(src: BinaryIO) -> ReadInto:
     return copy_in
 
 
-def _pump(readinto: ReadInto, pipe: _Writer, hasher: Hasher | None) -> int:
-    """Copy from ``readinto`` into ``pipe`` until EOF, hashing each chunk before it is
-    queued. The caller finishes or aborts the pipe."""
-    size = 0
-    while True:
-        buffer = pipe.take_buffer()
-        n = readinto(buffer)
-        if n is None:
-            raise InvalidArgument("src", "non-blocking streams are not supported")
-        if n == 0:
-            pipe.release(buffer)
-            return size
-        if hasher is not None:
-            hasher.update(buffer[:n])
-        pipe.submit(buffer, n)
-        size += n
-
-
 class _Writer:
-    """Writes chunks to ``fd`` on a worker thread, in order.
+    """Bytes into ``fd``: copied or read into chunk buffers, hashed (with ``hasher``)
+    on the caller's thread, written in order on a worker thread.
 
-    Two kinds of chunk: our own reusable buffers (``take_buffer``/``submit``, a few of
-    them, recycled once written) and caller's immutable bytes (``submit_owned``, at most
-    :data:`_BUFFERS` queued at once). The first buffer is written inline: most objects
-    fit in one chunk, and they should not pay for a thread.
+    A few buffers per writer, recycled once written. The first chunk is written inline:
+    most objects fit in one, and they should not pay for a thread. With
+    ``direct_path`` (the file's own path), whole chunks from :data:`_DIRECT_FROM` on are
+    written with ``O_DIRECT``: no page-cache copy, which is most of the CPU a big write
+    costs (a file system that refuses it gets buffered writes).
     """
 
-    def __init__(self, fd: int, *, durable: bool = True) -> None:
-        self._durable = durable
+    def __init__(
+        self,
+        fd: int,
+        hasher: Hasher | None,
+        *,
+        direct_path: str | None = None,
+        durable: bool = True,
+    ) -> None:
         self._fd = fd
+        self._hasher = hasher
+        self._direct_path = direct_path
+        self._direct_fd: int | None = None
+        self._durable = durable
         self._free: queue.SimpleQueue[memoryview] = queue.SimpleQueue()
-        self._allocated = 0
-        self._owned = threading.Semaphore(_BUFFERS)
-        self._todo: queue.SimpleQueue[tuple[memoryview, int, bool] | None] = queue.SimpleQueue()
+        self._allocated: list[memoryview] = []
+        self._todo: queue.SimpleQueue[tuple[memoryview, int] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._offset = 0
+        self._current: memoryview | None = None  # the buffer being filled
+        self._held = 0  # bytes in it
+        self._size = 0  # bytes taken in
+        self._offset = 0  # bytes written (worker thread)
         self._error: BaseException | None = None
 
-    def take_buffer(self) -> memoryview:
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def digest(self) -> Digest:
+        assert self._hasher is not None
+        return Digest(self._hasher.hexdigest())
+
+    def append(self, view: memoryview) -> None:
+        """Copy ``view`` in; nothing of it is referenced once this returns."""
+        while view:
+            buffer = self._buffer()
+            n = min(len(view), len(buffer) - self._held)
+            buffer[self._held : self._held + n] = view[:n]
+            view = view[n:]
+            self._took(buffer, n)
+
+    def fill(self, readinto: ReadInto) -> None:
+        """Read from ``readinto`` straight into the buffers until EOF."""
+        while True:
+            buffer = self._buffer()
+            n = readinto(buffer[self._held :])
+            if n is None:
+                raise InvalidArgument("src", "non-blocking streams are not supported")
+            if n == 0:
+                return
+            self._took(buffer, n)
+
+    def finish(self) -> None:
+        try:
+            if self._current is not None and self._held:
+                self._submit(self._current, self._held)
+                self._current = None
+            self._stop()
+            if self._error is not None:
+                raise self._error
+        finally:
+            self._release()
+
+    def abort(self) -> None:
+        self._stop()
+        self._release()
+
+    def _buffer(self) -> memoryview:
+        if self._current is None:
+            self._current = self._take_buffer()
+            self._held = 0
+        return self._current
+
+    def _took(self, buffer: memoryview, n: int) -> None:
+        if self._hasher is not None:
+            self._hasher.update(buffer[self._held : self._held + n])
+        self._held += n
+        self._size += n
+        if self._held == len(buffer):
+            self._current = None
+            self._submit(buffer, self._held)
+
+    def _take_buffer(self) -> memoryview:
         if self._error is not None:
             raise self._error
         try:
             buffer = self._free.get_nowait()
         except queue.Empty:
-            if self._allocated < _BUFFERS:
-                self._allocated += 1
-                return memoryview(bytearray(_CHUNK))
+            if len(self._allocated) < _BUFFERS:
+                buffer = chunks.take()
+                self._allocated.append(buffer)
+                return buffer
             buffer = self._free.get()  # wait for the worker to finish one
         if self._error is not None:
             raise self._error
         return buffer
 
-    def submit(self, buffer: memoryview, n: int) -> None:
+    def _submit(self, buffer: memoryview, n: int) -> None:
         if self._thread is None and self._offset == 0:
             self._write(buffer, n)
             self._free.put(buffer)
             return
-        self._queue(buffer, n, False)
-
-    def submit_owned(self, view: memoryview) -> None:
-        """Queue ``view`` (of immutable bytes) to be written; waits while too many are."""
-        if self._error is not None:
-            raise self._error
-        self._owned.acquire()
-        self._queue(view, len(view), True)
-
-    def write_now(self, view: memoryview) -> None:
-        """Write ``view`` on the calling thread, after every chunk queued before it."""
-        self._stop()
-        if self._error is not None:
-            raise self._error
-        self._write(view, len(view))
-
-    def release(self, buffer: memoryview) -> None:
-        """Give back a buffer that was taken but not submitted."""
-        self._free.put(buffer)
-
-    def finish(self) -> None:
-        self._stop()
-        if self._error is not None:
-            raise self._error
-
-    def abort(self) -> None:
-        self._stop()
-
-    def _queue(self, buffer: memoryview, n: int, owned: bool) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="cairn-object-writer")
             self._thread.start()
-        self._todo.put((buffer, n, owned))
+        self._todo.put((buffer, n))
 
     def _stop(self) -> None:
         if self._thread is not None:
@@ -398,24 +449,57 @@ class _Writer:
             self._thread.join()
             self._thread = None
 
+    def _release(self) -> None:
+        """Close the direct descriptor and hand the buffers back, once no thread uses
+        them (if stopping the worker was interrupted, they are left to it)."""
+        if self._thread is not None:
+            return
+        if self._direct_fd is not None:
+            os.close(self._direct_fd)
+            self._direct_fd = None
+        self._current = None
+        for buffer in self._allocated:
+            chunks.give_back(buffer)
+        self._allocated.clear()
+
     def _run(self) -> None:
         while (item := self._todo.get()) is not None:
-            buffer, n, owned = item
+            buffer, n = item
             if self._error is None:
                 try:
                     self._write(buffer, n)
                 except BaseException as exc:  # handed to the caller's thread
                     self._error = exc
-            if owned:
-                self._owned.release()
-            else:
-                self._free.put(buffer)
+            self._free.put(buffer)
 
     def _write(self, buffer: memoryview, n: int) -> None:
-        _write_all(self._fd, buffer[:n])
+        view = buffer[:n]
+        if n == CHUNK and self._offset >= _DIRECT_FROM and (fd := self._direct()) is not None:
+            written = pwrite_direct(fd, view, self._offset)
+            if not written:
+                self._no_direct()
+            self._offset += written
+            view = view[written:]
+            if not view:
+                return
+        _pwrite_all(self._fd, view, self._offset)
         if self._durable:
-            _start_writeback(self._fd, self._offset, n)
-        self._offset += n
+            _start_writeback(self._fd, self._offset, len(view))
+        self._offset += len(view)
+
+    def _direct(self) -> int | None:
+        """The file's ``O_DIRECT`` descriptor, opened on first use; None if there is none."""
+        if self._direct_fd is None and self._direct_path is not None:
+            self._direct_fd = open_direct(self._direct_path, os.O_WRONLY)
+            if self._direct_fd is None:
+                self._no_direct()
+        return self._direct_fd
+
+    def _no_direct(self) -> None:
+        """Refused (by the file system, or this alignment): buffered from now on."""
+        if self._direct_fd is not None:
+            os.close(self._direct_fd)
+        self._direct_fd, self._direct_path = None, None
 
 
 # -- small filesystem helpers ---------------------------------------------------
@@ -426,15 +510,35 @@ def _write_all(fd: int, view: memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
+
+
 def _seal(fd: int) -> None:
     os.fchmod(fd, _OBJECT_MODE)
     os.fsync(fd)
 
 
 def _discard(fd: int, path: str) -> None:
-    os.close(fd)
+    """Close and remove a temp file that is given up (the error that gave it up is the
+    one to report, not what the close says: the descriptor is released either way)."""
+    with contextlib.suppress(OSError):
+        os.close(fd)
     with contextlib.suppress(OSError):
         os.unlink(path)
+
+
+def _close_or_remove(fd: int, path: str) -> None:
+    """Close a finished temp file; removed if the close reports a late write error (the
+    descriptor is released either way, so it is never closed twice)."""
+    try:
+        os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
 
 
 def _create_exclusive(folder: str, prefix: str, suffix: str, mode: int) -> tuple[str, int]:
@@ -484,6 +588,27 @@ def _start_writeback(fd: int, offset: int, length: int) -> None:
     # 2x faster durable writes than a plain write + fsync.
     if hasattr(os, "posix_fadvise"):
         os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
+_NEW_OBJECT: Final = "a new object in the object store"
+_FULL: Final = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+@contextlib.contextmanager
+def room_for(what: str, **details: str) -> Iterator[None]:
+    """Report a full disk or quota (``ENOSPC``, ``EDQUOT``) while writing ``what`` as
+    :class:`StorageFull`; other errors pass unchanged. Nested, the outermost ``what``
+    names it (a tree's download, not the hidden staging file that hit the limit)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _FULL:
+            raise
+        raise StorageFull(f"no room left for {what}: {exc.strerror or exc}", **details) from exc
+    except StorageFull as exc:
+        cause = exc.__cause__
+        reason = cause.strerror if isinstance(cause, OSError) and cause.strerror else exc
+        raise StorageFull(f"no room left for {what}: {reason}", **details) from cause
 
 
 def _not_found(digest: Digest) -> NotFound:

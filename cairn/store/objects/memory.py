@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 import os
 import threading
-from types import TracebackType
-from typing import BinaryIO, Self
+from typing import BinaryIO
 
 from cairn.core.digest import Digest, digest_bytes, parse_digest
 from cairn.core.errors import InvalidArgument, NotFound
 from cairn.store.objects.local import write_file_atomically
 from cairn.store.objects.port import (
+    AbortingWriter,
     ClosingStore,
     ObjectInfo,
     Progress,
@@ -97,7 +97,7 @@ class MemoryObjectStore(ClosingStore):
         return VerifyingReader(io.BytesIO(data), parse_digest(digest), len(data))
 
 
-class MemoryObjectWriter:
+class MemoryObjectWriter(AbortingWriter):
     """One new object of a :class:`MemoryObjectStore`, collected piece by piece."""
 
     def __init__(self, store: MemoryObjectStore) -> None:
@@ -114,17 +114,6 @@ class MemoryObjectWriter:
 
     def abort(self) -> None:
         self._chunks = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.abort()
 
     def _live(self) -> list[bytes]:
         if self._chunks is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol, Self
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
 __all__ = [
+    "AbortingWriter",
+    "ClosingStore",
     "ObjectInfo",
     "ObjectStore",
     "ObjectWriter",
@@ -69,8 +72,8 @@ class ObjectWriter(Protocol):
     """
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Append ``data``. A mutable buffer is not referenced once this returns (the
-        caller may reuse it); immutable ``bytes`` may be queued and written later."""
+        """Append ``data``, which is not referenced once this returns (the caller may
+        reuse its buffer)."""
         ...
 
     def commit(self, expected: Digest | None = None) -> ObjectInfo:
@@ -254,3 +257,22 @@ class ClosingStore:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class AbortingWriter(ABC):
+    """What both adapters' writers share: a ``with`` block left without a commit aborts."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Discard the bytes; no error if already committed or aborted."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.abort()
