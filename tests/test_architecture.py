@@ -1,11 +1,22 @@
-"""Layers point down: read every import under cairn/ and fail on an arrow upward.
+"""The shape of the package, read from every import under cairn/: an allowlist per layer.
 
-core (0) -> store (1) -> service (2) -> faces (3: server, ui, cli, client). A module imports
-only from its own layer or lower; faces do not import each other, except the server mounts the
-UI and the CLI is built on the client (and starts the server). The package entry modules
-(``cairn/__init__.py``, ``cairn/__main__.py``) may import anything. ``cairn.core`` is pure: no
-stdlib module that does I/O. Every import counts, including those under ``if TYPE_CHECKING:``
-and inside functions.
+Layers: core (0) -> files, store (1) -> service (2) -> faces (3: server, ui, cli, client).
+
+- A module imports only from its own layer or lower (``files`` and ``store`` share layer 1,
+  but ``files`` imports nothing of ``store``: the store, the service and the faces all
+  write local files with it).
+- ``cairn.core`` is pure: of the standard library it imports only :data:`CORE_STDLIB` (no
+  I/O, no clock, no garbage collector), of other packages only :data:`CORE_THIRD_PARTY`,
+  and it calls no built-in that does I/O (:data:`CORE_FORBIDDEN_BUILTINS`).
+- Faces never import ``cairn.store``: they go through the service. Faces do not import
+  each other, except that the server mounts the UI and the CLI is built on the client
+  (and starts the server).
+- Inside the store, the metadata store and the object stores do not import each other,
+  and no object-store adapter imports another: each knows only the port.
+
+The package entry modules (``cairn/__init__.py``, ``cairn/__main__.py``) may import
+anything. Every import counts, including those under ``if TYPE_CHECKING:`` and inside
+functions.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / PACKAGE
 
 LAYERS: dict[str, int] = {
     "cairn.core": 0,
+    "cairn.files": 1,
     "cairn.store": 1,
     "cairn.service": 2,
     "cairn.server": 3,
@@ -28,27 +40,47 @@ LAYERS: dict[str, int] = {
     "cairn.cli": 3,
     "cairn.client": 3,
 }
-# Face -> the other faces it may import.
-FACE_IMPORTS: dict[str, frozenset[str]] = {
+# Layer -> the other layers of the same level it may import.
+SIDEWAYS: dict[str, frozenset[str]] = {
+    "cairn.store": frozenset({"cairn.files"}),
     "cairn.server": frozenset({"cairn.ui"}),
     "cairn.cli": frozenset({"cairn.client", "cairn.server"}),
 }
+FACES = frozenset({"cairn.server", "cairn.ui", "cairn.cli", "cairn.client"})
 ENTRY_MODULES = frozenset({"cairn", "cairn.__main__"})
-CORE_FORBIDDEN_STDLIB = frozenset(
+# What the pure core may import: values and computation only.
+CORE_STDLIB = frozenset(
     {
-        "os",
-        "io",
-        "sqlite3",
-        "socket",
-        "subprocess",
-        "pathlib",
-        "shutil",
-        "tempfile",
-        "threading",
-        "urllib",
-        "http",
+        "__future__",
+        "abc",
+        "array",
+        "collections",
+        "dataclasses",
+        "enum",
+        "functools",
+        "itertools",
+        "json",
+        "math",
+        "numbers",
+        "operator",
+        "re",
+        "secrets",  # random bits for ids; the caller may pass its own source
+        "string",
+        "struct",
+        "types",
+        "typing",
+        "unicodedata",
+        "uuid",
     }
 )
+CORE_THIRD_PARTY = frozenset({"blake3"})
+CORE_FORBIDDEN_BUILTINS = frozenset(
+    {"open", "print", "input", "breakpoint", "__import__", "exec", "eval", "compile"}
+)
+# Store packages that must not import each other, and object-store modules that may
+# import only the port (and their own helpers).
+STORE_SIDES = ("cairn.store.metadata", "cairn.store.objects")
+OBJECT_ADAPTERS = frozenset({"cairn.store.objects.local", "cairn.store.objects.memory"})
 
 
 @dataclass(frozen=True)
@@ -65,13 +97,13 @@ class Violation:
 def layer_of(module: str) -> str | None:
     """The layer package ``module`` sits in, or None."""
     for layer in LAYERS:
-        if module == layer or module.startswith(layer + "."):
+        if _under(module, layer):
             return layer
     return None
 
 
-def _in_package(module: str) -> bool:
-    return module == PACKAGE or module.startswith(PACKAGE + ".")
+def _under(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
 
 
 def resolve_imports(
@@ -111,7 +143,7 @@ def check_source(
     is_package: bool = False,
     known_modules: frozenset[str] = frozenset(),
 ) -> list[Violation]:
-    """The layer violations of one module, given its source and dotted name."""
+    """The rule violations of one module, given its source and dotted name."""
     tree = ast.parse(source, filename=path)
     if module in ENTRY_MODULES:
         return []
@@ -122,17 +154,26 @@ def check_source(
     for node, target in resolve_imports(
         tree, module, is_package=is_package, known_modules=known_modules
     ):
-        broken = _import_rule_broken(own, target)
+        broken = _import_rule_broken(module, own, target)
         if broken:
             violations.append(Violation(path, node.lineno, ast.unparse(node), broken))
+    if own == "cairn.core":
+        for call in ast.walk(tree):
+            if (
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Name)
+                and call.func.id in CORE_FORBIDDEN_BUILTINS
+            ):
+                reason = f"cairn.core is pure: it must not call {call.func.id}()"
+                violations.append(Violation(path, call.lineno, ast.unparse(call), reason))
     return sorted(violations, key=lambda v: v.line)
 
 
-def _import_rule_broken(own: str, target: str) -> str | None:
-    if not _in_package(target):
-        top = target.partition(".")[0]
-        if own == "cairn.core" and top in CORE_FORBIDDEN_STDLIB:
-            return f"cairn.core is pure, it must not import {top} (I/O)"
+def _import_rule_broken(module: str, own: str, target: str) -> str | None:
+    top = target.partition(".")[0]
+    if top != PACKAGE:
+        if own == "cairn.core" and top not in CORE_STDLIB | CORE_THIRD_PARTY:
+            return f"cairn.core is pure: {top} is not on its allowlist (no I/O, clock or gc)"
         return None
     if target in ENTRY_MODULES:
         return f"imports the package entry {target}, which sits above every layer"
@@ -141,8 +182,21 @@ def _import_rule_broken(own: str, target: str) -> str | None:
         return f"imports {target}, which belongs to no layer"
     if LAYERS[layer] > LAYERS[own]:
         return f"upward import: {own} (layer {LAYERS[own]}) -> {layer} (layer {LAYERS[layer]})"
-    if LAYERS[layer] == LAYERS[own] and layer != own and layer not in FACE_IMPORTS.get(own, ()):
-        return f"faces do not import each other: {own} -> {layer}"
+    if LAYERS[layer] == LAYERS[own] and layer != own and layer not in SIDEWAYS.get(own, ()):
+        return f"{own} must not import {layer}, which sits beside it"
+    if own in FACES and layer == "cairn.store":
+        return f"faces never import the store ({target}): they go through the service"
+    return _store_rule_broken(module, target)
+
+
+def _store_rule_broken(module: str, target: str) -> str | None:
+    for side in STORE_SIDES:
+        other = [s for s in STORE_SIDES if s != side]
+        if _under(module, side) and any(_under(target, o) for o in other):
+            return f"{side} must not import {target}: the two stores stand apart"
+    adapter = next((a for a in OBJECT_ADAPTERS if _under(module, a)), None)
+    if adapter is not None and any(_under(target, a) for a in OBJECT_ADAPTERS if a != adapter):
+        return f"object-store adapters never import each other ({target}): share the port"
     return None
 
 
@@ -202,17 +256,41 @@ KNOWN = frozenset({"cairn", "cairn.core", "cairn.core.ids", "cairn.store", "cair
         # The package entry re-exports the client: importing it from a layer points up.
         ("cairn.core.ids", False, "from cairn import Client", ["package entry"]),
         ("cairn.store.x", False, "import cairn", ["package entry"]),
-        # Faces.
-        ("cairn.client._client", False, "from cairn.cli import main", ["faces"]),
-        ("cairn.ui.pages", False, "from cairn.server import app", ["faces"]),
-        ("cairn.server.app", False, "from cairn.cli import main", ["faces"]),
+        # Faces: not each other (but the allowed pairs), and never the store.
+        ("cairn.client._client", False, "from cairn.cli import main", ["beside"]),
+        ("cairn.ui.pages", False, "from cairn.server import app", ["beside"]),
+        ("cairn.server.app", False, "from cairn.cli import main", ["beside"]),
         ("cairn.server.app", False, "from cairn.ui import pages", []),
         ("cairn.cli.main", False, "from cairn.client import Client\nimport cairn.server", []),
-        # Core purity.
-        ("cairn.core.ids", False, "import os.path", ["pure"]),
-        ("cairn.core.ids", False, "from pathlib import Path", ["pure"]),
-        ("cairn.core.ids", False, "import urllib.parse, json", ["pure"]),
-        ("cairn.core.ids", False, "import json, uuid, secrets, osmosis", []),
+        ("cairn.server.routes.a", False, "from cairn.store.objects.port import W", ["never"]),
+        ("cairn.client._http", False, "import cairn.store.objects.local", ["never"]),
+        ("cairn.client._http", False, "from cairn.files.writing import w", []),
+        ("cairn.client._http", False, "from cairn.service.contracts import B", []),
+        # files and store share a layer; files stands below the store.
+        ("cairn.files.writing", False, "from cairn.store.objects import port", ["beside"]),
+        ("cairn.store.objects.local", False, "from cairn.files.writing import w", []),
+        # Inside the store.
+        (
+            "cairn.store.objects.memory",
+            False,
+            "from cairn.store.objects.local import w",
+            ["adapters"],
+        ),
+        ("cairn.store.objects.local", False, "from .memory import M", ["adapters"]),
+        ("cairn.store.objects.local", False, "from .port import ObjectStore", []),
+        ("cairn.store.metadata.tx", False, "from cairn.store.objects import port", ["apart"]),
+        ("cairn.store.objects.local", False, "import cairn.store.metadata.tx", ["apart"]),
+        # Core purity: an allowlist, not a blocklist.
+        ("cairn.core.ids", False, "import os.path", ["allowlist"]),
+        ("cairn.core.ids", False, "from pathlib import Path", ["allowlist"]),
+        ("cairn.core.ids", False, "import urllib.parse, json", ["allowlist"]),
+        ("cairn.core.ids", False, "import time", ["allowlist"]),
+        ("cairn.core.ids", False, "import gc", ["allowlist"]),
+        ("cairn.core.ids", False, "import numpy", ["allowlist"]),
+        ("cairn.core.ids", False, "import json, uuid, secrets, blake3", []),
+        ("cairn.core.ids", False, "def f(p):\n    return open(p).read()", ["open()"]),
+        ("cairn.core.ids", False, "def f(x):\n    print(x)", ["print()"]),
+        ("cairn.core.ids", False, "def f(x):\n    return x.open()", []),  # a method
         ("cairn.store.objects.local", False, "import os, io, threading", []),
         # Allowed: own layer and below, relative or absolute.
         ("cairn.core.tree", False, "from .ids import new_id\nfrom cairn.core import ids", []),

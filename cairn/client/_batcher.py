@@ -1,10 +1,19 @@
 """The background metric logger: training code never waits on the store.
 
-``log`` appends a point to its series' column buffers and returns; one daemon
-thread per client hands the buffers to the backend in batches (one transaction,
-or one request, each). ``flush`` waits until everything queued before it has
-landed. A failed write is kept and raised on the next ``log`` or ``flush`` call,
-so it is never swallowed.
+``log`` appends a point to its series' column buffers and returns; one daemon thread per
+client hands the buffers to the backend in batches (one transaction, or one request,
+each). ``flush`` waits until everything queued before it has landed. A failed write is
+kept and raised on the next ``log`` or ``flush`` call, so it is never swallowed.
+
+**Default steps.** A point logged without a step takes the series' next step: one past
+the highest step logged so far, continuing after what the store already holds. A series
+of a run this client created starts at 0. For any other run (reopened, or got by name)
+the store must be asked, and the training thread must not wait for that: such a series
+is *unresolved* until the writer thread has asked. Meanwhile its default points are
+queued with the step :data:`_DEFAULT` (steps are never negative), and the writer thread,
+once it knows the highest stored step, replays the series in logging order with the
+same rule (a default point takes ``next``; any point at or past ``next`` moves it on),
+so the numbering is exactly what it would have been had the answer come at once.
 """
 
 from __future__ import annotations
@@ -13,27 +22,30 @@ import atexit
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Final
 
 from cairn.core.columns import MetricBatch, SeriesPoints
 from cairn.core.errors import CairnError
+from cairn.service.contracts import Metrics
 
 __all__ = ["MetricBatcher"]
 
-WriteBatch = Callable[[MetricBatch], None]
+_DEFAULT: Final = -1  # a queued point's step, to be given once its series is resolved
 _live: weakref.WeakSet[MetricBatcher] = weakref.WeakSet()
+Series = tuple[str, str]  # (run id, metric key)
 
 
 class MetricBatcher:
     def __init__(
         self,
-        write: WriteBatch,
+        metrics: Metrics,
         *,
         batch_size: int,
         interval: float,
         max_queue: int,
     ) -> None:
-        self._write = write
+        self._metrics = metrics
         self._batch_size = batch_size
         self._interval = interval
         self._max_queue = max_queue
@@ -47,19 +59,29 @@ class MetricBatcher:
         self._error: BaseException | None = None
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._next: dict[Series, int] = {}  # the next default step of a resolved series
+        self._fresh: set[str] = set()  # runs created by this client: nothing stored yet
+        self._unresolved: set[Series] = set()  # series queued with _DEFAULT steps
         _live.add(self)
 
     # -- producer side ----------------------------------------------------------------
-    def log(self, run_id: str, key: str, step: int, timestamp: int, value: float) -> None:
+    def fresh_run(self, run_id: str) -> None:
+        """``run_id`` was just created: its series start at step 0, no need to ask."""
+        with self._lock:
+            self._fresh.add(run_id)
+
+    def log(self, run_id: str, key: str, step: int | None, timestamp: int, value: float) -> None:
+        """Queue one point; ``step`` None takes the series' next step."""
         if self._error is not None:
             self._raise_error()
         with self._lock:  # the raw lock: this is the hot path
             if self._closed:
                 raise CairnError("the client is closed; no more metrics can be logged")
-            series = self._pending.get((run_id, key))
+            name = (run_id, key)
+            series = self._pending.get(name)
             if series is None:
-                series = self._pending[(run_id, key)] = SeriesPoints()
-            series.steps.append(step)
+                series = self._pending[name] = SeriesPoints()
+            series.steps.append(self._step(name, step))
             series.timestamps.append(timestamp)
             series.values.append(value)
             self._queued += 1
@@ -69,20 +91,26 @@ class MetricBatcher:
             self._wake(size)
 
     def log_many(
-        self, run_id: str, points: Sequence[tuple[str, int, float]], timestamp: int
+        self,
+        run_id: str,
+        points: Sequence[tuple[str, float]],
+        step: int | None,
+        timestamp: int,
     ) -> None:
-        """Several keys of one run at once: (key, step, value) each."""
+        """Several keys of one run at once, (key, value) each, all with one ``step`` (None:
+        each series' next) and one timestamp."""
         if self._error is not None:
             self._raise_error()
         with self._lock:
             if self._closed:
                 raise CairnError("the client is closed; no more metrics can be logged")
             pending = self._pending
-            for key, step, value in points:
-                series = pending.get((run_id, key))
+            for key, value in points:
+                name = (run_id, key)
+                series = pending.get(name)
                 if series is None:
-                    series = pending[(run_id, key)] = SeriesPoints()
-                series.steps.append(step)
+                    series = pending[name] = SeriesPoints()
+                series.steps.append(self._step(name, step))
                 series.timestamps.append(timestamp)
                 series.values.append(value)
             self._queued += len(points)
@@ -90,6 +118,20 @@ class MetricBatcher:
             size = self._size
         if size >= self._batch_size or self._thread is None:
             self._wake(size)
+
+    def _step(self, name: Series, step: int | None) -> int:
+        """The step to queue for a point of ``name`` (under the lock)."""
+        nxt = self._next.get(name)
+        if nxt is None:
+            if name[0] not in self._fresh:
+                self._unresolved.add(name)
+                return _DEFAULT if step is None else step
+            nxt = 0
+        if step is None:
+            step = nxt
+        if step >= nxt:
+            self._next[name] = step + 1
+        return step
 
     def _wake(self, size: int) -> None:
         with self._cond:
@@ -152,15 +194,50 @@ class MetricBatcher:
                     continue
                 batch, size = self._pending, self._size
                 self._pending, self._size = {}, 0
+                unresolved = [name for name in batch if name in self._unresolved]
                 self._cond.notify_all()  # producers held back by max_queue may go on
             try:
-                self._write(batch)
+                if unresolved:
+                    self._resolve(batch, unresolved)
+                self._metrics.log_metric_batch(batch, validated=True)
             except BaseException as exc:  # kept, and raised to the user later
                 with self._cond:
                     self._error = exc
             with self._cond:
                 self._settled += size
                 self._cond.notify_all()
+
+    def _resolve(self, batch: MetricBatch, names: Iterable[Series]) -> None:
+        """Give the default points of ``names`` their steps, from the highest step the
+        store holds: in ``batch``, and in what was queued since (under the lock)."""
+        by_run: dict[str, list[str]] = {}
+        for run_id, key in names:
+            by_run.setdefault(run_id, []).append(key)
+        stored: dict[Series, int] = {}
+        for run_id, keys in by_run.items():  # one question per run
+            latest = self._metrics.get_latest_metrics(run_id, keys)
+            for key in keys:
+                point = latest.get(key)
+                stored[(run_id, key)] = 0 if point is None else point.step + 1
+        with self._lock:
+            for name, first in stored.items():
+                nxt = _replay(batch[name], first)
+                queued = self._pending.get(name)
+                if queued is not None:
+                    nxt = _replay(queued, nxt)
+                self._next[name] = nxt
+                self._unresolved.discard(name)
+
+
+def _replay(series: SeriesPoints, nxt: int) -> int:
+    """Give ``series``' default points their steps, starting at ``nxt``; the next one."""
+    steps = series.steps
+    for i, logged in enumerate(steps):
+        step = nxt if logged == _DEFAULT else logged
+        steps[i] = step
+        if step >= nxt:
+            nxt = step + 1
+    return nxt
 
 
 @atexit.register

@@ -4,27 +4,26 @@ from __future__ import annotations
 
 import getpass
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any
 
 from cairn.client._batcher import MetricBatcher
 from cairn.client._entities import Experiment, Project, Run
 from cairn.core.errors import InvalidArgument
 from cairn.core.settings import Settings, settings_from
-from cairn.service import TrackingService, open_service
-from cairn.service.base import system_clock
-
-if TYPE_CHECKING:
-    from cairn.client._http import HttpBackend
-
-# The in-process service or the HTTP backend: the client calls only what both offer.
-Backend = Union["TrackingService", "HttpBackend"]
+from cairn.service.contracts import Backend
 
 __all__ = ["Client"]
 
 DEFAULT_PROJECT = "default"
 DEFAULT_EXPERIMENT = "default"
+
+
+def _system_clock() -> int:
+    """Milliseconds since the Unix epoch."""
+    return time.time_ns() // 1_000_000
 
 
 def _os_user() -> str:
@@ -51,7 +50,7 @@ class Client:
         home: str | os.PathLike[str] | None = None,
         store: str | None = None,
         settings: Settings | None = None,
-        clock: Callable[[], int] = system_clock,
+        clock: Callable[[], int] | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
@@ -64,21 +63,25 @@ class Client:
             self.settings = settings_from(env, **overrides)
         else:
             self.settings = settings.replace(**{k: v for k, v in overrides.items() if v})
-        self._clock = clock
+        self._clock = clock or _system_clock
         self._backend: Backend
+        # Each backend is imported only when chosen: the HTTP one must not load the
+        # stores (SQLAlchemy) that the embedded one is built on.
         if self.settings.url is not None and store is None and home is None:
             from cairn.client._http import HttpBackend
 
             self._backend = HttpBackend(self.settings.url, self.settings)
         else:
-            self._backend = open_service(self.settings, clock)
+            from cairn.service import open_service
+
+            self._backend = open_service(self.settings, self._clock)
         self._batcher = MetricBatcher(
-            self._backend.log_metric_batch_validated,
+            self._backend.metrics,
             batch_size=self.settings.batch_size,
             interval=self.settings.flush_interval,
             max_queue=self.settings.max_queue,
         )
-        self._next_steps: dict[str, dict[str, int]] = {}
+        self._metric_keys: set[str] = set()  # keys that passed check_name
         self._owner = _os_user()
         self._project: Project | None = None
         self._experiment: Experiment | None = None
@@ -115,7 +118,7 @@ class Client:
         owner: str | None = None,
     ) -> Project:
         """Get or create the project ``name`` and make it the current one."""
-        info = self._backend.set_project(
+        info = self._backend.entities.set_project(
             name, description=description, tags=tags, owner=owner or self._owner
         )
         self._project = Project(self, info)
@@ -126,12 +129,12 @@ class Client:
         if (name is None) == (id is None):
             raise InvalidArgument("name", "give exactly one of name and id")
         if id is not None:
-            return Project(self, self._backend.get_project(id))
+            return Project(self, self._backend.entities.get_project(id))
         assert name is not None
-        return Project(self, self._backend.get_project_by_name(name))
+        return Project(self, self._backend.entities.get_project_by_name(name))
 
     def list_projects(self) -> list[Project]:
-        return [Project(self, p) for p in self._backend.list_projects()]
+        return [Project(self, p) for p in self._backend.entities.list_projects()]
 
     def set_experiment(
         self,
@@ -144,7 +147,7 @@ class Client:
     ) -> Experiment:
         """Get or create an experiment in the current project and make it current."""
         parent = project or self._current_project()
-        info = self._backend.set_experiment(
+        info = self._backend.entities.set_experiment(
             parent.id, name, description=description, tags=tags, owner=owner or self._owner
         )
         self._project = parent
@@ -152,7 +155,7 @@ class Client:
         return self._experiment
 
     def get_experiment(self, id: str) -> Experiment:
-        return Experiment(self, self._backend.get_experiment(id))
+        return Experiment(self, self._backend.entities.get_experiment(id))
 
     def _current_project(self) -> Project:
         if self._project is None:
@@ -177,7 +180,7 @@ class Client:
         parent: Run | None = None,
     ) -> Run:
         """Get or create the run ``name`` in the current experiment."""
-        info = self._backend.set_run(
+        info = self._backend.entities.set_run(
             self._current_experiment().id,
             name,
             parent_id=None if parent is None else parent.id,
@@ -202,7 +205,7 @@ class Client:
         """Create a new run (a generated unique name unless given). Use it in a
         ``with`` block to end it as finished, or failed if the block raises."""
         experiment_id = parent.experiment_id if parent else self._current_experiment().id
-        info = self._backend.create_run(
+        info = self._backend.entities.create_run(
             experiment_id,
             name,
             parent_id=None if parent is None else parent.id,
@@ -210,17 +213,18 @@ class Client:
             owner=self._owner,
             tags=tags,
         )
+        self._batcher.fresh_run(info.id)  # no metrics stored yet: steps start at 0
         run = Run(self, info)
         if hyperparameters:
             run.log_hyperparameters(hyperparameters)
         return run
 
     def get_run(self, id: str) -> Run:
-        return Run(self, self._backend.get_run(id))
+        return Run(self, self._backend.entities.get_run(id))
 
     def restore_run(self, id: str) -> Run:
-        return Run(self, self._backend.restore_run(id))
+        return Run(self, self._backend.entities.restore_run(id))
 
     def delete_run(self, id: str) -> None:
         self._batcher.flush()
-        self._backend.delete_run(id)
+        self._backend.entities.delete_run(id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -23,8 +24,8 @@ from cairn.core.validation import check_metric_value, check_name, check_step, ch
 
 if TYPE_CHECKING:
     from cairn.client._client import Client
-    from cairn.service.artifacts import ArtifactSource
-    from cairn.store.objects.port import Progress
+    from cairn.core.objects import Progress
+    from cairn.files.artifacts import ArtifactSource
 
 __all__ = ["Experiment", "Project", "Run"]
 
@@ -44,39 +45,39 @@ class _Entity:
         return hash((type(self).__name__, self.id))
 
     def set_description(self, description: str) -> None:
-        self._backend.set_description(self.id, description)
+        self._backend.entities.set_description(self.id, description)
 
     # -- tags -------------------------------------------------------------------------
     def log_tag(self, tag: str) -> None:
-        self._backend.add_tags(self.id, [tag])
+        self._backend.labels.add_tags(self.id, [tag])
 
     def log_tags(self, tags: Iterable[str]) -> None:
-        self._backend.add_tags(self.id, tags)
+        self._backend.labels.add_tags(self.id, tags)
 
     def remove_tag(self, tag: str) -> None:
-        self._backend.remove_tags(self.id, [tag])
+        self._backend.labels.remove_tags(self.id, [tag])
 
     def get_tags(self) -> list[str]:
-        return self._backend.get_tags(self.id)
+        return self._backend.labels.get_tags(self.id)
 
     # -- attributes -------------------------------------------------------------------
     def log_attribute(self, key: str, value: Any) -> None:
-        self._backend.set_attributes(self.id, {check_name(key, "attribute key"): value})
+        self._backend.labels.set_attributes(self.id, {check_name(key, "attribute key"): value})
 
     def log_attributes(self, values: Mapping[str, Any]) -> None:
-        self._backend.set_attributes(self.id, values)
+        self._backend.labels.set_attributes(self.id, values)
 
     def get_attribute(self, key: str) -> Any:
-        found = self._backend.get_attributes(self.id, [check_name(key, "attribute key")])
+        found = self._backend.labels.get_attributes(self.id, [check_name(key, "attribute key")])
         if key not in found:
             raise NotFound(f"no attribute {key!r} on {self.id}", id=self.id, key=key)
         return found[key]
 
     def get_attributes(self) -> dict[str, Any]:
-        return self._backend.get_attributes(self.id)
+        return self._backend.labels.get_attributes(self.id)
 
     def remove_attribute(self, key: str) -> None:
-        self._backend.remove_attributes(self.id, [key])
+        self._backend.labels.remove_attributes(self.id, [key])
 
     # -- artifacts --------------------------------------------------------------------
     def log_artifact(
@@ -85,23 +86,23 @@ class _Entity:
         """Log a file, a folder (kept as a tree), bytes or a binary file object.
         ``progress(n)`` is called as bytes of the source are stored, ``n`` new ones each
         time (bytes the store has already count at once)."""
-        return self._backend.log_artifact(self.id, key, source, progress)
+        return self._backend.artifacts.log_artifact(self.id, key, source, progress)
 
     def list_artifacts(self) -> list[ArtifactInfo]:
-        return self._backend.list_artifacts(self.id)
+        return self._backend.artifacts.list_artifacts(self.id)
 
     def list_artifact_files(self, key: str) -> list[TreeEntry]:
-        return self._backend.list_artifact_files(self.id, key)
+        return self._backend.artifacts.list_artifact_files(self.id, key)
 
     def download_artifact(
         self, key: str, dest: str | os.PathLike[str] = ".", *, progress: Progress | None = None
     ) -> Path:
         """Write an artifact (every file verified, written atomically) into ``dest`` if it
         is a folder or ends in '/', else at ``dest``; ``progress(n)`` as bytes land."""
-        return self._backend.download_artifact(self.id, key, dest, progress)
+        return self._backend.artifacts.download_artifact(self.id, key, dest, progress)
 
     def open_artifact(self, key: str) -> BinaryIO:
-        return self._backend.open_artifact(self.id, key)
+        return self._backend.artifacts.open_artifact(self.id, key)
 
 
 class Project(_Entity):
@@ -111,13 +112,15 @@ class Project(_Entity):
 
     @property
     def info(self) -> ProjectInfo:
-        return self._backend.get_project(self.id)
+        return self._backend.entities.get_project(self.id)
 
     def __repr__(self) -> str:
         return f"Project(id={self.id!r}, name={self.name!r})"
 
     def list_experiments(self) -> list[Experiment]:
-        return [Experiment(self._client, e) for e in self._backend.list_experiments(self.id)]
+        return [
+            Experiment(self._client, e) for e in self._backend.entities.list_experiments(self.id)
+        ]
 
     def set_experiment(self, name: str, **options: Any) -> Experiment:
         return self._client.set_experiment(name, project=self, **options)
@@ -131,13 +134,13 @@ class Experiment(_Entity):
 
     @property
     def info(self) -> ExperimentInfo:
-        return self._backend.get_experiment(self.id)
+        return self._backend.entities.get_experiment(self.id)
 
     def __repr__(self) -> str:
         return f"Experiment(id={self.id!r}, name={self.name!r})"
 
     def list_runs(self, *, include_deleted: bool = False) -> list[Run]:
-        runs = self._backend.list_runs(self.id, include_deleted=include_deleted)
+        runs = self._backend.entities.list_runs(self.id, include_deleted=include_deleted)
         return [Run(self._client, r) for r in runs]
 
 
@@ -153,14 +156,14 @@ class Run(_Entity):
         self.parent_id = info.parent_id
         self._batcher = client._batcher
         self._clock = client._clock
-        self._next_step = client._next_steps.setdefault(info.id, {})
+        self._keys = client._metric_keys  # keys that passed check_name
 
     def __repr__(self) -> str:
         return f"Run(id={self.id!r}, name={self.name!r})"
 
     @property
     def info(self) -> RunInfo:
-        return self._backend.get_run(self.id)
+        return self._backend.entities.get_run(self.id)
 
     @property
     def status(self) -> RunStatus:
@@ -188,15 +191,15 @@ class Run(_Entity):
 
     # -- hyperparameters --------------------------------------------------------------
     def log_hyperparameter(self, key: str, value: Any, *, overwrite: bool = False) -> None:
-        self._backend.log_hyperparameters(
+        self._backend.labels.log_hyperparameters(
             self.id, {check_name(key, "hyperparameter key"): value}, overwrite=overwrite
         )
 
     def log_hyperparameters(self, values: Mapping[str, Any], *, overwrite: bool = False) -> None:
-        self._backend.log_hyperparameters(self.id, values, overwrite=overwrite)
+        self._backend.labels.log_hyperparameters(self.id, values, overwrite=overwrite)
 
     def get_hyperparameters(self) -> dict[str, HyperparameterValue]:
-        return self._backend.get_hyperparameters(self.id)
+        return self._backend.labels.get_hyperparameters(self.id)
 
     def get_hyperparameter(self, key: str) -> HyperparameterValue:
         values = self.get_hyperparameters()
@@ -213,15 +216,9 @@ class Run(_Entity):
         if type(value) is not float:
             value = check_metric_value(value, f"metric {key!r}")
         ts = self._clock() if timestamp is None else check_timestamp(timestamp)
-        if type(key) is not str:  # before it is used as a dict key
-            check_name(key, "metric key")
-        nxt = self._next_step.get(key)
-        if nxt is None:
-            nxt = self._first_step(key)
-        step = nxt if step is None else check_step(step)
-        if step >= nxt:
-            self._next_step[key] = step + 1
-        self._batcher.log(self.id, key, step, ts, value)
+        if type(key) is not str or key not in self._keys:  # each key checked once
+            self._keys.add(check_name(key, "metric key"))
+        self._batcher.log(self.id, key, None if step is None else check_step(step), ts, value)
 
     def log_metrics(
         self, values: Mapping[str, float], step: int | None = None, timestamp: int | None = None
@@ -233,32 +230,14 @@ class Run(_Entity):
         ts = self._clock() if timestamp is None else check_timestamp(timestamp)
         if step is not None:
             step = check_step(step)
-        next_step = self._next_step
-        checked = []
-        for key, raw in values.items():  # check everything before any step moves
-            value = raw if type(raw) is float else check_metric_value(raw, f"metric {key!r}")
-            if type(key) is not str:
-                check_name(key, "metric key")
-            if key not in next_step:
-                self._first_step(key)
-            checked.append((key, value))
+        keys = self._keys
         points = []
-        for key, value in checked:
-            nxt = next_step[key]
-            this = nxt if step is None else step
-            if this >= nxt:
-                next_step[key] = this + 1
-            points.append((key, this, value))
-        self._batcher.log_many(self.id, points, ts)
-
-    def _first_step(self, key: str) -> int:
-        """First point of ``key`` in this process: check the key and continue after
-        the highest step the store already has."""
-        check_name(key, "metric key")
-        latest = self._backend.get_latest_metrics(self.id, [key]).get(key)
-        nxt = 0 if latest is None else latest.step + 1
-        self._next_step[key] = nxt
-        return nxt
+        for key, raw in values.items():  # check everything before anything is queued
+            value = raw if type(raw) is float else check_metric_value(raw, f"metric {key!r}")
+            if type(key) is not str or key not in keys:
+                keys.add(check_name(key, "metric key"))
+            points.append((key, value))
+        self._batcher.log_many(self.id, points, step, ts)
 
     def flush(self) -> None:
         """Wait until every metric queued so far is stored; raise a failed write."""
@@ -277,12 +256,22 @@ class Run(_Entity):
 
     def get_metrics_latest(self, keys: Iterable[str] | None = None) -> dict[str, MetricPoint]:
         self._batcher.flush()  # read-your-writes
-        return self._backend.get_latest_metrics(self.id, keys)
+        return self._backend.metrics.get_latest_metrics(self.id, keys)
 
     def get_metric_history(self, key: str) -> list[MetricPoint]:
         """Every (step, timestamp, value) of a metric, in step order."""
         self._batcher.flush()
-        return self._backend.get_metric_history(self.id, key).points()
+        history = self._backend.metrics.get_metric_history(self.id, key)
+        # The collector is paused while the points are made: they hold only numbers, so
+        # they form no cycles, and a million new tuples would trigger dozens of useless
+        # collections (twice as slow).
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return history.points()
+        finally:
+            if enabled:
+                gc.enable()
 
     # -- lifecycle --------------------------------------------------------------------
     def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
@@ -290,15 +279,15 @@ class Run(_Entity):
         try:
             self._batcher.flush()
         finally:
-            self._backend.end_run(self.id, status)
+            self._backend.entities.end_run(self.id, status)
 
     def get_children(self) -> list[Run]:
-        return [Run(self._client, r) for r in self._backend.list_child_runs(self.id)]
+        return [Run(self._client, r) for r in self._backend.entities.list_child_runs(self.id)]
 
     def delete(self) -> None:
         """Soft delete (flushes first); ``client.restore_run(run.id)`` brings it back."""
         self._batcher.flush()
-        self._backend.delete_run(self.id)
+        self._backend.entities.delete_run(self.id)
 
     def restore(self) -> None:
-        self._backend.restore_run(self.id)
+        self._backend.entities.restore_run(self.id)

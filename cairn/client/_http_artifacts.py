@@ -29,7 +29,6 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 
@@ -47,17 +46,19 @@ from cairn.core.errors import (
     StoreUnavailable,
 )
 from cairn.core.model import ArtifactInfo
+from cairn.core.objects import ObjectInfo, Progress
 from cairn.core.settings import Settings
 from cairn.core.tree import TreeEntry
 from cairn.core.validation import check_artifact_key, check_entity_id
-from cairn.service.artifacts import (
+from cairn.files.artifacts import (
+    ARTIFACT_KINDS,
     ArtifactSource,
     ResolvedArtifact,
     place_artifact,
     store_source,
 )
-from cairn.store.objects.local import write_file_atomically
-from cairn.store.objects.port import ObjectInfo, Progress, VerifyingReader, open_source
+from cairn.files.reading import VerifyingReader, open_source
+from cairn.files.writing import write_file_atomically
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -466,14 +467,13 @@ class RemoteObjects:
 
 
 class HttpArtifacts:
-    """The artifact calls of the HTTP backend (mixed into ``HttpBackend``)."""
+    """Files and folders logged against entities (the
+    :class:`~cairn.service.contracts.Artifacts` part of the HTTP backend)."""
 
-    settings: Settings
-    _t: Transport
-
-    @cached_property
-    def _objects(self) -> RemoteObjects:
-        return RemoteObjects(self._t)
+    def __init__(self, transport: Transport, settings: Settings) -> None:
+        self._t = transport
+        self.settings = settings
+        self._objects = RemoteObjects(transport)
 
     def log_artifact(
         self,
@@ -482,11 +482,20 @@ class HttpArtifacts:
         source: ArtifactSource,
         progress: Progress | None = None,
     ) -> ArtifactInfo:
-        """Log a file, a folder (kept as a tree), bytes or a binary file object."""
+        """Log a file, a folder (kept as a tree), bytes or a binary file object;
+        ``progress`` is told of the bytes as they are stored."""
         check_artifact_key(key)
         self.list_artifacts(entity_id)  # fail fast, before moving any bytes
         stored = store_source(self._objects, source, progress)
-        body = {"key": key, "kind": stored.kind, "digest": stored.digest}
+        return self.record_artifact(entity_id, key, stored.kind, stored.digest)
+
+    def record_artifact(self, entity_id: str, key: str, kind: str, digest: str) -> ArtifactInfo:
+        """Record objects that are already stored as an artifact (checked, never trusted)."""
+        check_entity_id(entity_id, "entity_id")
+        check_artifact_key(key)
+        if kind not in ARTIFACT_KINDS:
+            raise InvalidArgument("kind", f"must be 'file' or 'tree', got {kind!r}")
+        body = {"key": key, "kind": kind, "digest": parse_digest(digest)}
         return ArtifactInfo(**self._t.post(f"/entities/{entity_id}/artifacts", body))
 
     def list_artifacts(self, entity_id: str) -> list[ArtifactInfo]:
@@ -495,11 +504,25 @@ class HttpArtifacts:
 
     def list_artifact_files(self, entity_id: str, key: str) -> list[TreeEntry]:
         """The files of an artifact (a tree lists each; a file lists itself)."""
-        return list(self._resolve(entity_id, key).entries)
+        return list(self.resolve_artifact(entity_id, key).entries)
+
+    def resolve_artifact(self, entity_id: str, key: str) -> ResolvedArtifact:
+        """What a key names: an artifact, a file inside a tree, or a folder of one."""
+        check_entity_id(entity_id, "entity_id")
+        check_artifact_key(key)
+        found: dict[str, Any] = self._t.get(f"/entities/{entity_id}/artifact-files", key=key)
+        entries = tuple(
+            TreeEntry(str(e["path"]), parse_digest(e["digest"]), int(e["size"]))
+            for e in found["entries"]
+        )
+        kind = found["kind"]
+        if kind not in ARTIFACT_KINDS or (kind == "file" and len(entries) != 1):
+            raise CairnError(f"the server resolved {key!r} to an invalid answer", key=key)
+        return ResolvedArtifact(kind, entries)
 
     def open_artifact(self, entity_id: str, key: str) -> BinaryIO:
         """A verifying read stream of a file artifact, or of a file inside a tree."""
-        found = self._resolve(entity_id, key)
+        found = self.resolve_artifact(entity_id, key)
         return self._objects.open(found.file_digest(key), found.entries[0].size)
 
     def download_artifact(
@@ -511,18 +534,5 @@ class HttpArtifacts:
     ) -> Path:
         """Write an artifact under ``dest``: into it if it is a folder (or ends in '/'),
         else at ``dest`` itself. Every file is verified and written atomically."""
-        found = self._resolve(entity_id, key)
+        found = self.resolve_artifact(entity_id, key)
         return place_artifact(self._objects, found, key, dest, progress)
-
-    def _resolve(self, entity_id: str, key: str) -> ResolvedArtifact:
-        check_entity_id(entity_id, "entity_id")
-        check_artifact_key(key)
-        found: dict[str, Any] = self._t.get(f"/entities/{entity_id}/artifact-files", key=key)
-        entries = tuple(
-            TreeEntry(str(e["path"]), parse_digest(e["digest"]), int(e["size"]))
-            for e in found["entries"]
-        )
-        kind = found["kind"]
-        if kind not in ("file", "tree") or (kind == "file" and len(entries) != 1):
-            raise CairnError(f"the server resolved {key!r} to an invalid answer", key=key)
-        return ResolvedArtifact(kind, entries)

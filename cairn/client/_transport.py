@@ -29,6 +29,7 @@ from typing import Any, Final, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 from cairn.client._proxies import Proxy, ascii_host, bracketed, proxy_for
+from cairn.core.api import API_PREFIX
 from cairn.core.errors import (
     CairnError,
     InvalidArgument,
@@ -38,7 +39,6 @@ from cairn.core.errors import (
 )
 
 __all__ = [
-    "API_PATH",
     "NETWORK_ERRORS",
     "BodyWriter",
     "Response",
@@ -49,7 +49,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-API_PATH: Final = "/api/v1"
 # Worth another try: the server may be restarting, or a proxy dropped us.
 RETRY_STATUS: Final = frozenset({502, 503, 504})
 # A connection that broke, timed out or never opened. Every Cairn request is safe to
@@ -129,7 +128,7 @@ class Transport:
         self._tls = parts.scheme == "https"
         self._host = parts.hostname
         self._port = parts.port or (443 if self._tls else 80)
-        self._prefix = parts.path + API_PATH  # a server behind a proxy may live under a path
+        self._prefix = parts.path + API_PREFIX  # a server behind a proxy may live under a path
         self.proxy: Proxy | None = proxy_for(parts)
         # What a proxy is told the server is called (an IDN host in its ASCII form).
         self._proxied_host = ascii_host(self._host)

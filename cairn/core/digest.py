@@ -14,13 +14,22 @@ from blake3 import blake3
 
 from cairn.core.errors import InvalidArgument
 
-__all__ = ["ALGORITHM", "Digest", "Hasher", "digest_bytes", "new_hasher", "parse_digest"]
+__all__ = [
+    "ALGORITHM",
+    "DIGEST_PATTERN",
+    "Digest",
+    "Hasher",
+    "digest_bytes",
+    "new_hasher",
+    "parse_digest",
+]
 
 ALGORITHM = "blake3"
 Digest = NewType("Digest", str)
 Hasher = blake3
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+DIGEST_PATTERN = r"[0-9a-f]{64}"  # lowercase hex of 32 bytes
+_HEX64 = re.compile(DIGEST_PATTERN)
 
 
 def new_hasher() -> blake3:

@@ -8,17 +8,24 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from cairn.core.columns import SeriesPoints
 from cairn.core.errors import InvalidArgument
+from cairn.core.model import MetricRecord
 
 __all__ = [
+    "IDEMPOTENCY_KEY_PATTERN",
     "MAX_NAME_LENGTH",
+    "UUID_PATTERN",
     "check_artifact_key",
+    "check_batch",
     "check_entity_id",
     "check_hyperparameter_value",
+    "check_idempotency_key",
     "check_mapping",
     "check_metric_value",
     "check_name",
     "check_names",
+    "check_record",
     "check_step",
     "check_text",
     "check_timestamp",
@@ -30,7 +37,11 @@ MAX_TEXT_LENGTH = 65_536
 _MAX_INT64 = 2**63 - 1
 # C0, DEL and C1 control characters.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# Each rule's one spelling; the server's JSON Schemas anchor the same patterns.
+UUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+IDEMPOTENCY_KEY_PATTERN = r"[A-Za-z0-9_.:-]{8,128}"
+_UUID = re.compile(UUID_PATTERN)
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def check_name(value: object, field: str = "name") -> str:
@@ -70,6 +81,15 @@ def check_text(value: object, field: str) -> str:
 def check_entity_id(value: object, field: str = "id") -> str:
     if not isinstance(value, str) or not _UUID.fullmatch(value):
         raise InvalidArgument(field, "must be a lowercase UUID string")
+    return value
+
+
+def check_idempotency_key(value: object) -> str:
+    """The key that makes a retried write apply once."""
+    if not isinstance(value, str) or not _IDEMPOTENCY_KEY.fullmatch(value):
+        raise InvalidArgument(
+            "idempotency_key", "must be 8 to 128 characters of letters, digits, '_.:-'"
+        )
     return value
 
 
@@ -187,3 +207,31 @@ def check_mapping(value: object, field: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidArgument(field, f"must be a mapping, got {type(value).__name__}")
     return value
+
+
+def check_record(record: MetricRecord) -> MetricRecord:
+    """The full rule set for one point (the client's batcher runs a cached subset)."""
+    if not isinstance(record, MetricRecord):
+        raise InvalidArgument("metrics", "must be MetricRecord values")
+    check_entity_id(record.run_id, "run_id")
+    check_name(record.key, "metric key")
+    value = check_metric_value(record.value, f"metric {record.key!r}")
+    step = check_step(record.step)
+    timestamp = check_timestamp(record.timestamp)
+    if value is record.value and step is record.step and timestamp is record.timestamp:
+        return record
+    return MetricRecord(record.run_id, record.key, step, timestamp, value)
+
+
+def check_batch(batch: Mapping[tuple[str, str], SeriesPoints]) -> None:
+    """The rules for a batch from outside the process (the server's input)."""
+    for (run_id, key), points in batch.items():
+        check_entity_id(run_id, "run_id")
+        check_name(key, "metric key")
+        n = len(points.steps)
+        if len(points.timestamps) != n or len(points.values) != n:
+            raise InvalidArgument(f"metric {key!r}", "steps, timestamps and values must align")
+        if n and min(points.steps) < 0:
+            raise InvalidArgument("step", "must be between 0 and 2**63-1")
+        if n and min(points.timestamps) < 0:
+            raise InvalidArgument("timestamp", "must be between 0 and 2**63-1")

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.telemetry import TelemetryConfig
 
+from cairn.core.api import API_PREFIX
 from cairn.core.settings import Settings
 from cairn.core.version import VERSION
 from cairn.server.errors import install_error_handlers
@@ -20,7 +21,6 @@ from cairn.service import TrackingService, open_service
 
 __all__ = ["API_PREFIX", "create_app"]
 
-API_PREFIX = "/api/v1"
 # FastAPI's native OpenTelemetry hooks look up the global providers on every request
 # (~4% of a create_run's server CPU), and Cairn configures none: cairn.access logs
 # every request instead.

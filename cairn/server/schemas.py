@@ -25,6 +25,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from cairn.core import digest, validation
 from cairn.core.digest import parse_digest
 from cairn.core.model import RunStatus
 from cairn.core.validation import MAX_NAME_LENGTH, check_entity_id
@@ -58,16 +59,16 @@ __all__ = [
 ]
 
 # The service's rules (cairn.core.validation), spelled as JSON Schema patterns.
-UUID_PATTERN: Final = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+UUID_PATTERN: Final = f"^{validation.UUID_PATTERN}$"
 NAME_PATTERN: Final = r"^[^\u0000-\u001f\u007f-\u009f]*$"  # no C0, DEL or C1 controls
 TEXT_PATTERN: Final = r"^[^\u0000]*$"  # no NUL
-DIGEST_PATTERN: Final = r"^[0-9a-f]{64}$"
+DIGEST_PATTERN: Final = f"^{digest.DIGEST_PATTERN}$"
 # A relative POSIX path: no drive, no empty, '.' or '..' segments, no '\\' or controls.
 _SEGMENT = r"[^/\\\u0000-\u001f\u007f-\u009f]+"
 ARTIFACT_KEY_PATTERN: Final = (
     rf"^(?![^\W\d_]:)(?!\.{{1,2}}(?:/|$))(?!.*/\.{{1,2}}(?:/|$)){_SEGMENT}(?:/{_SEGMENT})*$"
 )
-IDEMPOTENCY_KEY_PATTERN: Final = r"^[A-Za-z0-9_.:-]{8,128}$"
+IDEMPOTENCY_KEY_PATTERN: Final = f"^{validation.IDEMPOTENCY_KEY_PATTERN}$"
 MAX_INT64: Final = 2**63 - 1
 
 

@@ -1,9 +1,11 @@
-"""What every part of the tracking service shares: stores, clock, settings, lookups."""
+"""What every part of the service shares: the stores, the settings, the clock, and the
+lookups that several parts make inside their transactions."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from cairn.core.errors import Conflict, NotFound
 from cairn.core.model import EntityKind, RunInfo
@@ -13,7 +15,7 @@ from cairn.store.metadata import MetadataStore
 from cairn.store.metadata.tx import MetadataTx
 from cairn.store.objects import ObjectStore
 
-__all__ = ["Clock", "ServiceBase", "system_clock"]
+__all__ = ["Clock", "Context", "ServicePart", "system_clock"]
 
 Clock = Callable[[], int]
 
@@ -23,22 +25,30 @@ def system_clock() -> int:
     return time.time_ns() // 1_000_000
 
 
-class ServiceBase:
-    def __init__(
-        self,
-        metadata: MetadataStore,
-        objects: ObjectStore,
-        settings: Settings,
-        clock: Clock = system_clock,
-    ) -> None:
-        self.metadata = metadata
-        self.objects = objects
-        self.settings = settings
-        self.clock = clock
+@dataclass(frozen=True, slots=True)
+class Context:
+    """One metadata store (whose ``write()`` is the unit of work), one object store, the
+    settings and the clock: every part of one service holds the same context."""
+
+    metadata: MetadataStore
+    objects: ObjectStore
+    settings: Settings
+    clock: Clock = system_clock
 
     def close(self) -> None:
         self.metadata.close()
         self.objects.close()
+
+
+class ServicePart:
+    """The base of each aggregate's part of the service (entities, labels, ...)."""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.metadata = context.metadata
+        self.objects = context.objects
+        self.settings = context.settings
+        self.clock = context.clock
 
     # -- lookups shared by the parts --------------------------------------------------
     @staticmethod

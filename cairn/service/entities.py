@@ -10,10 +10,10 @@ from cairn.core.ids import new_id
 from cairn.core.model import EntityKind, ExperimentInfo, ProjectInfo, RunInfo, RunStatus
 from cairn.core.names import generate_run_name
 from cairn.core.validation import check_entity_id, check_name, check_names, check_text
-from cairn.service.base import ServiceBase
+from cairn.service.base import ServicePart
 from cairn.store.metadata.tx import MetadataTx
 
-__all__ = ["EntityOps"]
+__all__ = ["EntityService"]
 
 _NAME_ATTEMPTS = 20
 
@@ -22,7 +22,9 @@ def _check_tags(tags: Iterable[str] | None) -> list[str]:
     return [] if tags is None else check_names(tags, "tag")
 
 
-class EntityOps(ServiceBase):
+class EntityService(ServicePart):
+    """Projects, experiments and runs."""
+
     # -- projects ---------------------------------------------------------------------
     def set_project(
         self,

@@ -19,13 +19,15 @@ from cairn.core.validation import (
     check_names,
     encode_attribute,
 )
-from cairn.service.base import ServiceBase
+from cairn.service.base import ServicePart
 from cairn.store.metadata.hyperparameters import EncodedHyperparameter
 
-__all__ = ["LabelOps"]
+__all__ = ["LabelService"]
 
 
-class LabelOps(ServiceBase):
+class LabelService(ServicePart):
+    """Tags, attributes and hyperparameters."""
+
     # -- tags -------------------------------------------------------------------------
     def add_tags(self, entity_id: str, tags: Iterable[str]) -> None:
         names = check_names(tags, "tag")

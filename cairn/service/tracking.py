@@ -1,4 +1,5 @@
-"""The tracking service: one object with every tracking use case."""
+"""The tracking service: one part per aggregate, all on one context (stores, settings,
+clock). It keeps the :class:`~cairn.service.contracts.Backend` contract."""
 
 from __future__ import annotations
 
@@ -7,23 +8,46 @@ from pathlib import Path
 from cairn.core.errors import InvalidArgument
 from cairn.core.settings import DIRECT_IO_CHOICES, Settings
 from cairn.service.admin import store_url
-from cairn.service.artifacts import ArtifactOps
-from cairn.service.base import Clock, system_clock
-from cairn.service.entities import EntityOps
-from cairn.service.labels import LabelOps
-from cairn.service.metrics import MetricOps
+from cairn.service.artifacts import ArtifactService
+from cairn.service.base import Clock, Context, system_clock
+from cairn.service.entities import EntityService
+from cairn.service.labels import LabelService
+from cairn.service.metrics import MetricService
+from cairn.service.objects import ObjectService
 from cairn.store.metadata import MetadataStore
-from cairn.store.objects import LocalObjectStore
+from cairn.store.objects import LocalObjectStore, ObjectStore
 
 __all__ = ["TrackingService", "open_service"]
 
 
-class TrackingService(EntityOps, LabelOps, MetricOps, ArtifactOps):
-    """Projects, experiments, runs and their metadata and artifacts.
+class TrackingService:
+    """Projects, experiments and runs and their metadata and artifacts, one part each.
 
-    Every write is one metadata transaction; artifact bytes are stored (once,
-    by digest) before the transaction that records them.
+    Every write is one metadata transaction; artifact bytes are stored (once, by digest)
+    before the transaction that records them. ``objects`` serves the server's object
+    routes; the other parts are the :class:`~cairn.service.contracts.Backend` contract.
     """
+
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        objects: ObjectStore,
+        settings: Settings,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.context = Context(metadata, objects, settings, clock)
+        self.entities = EntityService(self.context)
+        self.labels = LabelService(self.context)
+        self.metrics = MetricService(self.context)
+        self.artifacts = ArtifactService(self.context)
+        self.objects = ObjectService(self.context)
+
+    @property
+    def settings(self) -> Settings:
+        return self.context.settings
+
+    def close(self) -> None:
+        self.context.close()
 
 
 def open_service(

@@ -7,7 +7,9 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -200,6 +202,61 @@ def test_step_continues_from_another_client(open_client: MakeClient) -> None:
     second = open_client().get_run(first.id)
     second.log_metric("loss", 2.0)
     assert [p.step for p in second.get_metric_history("loss")] == [0, 1]
+
+
+def test_default_steps_of_an_existing_run_are_found_off_the_training_thread(
+    open_client: MakeClient,
+) -> None:
+    """Logging to a run this client did not create asks the store for its highest step,
+    on the writer thread: the logging calls return at once however slow the answer is,
+    and the steps are those an immediate answer would give."""
+    first = open_client()
+    run = first.set_experiment_run("r")
+    run.log_metrics({"loss": 1.0, "acc": 0.5})
+    run.log_metric("loss", 2.0, step=7)
+    first.close()
+
+    client = open_client()
+    metrics = client._backend.metrics
+    real = metrics.get_latest_metrics
+    asked: list[tuple[str, list[str]]] = []
+
+    def slow_answer(run_id: str, keys: Iterable[str] | None = None) -> dict[str, MetricPoint]:
+        time.sleep(0.5)
+        asked.append((threading.current_thread().name, sorted(keys or [])))
+        return real(run_id, keys)
+
+    metrics.get_latest_metrics = slow_answer  # type: ignore[method-assign]
+    again = client.get_run(run.id)
+    started = time.perf_counter()
+    again.log_metric("loss", 3.0)
+    again.log_metric("loss", 4.0, step=20)
+    again.log_metrics({"loss": 5.0, "acc": 0.6, "new": 1.0})
+    took = time.perf_counter() - started
+    assert took < 0.25, f"logging waited {took:.2f} s"
+    history = again.get_metric_history("loss")
+    assert [p.step for p in history] == [0, 7, 8, 20, 21]
+    assert [p.step for p in again.get_metric_history("acc")] == [0, 1]
+    assert [p.step for p in again.get_metric_history("new")] == [0]
+    assert asked == [("cairn-metric-writer", ["acc", "loss", "new"])]  # once, for the run
+
+
+def test_a_new_run_never_asks_for_its_steps(client: cairn.Client) -> None:
+    metrics = client._backend.metrics
+    asked: list[str] = []
+    real = metrics.get_latest_metrics
+
+    def counted(run_id: str, keys: Iterable[str] | None = None) -> dict[str, MetricPoint]:
+        asked.append(run_id)
+        return real(run_id, keys)
+
+    metrics.get_latest_metrics = counted  # type: ignore[method-assign]
+    run = client.start_run()
+    run.log_metric("loss", 1.0)
+    run.log_metrics({"loss": 2.0, "acc": 1.0})
+    run.flush()
+    assert asked == []
+    assert [p.step for p in run.get_metric_history("loss")] == [0, 1]
 
 
 def test_timestamp_defaults_to_now_in_ms(client: cairn.Client) -> None:

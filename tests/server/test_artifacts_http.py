@@ -28,10 +28,10 @@ import pytest
 
 import cairn
 import cairn.client._http_artifacts as http_artifacts
-import cairn.store.objects.local as local_objects
 from cairn.core.digest import digest_bytes
 from cairn.core.settings import Settings
 from cairn.core.tree import Tree, TreeEntry
+from cairn.files import writing
 from cairn.server.routes.artifacts import _outlast
 from tests.proxy import Action, DroppingProxy, Plan, Seen, forward_all
 from tests.servers import serve_in_thread
@@ -320,8 +320,8 @@ def test_a_full_server_disk_is_reported_at_once_and_stores_nothing(
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return os.pwrite(fd, view, offset)
 
-    monkeypatch.setattr(local_objects, "_pwrite_all", full)
-    monkeypatch.setattr(local_objects, "pwrite_direct", full)
+    monkeypatch.setattr(writing, "_pwrite_all", full)
+    monkeypatch.setattr(writing, "pwrite_direct", full)
     (tmp_path / "w.bin").write_bytes(os.urandom(size))
     run = make_client().start_run()
     started = time.monotonic()
@@ -381,9 +381,9 @@ def test_record_checks_what_it_is_told(server: Server, client: cairn.Client) -> 
 
 def test_missing_entity_is_refused_before_uploading(server: Server, client: cairn.Client) -> None:
     with pytest.raises(cairn.NotFound):
-        client._backend.log_artifact(str(uuid.uuid4()), "k", b"bytes")
+        client._backend.artifacts.log_artifact(str(uuid.uuid4()), "k", b"bytes")
     with pytest.raises(cairn.InvalidArgument):
-        client._backend.log_artifact("../projects", "k", b"bytes")
+        client._backend.artifacts.log_artifact("../projects", "k", b"bytes")
     assert server.object_files() == []
 
 
@@ -419,7 +419,7 @@ def small_parts(monkeypatch: pytest.MonkeyPatch) -> int:
 
 def interrupt_put(client: cairn.Client, nth: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the client's ``nth`` PUT raise :class:`Interrupted` before it is sent."""
-    transport = client._backend._t  # type: ignore[union-attr]
+    transport = client._backend.transport  # type: ignore[attr-defined]
     real = transport.exchange
     puts = 0
 

@@ -124,10 +124,10 @@ def flatmap_path_parameters(
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
     settings = Settings(home=str(tmp_path_factory.mktemp("contract")), max_request_bytes=1 << 20)
     service = open_service(settings)
-    project = service.set_project("contract")
-    experiment = service.set_experiment(project.id, "fuzzed")
-    run = service.create_run(experiment.id, "target")
-    writer = service.object_writer()
+    project = service.entities.set_project("contract")
+    experiment = service.entities.set_experiment(project.id, "fuzzed")
+    run = service.entities.create_run(experiment.id, "target")
+    writer = service.objects.writer()
     writer.write(b"an object")
     stored = writer.commit(digest_bytes(b"an object"))
     REAL.update(

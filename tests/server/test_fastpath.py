@@ -61,12 +61,12 @@ def open_store(tmp_path: Path, fast: bool) -> Iterator[Store]:
     )
     service: TrackingService = open_service(settings, clock=lambda: 1_700_000_000_000)
     try:
-        project = service.set_project("p")
-        experiment = service.set_experiment(project.id, "e")
-        parent = service.create_run(experiment.id, "parent")
-        elsewhere = service.set_experiment(service.set_project("other").id, "e")
-        foreign = service.create_run(elsewhere.id, "foreign")
-        service.create_run(experiment.id, "taken")
+        project = service.entities.set_project("p")
+        experiment = service.entities.set_experiment(project.id, "e")
+        parent = service.entities.create_run(experiment.id, "parent")
+        elsewhere = service.entities.set_experiment(service.entities.set_project("other").id, "e")
+        foreign = service.entities.create_run(elsewhere.id, "foreign")
+        service.entities.create_run(experiment.id, "taken")
         app = create_app(settings, service)
         if not fast:
             app.user_middleware = [m for m in app.user_middleware if m.cls is not FastCreateRun]

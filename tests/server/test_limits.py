@@ -94,9 +94,9 @@ def service(tmp_path: Path) -> Iterator[TrackingService]:
 
 @pytest.fixture
 def api(service: TrackingService) -> Api:
-    project = service.set_project("p")
-    experiment = service.set_experiment(project.id, "e")
-    run = service.create_run(experiment.id, "r")
+    project = service.entities.set_project("p")
+    experiment = service.entities.set_experiment(project.id, "e")
+    run = service.entities.create_run(experiment.id, "r")
     return Api(create_app(service.settings, service), run.id)
 
 
@@ -222,9 +222,9 @@ def test_a_body_at_the_limit_is_read(api: Api) -> None:
 
 
 def test_nothing_of_a_refused_body_is_written(api: Api, service: TrackingService) -> None:
-    before = service.list_projects()
+    before = service.entities.list_projects()
     api.call("POST", "/projects", content=_chunks(MAX_REQUEST * 2), headers=JSON_TYPE)
-    assert service.list_projects() == before
+    assert service.entities.list_projects() == before
 
 
 # -- malformed JSON, wrong types, unknown fields --------------------------------------------
@@ -321,8 +321,8 @@ def test_an_unknown_field_in_a_metric_point_is_named(api: Api) -> None:
 def test_refused_input_writes_nothing(api: Api, service: TrackingService) -> None:
     api.call("POST", f"/entities/{api.run_id}/tags", json={"tags": ["ok", "x" * 257]})
     api.call("PATCH", f"/entities/{api.run_id}/attributes", json={"attributes": {"a": 1, "": 2}})
-    assert service.get_tags(api.run_id) == []
-    assert service.get_attributes(api.run_id) == {}
+    assert service.labels.get_tags(api.run_id) == []
+    assert service.labels.get_attributes(api.run_id) == {}
 
 
 # -- oversized values --------------------------------------------------------------------
@@ -431,7 +431,7 @@ def test_path_traversal_in_an_artifact_key_is_a_400(
         api.call("POST", f"/entities/{api.run_id}/artifacts", json=body), 400, "invalid_argument"
     )
     assert found["details"]["field"] == "key"
-    assert service.list_artifacts(api.run_id) == []
+    assert service.artifacts.list_artifacts(api.run_id) == []
     # ... and the same key is refused when reading
     found = error_of(
         api.call("GET", f"/entities/{api.run_id}/artifact-files", params={"key": key}),

@@ -21,43 +21,45 @@ UNKNOWN = "0190abcd-0000-7000-8000-00000000beef"
 
 @pytest.fixture
 def experiment(service: TrackingService) -> ExperimentInfo:
-    return service.set_experiment(service.set_project("p").id, "e")
+    return service.entities.set_experiment(service.entities.set_project("p").id, "e")
 
 
 def test_a_new_run_is_returned_as_stored(
     service: TrackingService, experiment: ExperimentInfo, clock: FakeClock
 ) -> None:
-    run = service.create_run(experiment.id, "r", description="d", owner="ann", tags=["b", "a"])
-    assert run == service.get_run(run.id)
+    run = service.entities.create_run(
+        experiment.id, "r", description="d", owner="ann", tags=["b", "a"]
+    )
+    assert run == service.entities.get_run(run.id)
     assert (run.experiment_id, run.project_id) == (experiment.id, experiment.project_id)
     assert (run.name, run.description, run.owner) == ("r", "d", "ann")
     assert run.status is RunStatus.RUNNING
     assert (run.start_time, run.created_at, run.updated_at) == (START_MS,) * 3
     assert (run.parent_id, run.end_time, run.deleted_at) == (None, None, None)
-    assert service.get_tags(run.id) == ["a", "b"]
+    assert service.labels.get_tags(run.id) == ["a", "b"]
 
 
 def test_a_child_run_takes_its_parent(service: TrackingService, experiment: ExperimentInfo) -> None:
-    parent = service.create_run(experiment.id, "parent")
-    sibling = service.set_experiment(experiment.project_id, "other experiment")
-    child = service.create_run(sibling.id, "child", parent_id=parent.id)
-    assert child == service.get_run(child.id)
+    parent = service.entities.create_run(experiment.id, "parent")
+    sibling = service.entities.set_experiment(experiment.project_id, "other experiment")
+    child = service.entities.create_run(sibling.id, "child", parent_id=parent.id)
+    assert child == service.entities.get_run(child.id)
     assert (child.parent_id, child.project_id) == (parent.id, experiment.project_id)
-    assert service.list_child_runs(parent.id) == [child]
+    assert service.entities.list_child_runs(parent.id) == [child]
 
 
 def test_a_deleted_parent_still_takes_children(
     service: TrackingService, experiment: ExperimentInfo
 ) -> None:
-    parent = service.create_run(experiment.id, "parent")
-    service.delete_run(parent.id)
-    child = service.create_run(experiment.id, "child", parent_id=parent.id)
+    parent = service.entities.create_run(experiment.id, "parent")
+    service.entities.delete_run(parent.id)
+    child = service.entities.create_run(experiment.id, "child", parent_id=parent.id)
     assert child.parent_id == parent.id
 
 
 def test_an_unknown_experiment_is_not_found(service: TrackingService) -> None:
     with pytest.raises(cairn.NotFound, match=UNKNOWN) as caught:
-        service.create_run(UNKNOWN, "r", tags=["t"])
+        service.entities.create_run(UNKNOWN, "r", tags=["t"])
     assert caught.value.details == {"kind": "experiment", "id": UNKNOWN}
 
 
@@ -65,59 +67,59 @@ def test_an_unknown_parent_is_not_found_and_writes_nothing(
     service: TrackingService, experiment: ExperimentInfo
 ) -> None:
     with pytest.raises(cairn.NotFound, match=UNKNOWN) as caught:
-        service.create_run(experiment.id, "r", parent_id=UNKNOWN, tags=["t"])
+        service.entities.create_run(experiment.id, "r", parent_id=UNKNOWN, tags=["t"])
     assert caught.value.details == {"kind": "run", "id": UNKNOWN}
-    assert service.list_runs(experiment.id) == []
+    assert service.entities.list_runs(experiment.id) == []
 
 
 def test_a_parent_of_another_project_writes_nothing(
     service: TrackingService, experiment: ExperimentInfo
 ) -> None:
-    elsewhere = service.set_experiment(service.set_project("other").id, "e")
-    parent = service.create_run(elsewhere.id, "parent")
+    elsewhere = service.entities.set_experiment(service.entities.set_project("other").id, "e")
+    parent = service.entities.create_run(elsewhere.id, "parent")
     with pytest.raises(cairn.InvalidArgument) as caught:
-        service.create_run(experiment.id, "r", parent_id=parent.id)
+        service.entities.create_run(experiment.id, "r", parent_id=parent.id)
     assert caught.value.field == "parent_id"
-    assert service.list_runs(experiment.id) == []
+    assert service.entities.list_runs(experiment.id) == []
 
 
 def test_a_taken_name_is_refused_and_the_run_is_untouched(
     service: TrackingService, experiment: ExperimentInfo, clock: FakeClock
 ) -> None:
-    first = service.create_run(experiment.id, "r")
+    first = service.entities.create_run(experiment.id, "r")
     clock.tick()
     with pytest.raises(cairn.AlreadyExists, match="'r'") as caught:
-        service.create_run(experiment.id, "r", description="new", tags=["t"])
+        service.entities.create_run(experiment.id, "r", description="new", tags=["t"])
     assert caught.value.details == {"kind": "run", "name": "r"}
-    assert service.get_run(first.id) == first
-    assert service.get_tags(first.id) == []
+    assert service.entities.get_run(first.id) == first
+    assert service.labels.get_tags(first.id) == []
 
 
 def test_set_run_gets_the_existing_run_and_applies_changes(
     service: TrackingService, experiment: ExperimentInfo, clock: FakeClock
 ) -> None:
-    first = service.set_run(experiment.id, "r")
-    assert service.set_run(experiment.id, "r") == first
+    first = service.entities.set_run(experiment.id, "r")
+    assert service.entities.set_run(experiment.id, "r") == first
     clock.tick()
-    again = service.set_run(experiment.id, "r", description="d", tags=["t"])
+    again = service.entities.set_run(experiment.id, "r", description="d", tags=["t"])
     assert again.id == first.id
     assert (again.description, again.updated_at) == ("d", START_MS + 1000)
-    assert service.get_tags(first.id) == ["t"]
-    assert [r.id for r in service.list_runs(experiment.id)] == [first.id]
+    assert service.labels.get_tags(first.id) == ["t"]
+    assert [r.id for r in service.entities.list_runs(experiment.id)] == [first.id]
 
 
 def test_a_generated_name_that_is_taken_is_drawn_again(
     service: TrackingService, experiment: ExperimentInfo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Random names collide too rarely to meet by chance; the draw is made to repeat.
-    service.create_run(experiment.id, "taken")
+    service.entities.create_run(experiment.id, "taken")
     names: Iterator[str] = iter(["taken", "taken", "free"])
     monkeypatch.setattr("cairn.service.entities.generate_run_name", lambda: next(names))
-    assert service.create_run(experiment.id).name == "free"
+    assert service.entities.create_run(experiment.id).name == "free"
     monkeypatch.setattr("cairn.service.entities.generate_run_name", lambda: "taken")
     with pytest.raises(cairn.Conflict, match="unique run name"):
-        service.create_run(experiment.id)
-    assert sorted(r.name for r in service.list_runs(experiment.id)) == ["free", "taken"]
+        service.entities.create_run(experiment.id)
+    assert sorted(r.name for r in service.entities.list_runs(experiment.id)) == ["free", "taken"]
 
 
 def test_one_name_created_at_once_by_many_threads_is_created_once(
@@ -131,7 +133,7 @@ def test_one_name_created_at_once_by_many_threads_is_created_once(
     def create() -> None:
         barrier.wait()
         try:
-            created.append(service.create_run(experiment.id, "r").id)
+            created.append(service.entities.create_run(experiment.id, "r").id)
         except cairn.AlreadyExists as exc:
             refused.append(exc)
 
@@ -142,4 +144,4 @@ def test_one_name_created_at_once_by_many_threads_is_created_once(
         worker.join()
     assert len(created) == 1
     assert len(refused) == threads - 1
-    assert [r.id for r in service.list_runs(experiment.id)] == created
+    assert [r.id for r in service.entities.list_runs(experiment.id)] == created

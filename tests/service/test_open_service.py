@@ -25,8 +25,8 @@ def test_direct_io_setting(tmp_path: Path, direct_io: str, server: bool, expecte
     settings = Settings(home=str(tmp_path), direct_io=direct_io)
     service = open_service(settings, server=server)
     try:
-        assert isinstance(service.objects, LocalObjectStore)
-        assert service.objects.direct_io is expected
+        assert isinstance(service.context.objects, LocalObjectStore)
+        assert service.context.objects.direct_io is expected
     finally:
         service.close()
 

@@ -13,8 +13,10 @@ from cairn.service import TrackingService
 
 
 def make_run(service: TrackingService, name: str = "r", experiment: str = "e") -> str:
-    project = service.set_project("p")
-    return service.set_run(service.set_experiment(project.id, experiment).id, name).id
+    project = service.entities.set_project("p")
+    return service.entities.set_run(
+        service.entities.set_experiment(project.id, experiment).id, name
+    ).id
 
 
 @pytest.mark.parametrize(
@@ -36,14 +38,14 @@ def test_bad_points_are_refused_and_write_nothing(
     run_id = make_run(service)
     good = MetricRecord(run_id, "good", 0, 1, 1.0)
     with pytest.raises(cairn.InvalidArgument) as caught:
-        service.log_metric_records([good, MetricRecord(run_id, *record)])
+        service.metrics.log_metric_records([good, MetricRecord(run_id, *record)])
     assert caught.value.field == field
-    assert service.get_latest_metrics(run_id) == {}
+    assert service.metrics.get_latest_metrics(run_id) == {}
 
 
 def test_non_finite_values_are_kept(service: TrackingService) -> None:
     run_id = make_run(service)
-    service.log_metric_records(
+    service.metrics.log_metric_records(
         [
             MetricRecord(run_id, "nan", 0, 1, math.nan),
             MetricRecord(run_id, "inf", 0, 1, math.inf),
@@ -51,7 +53,7 @@ def test_non_finite_values_are_kept(service: TrackingService) -> None:
             MetricRecord(run_id, "int", 0, 1, 3),  # type: ignore[arg-type]
         ]
     )
-    latest = service.get_latest_metrics(run_id)
+    latest = service.metrics.get_latest_metrics(run_id)
     assert math.isnan(latest["nan"].value)
     assert latest["inf"].value == math.inf
     assert latest["-inf"].value == -math.inf
@@ -62,62 +64,62 @@ def test_non_finite_values_are_kept(service: TrackingService) -> None:
 def test_a_batch_touching_a_deleted_run_writes_nothing(service: TrackingService) -> None:
     live = make_run(service, "live")
     gone = make_run(service, "gone")
-    service.delete_run(gone)
+    service.entities.delete_run(gone)
     with pytest.raises(cairn.Conflict, match="deleted"):
-        service.log_metric_records(
+        service.metrics.log_metric_records(
             [MetricRecord(live, "loss", 0, 1, 1.0), MetricRecord(gone, "loss", 0, 1, 1.0)]
         )
-    assert service.get_latest_metrics(live) == {}
-    service.restore_run(gone)
-    service.log_metric_records([MetricRecord(gone, "loss", 0, 1, 1.0)])
-    assert service.get_latest_metrics(gone)["loss"].value == 1.0
+    assert service.metrics.get_latest_metrics(live) == {}
+    service.entities.restore_run(gone)
+    service.metrics.log_metric_records([MetricRecord(gone, "loss", 0, 1, 1.0)])
+    assert service.metrics.get_latest_metrics(gone)["loss"].value == 1.0
 
 
 def test_a_batch_touching_an_unknown_run_is_not_found(service: TrackingService) -> None:
     live = make_run(service)
     unknown = "0190abcd-0000-7000-8000-00000000beef"
     with pytest.raises(cairn.NotFound, match=unknown):
-        service.log_metric_records(
+        service.metrics.log_metric_records(
             [MetricRecord(live, "loss", 0, 1, 1.0), MetricRecord(unknown, "loss", 0, 1, 1.0)]
         )
-    assert service.get_latest_metrics(live) == {}
+    assert service.metrics.get_latest_metrics(live) == {}
 
 
 def test_set_run_needs_a_name(service: TrackingService) -> None:
-    experiment = service.set_experiment(service.set_project("p").id, "e")
+    experiment = service.entities.set_experiment(service.entities.set_project("p").id, "e")
     with pytest.raises(cairn.InvalidArgument, match="run name"):
-        service.set_run(experiment.id, None)  # type: ignore[arg-type]
-    assert service.list_runs(experiment.id) == []
+        service.entities.set_run(experiment.id, None)  # type: ignore[arg-type]
+    assert service.entities.list_runs(experiment.id) == []
 
 
 def test_parent_must_be_in_the_same_project(service: TrackingService) -> None:
-    a = service.set_project("a")
-    b = service.set_project("b")
-    parent = service.create_run(service.set_experiment(a.id, "e").id)
-    other_experiment = service.set_experiment(b.id, "e")
+    a = service.entities.set_project("a")
+    b = service.entities.set_project("b")
+    parent = service.entities.create_run(service.entities.set_experiment(a.id, "e").id)
+    other_experiment = service.entities.set_experiment(b.id, "e")
     with pytest.raises(cairn.InvalidArgument) as caught:
-        service.create_run(other_experiment.id, parent_id=parent.id)
+        service.entities.create_run(other_experiment.id, parent_id=parent.id)
     assert caught.value.field == "parent_id"
-    assert service.list_runs(other_experiment.id) == []
+    assert service.entities.list_runs(other_experiment.id) == []
     # Another experiment of the same project is fine.
-    sibling = service.set_experiment(a.id, "e2")
-    child = service.create_run(sibling.id, parent_id=parent.id)
+    sibling = service.entities.set_experiment(a.id, "e2")
+    child = service.entities.create_run(sibling.id, parent_id=parent.id)
     assert child.parent_id == parent.id
 
 
 def test_unknown_parent_is_not_found(service: TrackingService) -> None:
-    experiment = service.set_experiment(service.set_project("p").id, "e")
+    experiment = service.entities.set_experiment(service.entities.set_project("p").id, "e")
     unknown = "0190abcd-0000-7000-8000-00000000beef"
     with pytest.raises(cairn.NotFound, match=unknown):
-        service.create_run(experiment.id, parent_id=unknown)
+        service.entities.create_run(experiment.id, parent_id=unknown)
 
 
 def test_hyperparameter_conflict_rolls_back(service: TrackingService) -> None:
     run_id = make_run(service)
-    service.log_hyperparameters(run_id, {"lr": 0.1})
+    service.labels.log_hyperparameters(run_id, {"lr": 0.1})
     with pytest.raises(cairn.Conflict):
-        service.log_hyperparameters(run_id, {"a": 1, "lr": 0.2})
-    assert service.get_hyperparameters(run_id) == {"lr": 0.1}
+        service.labels.log_hyperparameters(run_id, {"a": 1, "lr": 0.2})
+    assert service.labels.get_hyperparameters(run_id) == {"lr": 0.1}
 
 
 def test_attribute_limit_comes_from_settings(service: TrackingService) -> None:
@@ -125,4 +127,4 @@ def test_attribute_limit_comes_from_settings(service: TrackingService) -> None:
     limit = service.settings.max_attribute_bytes
     assert limit == 1024 * 1024
     with pytest.raises(cairn.InvalidArgument, match=str(limit)):
-        service.set_attributes(run_id, {"big": "x" * limit})
+        service.labels.set_attributes(run_id, {"big": "x" * limit})

@@ -14,9 +14,9 @@ import pytest
 
 from cairn.core.digest import digest_bytes
 from cairn.core.errors import CorruptObject
-from cairn.store.objects import LocalObjectStore, direct
-from cairn.store.objects import local as local_objects
-from cairn.store.objects.direct import open_direct
+from cairn.files import direct, writing
+from cairn.files.direct import open_direct
+from cairn.store.objects import LocalObjectStore
 
 MiB = 1 << 20
 BIG = 24 * MiB + 12_345  # past the 8 MiB kept in the page cache, and not in whole blocks
@@ -157,7 +157,7 @@ def test_refused_direct_write_falls_back_to_the_page_cache(
         calls.append(offset)
         return 0
 
-    monkeypatch.setattr(local_objects, "pwrite_direct", refuse)
+    monkeypatch.setattr(writing, "pwrite_direct", refuse)
     with store.open_writer() as writer:
         writer.write(data)
         info = writer.commit()
@@ -173,7 +173,7 @@ def test_file_system_without_direct_io(
     def refuse(path: str, flags: int) -> None:
         return None
 
-    monkeypatch.setattr(local_objects, "open_direct", refuse)
+    monkeypatch.setattr(writing, "open_direct", refuse)
     monkeypatch.setattr(direct, "open_direct", refuse)
     with LocalObjectStore(tmp_path / "store", direct_io=True) as store:
         with store.open_writer() as writer:

@@ -18,6 +18,7 @@ import pytest
 import cairn
 from cairn.core.digest import digest_bytes
 from cairn.core.errors import StorageFull
+from cairn.files import writing
 from cairn.store.objects import LocalObjectStore
 from cairn.store.objects import local as local_objects
 from tests.store.test_direct_io import BIG, MiB, store
@@ -55,7 +56,7 @@ def test_a_full_disk_on_the_writer_thread_reaches_the_caller_and_stores_nothing(
 ) -> None:
     written: list[int] = []
     name = "pwrite_direct" if way == "direct" else "_pwrite_all"
-    real = getattr(local_objects, name)
+    real = getattr(writing, name)
 
     def fills_up(fd: int, view: memoryview, offset: int) -> int:
         if offset >= 12 * MiB:  # the writer's own thread writes this far in
@@ -63,9 +64,9 @@ def test_a_full_disk_on_the_writer_thread_reaches_the_caller_and_stores_nothing(
         written.append(offset)
         return int(real(fd, view, offset) or 0)
 
-    monkeypatch.setattr(local_objects, name, fills_up)
+    monkeypatch.setattr(writing, name, fills_up)
     if way == "buffered":
-        monkeypatch.setattr(local_objects, "pwrite_direct", lambda fd, view, offset: 0)
+        monkeypatch.setattr(writing, "pwrite_direct", lambda fd, view, offset: 0)
     with (
         pytest.raises(StorageFull, match="no room left for a new object") as caught,
         store.open_writer() as writer,
@@ -94,7 +95,7 @@ def test_a_download_onto_a_full_disk_leaves_nothing(
     def full(fd: int, view: memoryview, offset: int) -> None:
         raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
 
-    monkeypatch.setattr(local_objects, "_pwrite_all", full)
+    monkeypatch.setattr(writing, "_pwrite_all", full)
     with pytest.raises(StorageFull) as caught:
         store.copy_to_file(digest, dest)
     assert caught.value.details["path"] == str(dest)
@@ -105,7 +106,7 @@ def test_a_download_onto_a_full_disk_leaves_nothing(
 def test_a_small_object_onto_a_full_disk(
     plain: LocalObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(local_objects, "_write_all", _full)
+    monkeypatch.setattr(local_objects, "write_all", _full)
     with pytest.raises(StorageFull, match="no room left for a new object"):
         plain.put_bytes(b"a small manifest")
     assert _temp_files(plain) == []
@@ -116,7 +117,8 @@ def test_no_room_for_a_new_temp_file(
     plain: LocalObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     digest = plain.put_bytes(b"weights").digest
-    monkeypatch.setattr(local_objects, "_create_exclusive", _full)  # no inode left
+    monkeypatch.setattr(local_objects, "create_exclusive", _full)  # no inode left
+    monkeypatch.setattr(writing, "create_exclusive", _full)
     with pytest.raises(StorageFull):
         plain.put_bytes(b"other weights")
     with pytest.raises(StorageFull) as caught:
@@ -136,7 +138,7 @@ def test_a_folder_download_onto_a_full_disk_leaves_nothing(
         run.log_artifact("model", folder)
         out = tmp_path / "out"
         out.mkdir()
-        monkeypatch.setattr(local_objects, "_pwrite_all", _full)
+        monkeypatch.setattr(writing, "_pwrite_all", _full)
         with pytest.raises(StorageFull) as caught:
             run.download_artifact("model", out)
         assert str(out / "model") in str(caught.value.details["path"])

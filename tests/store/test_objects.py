@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from cairn.core.digest import Digest, digest_bytes
 from cairn.core.errors import CorruptObject, InvalidArgument, NotFound
-from cairn.store.objects import LocalObjectStore, MemoryObjectStore, ObjectInfo, ObjectStore
+from cairn.core.objects import ObjectInfo
+from cairn.store.objects import LocalObjectStore, MemoryObjectStore, ObjectStore
 
 MISSING = Digest("0" * 64)
 MALFORMED = [

@@ -24,16 +24,17 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from cairn.core.digest import parse_digest
 from cairn.core.errors import CorruptObject
 from cairn.core.model import ArtifactInfo
+from cairn.files.artifacts import ArtifactKind
 from cairn.server.deps import Service
 from cairn.server.errors import error_responses
 from cairn.server.schemas import (
+    DIGEST_PATTERN,
     ArtifactKey,
     ArtifactKeyQuery,
     DigestPath,
     EntityIdPath,
 )
-from cairn.service.artifacts import ArtifactKind
-from cairn.store.objects.port import ObjectWriter
+from cairn.service.objects import ObjectWriter
 
 __all__ = ["DIGEST_HEADER", "router"]
 
@@ -48,7 +49,7 @@ _PIECE: Final = 1 << 20
 _READ: Final = 1 << 20
 _OCTETS = "application/octet-stream"
 
-Digest64 = Annotated[str, Field(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$")]
+Digest64 = Annotated[str, Field(min_length=64, max_length=64, pattern=DIGEST_PATTERN)]
 _BINARY_BODY = {
     "requestBody": {
         "required": True,
@@ -96,7 +97,7 @@ class ArtifactFilesOut(BaseModel):
     responses=error_responses(404),
 )
 async def head_object(digest: DigestPath, service: Service) -> Response:
-    size = await anyio.to_thread.run_sync(service.object_size, digest)
+    size = await anyio.to_thread.run_sync(service.objects.size, digest)
     return Response(headers={"content-length": str(size), DIGEST_HEADER: digest})
 
 
@@ -112,9 +113,9 @@ async def head_object(digest: DigestPath, service: Service) -> Response:
     responses={200: {"content": {_OCTETS: {}}}, **error_responses(404)},
 )
 async def get_object(digest: DigestPath, service: Service) -> StreamingResponse:
-    stream = await anyio.to_thread.run_sync(service.open_object, digest)
+    stream = await anyio.to_thread.run_sync(service.objects.open, digest)
     try:
-        size = await anyio.to_thread.run_sync(service.object_size, digest)
+        size = await anyio.to_thread.run_sync(service.objects.size, digest)
     except BaseException:
         stream.close()
         raise
@@ -149,7 +150,7 @@ async def _send_object(stream: BinaryIO, digest: str) -> AsyncIterator[bytes]:
     responses=error_responses(404, 500),  # 500 `corrupt_object`: the bytes do not match
 )
 async def verify_object(digest: DigestPath, service: Service) -> ObjectOut:
-    info = await anyio.to_thread.run_sync(service.verify_object, digest)
+    info = await anyio.to_thread.run_sync(service.objects.verify, digest)
     return ObjectOut(digest=info.digest, size=info.size)
 
 
@@ -163,7 +164,7 @@ async def verify_object(digest: DigestPath, service: Service) -> ObjectOut:
 async def put_object(digest: DigestPath, request: Request, service: Service) -> JSONResponse:
     expected = parse_digest(digest)
     existed = await anyio.to_thread.run_sync(service.objects.exists, expected)
-    writer = service.object_writer()
+    writer = service.objects.writer()
     try:
         await _receive(request, writer)
         info = await anyio.to_thread.run_sync(writer.commit, expected)
@@ -185,7 +186,7 @@ async def put_object(digest: DigestPath, request: Request, service: Service) -> 
     openapi_extra={"requestBody": {**_BINARY_BODY["requestBody"], "required": False}},
 )
 async def post_object(request: Request, service: Service) -> ObjectOut:
-    writer = service.object_writer()
+    writer = service.objects.writer()
     try:
         await _receive(request, writer)
         info = await anyio.to_thread.run_sync(writer.commit)
@@ -248,7 +249,7 @@ def _write_piece(writer: ObjectWriter, piece: list[bytes]) -> None:
     responses=error_responses(404),
 )
 async def compose_object(body: ComposeIn, service: Service) -> ObjectOut:
-    info = await anyio.to_thread.run_sync(service.compose_object, body.parts, body.digest)
+    info = await anyio.to_thread.run_sync(service.objects.compose, body.parts, body.digest)
     return ObjectOut(digest=info.digest, size=info.size)
 
 
@@ -262,7 +263,7 @@ async def record_artifact(
     entity_id: EntityIdPath, body: RecordArtifactIn, service: Service
 ) -> ArtifactInfo:
     return await anyio.to_thread.run_sync(
-        service.record_artifact, entity_id, body.key, body.kind, body.digest
+        service.artifacts.record_artifact, entity_id, body.key, body.kind, body.digest
     )
 
 
@@ -272,7 +273,7 @@ async def record_artifact(
     responses=error_responses(404),
 )
 async def list_artifacts(entity_id: EntityIdPath, service: Service) -> list[ArtifactInfo]:
-    return service.list_artifacts(entity_id)
+    return service.artifacts.list_artifacts(entity_id)
 
 
 @router.get(
@@ -283,7 +284,7 @@ async def list_artifacts(entity_id: EntityIdPath, service: Service) -> list[Arti
 async def artifact_files(
     entity_id: EntityIdPath, service: Service, key: ArtifactKeyQuery
 ) -> ArtifactFilesOut:
-    found = await anyio.to_thread.run_sync(service.resolve_artifact, entity_id, key)
+    found = await anyio.to_thread.run_sync(service.artifacts.resolve_artifact, entity_id, key)
     entries: list[Any] = [
         ArtifactFileOut(path=e.path, digest=e.digest, size=e.size) for e in found.entries
     ]

@@ -33,7 +33,7 @@ WRITE = error_responses(404, 409)  # ... or a deleted run, or a name that is tak
 
 @router.post("/projects", summary="Get or create a project by name")
 async def set_project(body: SetEntityIn, service: Service) -> ProjectInfo:
-    return service.set_project(
+    return service.entities.set_project(
         body.name, description=body.description, owner=body.owner, tags=body.tags
     )
 
@@ -41,13 +41,13 @@ async def set_project(body: SetEntityIn, service: Service) -> ProjectInfo:
 @router.get("/projects", summary="List projects, or find one by name", responses=MISSING)
 async def list_projects(service: Service, name: NameQuery = None) -> list[ProjectInfo]:
     if name is not None:
-        return [service.get_project_by_name(name)]
-    return service.list_projects()
+        return [service.entities.get_project_by_name(name)]
+    return service.entities.list_projects()
 
 
 @router.get("/projects/{project_id}", responses=MISSING)
 async def get_project(project_id: ProjectIdPath, service: Service) -> ProjectInfo:
-    return service.get_project(project_id)
+    return service.entities.get_project(project_id)
 
 
 @router.post(
@@ -56,7 +56,7 @@ async def get_project(project_id: ProjectIdPath, service: Service) -> ProjectInf
 async def set_experiment(
     project_id: ProjectIdPath, body: SetEntityIn, service: Service
 ) -> ExperimentInfo:
-    return service.set_experiment(
+    return service.entities.set_experiment(
         project_id, body.name, description=body.description, owner=body.owner, tags=body.tags
     )
 
@@ -66,13 +66,13 @@ async def list_experiments(
     project_id: ProjectIdPath, service: Service, name: NameQuery = None
 ) -> list[ExperimentInfo]:
     if name is not None:
-        return [service.get_experiment_by_name(project_id, name)]
-    return service.list_experiments(project_id)
+        return [service.entities.get_experiment_by_name(project_id, name)]
+    return service.entities.list_experiments(project_id)
 
 
 @router.get("/experiments/{experiment_id}", responses=MISSING)
 async def get_experiment(experiment_id: ExperimentIdPath, service: Service) -> ExperimentInfo:
-    return service.get_experiment(experiment_id)
+    return service.entities.get_experiment(experiment_id)
 
 
 _RUN: Final = TypeAdapter(RunInfo)
@@ -88,7 +88,7 @@ def run_response(run: RunInfo) -> Response:
 def create_or_get_run(service: TrackingService, experiment_id: str, body: CreateRunIn) -> RunInfo:
     """The one service call of create_run (also made by cairn.server.fastpath)."""
     if body.get_or_create and body.name is not None:
-        return service.set_run(
+        return service.entities.set_run(
             experiment_id,
             body.name,
             parent_id=body.parent_id,
@@ -96,7 +96,7 @@ def create_or_get_run(service: TrackingService, experiment_id: str, body: Create
             owner=body.owner,
             tags=body.tags,
         )
-    return service.create_run(
+    return service.entities.create_run(
         experiment_id,
         body.name,
         parent_id=body.parent_id,
@@ -127,37 +127,37 @@ async def list_runs(
     include_deleted: bool = False,
 ) -> list[RunInfo]:
     if name is not None:
-        return [service.get_run_by_name(experiment_id, name)]
-    return service.list_runs(experiment_id, include_deleted=include_deleted)
+        return [service.entities.get_run_by_name(experiment_id, name)]
+    return service.entities.list_runs(experiment_id, include_deleted=include_deleted)
 
 
 @router.get("/runs/{run_id}", responses=MISSING)
 async def get_run(run_id: RunIdPath, service: Service) -> RunInfo:
-    return service.get_run(run_id)
+    return service.entities.get_run(run_id)
 
 
 @router.patch("/runs/{run_id}", summary="End a run: set its status", responses=WRITE)
 async def end_run(run_id: RunIdPath, body: EndRunIn, service: Service) -> RunInfo:
-    return service.end_run(run_id, body.status)
+    return service.entities.end_run(run_id, body.status)
 
 
 @router.delete("/runs/{run_id}", summary="Soft-delete a run", responses=MISSING)
 async def delete_run(run_id: RunIdPath, service: Service) -> RunInfo:
-    return service.delete_run(run_id)
+    return service.entities.delete_run(run_id)
 
 
 @router.post("/runs/{run_id}/restore", summary="Undo a soft delete", responses=MISSING)
 async def restore_run(run_id: RunIdPath, service: Service) -> RunInfo:
-    return service.restore_run(run_id)
+    return service.entities.restore_run(run_id)
 
 
 @router.get("/runs/{run_id}/children", responses=MISSING)
 async def list_child_runs(
     run_id: RunIdPath, service: Service, include_deleted: bool = False
 ) -> list[RunInfo]:
-    return service.list_child_runs(run_id, include_deleted=include_deleted)
+    return service.entities.list_child_runs(run_id, include_deleted=include_deleted)
 
 
 @router.put("/entities/{entity_id}/description", status_code=204, responses=WRITE)
 async def set_description(entity_id: EntityIdPath, body: DescriptionIn, service: Service) -> None:
-    service.set_description(entity_id, body.description)
+    service.entities.set_description(entity_id, body.description)

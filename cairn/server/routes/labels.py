@@ -26,26 +26,26 @@ WRITE = error_responses(404, 409)  # ... or a deleted run; a hyperparameter logg
 
 @router.post("/entities/{entity_id}/tags", status_code=204, summary="Add tags", responses=WRITE)
 async def add_tags(entity_id: EntityIdPath, body: TagsIn, service: Service) -> None:
-    service.add_tags(entity_id, body.tags)
+    service.labels.add_tags(entity_id, body.tags)
 
 
 @router.post(
     "/entities/{entity_id}/tags/remove", status_code=204, summary="Remove tags", responses=WRITE
 )
 async def remove_tags(entity_id: EntityIdPath, body: TagsIn, service: Service) -> None:
-    service.remove_tags(entity_id, body.tags)
+    service.labels.remove_tags(entity_id, body.tags)
 
 
 @router.get("/entities/{entity_id}/tags", responses=MISSING)
 async def get_tags(entity_id: EntityIdPath, service: Service) -> list[str]:
-    return service.get_tags(entity_id)
+    return service.labels.get_tags(entity_id)
 
 
 @router.patch(
     "/entities/{entity_id}/attributes", status_code=204, summary="Set attributes", responses=WRITE
 )
 async def set_attributes(entity_id: EntityIdPath, body: AttributesIn, service: Service) -> None:
-    service.set_attributes(entity_id, body.attributes)
+    service.labels.set_attributes(entity_id, body.attributes)
 
 
 @router.get(
@@ -54,12 +54,12 @@ async def set_attributes(entity_id: EntityIdPath, body: AttributesIn, service: S
     responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}, **MISSING},
 )
 async def get_attributes(entity_id: EntityIdPath, service: Service, key: KeysQuery = None) -> Any:
-    return JSON(service.get_attributes(entity_id, key))
+    return JSON(service.labels.get_attributes(entity_id, key))
 
 
 @router.post("/entities/{entity_id}/attributes/remove", status_code=204, responses=WRITE)
 async def remove_attributes(entity_id: EntityIdPath, body: KeysIn, service: Service) -> None:
-    service.remove_attributes(entity_id, body.keys)
+    service.labels.remove_attributes(entity_id, body.keys)
 
 
 @router.post(
@@ -69,11 +69,11 @@ async def remove_attributes(entity_id: EntityIdPath, body: KeysIn, service: Serv
     responses=WRITE,
 )
 async def log_hyperparameters(run_id: RunIdPath, body: HyperparametersIn, service: Service) -> None:
-    service.log_hyperparameters(run_id, body.hyperparameters, overwrite=body.overwrite)
+    service.labels.log_hyperparameters(run_id, body.hyperparameters, overwrite=body.overwrite)
 
 
 @router.get("/runs/{run_id}/hyperparameters", response_class=JSON, responses=MISSING)
 async def get_hyperparameters(
     run_id: RunIdPath, service: Service
 ) -> dict[str, HyperparameterValue]:
-    return service.get_hyperparameters(run_id)
+    return service.labels.get_hyperparameters(run_id)

@@ -52,7 +52,7 @@ async def log_metrics(
     kind = request.headers.get("content-type", "").split(";")[0].strip()
     body = await request.body()
     if kind == BATCH_MEDIA_TYPE:
-        service.log_metric_batch(decode_batch(body), idempotency_key=idempotency_key)
+        service.metrics.log_metric_batch(decode_batch(body), idempotency_key=idempotency_key)
     elif kind == "application/json":
         try:
             parsed = MetricsIn.model_validate_json(body)
@@ -61,7 +61,7 @@ async def log_metrics(
         records = [
             MetricRecord(p.run_id, p.key, p.step, p.timestamp, p.value) for p in parsed.points
         ]
-        service.log_metric_records(records, idempotency_key=idempotency_key)
+        service.metrics.log_metric_records(records, idempotency_key=idempotency_key)
     else:
         raise InvalidArgument(
             "content-type", f"must be application/json or {BATCH_MEDIA_TYPE}, got {kind!r}"
@@ -85,7 +85,7 @@ def _first(exc: ValueError) -> str:
     responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}, **MISSING},
 )
 async def latest_metrics(run_id: RunIdPath, service: Service, key: KeysQuery = None) -> Any:
-    latest = service.get_latest_metrics(run_id, key)
+    latest = service.metrics.get_latest_metrics(run_id, key)
     return JSON({k: p._asdict() for k, p in latest.items()})
 
 
@@ -111,7 +111,7 @@ async def metric_history(
     ],
     service: Service,
 ) -> Response:
-    series = service.get_metric_history(run_id, key)
+    series = service.metrics.get_metric_history(run_id, key)
     if HISTORY_MEDIA_TYPE in request.headers.get("accept", ""):
         return Response(encode_history(series), media_type=HISTORY_MEDIA_TYPE)
     return JSON({"points": [list(p) for p in series.points()]})

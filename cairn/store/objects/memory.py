@@ -9,17 +9,10 @@ from typing import BinaryIO
 
 from cairn.core.digest import Digest, digest_bytes, parse_digest
 from cairn.core.errors import InvalidArgument, NotFound
-from cairn.store.objects.local import write_file_atomically
-from cairn.store.objects.port import (
-    AbortingWriter,
-    ClosingStore,
-    ObjectInfo,
-    Progress,
-    VerifyingReader,
-    check_expected_digest,
-    counting,
-    open_source,
-)
+from cairn.core.objects import ObjectInfo, Progress
+from cairn.files.reading import VerifyingReader, counting, open_source
+from cairn.files.writing import write_file_atomically
+from cairn.store.objects.port import AbortingWriter, ClosingStore, check_expected_digest
 
 __all__ = ["MemoryObjectStore", "MemoryObjectWriter"]
 

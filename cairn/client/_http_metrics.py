@@ -1,0 +1,82 @@
+"""Metric series over REST (the :class:`~cairn.service.contracts.Metrics` part of the HTTP
+backend): batches go as one binary request each, histories come back binary."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+
+from cairn.client._transport import Transport
+from cairn.core.columns import (
+    BATCH_MEDIA_TYPE,
+    HISTORY_MEDIA_TYPE,
+    MetricBatch,
+    SeriesPoints,
+    batch_from_records,
+    decode_history,
+    encode_batch,
+)
+from cairn.core.model import MetricPoint, MetricRecord
+from cairn.core.settings import Settings
+from cairn.core.validation import check_entity_id, check_name, check_record
+
+__all__ = ["HttpMetrics"]
+
+
+class HttpMetrics:
+    """Metric series."""
+
+    def __init__(self, transport: Transport, settings: Settings) -> None:
+        self._t = transport
+        self.settings = settings
+
+    def log_metric_records(
+        self,
+        records: Sequence[MetricRecord],
+        *,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """Append points given one by one (checked here), as one batch."""
+        batch = batch_from_records(check_record(r) for r in records)
+        self.log_metric_batch(batch, idempotency_key=idempotency_key, validated=True)
+
+    def log_metric_batch(
+        self,
+        batch: MetricBatch,
+        *,
+        idempotency_key: str | None = None,
+        validated: bool = False,
+    ) -> None:
+        """One request per batch; a retry carries the same idempotency key, so the
+        server applies it once however often it arrives. The server checks every point
+        whether or not the caller did (``validated``)."""
+        if not batch:
+            return
+        key = idempotency_key or secrets.token_hex(16)
+        self._t.request(
+            "POST",
+            "/metrics",
+            content=encode_batch(batch),
+            headers={"content-type": BATCH_MEDIA_TYPE, "idempotency-key": key},
+        )
+
+    def get_latest_metrics(
+        self, run_id: str, keys: Iterable[str] | None = None
+    ) -> dict[str, MetricPoint]:
+        wanted = None if keys is None else [check_name(k, "metric key") for k in keys]
+        found = self._t.get(f"/runs/{_id(run_id, 'run_id')}/metrics", key=wanted)
+        return {k: MetricPoint(p["step"], p["timestamp"], p["value"]) for k, p in found.items()}
+
+    def get_metric_history(self, run_id: str, key: str) -> SeriesPoints:
+        response = self._t.request(
+            "GET",
+            f"/runs/{_id(run_id, 'run_id')}/metrics/history",
+            params={"key": check_name(key, "metric key")},
+            headers={"accept": HISTORY_MEDIA_TYPE},
+        )
+        return decode_history(response.content)
+
+
+def _id(value: str, field: str) -> str:
+    """An id that goes into a URL path: checked, so it cannot change the path."""
+    return check_entity_id(value, field)

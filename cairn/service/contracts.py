@@ -1,0 +1,249 @@
+"""The contract of the service: one ``Protocol`` per aggregate, and :class:`Backend`, which
+gathers them.
+
+Two implementations keep it: the in-process service (:class:`cairn.service.TrackingService`,
+whose parts work on the stores) and the HTTP backend (``cairn.client._http.HttpBackend``,
+whose parts make the same calls over REST). The client is written against
+:class:`Backend` alone, so it works the same on either. ``tests/test_contracts.py``
+compares each part of both sides with its protocol, method by method and parameter by
+parameter: a method that one side gains or changes fails the test until the other side
+and the protocol follow.
+
+Importing this module loads no store, so the HTTP client can import it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from cairn.core.columns import MetricBatch, SeriesPoints
+from cairn.core.model import (
+    ArtifactInfo,
+    ExperimentInfo,
+    HyperparameterValue,
+    MetricPoint,
+    MetricRecord,
+    ProjectInfo,
+    RunInfo,
+    RunStatus,
+)
+from cairn.core.objects import Progress
+from cairn.core.tree import TreeEntry
+from cairn.files.artifacts import ArtifactSource, ResolvedArtifact
+
+__all__ = ["PARTS", "Artifacts", "Backend", "Entities", "Labels", "Metrics"]
+
+
+class Entities(Protocol):
+    """Projects, experiments and runs: get-or-create, lookups and the run lifecycle."""
+
+    def set_project(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        owner: str = "",
+        tags: Iterable[str] | None = None,
+    ) -> ProjectInfo:
+        """Get the project called ``name``, creating it if needed (race-safe)."""
+        ...
+
+    def get_project(self, project_id: str) -> ProjectInfo: ...
+
+    def get_project_by_name(self, name: str) -> ProjectInfo: ...
+
+    def list_projects(self) -> list[ProjectInfo]: ...
+
+    def set_experiment(
+        self,
+        project_id: str,
+        name: str,
+        *,
+        description: str | None = None,
+        owner: str = "",
+        tags: Iterable[str] | None = None,
+    ) -> ExperimentInfo: ...
+
+    def get_experiment(self, experiment_id: str) -> ExperimentInfo: ...
+
+    def get_experiment_by_name(self, project_id: str, name: str) -> ExperimentInfo: ...
+
+    def list_experiments(self, project_id: str) -> list[ExperimentInfo]: ...
+
+    def create_run(
+        self,
+        experiment_id: str,
+        name: str | None = None,
+        *,
+        parent_id: str | None = None,
+        description: str | None = None,
+        owner: str = "",
+        tags: Iterable[str] | None = None,
+    ) -> RunInfo:
+        """A new run; a generated unique name when ``name`` is None."""
+        ...
+
+    def set_run(
+        self,
+        experiment_id: str,
+        name: str,
+        *,
+        parent_id: str | None = None,
+        description: str | None = None,
+        owner: str = "",
+        tags: Iterable[str] | None = None,
+    ) -> RunInfo:
+        """Get the run called ``name`` in the experiment, creating it if needed."""
+        ...
+
+    def get_run(self, run_id: str) -> RunInfo: ...
+
+    def get_run_by_name(self, experiment_id: str, name: str) -> RunInfo: ...
+
+    def list_runs(self, experiment_id: str, *, include_deleted: bool = False) -> list[RunInfo]: ...
+
+    def list_child_runs(self, run_id: str, *, include_deleted: bool = False) -> list[RunInfo]: ...
+
+    def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> RunInfo: ...
+
+    def delete_run(self, run_id: str) -> RunInfo:
+        """Soft delete: hidden from listings, restorable with restore_run."""
+        ...
+
+    def restore_run(self, run_id: str) -> RunInfo: ...
+
+    def set_description(self, entity_id: str, description: str) -> None: ...
+
+
+class Labels(Protocol):
+    """Tags, attributes and hyperparameters: the small key/value metadata of entities."""
+
+    def add_tags(self, entity_id: str, tags: Iterable[str]) -> None: ...
+
+    def remove_tags(self, entity_id: str, tags: Iterable[str]) -> None: ...
+
+    def get_tags(self, entity_id: str) -> list[str]: ...
+
+    def set_attributes(self, entity_id: str, values: Mapping[str, Any]) -> None: ...
+
+    def get_attributes(
+        self, entity_id: str, keys: Iterable[str] | None = None
+    ) -> dict[str, Any]: ...
+
+    def remove_attributes(self, entity_id: str, keys: Iterable[str]) -> None: ...
+
+    def log_hyperparameters(
+        self, run_id: str, values: Mapping[str, Any], *, overwrite: bool = False
+    ) -> None: ...
+
+    def get_hyperparameters(self, run_id: str) -> dict[str, HyperparameterValue]: ...
+
+
+class Metrics(Protocol):
+    """Metric series: batched appends and reads of latest values and histories."""
+
+    def log_metric_records(
+        self,
+        records: Sequence[MetricRecord],
+        *,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """Append points given one by one (each checked), all or none."""
+        ...
+
+    def log_metric_batch(
+        self,
+        batch: MetricBatch,
+        *,
+        idempotency_key: str | None = None,
+        validated: bool = False,
+    ) -> None:
+        """Append points, all or none. A batch sent again with the same
+        ``idempotency_key`` is applied once; ``validated``: the caller checked every
+        point already (the client's batcher), so the backend may skip its own checks."""
+        ...
+
+    def get_latest_metrics(
+        self, run_id: str, keys: Iterable[str] | None = None
+    ) -> dict[str, MetricPoint]:
+        """Latest point per key: highest step, then latest timestamp."""
+        ...
+
+    def get_metric_history(self, run_id: str, key: str) -> SeriesPoints:
+        """Every point of one series, in (step, timestamp) order."""
+        ...
+
+
+class Artifacts(Protocol):
+    """Files and folders logged against projects, experiments and runs."""
+
+    def log_artifact(
+        self,
+        entity_id: str,
+        key: str,
+        source: ArtifactSource,
+        progress: Progress | None = None,
+    ) -> ArtifactInfo:
+        """Log a file, a folder (kept as a tree), bytes or a binary file object;
+        ``progress`` is told of the bytes as they are stored."""
+        ...
+
+    def record_artifact(self, entity_id: str, key: str, kind: str, digest: str) -> ArtifactInfo:
+        """Record objects that are already stored as an artifact (checked, never trusted)."""
+        ...
+
+    def list_artifacts(self, entity_id: str) -> list[ArtifactInfo]: ...
+
+    def list_artifact_files(self, entity_id: str, key: str) -> list[TreeEntry]:
+        """The files of an artifact (a tree lists each; a file lists itself)."""
+        ...
+
+    def resolve_artifact(self, entity_id: str, key: str) -> ResolvedArtifact:
+        """What a key names: an artifact, a file inside a tree, or a folder of one."""
+        ...
+
+    def open_artifact(self, entity_id: str, key: str) -> BinaryIO:
+        """A verifying read stream of a file artifact, or of a file inside a tree."""
+        ...
+
+    def download_artifact(
+        self,
+        entity_id: str,
+        key: str,
+        dest: str | os.PathLike[str],
+        progress: Progress | None = None,
+    ) -> Path:
+        """Write an artifact under ``dest``: into it if it is a folder (or ends in '/'),
+        else at ``dest`` itself. Every file is verified and written atomically."""
+        ...
+
+
+class Backend(Protocol):
+    """Everything the client asks of a store, in-process or over HTTP, one part per
+    aggregate."""
+
+    @property
+    def entities(self) -> Entities: ...
+
+    @property
+    def labels(self) -> Labels: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    @property
+    def artifacts(self) -> Artifacts: ...
+
+    def close(self) -> None: ...
+
+
+# The parts of a Backend and the protocol each keeps (the contract test walks this).
+PARTS: dict[str, type[Any]] = {
+    "entities": Entities,
+    "labels": Labels,
+    "metrics": Metrics,
+    "artifacts": Artifacts,
+}

@@ -1,0 +1,83 @@
+"""Objects: the content-addressed bytes behind artifacts, as the server's object routes
+use them (the HTTP client's uploads and downloads land here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import BinaryIO, Final
+
+from cairn.core.digest import Digest, parse_digest
+from cairn.core.errors import InvalidArgument, NotFound
+from cairn.core.objects import ObjectInfo
+from cairn.core.tree import Tree
+from cairn.service.base import ServicePart
+from cairn.store.objects import ObjectStore, ObjectWriter
+
+__all__ = ["ObjectService", "ObjectWriter", "read_tree", "stored_size"]
+
+_CHUNK: Final = 4 << 20  # reads of whole objects: big, for few calls
+
+
+def read_tree(objects: ObjectStore, digest: Digest) -> Tree:
+    """The tree manifest stored as ``digest``."""
+    with objects.open(digest) as stream:
+        return Tree.decode(stream.read())
+
+
+def stored_size(objects: ObjectStore, digest: Digest) -> int:
+    """The size of an object that must already be stored (uploaded before it is named)."""
+    try:
+        return objects.size(digest)
+    except NotFound:
+        raise NotFound(
+            f"no object {digest}: upload it before recording it", digest=digest
+        ) from None
+
+
+class ObjectService(ServicePart):
+    """Stored objects by digest: size, read, write piece by piece, verify, compose."""
+
+    def exists(self, digest: str) -> bool:
+        return self.objects.exists(parse_digest(digest))
+
+    def size(self, digest: str) -> int:
+        """Size of a stored object; ``NotFound`` if there is none."""
+        return self.objects.size(parse_digest(digest))
+
+    def open(self, digest: str) -> BinaryIO:
+        """A verifying read stream of one object."""
+        return self.objects.open(parse_digest(digest))
+
+    def writer(self) -> ObjectWriter:
+        """A writer for one object arriving piece by piece (commit with its digest)."""
+        return self.objects.open_writer()
+
+    def verify(self, digest: str) -> ObjectInfo:
+        """Read a whole object and check it; ``CorruptObject`` if its bytes lie."""
+        digest = parse_digest(digest)
+        size = 0
+        with self.objects.open(digest) as stream:
+            while chunk := stream.read(_CHUNK):
+                size += len(chunk)
+        return ObjectInfo(digest, size)
+
+    def compose(self, parts: Sequence[str], digest: str) -> ObjectInfo:
+        """Store the concatenation of stored objects as the object ``digest``.
+
+        Each part is verified as it is read and the result must hash to ``digest``
+        (else ``InvalidArgument`` and nothing is stored). The parts stay stored.
+        """
+        if not parts:
+            raise InvalidArgument("parts", "must list at least one object")
+        wanted = parse_digest(digest)
+        digests = [parse_digest(p, "parts") for p in parts]
+        if self.objects.exists(wanted):
+            return ObjectInfo(wanted, self.objects.size(wanted))
+        for part in digests:  # every part there before a byte is copied
+            stored_size(self.objects, part)
+        with self.objects.open_writer() as writer:
+            for part in digests:
+                with self.objects.open(part) as stream:
+                    while chunk := stream.read(_CHUNK):
+                        writer.write(chunk)
+            return writer.commit(expected=wanted)
