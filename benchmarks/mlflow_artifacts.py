@@ -204,17 +204,19 @@ class Child:
         self.process.stdin.flush()
 
     def close(self) -> None:
+        """Let the process end: with stdin closed, one that waits for "go" exits at once
+        (after an interruption too); SIGKILL if it has not within 30 s."""
         self._timer.cancel()
-        if self.process.poll() is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(30)
+        if self.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(30)
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
-        for stream in (self.process.stdin, self.process.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
 
 
 @dataclass(frozen=True)
@@ -476,9 +478,14 @@ def report(size: int, mlflow: Side, ours: Side) -> None:
         )
     for i, (m, c) in enumerate(pairs, 1):
         say(
-            f"  note: round {i}: MLflow up {m.up.seconds:.3f} s, down {m.down.seconds:.3f} s; "
-            f"Cairn up {c.up.seconds:.3f} s, down {c.down.seconds:.3f} s"
+            f"  note: round {i}, wall s (CPU client+server): MLflow up {m.up.seconds:.3f} "
+            f"({cpu(m.up)}), down {m.down.seconds:.3f} ({cpu(m.down)}); Cairn up "
+            f"{c.up.seconds:.3f} ({cpu(c.up)}), down {c.down.seconds:.3f} ({cpu(c.down)})"
         )
+
+
+def cpu(op: Op) -> str:
+    return f"{op.client_cpu:.2f}+{op.server_cpu:.2f}"
 
 
 # -- main -------------------------------------------------------------------------------

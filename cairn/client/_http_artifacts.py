@@ -1,30 +1,28 @@
 """Artifact transfer over HTTP: bytes stream between disk and the server's object routes.
 
-The logic of what to store (a file, a folder as a tree, bytes, a stream) and where
-to place a download is the service's own (:mod:`cairn.service.artifacts`), run here
-against :class:`RemoteObjects`, which speaks the object routes:
+The logic of what to store (a file, a folder as a tree, bytes, a stream) and where to
+place a download is shared with the embedded service (:mod:`cairn.files.artifacts`), run
+here against :class:`RemoteObjects`, which speaks the object routes:
 
 * up: hash the source (BLAKE3, in big chunks), ``HEAD`` to skip what the server has,
-  then ``PUT`` it from disk (``sendfile``); the server hashes it again and refuses a
-  mismatch. From :data:`STREAM_THRESHOLD` up, hashing and sending overlap instead:
-  ``POST /objects`` names the bytes by the digest the server computed, which must be
-  the one a second thread computed meanwhile. A file above :data:`MULTIPART_THRESHOLD`
-  goes as parts of :data:`PART_SIZE` (each an object, each retried alone, present ones
-  skipped) that ``POST /objects/compose`` joins, so a dropped connection costs one part and a
-  re-run resumes.
-* down: ``GET`` streams into a temp file beside the destination, hashed on the way;
-  a mismatch raises ``CorruptObject`` and leaves nothing; then rename.
+  then ``PUT`` it; the server hashes it again and refuses a mismatch. From
+  :data:`STREAM_THRESHOLD` up, hashing and sending overlap instead: ``POST /objects``
+  names the bytes by the digest the server computed, which must be the one a second
+  thread computed meanwhile. A file above :data:`MULTIPART_THRESHOLD` goes as parts of
+  :data:`PART_SIZE` (each an object, each retried alone, present ones skipped) that
+  ``POST /objects/compose`` joins, so a dropped connection costs one part and a re-run
+  resumes. A body is read from the source piece by piece as urllib3 sends it, and
+  rewound when urllib3 tries again.
+* down: ``GET`` streams into a temp file beside the destination, hashed on the way; a
+  mismatch raises ``CorruptObject`` and leaves nothing; then rename.
 
 Nothing holds a whole file in memory.
 """
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import io
 import os
-import socket
 import tempfile
 import threading
 from collections.abc import Callable
@@ -32,13 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 
-from cairn.client._transport import (
-    NETWORK_ERRORS,
-    BodyWriter,
-    Response,
-    Transport,
-    check,
-)
+import urllib3
+
+from cairn.client._transport import NETWORK_ERRORS, Response, Transport, check
 from cairn.core.digest import Digest, digest_bytes, new_hasher, parse_digest
 from cairn.core.errors import (
     CairnError,
@@ -81,20 +75,14 @@ MiB: Final = 1 << 20
 PART_SIZE = 64 * MiB
 MULTIPART_THRESHOLD = 1024 * MiB
 STREAM_THRESHOLD = 8 * MiB
-_CHUNK: Final = 4 * MiB  # reads from disk, for hashing and for bodies sent from memory
-_SLICE: Final = 8 * MiB  # a file goes out by sendfile in slices, to tell of progress
+_CHUNK: Final = 4 * MiB  # reads from disk, for hashing
 _RESPONSE_BUFFER: Final = MiB
 _SLOWEST_DISK: Final = 20 * MiB  # bytes/s a server copies at, at worst (for timeouts)
 _OCTETS: Final = {"content-type": "application/octet-stream"}
 
 
-def _answer(response: http.client.HTTPResponse, url: str) -> Response:
-    """Read a whole (small) answer and raise the server's error if it is one."""
-    return check(Response(response.status, response.headers, response.read(), url))
-
-
-def _content_length(response: http.client.HTTPResponse) -> int | None:
-    value = response.getheader("content-length")
+def _content_length(response: urllib3.BaseHTTPResponse) -> int | None:
+    value = response.headers.get("content-length")
     return int(value) if value is not None and value.isdigit() else None
 
 
@@ -132,35 +120,21 @@ class _Meter:
 class _Source(Protocol):
     def readinto_at(self, offset: int, buffer: memoryview) -> int: ...
 
-    def sender(self, offset: int, length: int, sent: _Sent) -> BodyWriter: ...
-
-
-def _shrank() -> InvalidArgument:
-    return InvalidArgument("source", "shrank while it was being uploaded")
+    def read_at(self, offset: int, size: int) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)
 class _FileSource:
-    """An open file, read by offset (``pread``: no shared position to get wrong) and
-    sent with ``sendfile``: the kernel moves the bytes, the client never touches them
-    (the server hashes what arrives, so a file changed since it was hashed is refused)."""
+    """An open file, read by offset (``pread``: no shared position to get wrong; the
+    server hashes what arrives, so a file changed since it was hashed is refused)."""
 
     file: io.FileIO
 
     def readinto_at(self, offset: int, buffer: memoryview) -> int:
         return os.preadv(self.file.fileno(), [buffer], offset)
 
-    def sender(self, offset: int, length: int, sent: _Sent) -> BodyWriter:
-        def send(sock: socket.socket) -> None:
-            done = 0
-            while done < length:  # in slices, to tell of progress
-                step = min(_SLICE, length - done)
-                if sock.sendfile(self.file, offset + done, step) != step:
-                    raise _shrank()
-                done += step
-                sent(done)
-
-        return send
+    def read_at(self, offset: int, size: int) -> bytes:
+        return os.pread(self.file.fileno(), size, offset)
 
 
 class _StreamSource:
@@ -173,31 +147,51 @@ class _StreamSource:
         self._lock = threading.Lock()
 
     def readinto_at(self, offset: int, buffer: memoryview) -> int:
-        data = self._read_at(offset, len(buffer))
+        data = self.read_at(offset, len(buffer))
         buffer[: len(data)] = data
         return len(data)
 
-    def sender(self, offset: int, length: int, sent: _Sent) -> BodyWriter:
-        def send(sock: socket.socket) -> None:
-            end = offset + length
-            at = offset
-            while at < end:
-                chunk = self._read_at(at, min(_CHUNK, end - at))
-                if not chunk:
-                    raise _shrank()
-                sock.sendall(chunk)
-                at += len(chunk)
-                sent(at - offset)
-
-        return send
-
-    def _read_at(self, offset: int, size: int) -> bytes:
+    def read_at(self, offset: int, size: int) -> bytes:
         with self._lock:
             self.stream.seek(self.base + offset)
             data = self.stream.read(size)
         if not isinstance(data, bytes | bytearray):
             raise InvalidArgument("src", "must be a binary stream (read() returned no bytes)")
         return bytes(data)
+
+
+class _Body:
+    """``length`` bytes of a source from ``offset``, as the file-like request body urllib3
+    reads piece by piece (and rewinds with ``seek`` to try again); tells ``sent`` how far
+    it has got."""
+
+    def __init__(self, source: _Source, offset: int, length: int, sent: _Sent) -> None:
+        self._source = source
+        self._offset = offset
+        self._length = length
+        self._sent = sent
+        self._at = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        left = self._length - self._at
+        wanted = left if size < 0 else min(size, left)
+        if wanted <= 0:
+            return b""
+        data = self._source.read_at(self._offset + self._at, wanted)
+        if not data:
+            raise InvalidArgument("source", "shrank while it was being uploaded")
+        self._at += len(data)
+        self._sent(self._at)
+        return data
+
+    def tell(self) -> int:
+        return self._at
+
+    def seek(self, position: int, whence: int = os.SEEK_SET, /) -> int:
+        if whence != os.SEEK_SET:
+            raise io.UnsupportedOperation("an upload body seeks from its start only")
+        self._at = position
+        return position
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,32 +229,27 @@ def _plan(source: _Source, size: int) -> _Plan:
 
 # -- downloads ------------------------------------------------------------------------------
 class _ResponseReader:
-    """The body of a response as a raw ``readinto`` source: the socket fills the
-    caller's buffer directly. ``on_broken`` runs when the connection breaks mid-body
-    (it asks the server whether its copy is corrupt)."""
+    """The body of a streamed response as a raw ``readinto`` source. ``on_broken`` runs
+    when the connection breaks mid-body (it asks the server whether its copy is
+    corrupt); the connection goes back to the pool once the body is read to its end."""
 
     def __init__(
         self,
-        response: http.client.HTTPResponse,
+        response: urllib3.BaseHTTPResponse,
         url: str,
         on_broken: Callable[[], None] | None = None,
-        on_close: Callable[[], None] | None = None,
         received: _Sent | None = None,
     ) -> None:
         self._response = response
         self._url = url
         self._on_broken = on_broken
-        self._on_close = on_close
         self._received = received
         self._position = 0
+        self._ended = False
 
     def readinto(self, buffer: WriteableBuffer, /) -> int:
         try:
-            n = self._response.readinto(buffer)
-            if n and self._received is not None:
-                self._position += n
-                self._received(self._position)
-            return n
+            n = self._response.readinto(memoryview(buffer).cast("B"))
         except NETWORK_ERRORS as exc:
             if self._on_broken is None:
                 raise
@@ -268,11 +257,18 @@ class _ResponseReader:
             raise StoreUnavailable(
                 f"lost the connection while reading from {self._url}: {exc!r}", url=self._url
             ) from exc
+        if n:
+            self._position += n
+            if self._received is not None:
+                self._received(self._position)
+        else:
+            self._ended = True
+        return n
 
     def close(self) -> None:
-        on_close, self._on_close = self._on_close, None
-        if on_close is not None:
-            on_close()
+        if not self._ended:
+            self._response.close()  # a body left unread: the connection cannot be reused
+        self._response.release_conn()
 
 
 class RemoteObjects:
@@ -316,15 +312,12 @@ class RemoteObjects:
             return self._upload(_FileSource(spool), spool.tell(), progress)
 
     def exists(self, digest: Digest) -> bool:
-        def head() -> bool:
-            with self._t.exchange("HEAD", f"/objects/{digest}") as response:
-                if response.status == 404:
-                    response.read()
-                    return False
-                _answer(response, f"/objects/{digest}")
-                return True
-
-        return self._t.retrying(head)
+        path = f"/objects/{digest}"
+        response = self._t.open("HEAD", path)
+        if response.status == 404:
+            return False
+        check(Response(response.status, response.headers, response.data, self._t.url(path)))
+        return True
 
     def _upload(self, source: _Source, size: int, progress: Progress | None) -> ObjectInfo:
         meter = _Meter(progress)
@@ -361,21 +354,15 @@ class RemoteObjects:
             except BaseException as exc:  # re-raised on the caller's thread
                 hashed.append(exc)
 
-        def send() -> dict[str, Any]:
-            with self._t.exchange(
-                "POST",
-                "/objects",
-                body=source.sender(0, size, meter.at(0)),
-                length=size,
-                headers=_OCTETS,
-            ) as response:
-                answer: dict[str, Any] = _answer(response, "/objects").json()
-                return answer
-
         hashing = threading.Thread(target=hash_source, name="cairn-upload-hash", daemon=True)
         hashing.start()
         try:
-            stored = self._t.retrying(send)
+            stored: dict[str, Any] = self._t.request(
+                "POST",
+                "/objects",
+                content=_Body(source, 0, size, meter.at(0)),
+                headers={**_OCTETS, "content-length": str(size)},
+            ).json()
         finally:
             hashing.join()
         ours = hashed[0]
@@ -394,20 +381,10 @@ class RemoteObjects:
         self, source: _Source, digest: Digest, offset: int, length: int, meter: _Meter
     ) -> None:
         """Send one object (or part) from ``source``; a retry re-sends just this one."""
-        path = f"/objects/{digest}"
-
-        def send() -> None:
-            with self._t.exchange(
-                "PUT",
-                path,
-                body=source.sender(offset, length, meter.at(offset)),
-                length=length,
-                headers=_OCTETS,
-            ) as response:
-                _answer(response, path)
-
+        body = _Body(source, offset, length, meter.at(offset))
+        headers = {**_OCTETS, "content-length": str(length)}
         try:
-            self._t.retrying(send)
+            self._t.request("PUT", f"/objects/{digest}", content=body, headers=headers)
         except InvalidArgument as exc:
             if exc.details.get("field") == "digest":
                 exc.add_note("cairn: the source changed while it was being uploaded")
@@ -422,39 +399,33 @@ class RemoteObjects:
         return self._t.retrying(lambda: self._download(digest, dest, received))
 
     def _download(self, digest: Digest, dest: str | os.PathLike[str], received: _Sent) -> int:
+        response = self._get(digest)
+        reader = _ResponseReader(response, self._t.url(f"/objects/{digest}"), received=received)
+        verified = VerifyingReader(reader, digest, _content_length(response))
+        try:
+            return write_file_atomically(verified.readinto, dest)
+        except NETWORK_ERRORS:
+            self.verify(digest)  # a broken body: the server's copy may be corrupt
+            raise  # it is not: try again
+        finally:
+            reader.close()
+
+    def _get(self, digest: Digest) -> urllib3.BaseHTTPResponse:
+        """The streamed answer to ``GET /objects/{digest}`` (an error answer raises)."""
         path = f"/objects/{digest}"
-        with self._t.exchange("GET", path) as response:
-            if response.status >= 400:
-                _answer(response, path)
-            reader = _ResponseReader(response, self._t.base_url + path, received=received)
-            verified = VerifyingReader(reader, digest, _content_length(response))
-            try:
-                return write_file_atomically(verified.readinto, dest)
-            except NETWORK_ERRORS:
-                self.verify(digest)  # a broken body: the server's copy may be corrupt
-                raise  # it is not: try again
+        response = self._t.open("GET", path, preload=False)
+        if response.status >= 400:
+            try:  # a small error body: read whole, so the connection can be reused
+                check(Response(response.status, response.headers, response.data, self._t.url(path)))
+            finally:
+                response.release_conn()
+        return response
 
     def open(self, digest: Digest, size: int | None = None) -> BinaryIO:
         digest = parse_digest(digest)
-        path = f"/objects/{digest}"
-
-        def start() -> tuple[contextlib.ExitStack, http.client.HTTPResponse]:
-            stack = contextlib.ExitStack()
-            try:
-                response = stack.enter_context(self._t.exchange("GET", path))
-                if response.status >= 400:
-                    _answer(response, path)
-            except BaseException:
-                stack.close()
-                raise
-            return stack, response
-
-        stack, response = self._t.retrying(start)
+        response = self._get(digest)
         raw = _ResponseReader(
-            response,
-            self._t.base_url + path,
-            on_broken=lambda: self.verify(digest),
-            on_close=stack.close,  # the connection goes back to the pool if read to the end
+            response, self._t.url(f"/objects/{digest}"), on_broken=lambda: self.verify(digest)
         )
         expected = size if size is not None else _content_length(response)
         return io.BufferedReader(

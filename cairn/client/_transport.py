@@ -1,32 +1,34 @@
-"""HTTP for the client: keep-alive connections, retries with backoff, and errors mapped
-back to the CairnError types the server raised.
+"""HTTP for the client, on urllib3: a pool of keep-alive connections, retries with backoff
+until a deadline, proxies, and errors mapped back to the CairnError types the server
+raised.
 
-Built on the standard library's ``http.client``: a Cairn call is one small request on a
-loopback or LAN connection, where a general-purpose client's own overhead was most of
-the cost (measured here: httpx 0.9 ms of client CPU per request, urllib3 0.4 ms,
-``http.client`` 0.2 ms). It also lets big bodies go out with ``sendfile`` and come in
-with ``readinto`` straight into the caller's buffers.
+Every Cairn request is safe to repeat (idempotent by design, or by idempotency key), so
+every method is retried: after a connection that failed, broke or timed out, and after a
+502, 503 or 504 answer, with jittered exponential backoff, until ``retry_timeout``
+seconds have passed (:class:`DeadlineRetry`). A TLS certificate that is not trusted, or a
+proxy that refuses a tunnel for good (407, 403, ...), is reported at once.
 
-Proxies come from the environment (:mod:`cairn.client._proxies`): plain HTTP is sent
-to the proxy with absolute URLs, HTTPS goes through a ``CONNECT`` tunnel.
+Proxies come from the environment (:mod:`cairn.client._proxies`): plain HTTP is sent to
+the proxy with absolute URLs, HTTPS goes through a ``CONNECT`` tunnel (urllib3's
+``ProxyManager``).
 """
 
 from __future__ import annotations
 
-import errno
-import http.client
 import json as _json
-import random
 import re
-import socket
 import ssl
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from types import TracebackType
+from typing import IO, Any, Final, Protocol, Self, TypeVar, cast
 from urllib.parse import quote, urlencode, urlsplit
+
+import urllib3
+from urllib3.connectionpool import ConnectionPool
+from urllib3.exceptions import HTTPError, MaxRetryError, ProxyError
+from urllib3.util.retry import Retry
 
 from cairn.client._proxies import Proxy, ascii_host, bracketed, proxy_for
 from cairn.core.api import API_PREFIX
@@ -40,10 +42,12 @@ from cairn.core.errors import (
 
 __all__ = [
     "NETWORK_ERRORS",
-    "BodyWriter",
+    "Body",
+    "DeadlineRetry",
     "Response",
-    "Transient",
+    "StreamedBody",
     "Transport",
+    "check",
     "decode_error",
 ]
 
@@ -51,22 +55,15 @@ T = TypeVar("T")
 
 # Worth another try: the server may be restarting, or a proxy dropped us.
 RETRY_STATUS: Final = frozenset({502, 503, 504})
-# A connection that broke, timed out or never opened. Every Cairn request is safe to
-# repeat (idempotent by design or by idempotency key), so all of these are retried.
-NETWORK_ERRORS: Final = (
-    ConnectionError,
-    TimeoutError,
-    socket.gaierror,
-    http.client.HTTPException,
-    ssl.SSLError,  # a TLS connection torn mid-record; certificate failures are not retried
-)
+# A connection that broke or timed out while a response body was being read (urllib3
+# retries everything before that itself).
+NETWORK_ERRORS: Final = (HTTPError, ConnectionError, TimeoutError)
 _USER_AGENT: Final = "cairn-client"
 _TUNNEL_REFUSED: Final = re.compile(r"Tunnel connection failed: (\d{3})")
-_UNREACHABLE: Final = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH})
-_MAX_IDLE: Final = 8  # idle keep-alive connections kept per client
-
-# Writes a request body of the announced content-length to the socket.
-BodyWriter = Callable[[socket.socket], None]
+_POOL_SIZE: Final = 8  # keep-alive connections kept per client (one per thread in use)
+_BLOCK: Final = 1 << 20  # a streamed request body is read and sent in pieces of this size
+_FIRST_DELAY: Final = 0.05  # seconds of backoff before the second retry; doubles after
+_MAX_DELAY: Final = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +71,7 @@ class Response:
     """A response read whole (every Cairn answer but an object's bytes is small)."""
 
     status: int
-    headers: http.client.HTTPMessage
+    headers: Mapping[str, str]
     content: bytes
     url: str
 
@@ -86,37 +83,120 @@ class Response:
         return self.content.decode("utf-8", "replace")
 
 
-class Transient(Exception):
-    """A 502/503/504 answer: worth retrying; carries the error it decoded to."""
+class StreamedBody(Protocol):
+    """A request body read piece by piece as it is sent, and rewound to try again."""
 
-    def __init__(self, error: CairnError) -> None:
-        super().__init__(str(error))
-        self.error = error
+    def read(self, size: int = -1, /) -> bytes: ...
 
+    def tell(self) -> int: ...
 
-class _Connection(http.client.HTTPConnection):
-    def _send_output(self, message_body: Any = None, encode_chunked: bool = False) -> None:
-        # A small body goes out in the same segment as the head: one send, and the
-        # server sees the whole request in one read (http.client sends them apart).
-        # (``_buffer`` holds the head's lines in every CPython we support; without it,
-        # the two sends of the standard library.)
-        head: list[bytes] | None = getattr(self, "_buffer", None)
-        if isinstance(message_body, bytes) and len(message_body) <= 64 * 1024 and head is not None:
-            head.extend((b"", message_body))
-            message = b"\r\n".join(head)
-            del head[:]
-            self.send(message)
-            return
-        super()._send_output(message_body, encode_chunked)  # type: ignore[misc]
+    def seek(self, position: int, whence: int = 0, /) -> int: ...
 
 
-class _TLSConnection(http.client.HTTPSConnection, _Connection):
-    pass
+Body = bytes | StreamedBody
+
+
+class DeadlineRetry(Retry):
+    """urllib3's retries with jittered exponential backoff, for as long as a deadline
+    allows rather than a number of times, and never after an error that no retry can
+    mend (see :func:`_worth_retrying`)."""
+
+    def __init__(self, *args: Any, deadline: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+
+    @classmethod
+    def until(cls, deadline: float) -> DeadlineRetry:
+        return cls(
+            total=None,  # counted by time: see is_exhausted
+            redirect=0,
+            allowed_methods=None,  # every Cairn request is safe to repeat
+            status_forcelist=RETRY_STATUS,
+            raise_on_status=False,  # the last answer is decoded into the server's error
+            backoff_factor=_FIRST_DELAY / 2,
+            backoff_max=_MAX_DELAY,
+            backoff_jitter=_FIRST_DELAY,  # many clients retrying at once arrive apart
+            retry_after_max=_MAX_DELAY,
+            deadline=deadline,
+        )
+
+    def new(self, **kw: Any) -> Self:
+        kw.setdefault("deadline", self.deadline)
+        return super().new(**kw)
+
+    def is_exhausted(self) -> bool:
+        return super().is_exhausted() or time.monotonic() >= self.deadline
+
+    def get_backoff_time(self) -> float:
+        return min(super().get_backoff_time(), max(0.0, self.deadline - time.monotonic()))
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: urllib3.BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        if (error is not None and not _worth_retrying(error)) or (
+            response is not None and _final(response)
+        ):
+            # As urllib3 gives up: an error is raised, an answer returned as it is.
+            raise MaxRetryError(_pool, url, error)  # type: ignore[arg-type]  # as urllib3 does
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def _worth_retrying(error: Exception) -> bool:
+    """Whether another try may succeed: not after an untrusted certificate, nor after a
+    proxy's refusal to open a tunnel that is not a 502, 503 or 504."""
+    if _untrusted(error) is not None:
+        return False
+    refusal = _tunnel_refusal(error)
+    return refusal is None or refusal in RETRY_STATUS
+
+
+def _final(response: urllib3.BaseHTTPResponse) -> bool:
+    """A 503 that says no retry will mend it: the server's store needs a migration."""
+    if response.status != 503:
+        return False
+    answer = Response(response.status, response.headers, response.data, "")
+    return isinstance(decode_error(answer), SchemaOutOfDate)
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and what it wraps (urllib3 wraps errors in its own, in several ways)."""
+    found: list[BaseException] = []
+    pending: list[BaseException] = [error]
+    while pending and len(found) < 16:
+        one = pending.pop()
+        if one in found:
+            continue
+        found.append(one)
+        inner = [getattr(one, "reason", None), getattr(one, "original_error", None)]
+        inner += [one.__cause__, one.__context__, *one.args]
+        pending += [e for e in inner if isinstance(e, BaseException)]
+    return found
+
+
+def _untrusted(error: BaseException) -> ssl.SSLCertVerificationError | None:
+    for one in _causes(error):
+        if isinstance(one, ssl.SSLCertVerificationError):
+            return one
+    return None
+
+
+def _tunnel_refusal(error: BaseException) -> int | None:
+    """The status with which a proxy refused to open a tunnel, if that is the error."""
+    for one in _causes(error):
+        match = _TUNNEL_REFUSED.search(str(one)) if isinstance(one, OSError) else None
+        if match is not None:
+            return int(match.group(1))
+    return None
 
 
 class Transport:
-    """Requests to one Cairn server, on a small pool of keep-alive connections (one
-    per thread at a time, so the metric batcher and the caller never share one)."""
+    """Requests to one Cairn server through urllib3's pool of keep-alive connections."""
 
     def __init__(self, base_url: str, *, timeout: float, retry_timeout: float) -> None:
         parts = urlsplit(base_url.rstrip("/"))
@@ -125,177 +205,93 @@ class Transport:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retry_timeout = retry_timeout
-        self._tls = parts.scheme == "https"
         self._host = parts.hostname
-        self._port = parts.port or (443 if self._tls else 80)
-        self._prefix = parts.path + API_PREFIX  # a server behind a proxy may live under a path
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self.proxy: Proxy | None = proxy_for(parts)
-        # What a proxy is told the server is called (an IDN host in its ASCII form).
-        self._proxied_host = ascii_host(self._host)
-        if self.proxy is not None and not self._proxied_host.isascii():
+        # The server as named in requests (an international host name in its ASCII form),
+        # and the path it may live under behind a reverse proxy.
+        host = ascii_host(self._host)
+        if self.proxy is not None and not host.isascii():
             raise InvalidArgument("url", f"{self._host!r} is not a valid host name")
-        # Plain HTTP through a proxy names the server in each request line.
-        self._origin = ""
-        if self.proxy is not None and not self._tls:
-            port = f":{parts.port}" if parts.port else ""
-            self._origin = f"http://{bracketed(self._proxied_host)}{port}"
-        self._idle: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
-        self._closed = False
+        port = f":{parts.port}" if parts.port else ""
+        self._origin = f"{parts.scheme}://{bracketed(host)}{port}"
+        self._prefix = parts.path + API_PREFIX
+        options: dict[str, Any] = {
+            "num_pools": 1,
+            "maxsize": _POOL_SIZE,
+            "timeout": urllib3.Timeout(connect=timeout, read=timeout),
+            "blocksize": _BLOCK,
+        }
+        self._manager: urllib3.PoolManager
+        if self.proxy is None:
+            self._manager = urllib3.PoolManager(**options)
+        else:
+            auth = self.proxy.authorization
+            self._manager = urllib3.ProxyManager(
+                f"http://{bracketed(self.proxy.host)}:{self.proxy.port}",
+                proxy_headers={"proxy-authorization": auth} if auth else None,
+                **options,
+            )
+        # The one pool of connections to the server (or through the proxy's tunnel to
+        # it), asked directly; plain HTTP through a proxy goes by the manager, which
+        # writes absolute URLs.
+        self._pool: urllib3.HTTPConnectionPool | None = None
+        if self.proxy is None or parts.scheme == "https":
+            self._pool = self._manager.connection_from_url(self._origin)
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self._manager.clear()
 
-    # -- one exchange -----------------------------------------------------------------------
+    # -- one exchange, retried by urllib3 -----------------------------------------------------
     def url(self, path: str, params: Mapping[str, Any] | None = None) -> str:
-        """The request target: API prefix, path, and the query (lists repeat the key)."""
+        """The absolute URL of an API path, with the query (lists repeat the key)."""
+        return self._origin + self._target(path, params)
+
+    def _target(self, path: str, params: Mapping[str, Any] | None = None) -> str:
         target = quote(self._prefix + path, safe="/:@!$&'()*+,;=-._~")
         query = _query(params)
         return f"{target}?{query}" if query else target
 
-    @contextmanager
-    def exchange(
+    def open(
         self,
         method: str,
         path: str,
         *,
         params: Mapping[str, Any] | None = None,
-        body: bytes | BodyWriter | None = None,
-        length: int | None = None,
+        body: Body | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
-    ) -> Iterator[http.client.HTTPResponse]:
-        """Send one request and yield its response, body unread. The connection goes
-        back to the pool if the caller read the body to its end, else it is closed.
-        A kept-alive connection the server has since closed is replaced at once."""
-        target = self._origin + self.url(path, params)
-        for fresh in (False, True):
-            conn = self._take(fresh)
-            sent = False
-            try:
-                if timeout is not None:
-                    conn.timeout = timeout
-                    if conn.sock is not None:
-                        conn.sock.settimeout(timeout)
-                self._send(conn, method, target, body, length, headers or {})
-                sent = True
-                response = conn.getresponse()
-            except ssl.SSLCertVerificationError as exc:
-                conn.close()  # no retry will make the certificate trusted
-                raise StoreUnavailable(
-                    f"cannot trust the TLS certificate of {self.base_url}: {exc.verify_message}"
-                    " (a certificate of your own CA: point SSL_CERT_FILE at the CA's file)",
-                    url=self.base_url,
-                ) from exc
-            except NETWORK_ERRORS as exc:
-                conn.close()
-                # A reused connection may have been closed by the server while idle:
-                # that is no failure of the server, so try once more on a new one.
-                if fresh or not getattr(conn, "_cairn_reused", False) or not _is_stale(exc, sent):
-                    raise
-                continue
-            except OSError as exc:
-                conn.close()
-                if exc.errno in _UNREACHABLE:  # no route (yet): retried like a refusal
-                    raise ConnectionError(exc.errno, exc.strerror) from exc
-                # http.client's own error when a proxy answers CONNECT with a refusal.
-                refusal = _TUNNEL_REFUSED.match(str(exc)) if self.proxy is not None else None
-                if refusal is None:
-                    raise
-                error = StoreUnavailable(
-                    f"the proxy {self.proxy} would not open a tunnel to "
-                    f"{self._host}:{self._port}: {exc}",
-                    url=self.base_url,
-                )
-                error.__cause__ = exc
-                if int(refusal.group(1)) in RETRY_STATUS:  # the server may be restarting
-                    raise Transient(error) from exc
-                raise error from exc
-            except BaseException:
-                conn.close()
-                raise
-            try:
-                yield response
-            except BaseException:
-                conn.close()
-                raise
-            self._give(conn, response, timeout is not None)
-            return
+        preload: bool = True,
+    ) -> urllib3.BaseHTTPResponse:
+        """Send one request and return its response (body read unless ``preload`` is
+        False: then read it to the end and ``release_conn()``, or ``close()`` it).
+        Connection failures and 502/503/504 answers are retried until ``retry_timeout``
+        seconds have passed; a file-like body is rewound for each try."""
+        if body is None and method in ("POST", "PUT", "PATCH"):
+            body = b""  # an explicit empty body: content-length 0
+        # Every header in its usual capitals: urllib3's proxy manager adds its own Accept
+        # and Host, which ours must replace rather than join.
+        sent = {"User-Agent": _USER_AGENT}
+        sent.update((name.title(), value) for name, value in (headers or {}).items())
+        options: dict[str, Any] = {
+            "body": cast("bytes | IO[bytes] | None", body),
+            "headers": sent,
+            "retries": DeadlineRetry.until(time.monotonic() + self.retry_timeout),
+            "redirect": False,
+            "preload_content": preload,
+            "decode_content": False,
+        }
+        if timeout is not None:
+            options["timeout"] = urllib3.Timeout(timeout)
+        try:
+            if self._pool is not None:
+                return self._pool.urlopen(method, self._target(path, params), **options)
+            return self._manager.urlopen(method, self.url(path, params), **options)
+        except MaxRetryError as exc:
+            raise self.unreachable(exc.reason or exc) from exc
+        except HTTPError as exc:  # not retried at all (e.g. a body that cannot be rewound)
+            raise self.unreachable(exc) from exc
 
-    def _send(
-        self,
-        conn: http.client.HTTPConnection,
-        method: str,
-        target: str,
-        body: bytes | BodyWriter | None,
-        length: int | None,
-        headers: Mapping[str, str],
-    ) -> None:
-        conn.putrequest(method, target, skip_accept_encoding=True)
-        conn.putheader("user-agent", _USER_AGENT)
-        if self._origin and self.proxy is not None and self.proxy.authorization:
-            conn.putheader("proxy-authorization", self.proxy.authorization)
-        for name, value in headers.items():
-            conn.putheader(name, value)
-        if isinstance(body, bytes):
-            conn.putheader("content-length", str(len(body)))
-            conn.endheaders(body)
-        elif body is not None:
-            if length is None:
-                raise ValueError("a streamed body needs its length")
-            conn.putheader("content-length", str(length))
-            conn.endheaders()
-            assert conn.sock is not None  # connected by endheaders
-            body(conn.sock)
-        else:
-            if method in ("POST", "PUT", "PATCH"):
-                conn.putheader("content-length", "0")
-            conn.endheaders()
-
-    def _take(self, fresh: bool) -> http.client.HTTPConnection:
-        with self._lock:
-            if self._closed:
-                raise CairnError("this client is closed")
-            if self._idle and not fresh:
-                conn = self._idle.pop()
-                conn._cairn_reused = True  # type: ignore[attr-defined]
-                return conn
-        kind = _TLSConnection if self._tls else _Connection
-        if self.proxy is None:
-            conn = kind(self._host, self._port, timeout=self.timeout)
-        else:
-            conn = kind(self.proxy.host, self.proxy.port, timeout=self.timeout)
-            auth = (
-                {"proxy-authorization": self.proxy.authorization}
-                if self.proxy.authorization
-                else {}
-            )
-            if self._tls:
-                conn.set_tunnel(self._proxied_host, self._port, headers=auth)
-        conn._cairn_reused = False  # type: ignore[attr-defined]
-        return conn
-
-    def _give(
-        self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse, reset: bool
-    ) -> None:
-        if not response.isclosed() or response.will_close:
-            conn.close()  # body left unread, or the server ends the connection
-            return
-        if reset:
-            conn.timeout = self.timeout
-            if conn.sock is not None:
-                conn.sock.settimeout(self.timeout)
-        with self._lock:
-            if not self._closed and len(self._idle) < _MAX_IDLE:
-                self._idle.append(conn)
-                return
-        conn.close()
-
-    # -- whole requests, with retries -------------------------------------------------------
     def request(
         self,
         method: str,
@@ -303,28 +299,20 @@ class Transport:
         *,
         json: Any = None,
         params: Mapping[str, Any] | None = None,
-        content: bytes | None = None,
+        content: Body | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> Response:
-        """Send and read the answer, retrying (see :meth:`retrying`); a 4xx/5xx answer
-        raises the CairnError the server reported."""
+        """Send and read the whole answer; a 4xx/5xx answer raises the CairnError the
+        server reported."""
         if json is not None:
             # Python's JSON, NaN and infinities included (the server reads them back).
             content = _json.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
             headers = {**(headers or {}), "content-type": "application/json"}
-
-        def once() -> Response:
-            with self.exchange(
-                method, path, params=params, body=content, headers=headers, timeout=timeout
-            ) as answer:
-                response = self._read(answer, path)
-            return check(response)  # outside: an error answer keeps its connection alive
-
-        return self.retrying(once)
-
-    def _read(self, answer: http.client.HTTPResponse, path: str) -> Response:
-        return Response(answer.status, answer.headers, answer.read(), self.base_url + path)
+        answer = self.open(
+            method, path, params=params, body=content, headers=headers, timeout=timeout
+        )
+        return check(Response(answer.status, answer.headers, answer.data, self.url(path)))
 
     def get(self, path: str, **params: Any) -> Any:
         clean = {k: v for k, v in params.items() if v is not None}
@@ -334,43 +322,54 @@ class Transport:
         response = self.request("POST", path, json=body)
         return None if response.status == 204 else response.json()
 
+    # -- whole transfers, retried here ----------------------------------------------------------
     def retrying(self, attempt: Callable[[], T]) -> T:
-        """Run ``attempt``, again after network failures and 502/503/504 answers, with
-        jittered exponential backoff, until ``retry_timeout`` seconds have passed (plus
-        at most one attempt's own timeout); then raise what went wrong."""
+        """Run ``attempt`` again while it fails with a connection that broke mid-body (what
+        urllib3 cannot retry: a response it has handed over), with the same backoff,
+        until ``retry_timeout`` seconds have passed; then raise what went wrong."""
         deadline = time.monotonic() + self.retry_timeout
-        delay = 0.05
+        delay = _FIRST_DELAY
         while True:
             try:
                 return attempt()
-            except Transient as exc:
-                failure: Exception = exc.error
             except NETWORK_ERRORS as exc:
-                failure = exc
-            left = deadline - time.monotonic()
-            if left <= 0:
-                if isinstance(failure, CairnError):
-                    raise failure
-                through = f" through the proxy {self.proxy}" if self.proxy else ""
-                raise StoreUnavailable(
-                    f"cannot reach the Cairn server at {self.base_url}{through}: "
-                    f"{type(failure).__name__}: {failure}",
-                    url=self.base_url,
-                ) from failure
-            # Jittered, so many clients retrying at once do not arrive in step.
-            time.sleep(min(delay * (0.5 + random.random()), left))
-            delay = min(delay * 2, 2.0)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self.unreachable(exc) from exc
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, _MAX_DELAY)
+
+    def unreachable(self, error: BaseException) -> CairnError:
+        """The error that tells why the server could not be reached (or trusted)."""
+        untrusted = _untrusted(error)
+        if untrusted is not None:
+            return StoreUnavailable(
+                f"cannot trust the TLS certificate of {self.base_url}: "
+                f"{untrusted.verify_message} (a certificate of your own CA: point "
+                "SSL_CERT_FILE at the CA's file)",
+                url=self.base_url,
+            )
+        refusal = _tunnel_refusal(error)
+        if refusal is not None and self.proxy is not None:
+            return StoreUnavailable(
+                f"the proxy {self.proxy} would not open a tunnel to {self._host}:{self._port}: "
+                f"Tunnel connection failed: {refusal}",
+                url=self.base_url,
+            )
+        through = f" through the proxy {self.proxy}" if self.proxy else ""
+        reason = error.original_error if isinstance(error, ProxyError) else error
+        return StoreUnavailable(
+            f"cannot reach the Cairn server at {self.base_url}{through}: "
+            f"{type(reason).__name__}: {reason}",
+            url=self.base_url,
+        )
 
 
 def check(response: Response) -> Response:
-    """The response if it succeeded; else the server's error (:class:`Transient` if
-    worth retrying)."""
+    """The response if it succeeded; else the server's error."""
     if response.status < 400:
         return response
-    error = decode_error(response)
-    if response.status in RETRY_STATUS and not isinstance(error, SchemaOutOfDate):
-        raise Transient(error)
-    raise error
+    raise decode_error(response)
 
 
 def decode_error(response: Response) -> CairnError:
@@ -381,11 +380,12 @@ def decode_error(response: Response) -> CairnError:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and isinstance(error.get("code"), str):
         details = error.get("details")
-        return error_from_wire(
+        decoded = error_from_wire(
             error["code"],
             str(error.get("message", "")),
             details if isinstance(details, dict) else {},
         )
+        return decoded
     if response.status == 407:  # only a proxy answers this
         return StoreUnavailable(
             f"HTTP 407 from the proxy on the way to {response.url}: it asks for credentials "
@@ -412,13 +412,3 @@ def _query_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _is_stale(exc: BaseException, sent: bool) -> bool:
-    """Whether ``exc`` is how a connection the server closed while idle fails: at the
-    send, or as an empty answer (never a timeout: that server is alive and slow)."""
-    if isinstance(exc, TimeoutError):
-        return False
-    if not sent:
-        return isinstance(exc, ConnectionError)
-    return isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError)

@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import urllib3.util.connection
 
 import cairn
 from cairn.client._proxies import proxy_for
@@ -254,7 +255,7 @@ def test_an_unroutable_proxy_is_retried_and_named(monkeypatch: pytest.MonkeyPatc
         attempts.append(address)
         raise OSError(errno.EHOSTUNREACH, os.strerror(errno.EHOSTUNREACH))
 
-    monkeypatch.setattr(socket, "create_connection", no_route)
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", no_route)
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
     with (
         transport(f"http://{NAME}:5000", retry_timeout=0.3) as plain,

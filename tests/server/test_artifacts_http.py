@@ -420,10 +420,10 @@ def small_parts(monkeypatch: pytest.MonkeyPatch) -> int:
 def interrupt_put(client: cairn.Client, nth: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the client's ``nth`` PUT raise :class:`Interrupted` before it is sent."""
     transport = client._backend.transport  # type: ignore[attr-defined]
-    real = transport.exchange
+    real = transport.open
     puts = 0
 
-    def exchange(method: str, path: str, **options: Any) -> Any:
+    def open_(method: str, path: str, **options: Any) -> Any:
         nonlocal puts
         if method == "PUT":
             puts += 1
@@ -431,7 +431,7 @@ def interrupt_put(client: cairn.Client, nth: int, monkeypatch: pytest.MonkeyPatc
                 raise Interrupted()
         return real(method, path, **options)
 
-    monkeypatch.setattr(transport, "exchange", exchange)
+    monkeypatch.setattr(transport, "open", open_)
 
 
 def test_big_file_goes_in_parts_and_resumes(

@@ -32,28 +32,28 @@ WRITE = error_responses(404, 409)  # ... or a deleted run, or a name that is tak
 
 
 @router.post("/projects", summary="Get or create a project by name")
-async def set_project(body: SetEntityIn, service: Service) -> ProjectInfo:
+def set_project(body: SetEntityIn, service: Service) -> ProjectInfo:
     return service.entities.set_project(
         body.name, description=body.description, owner=body.owner, tags=body.tags
     )
 
 
 @router.get("/projects", summary="List projects, or find one by name", responses=MISSING)
-async def list_projects(service: Service, name: NameQuery = None) -> list[ProjectInfo]:
+def list_projects(service: Service, name: NameQuery = None) -> list[ProjectInfo]:
     if name is not None:
         return [service.entities.get_project_by_name(name)]
     return service.entities.list_projects()
 
 
 @router.get("/projects/{project_id}", responses=MISSING)
-async def get_project(project_id: ProjectIdPath, service: Service) -> ProjectInfo:
+def get_project(project_id: ProjectIdPath, service: Service) -> ProjectInfo:
     return service.entities.get_project(project_id)
 
 
 @router.post(
     "/projects/{project_id}/experiments", summary="Get or create an experiment", responses=MISSING
 )
-async def set_experiment(
+def set_experiment(
     project_id: ProjectIdPath, body: SetEntityIn, service: Service
 ) -> ExperimentInfo:
     return service.entities.set_experiment(
@@ -62,7 +62,7 @@ async def set_experiment(
 
 
 @router.get("/projects/{project_id}/experiments", responses=MISSING)
-async def list_experiments(
+def list_experiments(
     project_id: ProjectIdPath, service: Service, name: NameQuery = None
 ) -> list[ExperimentInfo]:
     if name is not None:
@@ -71,7 +71,7 @@ async def list_experiments(
 
 
 @router.get("/experiments/{experiment_id}", responses=MISSING)
-async def get_experiment(experiment_id: ExperimentIdPath, service: Service) -> ExperimentInfo:
+def get_experiment(experiment_id: ExperimentIdPath, service: Service) -> ExperimentInfo:
     return service.entities.get_experiment(experiment_id)
 
 
@@ -112,15 +112,13 @@ def create_or_get_run(service: TrackingService, experiment_id: str, body: Create
     response_model=RunInfo,
     responses=WRITE,
 )
-async def create_run(
-    experiment_id: ExperimentIdPath, body: CreateRunIn, service: Service
-) -> Response:
+def create_run(experiment_id: ExperimentIdPath, body: CreateRunIn, service: Service) -> Response:
     # The usual request is answered by cairn.server.fastpath before it gets here.
     return run_response(create_or_get_run(service, experiment_id, body))
 
 
 @router.get("/experiments/{experiment_id}/runs", responses=MISSING)
-async def list_runs(
+def list_runs(
     experiment_id: ExperimentIdPath,
     service: Service,
     name: NameQuery = None,
@@ -132,32 +130,32 @@ async def list_runs(
 
 
 @router.get("/runs/{run_id}", responses=MISSING)
-async def get_run(run_id: RunIdPath, service: Service) -> RunInfo:
+def get_run(run_id: RunIdPath, service: Service) -> RunInfo:
     return service.entities.get_run(run_id)
 
 
 @router.patch("/runs/{run_id}", summary="End a run: set its status", responses=WRITE)
-async def end_run(run_id: RunIdPath, body: EndRunIn, service: Service) -> RunInfo:
+def end_run(run_id: RunIdPath, body: EndRunIn, service: Service) -> RunInfo:
     return service.entities.end_run(run_id, body.status)
 
 
 @router.delete("/runs/{run_id}", summary="Soft-delete a run", responses=MISSING)
-async def delete_run(run_id: RunIdPath, service: Service) -> RunInfo:
+def delete_run(run_id: RunIdPath, service: Service) -> RunInfo:
     return service.entities.delete_run(run_id)
 
 
 @router.post("/runs/{run_id}/restore", summary="Undo a soft delete", responses=MISSING)
-async def restore_run(run_id: RunIdPath, service: Service) -> RunInfo:
+def restore_run(run_id: RunIdPath, service: Service) -> RunInfo:
     return service.entities.restore_run(run_id)
 
 
 @router.get("/runs/{run_id}/children", responses=MISSING)
-async def list_child_runs(
+def list_child_runs(
     run_id: RunIdPath, service: Service, include_deleted: bool = False
 ) -> list[RunInfo]:
     return service.entities.list_child_runs(run_id, include_deleted=include_deleted)
 
 
 @router.put("/entities/{entity_id}/description", status_code=204, responses=WRITE)
-async def set_description(entity_id: EntityIdPath, body: DescriptionIn, service: Service) -> None:
+def set_description(entity_id: EntityIdPath, body: DescriptionIn, service: Service) -> None:
     service.entities.set_description(entity_id, body.description)

@@ -25,26 +25,26 @@ WRITE = error_responses(404, 409)  # ... or a deleted run; a hyperparameter logg
 
 
 @router.post("/entities/{entity_id}/tags", status_code=204, summary="Add tags", responses=WRITE)
-async def add_tags(entity_id: EntityIdPath, body: TagsIn, service: Service) -> None:
+def add_tags(entity_id: EntityIdPath, body: TagsIn, service: Service) -> None:
     service.labels.add_tags(entity_id, body.tags)
 
 
 @router.post(
     "/entities/{entity_id}/tags/remove", status_code=204, summary="Remove tags", responses=WRITE
 )
-async def remove_tags(entity_id: EntityIdPath, body: TagsIn, service: Service) -> None:
+def remove_tags(entity_id: EntityIdPath, body: TagsIn, service: Service) -> None:
     service.labels.remove_tags(entity_id, body.tags)
 
 
 @router.get("/entities/{entity_id}/tags", responses=MISSING)
-async def get_tags(entity_id: EntityIdPath, service: Service) -> list[str]:
+def get_tags(entity_id: EntityIdPath, service: Service) -> list[str]:
     return service.labels.get_tags(entity_id)
 
 
 @router.patch(
     "/entities/{entity_id}/attributes", status_code=204, summary="Set attributes", responses=WRITE
 )
-async def set_attributes(entity_id: EntityIdPath, body: AttributesIn, service: Service) -> None:
+def set_attributes(entity_id: EntityIdPath, body: AttributesIn, service: Service) -> None:
     service.labels.set_attributes(entity_id, body.attributes)
 
 
@@ -53,12 +53,12 @@ async def set_attributes(entity_id: EntityIdPath, body: AttributesIn, service: S
     response_class=JSON,
     responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}, **MISSING},
 )
-async def get_attributes(entity_id: EntityIdPath, service: Service, key: KeysQuery = None) -> Any:
+def get_attributes(entity_id: EntityIdPath, service: Service, key: KeysQuery = None) -> Any:
     return JSON(service.labels.get_attributes(entity_id, key))
 
 
 @router.post("/entities/{entity_id}/attributes/remove", status_code=204, responses=WRITE)
-async def remove_attributes(entity_id: EntityIdPath, body: KeysIn, service: Service) -> None:
+def remove_attributes(entity_id: EntityIdPath, body: KeysIn, service: Service) -> None:
     service.labels.remove_attributes(entity_id, body.keys)
 
 
@@ -68,12 +68,10 @@ async def remove_attributes(entity_id: EntityIdPath, body: KeysIn, service: Serv
     summary="Log hyperparameters",
     responses=WRITE,
 )
-async def log_hyperparameters(run_id: RunIdPath, body: HyperparametersIn, service: Service) -> None:
+def log_hyperparameters(run_id: RunIdPath, body: HyperparametersIn, service: Service) -> None:
     service.labels.log_hyperparameters(run_id, body.hyperparameters, overwrite=body.overwrite)
 
 
 @router.get("/runs/{run_id}/hyperparameters", response_class=JSON, responses=MISSING)
-async def get_hyperparameters(
-    run_id: RunIdPath, service: Service
-) -> dict[str, HyperparameterValue]:
+def get_hyperparameters(run_id: RunIdPath, service: Service) -> dict[str, HyperparameterValue]:
     return service.labels.get_hyperparameters(run_id)

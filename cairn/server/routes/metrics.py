@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from cairn.core.columns import (
@@ -24,6 +25,7 @@ from cairn.server.schemas import (
     MetricsIn,
     RunIdPath,
 )
+from cairn.service import TrackingService
 
 router = APIRouter(tags=["metrics"])
 MISSING = error_responses(404)  # the run does not exist
@@ -51,6 +53,14 @@ async def log_metrics(
 ) -> None:
     kind = request.headers.get("content-type", "").split(";")[0].strip()
     body = await request.body()
+    # Decoding a big batch and the transaction both run on a worker thread: the event
+    # loop never waits on the database (or on a CPU-bound decode).
+    await run_in_threadpool(_log_body, service, kind, body, idempotency_key)
+
+
+def _log_body(
+    service: TrackingService, kind: str, body: bytes, idempotency_key: str | None
+) -> None:
     if kind == BATCH_MEDIA_TYPE:
         service.metrics.log_metric_batch(decode_batch(body), idempotency_key=idempotency_key)
     elif kind == "application/json":
@@ -84,7 +94,7 @@ def _first(exc: ValueError) -> str:
     summary="Latest point of each key",
     responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}, **MISSING},
 )
-async def latest_metrics(run_id: RunIdPath, service: Service, key: KeysQuery = None) -> Any:
+def latest_metrics(run_id: RunIdPath, service: Service, key: KeysQuery = None) -> Any:
     latest = service.metrics.get_latest_metrics(run_id, key)
     return JSON({k: p._asdict() for k, p in latest.items()})
 
@@ -103,7 +113,7 @@ async def latest_metrics(run_id: RunIdPath, service: Service, key: KeysQuery = N
     },
     response_class=JSON,
 )
-async def metric_history(
+def metric_history(
     request: Request,
     run_id: RunIdPath,
     key: Annotated[
