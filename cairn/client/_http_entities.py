@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from cairn.client._transport import Transport
+from cairn.client._transport import path_id as _id
 from cairn.core.errors import AlreadyExists
 from cairn.core.model import ExperimentInfo, ProjectInfo, RunInfo, RunStatus
 from cairn.core.names import generate_run_name
@@ -160,11 +161,6 @@ class HttpEntities:
     def set_description(self, entity_id: str, description: str) -> None:
         body = {"description": check_text(description, "description")}
         self._t.request("PUT", f"/entities/{_id(entity_id, 'entity_id')}/description", json=body)
-
-
-def _id(value: str, field: str) -> str:
-    """An id that goes into a URL path: checked, so it cannot change the path."""
-    return check_entity_id(value, field)
 
 
 def _entity_body(

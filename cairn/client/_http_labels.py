@@ -7,10 +7,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cairn.client._transport import Transport
+from cairn.client._transport import path_id as _id
 from cairn.core.model import HyperparameterValue
 from cairn.core.settings import Settings
 from cairn.core.validation import (
-    check_entity_id,
     check_hyperparameter_value,
     check_mapping,
     check_name,
@@ -75,8 +75,3 @@ class HttpLabels:
         path = f"/runs/{_id(run_id, 'run_id')}/hyperparameters"
         found: dict[str, HyperparameterValue] = self._t.get(path)
         return found
-
-
-def _id(value: str, field: str) -> str:
-    """An id that goes into a URL path: checked, so it cannot change the path."""
-    return check_entity_id(value, field)

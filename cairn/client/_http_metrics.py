@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 
 from cairn.client._transport import Transport
+from cairn.client._transport import path_id as _id
 from cairn.core.columns import (
     BATCH_MEDIA_TYPE,
     HISTORY_MEDIA_TYPE,
@@ -18,7 +19,7 @@ from cairn.core.columns import (
 )
 from cairn.core.model import MetricPoint, MetricRecord
 from cairn.core.settings import Settings
-from cairn.core.validation import check_entity_id, check_name, check_record
+from cairn.core.validation import check_name, check_record
 
 __all__ = ["HttpMetrics"]
 
@@ -75,8 +76,3 @@ class HttpMetrics:
             headers={"accept": HISTORY_MEDIA_TYPE},
         )
         return decode_history(response.content)
-
-
-def _id(value: str, field: str) -> str:
-    """An id that goes into a URL path: checked, so it cannot change the path."""
-    return check_entity_id(value, field)

@@ -39,6 +39,7 @@ from cairn.core.errors import (
     StoreUnavailable,
     error_from_wire,
 )
+from cairn.core.validation import check_entity_id
 
 __all__ = [
     "NETWORK_ERRORS",
@@ -49,6 +50,7 @@ __all__ = [
     "Transport",
     "check",
     "decode_error",
+    "path_id",
 ]
 
 T = TypeVar("T")
@@ -232,14 +234,16 @@ class Transport:
                 proxy_headers={"proxy-authorization": auth} if auth else None,
                 **options,
             )
-        # The one pool of connections to the server (or through the proxy's tunnel to
-        # it), asked directly; plain HTTP through a proxy goes by the manager, which
-        # writes absolute URLs.
-        self._pool: urllib3.HTTPConnectionPool | None = None
-        if self.proxy is None or parts.scheme == "https":
-            self._pool = self._manager.connection_from_url(self._origin)
+        # The one pool of connections: to the server (or through the proxy's tunnel to it),
+        # asked directly; or to the proxy, for plain HTTP, which goes by the manager (it
+        # writes absolute URLs).
+        self._pool = self._manager.connection_from_url(self._origin)
+        self._direct = self.proxy is None or parts.scheme == "https"
 
     def close(self) -> None:
+        # urllib3 2 closes a manager's pools only when they are collected: closed here,
+        # the server sees its connections end now.
+        self._pool.close()
         self._manager.clear()
 
     # -- one exchange, retried by urllib3 -----------------------------------------------------
@@ -284,7 +288,7 @@ class Transport:
         if timeout is not None:
             options["timeout"] = urllib3.Timeout(timeout)
         try:
-            if self._pool is not None:
+            if self._direct:
                 return self._pool.urlopen(method, self._target(path, params), **options)
             return self._manager.urlopen(method, self.url(path, params), **options)
         except MaxRetryError as exc:
@@ -363,6 +367,11 @@ class Transport:
             f"{type(reason).__name__}: {reason}",
             url=self.base_url,
         )
+
+
+def path_id(value: str, field: str) -> str:
+    """An id that goes into a URL path: checked, so it cannot change the path."""
+    return check_entity_id(value, field)
 
 
 def check(response: Response) -> Response:

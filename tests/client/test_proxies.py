@@ -170,6 +170,19 @@ def test_an_unreachable_proxy_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         plain.request("GET", "/health")
 
 
+def test_proxy_credentials_stay_out_of_every_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", f"http://ann:s3cret@127.0.0.1:{free_port()}")  # refused
+    with (
+        transport(f"http://{NAME}:5000", retry_timeout=0.2) as plain,
+        pytest.raises(StoreUnavailable) as caught,
+    ):
+        plain.request("GET", "/health")
+    told = str(caught.value) + repr(caught.value) + repr(caught.value.details)
+    assert "through the proxy" in told
+    assert "s3cret" not in told
+    assert "YW5uOnMzY3JldA" not in told  # the base64 of ann:s3cret
+
+
 # -- which proxy, if any ----------------------------------------------------------------------
 def chosen(url: str) -> str | None:
     proxy = proxy_for(urlsplit(url))

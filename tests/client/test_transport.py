@@ -3,8 +3,10 @@ test needs: close kept-alive connections, answer errors, show what arrived."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,6 +66,36 @@ def test_a_kept_alive_connection_the_server_closed_is_replaced_at_once(
     finally:
         transport.close()
     assert server.connections == 3
+
+
+class KeepAliveServer(LoopbackServer):
+    """Answers one request, keeps the connection open, and notes when the client ends it."""
+
+    def __init__(self) -> None:
+        self.ended = threading.Event()
+        super().__init__(threaded=True)
+
+    def handle(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(10)
+            if read_request(conn) is None:
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+            with contextlib.suppress(OSError):
+                if conn.recv(1) == b"":
+                    self.ended.set()
+
+
+def test_closing_the_transport_ends_its_kept_alive_connections() -> None:
+    server = KeepAliveServer()
+    try:
+        transport = Transport(server.url, timeout=5, retry_timeout=0)
+        assert transport.request("GET", "/x").json() == {}
+        assert not server.ended.wait(0.2)  # kept alive for the next request
+        transport.close()
+        assert server.ended.wait(5), "the connection outlived close()"
+    finally:
+        server.close()
 
 
 def test_query_path_prefix_and_head(server: OneShotServer) -> None:
