@@ -118,7 +118,7 @@ class DeadlineRetry(Retry):
             backoff_factor=_FIRST_DELAY / 2,
             backoff_max=_MAX_DELAY,
             backoff_jitter=_FIRST_DELAY,  # many clients retrying at once arrive apart
-            retry_after_max=_MAX_DELAY,
+            respect_retry_after_header=False,  # a proxy's "come back in an hour" included
             deadline=deadline,
         )
 
