@@ -22,13 +22,14 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from pythonjsonlogger.json import JsonFormatter
 
 import cairn
 from cairn.core.settings import SETTINGS, Settings, settings_from
 from cairn.server.serve import (
-    JsonFormatter,
     app_from_environment,
     build_app,
+    json_formatter,
     logging_config,
     settings_environment,
 )
@@ -260,7 +261,7 @@ def test_nodelay_with_the_asyncio_loop_and_two_workers(
     tmp_path: Path, serve_cli: list[Served], request: pytest.FixtureRequest
 ) -> None:
     """uvicorn's multi-worker socket leaves Nagle on under asyncio's loop (uvloop sets
-    TCP_NODELAY itself): the protocol must switch it off."""
+    TCP_NODELAY itself): the socket is named TCP, so the loop switches it off."""
     port = free_port()
     settings = Settings(home=str(tmp_path / "home"), port=port, workers=2)
     code = (
@@ -331,7 +332,7 @@ def test_app_from_environment_reads_the_cairn_variables(tmp_path: Path) -> None:
 
 
 def test_json_formatter_writes_one_object_per_record() -> None:
-    formatter = JsonFormatter()
+    formatter = json_formatter()
     record = logging.makeLogRecord(
         {"name": "cairn.x", "levelname": "WARNING", "msg": "a %s", "args": ("b",)}
     )
@@ -353,7 +354,7 @@ def test_logging_config_is_valid_and_checks_the_level() -> None:
     try:
         assert logging.getLogger("cairn").level == logging.DEBUG
         handler = logging.getLogger().handlers[0]
-        assert isinstance(handler.formatter, JsonFormatter)
+        assert isinstance(handler.formatter, JsonFormatter)  # python-json-logger's
     finally:
         logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
         logging.getLogger().handlers.clear()

@@ -1,6 +1,6 @@
-"""The connection layer of cairn/server/serve.py: responses leave in one write, and the
-protocol still speaks HTTP/1.1 correctly (keep-alive, HEAD, 100 Continue, large and
-streamed bodies) on a real uvicorn server. And the JSON log lines."""
+"""The connection layer of cairn/server/serve.py: the buffered protocol still speaks
+HTTP/1.1 correctly (keep-alive, HEAD, 100 Continue, large and streamed bodies, pipelined
+requests) on a real uvicorn server. And the JSON log lines."""
 
 from __future__ import annotations
 
@@ -20,83 +20,7 @@ import pytest
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from cairn.server.serve import (
-    PROTOCOL,
-    AccessLog,
-    CoalescingTransport,
-    JsonFormatter,
-)
-
-
-class Recorder(asyncio.Transport):
-    """The transport under the coalescing one: it only records what reaches it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.writes.append(bytes(data))
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-
-async def wrapped() -> tuple[CoalescingTransport, Recorder]:
-    inner = Recorder()
-    return CoalescingTransport(inner, asyncio.get_running_loop()), inner
-
-
-def test_a_head_and_its_body_leave_in_one_write() -> None:
-    async def scenario() -> list[bytes]:
-        outer, inner = await wrapped()
-        outer.write(b"head")
-        assert inner.writes == []
-        outer.write(b"body")
-        await asyncio.sleep(0)
-        return inner.writes
-
-    assert asyncio.run(scenario()) == [b"headbody"]
-
-
-def test_a_lone_write_leaves_on_the_next_turn_of_the_loop() -> None:
-    async def scenario() -> list[bytes]:
-        outer, inner = await wrapped()
-        outer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # or the head of a HEAD response
-        await asyncio.sleep(0)
-        return inner.writes
-
-    assert asyncio.run(scenario()) == [b"HTTP/1.1 100 Continue\r\n\r\n"]
-
-
-def test_large_writes_are_not_held_or_copied() -> None:
-    big = b"x" * CoalescingTransport.HOLD_BELOW
-
-    async def scenario() -> list[bytes]:
-        outer, inner = await wrapped()
-        outer.write(big)
-        outer.write(b"head")
-        outer.write(big)
-        outer.write(b"")
-        await asyncio.sleep(0)
-        return inner.writes
-
-    assert asyncio.run(scenario()) == [big, b"head", big]
-
-
-def test_close_sends_what_is_held_first() -> None:
-    async def scenario() -> tuple[list[bytes], bool]:
-        outer, inner = await wrapped()
-        outer.write(b"400 and goodbye")
-        outer.close()
-        await asyncio.sleep(0)
-        return inner.writes, inner.closed
-
-    assert asyncio.run(scenario()) == ([b"400 and goodbye"], True)
+from cairn.server.serve import PROTOCOL, AccessLog, json_formatter
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -142,7 +66,7 @@ def port(request: pytest.FixtureRequest) -> Iterator[int]:
         sock.close()
 
 
-def test_http_over_the_coalescing_transport(port: int) -> None:
+def test_http_over_the_buffered_protocol(port: int) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     # keep-alive; bodies below and above the hold size, and over the 1 MiB read buffer
     for size in (0, 1, 1000, 100_000, 3 * 1024 * 1024 + 7):
@@ -214,7 +138,7 @@ def test_100_continue_is_not_held_back(port: int) -> None:
     ],
 )
 def test_log_times_are_iso_8601_utc_to_the_millisecond(created: float) -> None:
-    formatter = JsonFormatter()
+    formatter = json_formatter()
     formatter.format(logging.makeLogRecord({"created": created - 1}))  # a second made before
     entry = json.loads(formatter.format(logging.makeLogRecord({"created": created})))
     expected = dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="milliseconds")
@@ -235,7 +159,7 @@ def test_an_access_line_is_one_json_object_with_the_request_fields(
     with caplog.at_level(logging.INFO, logger="cairn.access"):
         asyncio.run(AccessLog(teapot)(scope, None, sink))  # type: ignore[arg-type]
     [record] = caplog.records
-    entry = json.loads(JsonFormatter().format(record))
+    entry = json.loads(json_formatter().format(record))
     assert entry["message"].startswith("GET /tea 418 ")
     assert (entry["level"], entry["logger"]) == ("INFO", "cairn.access")
     extras = {k: entry[k] for k in list(entry)[5:]}
