@@ -33,7 +33,18 @@ __all__ = ["MetricBatcher"]
 
 _DEFAULT: Final = -1  # a queued point's step, to be given once its series is resolved
 _live: weakref.WeakSet[MetricBatcher] = weakref.WeakSet()
-Series = tuple[str, str]  # (run id, metric key)
+Name = tuple[str, str]  # (run id, metric key)
+
+
+class _Series:
+    """One series as the batcher knows it: its points queued since the last batch, and the
+    step its next default point takes (None until the store has been asked)."""
+
+    __slots__ = ("next", "points")
+
+    def __init__(self, next_step: int | None) -> None:
+        self.points = SeriesPoints()
+        self.next = next_step
 
 
 class MetricBatcher:
@@ -49,7 +60,8 @@ class MetricBatcher:
         self._batch_size = batch_size
         self._interval = interval
         self._max_queue = max_queue
-        self._pending: MetricBatch = {}
+        self._series: dict[Name, _Series] = {}  # every series logged to
+        self._pending: dict[Name, _Series] = {}  # those with points since the last batch
         self._size = 0  # points in _pending
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -59,9 +71,7 @@ class MetricBatcher:
         self._error: BaseException | None = None
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._next: dict[Series, int] = {}  # the next default step of a resolved series
         self._fresh: set[str] = set()  # runs created by this client: nothing stored yet
-        self._unresolved: set[Series] = set()  # series queued with _DEFAULT steps
         _live.add(self)
 
     # -- producer side ----------------------------------------------------------------
@@ -78,12 +88,20 @@ class MetricBatcher:
             if self._closed:
                 raise CairnError("the client is closed; no more metrics can be logged")
             name = (run_id, key)
-            series = self._pending.get(name)
-            if series is None:
-                series = self._pending[name] = SeriesPoints()
-            series.steps.append(self._step(name, step))
-            series.timestamps.append(timestamp)
-            series.values.append(value)
+            series = self._pending.get(name) or self._start(name)
+            nxt = series.next
+            if nxt is None:  # not resolved yet: the writer thread gives the step
+                if step is None:
+                    step = _DEFAULT
+            else:
+                if step is None:
+                    step = nxt
+                if step >= nxt:
+                    series.next = step + 1
+            points = series.points
+            points.steps.append(step)
+            points.timestamps.append(timestamp)
+            points.values.append(value)
             self._queued += 1
             self._size += 1
             size = self._size
@@ -107,31 +125,32 @@ class MetricBatcher:
             pending = self._pending
             for key, value in points:
                 name = (run_id, key)
-                series = pending.get(name)
-                if series is None:
-                    series = pending[name] = SeriesPoints()
-                series.steps.append(self._step(name, step))
-                series.timestamps.append(timestamp)
-                series.values.append(value)
+                series = pending.get(name) or self._start(name)
+                nxt = series.next
+                this = step
+                if nxt is None:
+                    if this is None:
+                        this = _DEFAULT
+                else:
+                    if this is None:
+                        this = nxt
+                    if this >= nxt:
+                        series.next = this + 1
+                series.points.append(this, timestamp, value)
             self._queued += len(points)
             self._size += len(points)
             size = self._size
         if size >= self._batch_size or self._thread is None:
             self._wake(size)
 
-    def _step(self, name: Series, step: int | None) -> int:
-        """The step to queue for a point of ``name`` (under the lock)."""
-        nxt = self._next.get(name)
-        if nxt is None:
-            if name[0] not in self._fresh:
-                self._unresolved.add(name)
-                return _DEFAULT if step is None else step
-            nxt = 0
-        if step is None:
-            step = nxt
-        if step >= nxt:
-            self._next[name] = step + 1
-        return step
+    def _start(self, name: Name) -> _Series:
+        """``name``'s first point since the last batch (under the lock)."""
+        series = self._series.get(name)
+        if series is None:
+            series = _Series(0 if name[0] in self._fresh else None)
+            self._series[name] = series
+        self._pending[name] = series
+        return series
 
     def _wake(self, size: int) -> None:
         with self._cond:
@@ -192,9 +211,15 @@ class MetricBatcher:
                     if self._closed:
                         return
                     continue
-                batch, size = self._pending, self._size
+                pending, size = self._pending, self._size
                 self._pending, self._size = {}, 0
-                unresolved = [name for name in batch if name in self._unresolved]
+                batch: MetricBatch = {}
+                unresolved: list[Name] = []
+                for name, series in pending.items():
+                    batch[name] = series.points
+                    series.points = SeriesPoints()
+                    if series.next is None:
+                        unresolved.append(name)
                 self._cond.notify_all()  # producers held back by max_queue may go on
             try:
                 if unresolved:
@@ -207,13 +232,13 @@ class MetricBatcher:
                 self._settled += size
                 self._cond.notify_all()
 
-    def _resolve(self, batch: MetricBatch, names: Iterable[Series]) -> None:
+    def _resolve(self, batch: MetricBatch, names: Iterable[Name]) -> None:
         """Give the default points of ``names`` their steps, from the highest step the
         store holds: in ``batch``, and in what was queued since (under the lock)."""
         by_run: dict[str, list[str]] = {}
         for run_id, key in names:
             by_run.setdefault(run_id, []).append(key)
-        stored: dict[Series, int] = {}
+        stored: dict[Name, int] = {}
         for run_id, keys in by_run.items():  # one question per run
             latest = self._metrics.get_latest_metrics(run_id, keys)
             for key in keys:
@@ -221,12 +246,9 @@ class MetricBatcher:
                 stored[(run_id, key)] = 0 if point is None else point.step + 1
         with self._lock:
             for name, first in stored.items():
+                series = self._series[name]
                 nxt = _replay(batch[name], first)
-                queued = self._pending.get(name)
-                if queued is not None:
-                    nxt = _replay(queued, nxt)
-                self._next[name] = nxt
-                self._unresolved.discard(name)
+                series.next = _replay(series.points, nxt)  # queued meanwhile, if any
 
 
 def _replay(series: SeriesPoints, nxt: int) -> int:
