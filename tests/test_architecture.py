@@ -73,7 +73,7 @@ CORE_STDLIB = frozenset(
         "uuid",
     }
 )
-CORE_THIRD_PARTY = frozenset({"blake3"})
+CORE_THIRD_PARTY = frozenset({"blake3", "packaging"})  # hashing; requirement parsing
 CORE_FORBIDDEN_BUILTINS = frozenset(
     {"open", "print", "input", "breakpoint", "__import__", "exec", "eval", "compile"}
 )

@@ -37,6 +37,8 @@ MAX_TEXT_LENGTH = 65_536
 _MAX_INT64 = 2**63 - 1
 # C0, DEL and C1 control characters.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Half of a UTF-16 pair on its own: no text, and no byte form for a store or the wire.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Each rule's one spelling; the server's JSON Schemas anchor the same patterns.
 UUID_PATTERN = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 IDEMPOTENCY_KEY_PATTERN = r"[A-Za-z0-9_.:-]{8,128}"
@@ -52,11 +54,12 @@ def check_name(value: object, field: str = "name") -> str:
         raise InvalidArgument(
             field, f"must be 1 to {MAX_NAME_LENGTH} characters long, got {len(value)}"
         )
-    match = _CONTROL.search(value)
+    match = _CONTROL.search(value) or _SURROGATE.search(value)
     if match:
-        raise InvalidArgument(
-            field, f"must not contain control characters (found U+{ord(match.group()):04X})"
-        )
+        found = f"U+{ord(match.group()):04X}"
+        if _SURROGATE.match(match.group()):
+            raise InvalidArgument(field, f"must be text (found a lone surrogate, {found})")
+        raise InvalidArgument(field, f"must not contain control characters (found {found})")
     return value
 
 
@@ -75,6 +78,10 @@ def check_text(value: object, field: str) -> str:
         raise InvalidArgument(field, f"must be at most {MAX_TEXT_LENGTH} characters long")
     if "\x00" in value:
         raise InvalidArgument(field, "must not contain NUL characters")
+    surrogate = _SURROGATE.search(value)
+    if surrogate:
+        found = f"U+{ord(surrogate.group()):04X}"
+        raise InvalidArgument(field, f"must be text (found a lone surrogate, {found})")
     return value
 
 

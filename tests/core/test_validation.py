@@ -16,6 +16,7 @@ from cairn.core.validation import (
     check_metric_value,
     check_name,
     check_step,
+    check_text,
     encode_attribute,
 )
 
@@ -114,3 +115,13 @@ def test_entity_ids() -> None:
     for bad in ("", "../x", "01A21900-678D-76C5-BFE9-9B161F28D29B", "x" * 36, 5):
         with pytest.raises(InvalidArgument, match="run_id"):
             check_entity_id(bad, "run_id")
+
+
+def test_a_lone_surrogate_is_not_text() -> None:
+    """Half a UTF-16 pair has no UTF-8 form: refused by name, never a UnicodeEncodeError."""
+    with pytest.raises(InvalidArgument, match="lone surrogate, U\\+D800") as caught:
+        check_name("a\ud800", "tag")
+    assert caught.value.field == "tag"
+    with pytest.raises(InvalidArgument, match="lone surrogate, U\\+DFFF"):
+        check_text("x\udfff", "description")
+    assert check_name("emoji \U0001f600 fine") == "emoji \U0001f600 fine"  # a real pair
