@@ -30,6 +30,7 @@ class EntityKind(enum.StrEnum):
     PROJECT = "project"
     EXPERIMENT = "experiment"
     RUN = "run"
+    REPOSITORY = "repository"
 
 
 class RunStatus(enum.StrEnum):

@@ -14,6 +14,7 @@ from cairn.service.entities import EntityService
 from cairn.service.labels import LabelService
 from cairn.service.metrics import MetricService
 from cairn.service.objects import ObjectService
+from cairn.service.versioning import RepositoryService
 from cairn.store.metadata import MetadataStore
 from cairn.store.objects import LocalObjectStore, ObjectStore
 
@@ -40,6 +41,7 @@ class TrackingService:
         self.labels = LabelService(self.context)
         self.metrics = MetricService(self.context)
         self.artifacts = ArtifactService(self.context)
+        self.repositories = RepositoryService(self.context)
         self.objects = ObjectService(self.context)
 
     @property

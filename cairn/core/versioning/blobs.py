@@ -72,6 +72,11 @@ class Blob:
         """The blob whose canonical form is ``body`` (checked as if made by hand)."""
         raise NotImplementedError  # every kind defines it
 
+    def objects(self) -> tuple[Digest, ...]:
+        """The objects of the object store this blob names (file contents, a diff): they
+        must be stored before a commit may hold the blob."""
+        return ()
+
     # -- identity -------------------------------------------------------------------------
     def canonical(self) -> bytes:
         return canonical_bytes(self.body())
@@ -459,6 +464,9 @@ class GitReference(Blob):
         if not (self.remote or self.commit):
             raise InvalidArgument("commit", "a git reference needs a commit or a remote")
 
+    def objects(self) -> tuple[Digest, ...]:
+        return () if self.diff is None else (self.diff,)
+
     def body(self) -> dict[str, Json]:
         reference = {
             "remote": self.remote,
@@ -506,6 +514,9 @@ class SnapshotCode(Blob):
     def __init__(self, files: Iterable[FileEntry]) -> None:
         object.__setattr__(self, "files", _unique_paths(files, "files"))
 
+    def objects(self) -> tuple[Digest, ...]:
+        return tuple(f.digest for f in self.files)
+
     def body(self) -> dict[str, Json]:
         return {"files": {f.path: [f.digest, f.size] for f in self.files}}
 
@@ -534,6 +545,9 @@ class NotebookCode(Blob):
         FileEntry(self.path, Digest(self.content), self.size)  # the same rules as any file
         if self.git is not None and not isinstance(self.git, GitReference):
             raise InvalidArgument("git", "must be a git reference")
+
+    def objects(self) -> tuple[Digest, ...]:
+        return (Digest(self.content), *(() if self.git is None else self.git.objects()))
 
     def body(self) -> dict[str, Json]:
         notebook: dict[str, Json] = {"path": self.path, "content": self.content, "size": self.size}

@@ -11,7 +11,7 @@ from sqlalchemy.engine.interfaces import DBAPICursor
 
 from cairn.core.model import EntityKind, ExperimentInfo, ProjectInfo, RunInfo, RunStatus
 from cairn.store.metadata import dialect
-from cairn.store.metadata.schema import experiments, projects, runs
+from cairn.store.metadata.schema import experiments, projects, repositories, runs
 
 __all__ = ["EntityRows", "RunSQL", "RunWriter"]
 
@@ -19,6 +19,7 @@ TABLES: Mapping[EntityKind, Table] = {
     EntityKind.PROJECT: projects,
     EntityKind.EXPERIMENT: experiments,
     EntityKind.RUN: runs,
+    EntityKind.REPOSITORY: repositories,
 }
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
 __all__ = [
     "artifacts",
     "attributes",
+    "commits",
     "experiments",
     "hyperparameters",
     "idempotency_keys",
@@ -32,8 +33,12 @@ __all__ = [
     "metric_chunks",
     "metric_series",
     "projects",
+    "refs",
+    "repositories",
+    "run_commits",
     "runs",
     "tags",
+    "version_objects",
 ]
 
 metadata = MetaData(
@@ -173,4 +178,64 @@ idempotency_keys = Table(
     metadata,
     Column("key", String(128), primary_key=True),
     Column("created_at", BigInteger, nullable=False, index=True),
+)
+
+
+# -- versioning ---------------------------------------------------------------------------
+repositories = Table(
+    "repositories",
+    metadata,
+    Column("id", ID, primary_key=True),  # an entity id: tags, attributes, artifacts
+    Column("project_id", ID, ForeignKey("projects.id"), nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("owner", NAME, nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("project_id", "name"),
+)
+
+# Blobs and tree nodes by content id, shared by every repository: kind, canonical bytes.
+version_objects = Table(
+    "version_objects",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+)
+
+# Commits of a repository; the id is the digest of (root, parents, message, author, time).
+commits = Table(
+    "commits",
+    metadata,
+    Column("repository_id", ID, ForeignKey("repositories.id"), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+    Column("root", String(64), nullable=False),
+    Column("parents", Text, nullable=False),  # JSON list of digests, first parent first
+    Column("message", Text, nullable=False),
+    Column("author", NAME, nullable=False),
+    Column("time", BigInteger, nullable=False),
+)
+
+# Branches move (by compare-and-swap), tags never do.
+refs = Table(
+    "refs",
+    metadata,
+    Column("repository_id", ID, ForeignKey("repositories.id"), primary_key=True),
+    Column("kind", String(8), primary_key=True),  # "branch" | "tag"
+    Column("name", NAME, primary_key=True),
+    Column("commit", String(64), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# The commit each run was built from, and which path was which ingredient.
+run_commits = Table(
+    "run_commits",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("repository_id", ID, ForeignKey("repositories.id"), nullable=False),
+    Column("commit", String(64), nullable=False),
+    Column("key_paths", Text, nullable=False),  # JSON object: key -> path
+    Column("created_at", BigInteger, nullable=False),
+    Index(None, "repository_id", "commit"),
 )

@@ -1,0 +1,638 @@
+"""Versioning of ingredients: repositories, commits of typed blobs, branches and tags,
+log, diff, merge, revert, and the links of runs to the commits they were built from.
+
+Blobs and tree nodes are stored by content id (``version_objects``), commits per
+repository; a commit and the move of its branch are one transaction, and a branch moves
+only from the commit the caller read (compare-and-swap). Bytes that blobs name (a snapshot's
+files, a notebook, a dirty diff) are objects of the object store, stored first.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator, Mapping
+
+from cairn.core.digest import Digest
+from cairn.core.errors import AlreadyExists, Conflict, CorruptObject, InvalidArgument, NotFound
+from cairn.core.ids import new_id
+from cairn.core.model import EntityKind, RunInfo
+from cairn.core.validation import check_entity_id, check_name, check_names, check_text
+from cairn.core.versioning.blobs import Blob, Field, blob_from_body
+from cairn.core.versioning.canonical import object_digest, parse_canonical
+from cairn.core.versioning.commit import DEFAULT_BRANCH, Commit, check_ref_name, merge_base
+from cairn.core.versioning.diff import PathChange, diff_trees
+from cairn.core.versioning.info import (
+    CommitInfo,
+    MergeOutcome,
+    RefInfo,
+    RepositoryInfo,
+    RunCommitInfo,
+)
+from cairn.core.versioning.merge import Resolution, merge_trees
+from cairn.core.versioning.tree import (
+    EMPTY_TREE,
+    TREE,
+    Entry,
+    TreeNode,
+    apply_changes,
+    check_path,
+    find,
+    walk,
+)
+from cairn.service.base import ServicePart
+from cairn.store.metadata.tx import MetadataTx
+
+__all__ = ["RepositoryService"]
+
+_HEX = frozenset("0123456789abcdef")
+_SHORT_ID = 7  # the shortest commit id prefix accepted, as git's default abbreviation
+
+
+class _Objects:
+    """Blobs and tree nodes read in one transaction, each verified against its id once."""
+
+    def __init__(self, tx: MetadataTx) -> None:
+        self._tx = tx
+        self._nodes: dict[Digest, TreeNode] = {EMPTY_TREE.digest(): EMPTY_TREE}
+        self._blobs: dict[Digest, Blob] = {}
+
+    def node(self, digest: Digest) -> TreeNode:
+        found = self._nodes.get(digest)
+        if found is None:
+            kind, body = self._read(digest)
+            if kind != TREE:
+                raise CorruptObject(f"object {digest} is a {kind}, not a tree", digest=digest)
+            found = self._nodes[digest] = TreeNode.decode(body)
+        return found
+
+    def blob(self, entry: Entry) -> Blob:
+        found = self._blobs.get(entry.digest)
+        if found is None:
+            kind, body = self._read(entry.digest)
+            if kind != entry.kind:
+                raise CorruptObject(
+                    f"object {entry.digest} is a {kind}, not a {entry.kind}", digest=entry.digest
+                )
+            found = self._blobs[entry.digest] = blob_from_body(kind, parse_canonical(body, kind))
+        return found
+
+    def _read(self, digest: Digest) -> tuple[str, bytes]:
+        found = self._tx.versioning.objects([digest]).get(digest)
+        if found is None:
+            raise NotFound(f"no versioned object {digest}", digest=digest)
+        kind, body = found
+        if object_digest(kind, body) != digest:
+            raise CorruptObject(f"versioned object {digest} does not match its id", digest=digest)
+        return kind, body
+
+
+class RepositoryService(ServicePart):
+    """Repositories of typed ingredients, and their history."""
+
+    # -- repositories ---------------------------------------------------------------------
+    def set_repository(
+        self,
+        project_id: str,
+        name: str,
+        *,
+        description: str | None = None,
+        owner: str = "",
+        tags: Iterable[str] | None = None,
+    ) -> RepositoryInfo:
+        """Get the repository called ``name`` in the project, creating it if needed: a new
+        one starts with an empty commit on the branch ``main``."""
+        check_entity_id(project_id, "project_id")
+        check_name(name, "repository name")
+        tag_list = [] if tags is None else check_names(tags, "tag")
+        text = check_text(description or "", "description")
+        owner = check_name(owner, "owner") if owner else ""
+        with self.metadata.write() as tx:
+            if tx.entities.project(project_id) is None:
+                raise NotFound(f"no project with id {project_id}", kind="project", id=project_id)
+            now = self.clock()
+            repository_id: str = new_id(now)
+            row = {
+                "id": repository_id,
+                "project_id": project_id,
+                "name": name,
+                "description": text,
+                "owner": owner,
+                "created_at": now,
+                "updated_at": now,
+            }
+            if tx.entities.insert_ignore(EntityKind.REPOSITORY, row):
+                root = EMPTY_TREE.digest()
+                tx.versioning.put_objects([(root, TREE, EMPTY_TREE.canonical())])
+                first = tx.versioning.put_commit(
+                    repository_id, Commit(root, (), "Initial commit", owner, now)
+                )
+                tx.versioning.create_ref(repository_id, "branch", DEFAULT_BRANCH, first.id, now)
+            found = tx.versioning.repository_by_name(project_id, name)
+            assert found is not None  # inserted or already there, in this transaction
+            changed = description is not None and text != found.description
+            if changed:
+                tx.entities.update(
+                    EntityKind.REPOSITORY, found.id, {"description": text, "updated_at": now}
+                )
+            if tag_list:
+                tx.labels.add_tags(found.id, tag_list, now)
+            return tx.versioning.repository(found.id) or found
+
+    def get_repository(self, repository_id: str) -> RepositoryInfo:
+        with self.metadata.read() as tx:
+            return self._repository(tx, repository_id)
+
+    def get_repository_by_name(self, project_id: str, name: str) -> RepositoryInfo:
+        check_entity_id(project_id, "project_id")
+        check_name(name, "repository name")
+        with self.metadata.read() as tx:
+            found = tx.versioning.repository_by_name(project_id, name)
+        if found is None:
+            raise NotFound(f"no repository named {name!r}", kind="repository", name=name)
+        return found
+
+    def list_repositories(self, project_id: str) -> list[RepositoryInfo]:
+        check_entity_id(project_id, "project_id")
+        with self.metadata.read() as tx:
+            if tx.entities.project(project_id) is None:
+                raise NotFound(f"no project with id {project_id}", kind="project", id=project_id)
+            return tx.versioning.repositories(project_id)
+
+    # -- reading ------------------------------------------------------------------------
+    def get_commit(self, repository_id: str, ref: str) -> CommitInfo:
+        """The commit a ref names: a branch, a tag, or a commit id (or a unique prefix of
+        one, from 7 characters)."""
+        with self.metadata.read() as tx:
+            self._repository(tx, repository_id)
+            return self._commit(tx, repository_id, self._resolve(tx, repository_id, ref))
+
+    def list_refs(self, repository_id: str) -> list[RefInfo]:
+        with self.metadata.read() as tx:
+            self._repository(tx, repository_id)
+            return tx.versioning.refs(repository_id)
+
+    def list_paths(self, repository_id: str, ref: str) -> dict[str, str]:
+        """Every ingredient of a commit: path -> blob kind, in path order."""
+        with self.metadata.read() as tx:
+            self._repository(tx, repository_id)
+            commit = self._commit(tx, repository_id, self._resolve(tx, repository_id, ref))
+            objects = _Objects(tx)
+            return {path: entry.kind for path, entry in walk(objects.node, commit.root)}
+
+    def read_blobs(
+        self, repository_id: str, ref: str, paths: Iterable[str] | None = None
+    ) -> dict[str, Blob]:
+        """The blobs at ``paths`` of a commit (every one if None); ``NotFound`` for a path
+        that holds none."""
+        wanted = None if paths is None else [check_path(p) for p in _strings(paths, "paths")]
+        with self.metadata.read() as tx:
+            self._repository(tx, repository_id)
+            commit = self._commit(tx, repository_id, self._resolve(tx, repository_id, ref))
+            objects = _Objects(tx)
+            if wanted is None:
+                return {p: objects.blob(e) for p, e in walk(objects.node, commit.root)}
+            found: dict[str, Blob] = {}
+            for path in wanted:
+                entry = find(objects.node, commit.root, path)
+                if entry is None or entry.is_tree:
+                    raise NotFound(
+                        f"no ingredient at {path!r} in commit {commit.id[:12]}", path=path
+                    )
+                found[path] = objects.blob(entry)
+            return found
+
+    def log(
+        self,
+        repository_id: str,
+        ref: str,
+        *,
+        first_parent: bool = False,
+        path: str | None = None,
+        limit: int | None = None,
+    ) -> list[CommitInfo]:
+        """The commit ``ref`` names and its ancestors, newest first (by time, a commit
+        always before its parents). ``first_parent`` follows merges' first parents only;
+        ``path`` keeps the commits that changed what is at that path."""
+        if path is not None:
+            check_path(path)
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
+            raise InvalidArgument("limit", "must be a positive number of commits")
+        with self.metadata.read() as tx:
+            self._repository(tx, repository_id)
+            start = self._resolve(tx, repository_id, ref)
+            everything = tx.versioning.all_commits(repository_id)
+            objects = _Objects(tx) if path is not None else None
+            found: list[CommitInfo] = []
+            for commit in _newest_first(start, everything, first_parent=first_parent):
+                if objects is not None and path is not None:
+                    parent = everything.get(commit.parents[0]) if commit.parents else None
+                    here = find(objects.node, commit.root, path)
+                    before = None if parent is None else find(objects.node, parent.root, path)
+                    if here == before:
+                        continue
+                found.append(commit)
+                if limit is not None and len(found) >= limit:
+                    break
+            return found
+
+    def diff(self, repository_id: str, a: str, b: str) -> list[PathChange]:
+        """What changed from commit ``a`` to commit ``b``, path by path and, inside a blob,
+        field by field."""
+        with self.metadata.read() as tx:
+            self._repository(tx, repository_id)
+            first = self._commit(tx, repository_id, self._resolve(tx, repository_id, a))
+            second = self._commit(tx, repository_id, self._resolve(tx, repository_id, b))
+            objects = _Objects(tx)
+            return diff_trees(objects.node, objects.blob, first.root, second.root)
+
+    # -- writing ------------------------------------------------------------------------
+    def save_commit(
+        self,
+        repository_id: str,
+        branch: str,
+        changes: Mapping[str, Blob | None],
+        *,
+        message: str,
+        author: str = "",
+        base: str | None = None,
+    ) -> CommitInfo:
+        """A new commit on ``branch``: its head with ``changes`` made (path -> blob, or None
+        to remove). With ``base`` (the commit the caller started from), the branch must
+        still be there: ``Conflict`` if it moved meanwhile (merge, then save again)."""
+        check_ref_name(branch, "branch")
+        check_text(message, "message")
+        entries, blobs = self._staged(changes)
+        with self.metadata.write() as tx:
+            self._repository(tx, repository_id)
+            head = self._branch(tx, repository_id, branch)
+            if base is not None and head != self._resolve(tx, repository_id, base):
+                raise Conflict(
+                    f"branch {branch!r} moved to {head[:12]} since {base[:12]} was read: "
+                    "merge it, then save again",
+                    branch=branch,
+                    head=head,
+                )
+            parent = self._commit(tx, repository_id, head)
+            objects = _Objects(tx)
+            root, nodes = apply_changes(objects.node, parent.root, entries)
+            if root == parent.root:
+                raise InvalidArgument("changes", "change nothing: the tree is the head's")
+            self._store(tx, blobs, nodes)
+            commit = Commit(root, (head,), message, author, self.clock())
+            return self._advance(tx, repository_id, branch, head, commit)
+
+    def set_branch(
+        self,
+        repository_id: str,
+        name: str,
+        commit: str,
+        *,
+        expected: str | None = None,
+        force: bool = False,
+    ) -> RefInfo:
+        """Create the branch ``name`` at ``commit``, or move it there from ``expected`` (if
+        given, the commit the caller saw: ``Conflict`` if it moved meanwhile). A move to a
+        commit that does not descend from the branch's needs ``force``."""
+        check_ref_name(name, "branch")
+        with self.metadata.write() as tx:
+            self._repository(tx, repository_id)
+            target = self._resolve(tx, repository_id, commit)
+            now = self.clock()
+            current = tx.versioning.ref(repository_id, "branch", name)
+            if current is None:
+                if expected is not None:
+                    raise NotFound(f"no branch {name!r}", kind="branch", name=name)
+                tx.versioning.create_ref(repository_id, "branch", name, target, now)
+                return RefInfo(name, "branch", target)
+            if expected is not None and current != self._resolve(tx, repository_id, expected):
+                raise Conflict(f"branch {name!r} moved meanwhile", branch=name, head=current)
+            if not force and current not in _ancestry(
+                target, tx.versioning.all_commits(repository_id)
+            ):
+                raise Conflict(
+                    f"{target[:12]} does not descend from branch {name!r} ({current[:12]}): "
+                    "moving it there loses commits; give force=True to do it anyway",
+                    branch=name,
+                )
+            if not tx.versioning.move_ref(repository_id, "branch", name, current, target, now):
+                raise Conflict(f"branch {name!r} moved meanwhile", branch=name)
+            return RefInfo(name, "branch", target)
+
+    def create_tag(self, repository_id: str, name: str, commit: str) -> RefInfo:
+        """Name ``commit`` for good: a tag never moves (``AlreadyExists`` if it exists)."""
+        check_ref_name(name, "tag")
+        with self.metadata.write() as tx:
+            self._repository(tx, repository_id)
+            target = self._resolve(tx, repository_id, commit)
+            if not tx.versioning.create_ref(repository_id, "tag", name, target, self.clock()):
+                raise AlreadyExists(f"tag {name!r} exists; tags never move", kind="tag", name=name)
+            return RefInfo(name, "tag", target)
+
+    def merge(
+        self,
+        repository_id: str,
+        source: str,
+        into: str,
+        *,
+        message: str | None = None,
+        author: str = "",
+        resolutions: Mapping[tuple[str, Field | None], Resolution] | None = None,
+        dry_run: bool = False,
+        expected_source: str | None = None,
+        expected_target: str | None = None,
+    ) -> MergeOutcome:
+        """Merge ``source`` (a ref) into the branch ``into``: three-way against their lowest
+        common ancestor, per path and per field. Without conflicts (or with each one
+        resolved) a commit with both parents moves ``into``; else nothing moves and the
+        conflicts are listed. ``expected_*``: the commits the caller saw, to refuse a merge
+        of something else than what was resolved."""
+        check_ref_name(into, "into")
+        if message is not None:
+            check_text(message, "message")
+        with self.metadata.write() as tx:
+            self._repository(tx, repository_id)
+            theirs = self._resolve(tx, repository_id, source)
+            ours = self._branch(tx, repository_id, into)
+            for seen, now_at, what in (
+                (expected_source, theirs, "source"),
+                (expected_target, ours, "into"),
+            ):
+                if seen is not None and self._resolve(tx, repository_id, seen) != now_at:
+                    raise Conflict(f"{what} moved since the merge was computed: merge again")
+            everything = tx.versioning.all_commits(repository_id)
+            base = merge_base(
+                ours, theirs, lambda c: everything[c].parents, lambda c: everything[c].time
+            )
+            if base is None:
+                raise InvalidArgument(
+                    "source", f"{source!r} and {into!r} have unrelated histories: nothing to merge"
+                )
+            if base == theirs:  # already in the target
+                return MergeOutcome(theirs, ours, base, (), everything[ours], ())
+            objects = _Objects(tx)
+            plan = merge_trees(
+                objects.node,
+                objects.blob,
+                everything[base].root,
+                everything[ours].root,
+                everything[theirs].root,
+                resolutions,
+            )
+            changed = tuple(sorted(plan.changes))
+            if plan.conflicts or dry_run:
+                return MergeOutcome(theirs, ours, base, tuple(plan.conflicts), None, changed)
+            entries, blobs = self._staged(plan.changes)
+            root, nodes = apply_changes(objects.node, everything[ours].root, entries)
+            self._store(tx, blobs, nodes)
+            text = message if message is not None else f"Merge {source} into {into}"
+            commit = Commit(root, (ours, theirs), text, author, self.clock())
+            info = self._advance(tx, repository_id, into, ours, commit)
+            return MergeOutcome(theirs, ours, base, (), info, changed)
+
+    def revert(
+        self,
+        repository_id: str,
+        commit: str,
+        branch: str,
+        *,
+        message: str | None = None,
+        author: str = "",
+    ) -> CommitInfo:
+        """A new commit on ``branch`` that undoes ``commit`` (what it changed against its
+        first parent), merged three-way into the branch's head: ``Conflict`` if later
+        commits changed the same fields."""
+        check_ref_name(branch, "branch")
+        with self.metadata.write() as tx:
+            self._repository(tx, repository_id)
+            undone = self._commit(tx, repository_id, self._resolve(tx, repository_id, commit))
+            head = self._branch(tx, repository_id, branch)
+            current = self._commit(tx, repository_id, head)
+            before = (
+                self._commit(tx, repository_id, undone.parents[0]).root
+                if undone.parents
+                else EMPTY_TREE.digest()
+            )
+            objects = _Objects(tx)
+            plan = merge_trees(objects.node, objects.blob, undone.root, current.root, before)
+            if plan.conflicts:
+                names = ", ".join(c.name for c in plan.conflicts[:5])
+                raise Conflict(
+                    f"cannot revert {undone.id[:12]} on {branch!r}: later commits changed the "
+                    f"same ingredients ({names})",
+                    conflicts=[c.name for c in plan.conflicts],
+                )
+            if not plan.changes:
+                raise InvalidArgument("commit", f"{undone.id[:12]} changed nothing left to undo")
+            entries, blobs = self._staged(plan.changes)
+            root, nodes = apply_changes(objects.node, current.root, entries)
+            self._store(tx, blobs, nodes)
+            first_line = undone.message.splitlines()[0] if undone.message else undone.id[:12]
+            text = message if message is not None else f'Revert "{first_line}"'
+            return self._advance(
+                tx, repository_id, branch, head, Commit(root, (head,), text, author, self.clock())
+            )
+
+    # -- runs -----------------------------------------------------------------------------
+    def log_commit(
+        self,
+        run_id: str,
+        repository_id: str,
+        commit: str,
+        key_paths: Mapping[str, str] | None = None,
+    ) -> RunCommitInfo:
+        """Link a run to the commit it was built from; ``key_paths`` names the ingredients
+        it used (``{"data": "data/train"}``), each of which must be in the commit. A run
+        links to one commit: another one is a ``Conflict`` (the same one with more keys is
+        fine)."""
+        keys = {
+            check_name(k, "key"): check_path(v, f"key_paths[{k!r}]")
+            for k, v in (key_paths or {}).items()
+        }
+        with self.metadata.write() as tx:
+            self._require_run(tx, run_id, live=True)
+            self._repository(tx, repository_id)
+            target = self._resolve(tx, repository_id, commit)
+            found = self._commit(tx, repository_id, target)
+            objects = _Objects(tx)
+            for key, path in keys.items():
+                entry = find(objects.node, found.root, path)
+                if entry is None or entry.is_tree:
+                    raise InvalidArgument(
+                        f"key_paths[{key!r}]", f"{path!r} holds no ingredient in {target[:12]}"
+                    )
+            existing = tx.versioning.run_link(run_id)
+            if existing is not None and (existing.repository_id, existing.commit) != (
+                repository_id,
+                target,
+            ):
+                raise Conflict(
+                    f"run {run_id} is linked to commit {existing.commit[:12]} already",
+                    id=run_id,
+                    commit=existing.commit,
+                )
+            merged = {**(existing.key_paths if existing else {}), **keys}
+            tx.versioning.link_run(run_id, repository_id, target, merged, self.clock())
+            tx.entities.update(EntityKind.RUN, run_id, {"updated_at": self.clock()})
+            return RunCommitInfo(run_id, repository_id, target, merged)
+
+    def get_run_commit(self, run_id: str) -> RunCommitInfo | None:
+        with self.metadata.read() as tx:
+            self._require_run(tx, run_id)
+            return tx.versioning.run_link(run_id)
+
+    def list_commit_runs(
+        self, repository_id: str, commit: str, *, include_deleted: bool = False
+    ) -> list[RunInfo]:
+        with self.metadata.read() as tx:
+            self._repository(tx, repository_id)
+            target = self._resolve(tx, repository_id, commit)
+            ids = tx.versioning.runs_of_commit(
+                repository_id, target, include_deleted=include_deleted
+            )
+            return [run for run in map(tx.entities.run, ids) if run is not None]
+
+    # -- helpers ----------------------------------------------------------------------------
+    @staticmethod
+    def _repository(tx: MetadataTx, repository_id: str) -> RepositoryInfo:
+        check_entity_id(repository_id, "repository_id")
+        found = tx.versioning.repository(repository_id)
+        if found is None:
+            raise NotFound(
+                f"no repository with id {repository_id}", kind="repository", id=repository_id
+            )
+        return found
+
+    @staticmethod
+    def _commit(tx: MetadataTx, repository_id: str, digest: Digest) -> CommitInfo:
+        found = tx.versioning.commit(repository_id, digest)
+        if found is None:
+            raise NotFound(f"no commit {digest[:12]} in this repository", commit=digest)
+        if found.commit().digest() != found.id:
+            raise CorruptObject(f"commit {digest} does not match its id", digest=digest)
+        return found
+
+    @staticmethod
+    def _branch(tx: MetadataTx, repository_id: str, name: str) -> Digest:
+        head = tx.versioning.ref(repository_id, "branch", name)
+        if head is None:
+            raise NotFound(f"no branch {name!r}", kind="branch", name=name)
+        return head
+
+    @staticmethod
+    def _resolve(tx: MetadataTx, repository_id: str, ref: str) -> Digest:
+        """A branch, a tag, or a commit id or unique prefix of one (7+ hex characters)."""
+        if not isinstance(ref, str) or not ref:
+            raise InvalidArgument("ref", "must name a branch, a tag or a commit")
+        for kind in ("branch", "tag"):
+            found = tx.versioning.ref(repository_id, kind, ref)
+            if found is not None:
+                return found
+        if len(ref) >= _SHORT_ID and set(ref) <= _HEX:
+            matches = tx.versioning.commits_with_prefix(repository_id, ref)
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise InvalidArgument("ref", f"{ref!r} names more than one commit: give more of it")
+        raise NotFound(f"no branch, tag or commit {ref!r}", ref=ref)
+
+    def _staged(
+        self, changes: Mapping[str, Blob | None]
+    ) -> tuple[dict[str, Entry | None], list[Blob]]:
+        """Changes as tree entries, and the blobs to store; every object a blob names must
+        be in the object store already (``NotFound`` otherwise: upload it first)."""
+        if not isinstance(changes, Mapping):
+            raise InvalidArgument("changes", "must map paths to ingredients (or None)")
+        entries: dict[str, Entry | None] = {}
+        blobs: list[Blob] = []
+        for path, blob in changes.items():
+            check_path(path)
+            if blob is None:
+                entries[path] = None
+                continue
+            if not isinstance(blob, Blob):
+                raise InvalidArgument(
+                    path, f"must be an ingredient (a blob), got {type(blob).__name__}"
+                )
+            for digest in blob.objects():
+                if not self.objects.exists(digest):
+                    raise NotFound(
+                        f"{path!r} names object {digest}, which is not stored: upload it first",
+                        path=path,
+                        digest=digest,
+                    )
+            entries[path] = Entry(blob.KIND, blob.digest())
+            blobs.append(blob)
+        return entries, blobs
+
+    @staticmethod
+    def _store(tx: MetadataTx, blobs: list[Blob], nodes: Mapping[Digest, TreeNode]) -> None:
+        tx.versioning.put_objects(
+            [(b.digest(), b.KIND, b.canonical()) for b in blobs]
+            + [(d, TREE, n.canonical()) for d, n in nodes.items()]
+        )
+
+    def _advance(
+        self, tx: MetadataTx, repository_id: str, branch: str, head: Digest, commit: Commit
+    ) -> CommitInfo:
+        """Store ``commit`` and move ``branch`` to it from ``head`` (compare-and-swap)."""
+        info = tx.versioning.put_commit(repository_id, commit)
+        if not tx.versioning.move_ref(repository_id, "branch", branch, head, info.id, commit.time):
+            raise Conflict(
+                f"branch {branch!r} moved meanwhile: nothing was saved; merge, then save again",
+                branch=branch,
+            )
+        tx.entities.update(EntityKind.REPOSITORY, repository_id, {"updated_at": commit.time})
+        return info
+
+
+def _not_count(value: object) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int) or value < 1
+
+
+def _strings(values: Iterable[str], what: str) -> list[str]:
+    if isinstance(values, str):
+        raise InvalidArgument(what, "must be a list of paths, not one string")
+    return list(values)
+
+
+def _ancestry(start: Digest, everything: Mapping[Digest, CommitInfo]) -> set[Digest]:
+    seen: set[Digest] = set()
+    stack = [start]
+    while stack:
+        commit = stack.pop()
+        if commit in seen or commit not in everything:
+            continue
+        seen.add(commit)
+        stack.extend(everything[commit].parents)
+    return seen
+
+
+def _newest_first(
+    start: Digest, everything: Mapping[Digest, CommitInfo], *, first_parent: bool
+) -> Iterator[CommitInfo]:
+    """Commits from ``start`` back, newest first, each after every commit that descends
+    from it on the walk (a commit's time may be older than its parent's)."""
+    waiting: dict[Digest, int] = {}  # commit -> children on the walk not yet shown
+    stack = [start]
+    seen: set[Digest] = set()
+    while stack:  # first, who points at whom, within what start reaches
+        commit = stack.pop()
+        if commit in seen:
+            continue
+        seen.add(commit)
+        parents = everything[commit].parents
+        for parent in parents[:1] if first_parent else parents:
+            waiting[parent] = waiting.get(parent, 0) + 1
+            stack.append(parent)
+    heap: list[tuple[int, str, Digest]] = [(-everything[start].time, start, start)]
+    while heap:
+        _, _, commit = heapq.heappop(heap)
+        info = everything[commit]
+        yield info
+        parents = info.parents
+        for parent in parents[:1] if first_parent else parents:
+            waiting[parent] -= 1
+            if waiting[parent] == 0:
+                heapq.heappush(heap, (-everything[parent].time, parent, parent))
