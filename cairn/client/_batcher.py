@@ -13,7 +13,10 @@ is *unresolved* until the writer thread has asked. Meanwhile its default points 
 queued with the step :data:`_DEFAULT` (steps are never negative), and the writer thread,
 once it knows the highest stored step, replays the series in logging order with the
 same rule (a default point takes ``next``; any point at or past ``next`` moves it on),
-so the numbering is exactly what it would have been had the answer come at once.
+so the numbering is exactly what it would have been had the answer come at once. (As
+before, one writer per series is assumed: a run created here whose key another process
+logs to meanwhile is still numbered from 0 here.) An ended run's series are forgotten, so
+a sweep of many runs keeps nothing per run.
 """
 
 from __future__ import annotations
@@ -37,13 +40,14 @@ Name = tuple[str, str]  # (run id, metric key)
 
 
 class _Series:
-    """One series as the batcher knows it: its points queued since the last batch, and the
-    step its next default point takes (None until the store has been asked)."""
+    """One series as the batcher knows it: the step its next default point takes (None
+    until the store has been asked), and its points queued since the last batch (None
+    when there are none: an idle series costs a few words)."""
 
     __slots__ = ("next", "points")
 
     def __init__(self, next_step: int | None) -> None:
-        self.points = SeriesPoints()
+        self.points: SeriesPoints | None = None
         self.next = next_step
 
 
@@ -60,7 +64,7 @@ class MetricBatcher:
         self._batch_size = batch_size
         self._interval = interval
         self._max_queue = max_queue
-        self._series: dict[Name, _Series] = {}  # every series logged to
+        self._series: dict[str, dict[str, _Series]] = {}  # run -> key -> series logged to
         self._pending: dict[Name, _Series] = {}  # those with points since the last batch
         self._size = 0  # points in _pending
         self._lock = threading.Lock()
@@ -101,6 +105,7 @@ class MetricBatcher:
                 if step >= nxt:
                     series.next = step + 1
             points = series.points
+            assert points is not None  # _start gave it its queue
             points.steps.append(step)
             points.timestamps.append(timestamp)
             points.values.append(value)
@@ -138,6 +143,7 @@ class MetricBatcher:
                         this = nxt
                     if this >= nxt:
                         series.next = this + 1
+                assert series.points is not None  # _start gave it its queue
                 series.points.append(this, timestamp, value)
             self._queued += len(points)
             self._size += len(points)
@@ -147,12 +153,23 @@ class MetricBatcher:
 
     def _start(self, name: Name) -> _Series:
         """``name``'s first point since the last batch (under the lock)."""
-        series = self._series.get(name)
+        run_id, key = name
+        keys = self._series.setdefault(run_id, {})
+        series = keys.get(key)
         if series is None:
-            series = _Series(0 if name[0] in self._fresh else None)
-            self._series[name] = series
+            series = keys[key] = _Series(0 if run_id in self._fresh else None)
+        series.points = SeriesPoints()
         self._pending[name] = series
         return series
+
+    def forget(self, run_id: str) -> None:
+        """The run ended: drop what is known of its series (after a flush). Logged to
+        again later, its steps are asked of the store."""
+        with self._lock:
+            keys = self._series.get(run_id, {})
+            if not any((run_id, key) in self._pending for key in keys):
+                self._series.pop(run_id, None)
+                self._fresh.discard(run_id)
 
     def _wake(self, size: int) -> None:
         with self._cond:
@@ -218,8 +235,9 @@ class MetricBatcher:
                 batch: MetricBatch = {}
                 unresolved: list[Name] = []
                 for name, series in pending.items():
+                    assert series.points is not None
                     batch[name] = series.points
-                    series.points = SeriesPoints()
+                    series.points = None
                     if series.next is None:
                         unresolved.append(name)
                 self._cond.notify_all()  # producers held back by max_queue may go on
@@ -240,17 +258,23 @@ class MetricBatcher:
         by_run: dict[str, list[str]] = {}
         for run_id, key in names:
             by_run.setdefault(run_id, []).append(key)
-        stored: dict[Name, int] = {}
-        for run_id, keys in by_run.items():  # one question per run
-            latest = self._metrics.get_latest_metrics(run_id, keys)
+        following: dict[Name, int] = {}
+        for run_id, keys in by_run.items():
+            # One question per run, for every key it has: a list of keys could outgrow
+            # what a URL (or the server) takes.
+            latest = self._metrics.get_latest_metrics(run_id)
             for key in keys:
                 point = latest.get(key)
-                stored[(run_id, key)] = 0 if point is None else point.step + 1
+                following[(run_id, key)] = _replay(
+                    batch[(run_id, key)], 0 if point is None else point.step + 1
+                )
         with self._lock:
-            for name, first in stored.items():
-                series = self._series[name]
-                nxt = _replay(batch[name], first)
-                series.next = _replay(series.points, nxt)  # queued meanwhile, if any
+            for (run_id, key), after_batch in following.items():
+                series = self._series.get(run_id, {}).get(key)
+                if series is None:  # forgotten meanwhile (the run ended)
+                    continue
+                queued = series.points  # points logged since the batch was taken
+                series.next = after_batch if queued is None else _replay(queued, after_batch)
 
 
 def _replay(series: SeriesPoints, nxt: int) -> int:

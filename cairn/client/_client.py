@@ -22,7 +22,8 @@ DEFAULT_EXPERIMENT = "default"
 
 
 def _system_clock() -> int:
-    """Milliseconds since the Unix epoch."""
+    """Milliseconds since the Unix epoch (the service's own, which an HTTP client must not
+    import: it would load the stores)."""
     return time.time_ns() // 1_000_000
 
 

@@ -278,6 +278,7 @@ class Run(_Entity):
         """Flush queued metrics, then set the final status and end time."""
         try:
             self._batcher.flush()
+            self._batcher.forget(self.id)  # a sweep of many runs keeps no state per run
         finally:
             self._backend.entities.end_run(self.id, status)
 

@@ -20,6 +20,8 @@ from cairn.core.validation import (
 
 __all__ = ["HttpLabels"]
 
+_KEYS_PER_REQUEST = 100
+
 
 class HttpLabels:
     """Tags, attributes and hyperparameters."""
@@ -49,9 +51,15 @@ class HttpLabels:
         self._t.request("PATCH", path, json={"attributes": dict(values)})
 
     def get_attributes(self, entity_id: str, keys: Iterable[str] | None = None) -> dict[str, Any]:
-        wanted = None if keys is None else check_names(keys, "attribute key")
         path = f"/entities/{_id(entity_id, 'entity_id')}/attributes"
-        found: dict[str, Any] = self._t.get(path, key=wanted)
+        if keys is None:
+            everything: dict[str, Any] = self._t.get(path)
+            return everything
+        wanted = check_names(keys, "attribute key")
+        found: dict[str, Any] = {}
+        # In pieces: no URL outgrows what a server or a proxy takes (none for no key).
+        for start in range(0, len(wanted), _KEYS_PER_REQUEST):
+            found.update(self._t.get(path, key=wanted[start : start + _KEYS_PER_REQUEST]))
         return found
 
     def remove_attributes(self, entity_id: str, keys: Iterable[str]) -> None:

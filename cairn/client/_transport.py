@@ -204,6 +204,12 @@ class Transport:
         parts = urlsplit(base_url.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidArgument("url", f"must be an http:// or https:// URL, got {base_url!r}")
+        if parts.username is not None or parts.password is not None:
+            # Never sent (a server authenticates no one yet), and they would show in every
+            # error message: refused, without repeating them.
+            raise InvalidArgument(
+                "url", f"must not hold credentials: {parts.scheme}://{parts.hostname}..."
+            )
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retry_timeout = retry_timeout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
@@ -21,6 +22,8 @@ from cairn.service import TrackingService, open_service
 
 __all__ = ["API_PREFIX", "create_app"]
 
+_CREATE_RUN_THREADS = 8
+
 # FastAPI's native OpenTelemetry hooks look up the global providers on every request
 # (~4% of a create_run's server CPU), and Cairn configures none: cairn.access logs
 # every request instead.
@@ -35,6 +38,11 @@ _NO_TELEMETRY: TelemetryConfig = {
 def create_app(settings: Settings, service: TrackingService | None = None) -> FastAPI:
     """Build the server. Without ``service``, the store named by ``settings`` opens at
     start-up and closes at shutdown; nothing happens at import time."""
+
+    # create_run's fast path waits on the database on threads of its own (they start on
+    # first use, and end when the app is collected; a lifespan may run more than once):
+    # not the ones object transfers read and write on.
+    create_runs = ThreadPoolExecutor(_CREATE_RUN_THREADS, thread_name_prefix="cairn-create-run")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,6 +80,7 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
     for module in (entities, labels, metrics, artifacts):
         api.include_router(module.router)
     app.include_router(api)
-    app.add_middleware(FastCreateRun, prefix=API_PREFIX)  # inside BodyLimit: added first
+    # Inside BodyLimit: added first.
+    app.add_middleware(FastCreateRun, prefix=API_PREFIX, executor=create_runs)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes, exempt=exempt)
     return app

@@ -8,12 +8,12 @@ from typing import BinaryIO, Final
 
 from cairn.core.digest import Digest, parse_digest
 from cairn.core.errors import InvalidArgument, NotFound
-from cairn.core.objects import ObjectInfo
+from cairn.core.objects import ObjectInfo, ObjectWriter
 from cairn.core.tree import Tree
 from cairn.service.base import ServicePart
-from cairn.store.objects import ObjectStore, ObjectWriter
+from cairn.store.objects import ObjectStore
 
-__all__ = ["ObjectService", "ObjectWriter", "read_tree", "stored_size"]
+__all__ = ["ObjectService", "read_tree", "stored_size"]
 
 _CHUNK: Final = 4 << 20  # reads of whole objects: big, for few calls
 

@@ -22,7 +22,8 @@ with cairn.Client(sys.argv[1]) as client:
     run.log_hyperparameters({"lr": 0.01})
     run.log_artifact("weights", b"bytes of a model")
     run.download_artifact("weights", sys.argv[2])
-    again = client.get_run(run.id)  # an existing run: its steps are asked for off-thread
+with cairn.Client(sys.argv[1]) as other:
+    again = other.get_run(run.id)  # not this client's run: its steps are asked off-thread
     again.log_metric("loss", 0.25)
     assert [p.step for p in again.get_metric_history("loss")] == [0, 1]
 print(json.dumps(sorted(sys.modules)))

@@ -219,11 +219,11 @@ def test_default_steps_of_an_existing_run_are_found_off_the_training_thread(
     client = open_client()
     metrics = client._backend.metrics
     real = metrics.get_latest_metrics
-    asked: list[tuple[str, list[str]]] = []
+    asked: list[tuple[str, str]] = []
 
     def slow_answer(run_id: str, keys: Iterable[str] | None = None) -> dict[str, MetricPoint]:
         time.sleep(0.5)
-        asked.append((threading.current_thread().name, sorted(keys or [])))
+        asked.append((threading.current_thread().name, run_id))
         return real(run_id, keys)
 
     metrics.get_latest_metrics = slow_answer  # type: ignore[method-assign]
@@ -238,7 +238,38 @@ def test_default_steps_of_an_existing_run_are_found_off_the_training_thread(
     assert [p.step for p in history] == [0, 7, 8, 20, 21]
     assert [p.step for p in again.get_metric_history("acc")] == [0, 1]
     assert [p.step for p in again.get_metric_history("new")] == [0]
-    assert asked == [("cairn-metric-writer", ["acc", "loss", "new"])]  # once, for the run
+    assert asked == [("cairn-metric-writer", run.id)]  # once, for the run
+
+
+def test_a_reopened_run_with_more_keys_than_a_url_holds(open_client: MakeClient) -> None:
+    keys = [f"layer.{i:04d}.grad_norm" for i in range(1_200)]
+    first = open_client()
+    run = first.set_experiment_run("r")
+    run.log_metrics(dict.fromkeys(keys, 1.0))
+    first.close()
+    again = open_client().get_run(run.id)
+    again.log_metrics(dict.fromkeys(keys, 2.0))
+    again.flush()
+    assert [p.step for p in again.get_metric_history(keys[-1])] == [0, 1]
+    assert len(again.get_metrics_latest(keys)) == len(keys)
+
+
+def test_no_keys_asked_is_no_metric(client: cairn.Client) -> None:
+    run = client.start_run()
+    run.log_metric("loss", 1.0)
+    run.log_attribute("team", "vision")
+    assert run.get_metrics_latest([]) == {}
+    assert client._backend.labels.get_attributes(run.id, []) == {}
+
+
+def test_an_ended_run_leaves_no_state_behind(client: cairn.Client) -> None:
+    runs = [client.start_run() for _ in range(3)]
+    for run in runs:
+        run.log_metrics({"a": 1.0, "b": 2.0})
+        run.end()
+    assert client._batcher._series == {}
+    runs[0].log_metric("a", 3.0)  # logged again: numbered after what is stored
+    assert [p.step for p in runs[0].get_metric_history("a")] == [0, 1]
 
 
 def test_a_new_run_never_asks_for_its_steps(client: cairn.Client) -> None:

@@ -172,3 +172,9 @@ def test_https_end_to_end(
             assert back.read_bytes() == data
             client.flush()
             assert run.get_metric_history("loss")[0].value == 0.5
+
+
+def test_credentials_in_the_server_url_are_refused_unrepeated() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        Transport("http://ann:s3cret@models.example:5000", timeout=1, retry_timeout=0)
+    assert caught.value.field == "url" and "s3cret" not in str(caught.value)

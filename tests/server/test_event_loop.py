@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -20,6 +21,8 @@ from tests.servers import serve_in_thread
 
 LOCK_SECONDS = 4.0
 FAST = 0.1  # seconds: what "at once" means here
+CREATE_RUNS = 8  # more than asyncio's default executor has threads on a 2-core machine
+OCTETS = "application/octet-stream"
 
 _HOLD_LOCK = """
 import sqlite3, sys, time
@@ -49,6 +52,16 @@ def call(url: str, method: str, path: str, body: Any = None, **headers: str) -> 
         conn.close()
 
 
+def download(url: str, digest: str) -> bytes:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60)
+    try:
+        conn.request("GET", f"/api/v1/objects/{digest}")
+        return conn.getresponse().read()
+    finally:
+        conn.close()
+
+
 def test_reads_and_health_answer_while_writes_wait_on_a_lock(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with serve_in_thread(Settings(home=str(home))) as url:
@@ -57,6 +70,9 @@ def test_reads_and_health_answer_while_writes_wait_on_a_lock(tmp_path: Path) -> 
         _, run = call(url, "POST", f"/experiments/{experiment['id']}/runs", {"name": "r"})
         batch = {(run["id"], "loss"): SeriesPoints()}
         batch[(run["id"], "loss")].append(0, 1, 0.5)
+        blob = os.urandom(3 << 20)
+        status, stored = call(url, "POST", "/objects", blob, **{"content-type": OCTETS})
+        assert status == 201
 
         holder = subprocess.Popen(
             [sys.executable, "-c", _HOLD_LOCK, str(home / "cairn.db"), str(LOCK_SECONDS)],
@@ -76,7 +92,10 @@ def test_reads_and_health_answer_while_writes_wait_on_a_lock(tmp_path: Path) -> 
                 threading.Thread(target=write, args=(name, *request), kwargs=headers)
                 for name, request, headers in [
                     ("project", ("POST", "/projects", {"name": "q"}), {}),
-                    ("create_run", ("POST", f"/experiments/{experiment['id']}/runs", {}), {}),
+                    *[
+                        ("create_run", ("POST", f"/experiments/{experiment['id']}/runs", {}), {})
+                        for _ in range(CREATE_RUNS)
+                    ],
                     ("tags", ("POST", f"/entities/{run['id']}/tags", {"tags": ["t"]}), {}),
                     (
                         "metrics",
@@ -98,13 +117,23 @@ def test_reads_and_health_answer_while_writes_wait_on_a_lock(tmp_path: Path) -> 
                     slowest = max(slowest, time.monotonic() - started)
                     assert status == 200
                 time.sleep(0.05)
+            started = time.monotonic()  # the bytes of an object move while writes wait
+            assert download(url, stored["digest"]) == blob
+            fetched = time.monotonic() - started
             assert writes == [], "the lock was let go early: the test measured nothing"
             assert slowest < FAST, f"a read waited {slowest:.3f} s behind a locked write"
+            assert fetched < 1.0, f"a download waited {fetched:.2f} s behind locked writes"
         finally:
             holder.wait(timeout=30)
         for thread in waiting:
             thread.join(timeout=60)
         # Every write waited for the lock, then went through.
-        assert sorted(name for name, _, _ in writes) == ["create_run", "metrics", "project", "tags"]
+        assert sorted({name for name, _, _ in writes}) == [
+            "create_run",
+            "metrics",
+            "project",
+            "tags",
+        ]
+        assert len(writes) == 3 + CREATE_RUNS
         assert all(status in (200, 201, 204) for _, _, status in writes), writes
         assert all(after >= LOCK_SECONDS - 0.5 for _, after, _ in writes), writes

@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from cairn.core.digest import parse_digest
 from cairn.core.errors import CorruptObject
 from cairn.core.model import ArtifactInfo
+from cairn.core.objects import ObjectWriter
 from cairn.files.artifacts import ArtifactKind
 from cairn.server.deps import Service
 from cairn.server.errors import error_responses
@@ -34,7 +35,6 @@ from cairn.server.schemas import (
     DigestPath,
     EntityIdPath,
 )
-from cairn.service.objects import ObjectWriter
 
 __all__ = ["DIGEST_HEADER", "router"]
 

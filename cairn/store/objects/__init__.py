@@ -2,6 +2,6 @@
 
 from cairn.store.objects.local import LocalObjectStore
 from cairn.store.objects.memory import MemoryObjectStore
-from cairn.store.objects.port import ObjectStore, ObjectWriter
+from cairn.store.objects.port import ObjectStore
 
-__all__ = ["LocalObjectStore", "MemoryObjectStore", "ObjectStore", "ObjectWriter"]
+__all__ = ["LocalObjectStore", "MemoryObjectStore", "ObjectStore"]

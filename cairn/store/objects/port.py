@@ -14,7 +14,7 @@ from typing import BinaryIO, Protocol, Self
 
 from cairn.core.digest import Digest, parse_digest
 from cairn.core.errors import InvalidArgument
-from cairn.core.objects import ObjectInfo, Progress
+from cairn.core.objects import ObjectInfo, ObjectWriter, Progress
 
 __all__ = [
     "AbortingWriter",
@@ -23,39 +23,6 @@ __all__ = [
     "ObjectWriter",
     "check_expected_digest",
 ]
-
-
-class ObjectWriter(Protocol):
-    """An object written piece by piece: ``write`` as often as needed, then ``commit``.
-
-    Nothing is visible until ``commit``, which seals the bytes durably and stores them
-    under the digest the writer computed from the very bytes it was given (stored once,
-    as with the ``put_*`` calls). ``abort`` drops everything; leaving a ``with`` block
-    without a commit aborts. One thread at a time may use a writer.
-    """
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Append ``data``, which is not referenced once this returns (the caller may
-        reuse its buffer)."""
-        ...
-
-    def commit(self, expected: Digest | None = None) -> ObjectInfo:
-        """Store the bytes written so far. With ``expected``, a different digest stores
-        nothing and raises ``InvalidArgument`` (field ``digest``)."""
-        ...
-
-    def abort(self) -> None:
-        """Discard the bytes; no error if the writer is already committed or aborted."""
-        ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
 
 
 class ObjectStore(Protocol):
