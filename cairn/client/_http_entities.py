@@ -14,10 +14,10 @@ from cairn.core.names import generate_run_name
 from cairn.core.settings import Settings
 from cairn.core.validation import check_entity_id, check_name, check_names, check_text
 
-__all__ = ["HttpEntities"]
+__all__ = ["HttpEntities", "run_from_json"]
 
 
-def _run(data: dict[str, Any]) -> RunInfo:
+def run_from_json(data: dict[str, Any]) -> RunInfo:
     return RunInfo(**{**data, "status": RunStatus(data["status"])})
 
 
@@ -101,7 +101,7 @@ class HttpEntities:
                 "tags": _list(tags),
             }
             try:
-                return _run(self._t.post(f"/experiments/{experiment_id}/runs", body))
+                return run_from_json(self._t.post(f"/experiments/{experiment_id}/runs", body))
             except AlreadyExists:
                 if not generated:
                     raise
@@ -127,36 +127,36 @@ class HttpEntities:
             "tags": _list(tags),
             "get_or_create": True,
         }
-        return _run(self._t.post(f"/experiments/{experiment_id}/runs", body))
+        return run_from_json(self._t.post(f"/experiments/{experiment_id}/runs", body))
 
     def get_run(self, run_id: str) -> RunInfo:
-        return _run(self._t.get(f"/runs/{_id(run_id, 'run_id')}"))
+        return run_from_json(self._t.get(f"/runs/{_id(run_id, 'run_id')}"))
 
     def get_run_by_name(self, experiment_id: str, name: str) -> RunInfo:
         path = f"/experiments/{_id(experiment_id, 'experiment_id')}/runs"
-        return _run(self._t.get(path, name=check_name(name, "run name"))[0])
+        return run_from_json(self._t.get(path, name=check_name(name, "run name"))[0])
 
     def list_runs(self, experiment_id: str, *, include_deleted: bool = False) -> list[RunInfo]:
         path = f"/experiments/{_id(experiment_id, 'experiment_id')}/runs"
         found = self._t.get(path, include_deleted=include_deleted)
-        return [_run(r) for r in found]
+        return [run_from_json(r) for r in found]
 
     def list_child_runs(self, run_id: str, *, include_deleted: bool = False) -> list[RunInfo]:
         path = f"/runs/{_id(run_id, 'run_id')}/children"
         found = self._t.get(path, include_deleted=include_deleted)
-        return [_run(r) for r in found]
+        return [run_from_json(r) for r in found]
 
     def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> RunInfo:
         final = RunStatus.parse(status)
         path = f"/runs/{_id(run_id, 'run_id')}"
         response = self._t.request("PATCH", path, json={"status": final.value})
-        return _run(response.json())
+        return run_from_json(response.json())
 
     def delete_run(self, run_id: str) -> RunInfo:
-        return _run(self._t.request("DELETE", f"/runs/{_id(run_id, 'run_id')}").json())
+        return run_from_json(self._t.request("DELETE", f"/runs/{_id(run_id, 'run_id')}").json())
 
     def restore_run(self, run_id: str) -> RunInfo:
-        return _run(self._t.post(f"/runs/{_id(run_id, 'run_id')}/restore"))
+        return run_from_json(self._t.post(f"/runs/{_id(run_id, 'run_id')}/restore"))
 
     def set_description(self, entity_id: str, description: str) -> None:
         body = {"description": check_text(description, "description")}

@@ -324,7 +324,7 @@ class Transport:
         )
         return check(Response(answer.status, answer.headers, answer.data, self.url(path)))
 
-    def get(self, path: str, **params: Any) -> Any:
+    def get(self, path: str, /, **params: Any) -> Any:
         clean = {k: v for k, v in params.items() if v is not None}
         return self.request("GET", path, params=clean).json()
 

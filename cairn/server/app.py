@@ -16,7 +16,7 @@ from cairn.server.errors import install_error_handlers
 from cairn.server.fastpath import FastCreateRun
 from cairn.server.limits import BodyLimit
 from cairn.server.openapi import CairnAPI
-from cairn.server.routes import artifacts, entities, labels, metrics
+from cairn.server.routes import artifacts, entities, labels, metrics, versioning
 from cairn.server.schemas import MetricsIn
 from cairn.service import TrackingService, open_service
 
@@ -77,7 +77,7 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": VERSION}
 
-    for module in (entities, labels, metrics, artifacts):
+    for module in (entities, labels, metrics, artifacts, versioning):
         api.include_router(module.router)
     app.include_router(api)
     # Inside BodyLimit: added first.

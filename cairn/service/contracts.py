@@ -30,11 +30,21 @@ from cairn.core.model import (
     RunInfo,
     RunStatus,
 )
-from cairn.core.objects import Progress
+from cairn.core.objects import ObjectInfo, Progress
 from cairn.core.tree import TreeEntry
+from cairn.core.versioning.blobs import Blob, Field
+from cairn.core.versioning.diff import PathChange
+from cairn.core.versioning.info import (
+    CommitInfo,
+    MergeOutcome,
+    RefInfo,
+    RepositoryInfo,
+    RunCommitInfo,
+)
+from cairn.core.versioning.merge import Resolution
 from cairn.files.artifacts import ArtifactSource, ResolvedArtifact
 
-__all__ = ["PARTS", "Artifacts", "Backend", "Entities", "Labels", "Metrics"]
+__all__ = ["PARTS", "Artifacts", "Backend", "Entities", "Labels", "Metrics", "Repositories"]
 
 
 class Entities(Protocol):
@@ -221,6 +231,149 @@ class Artifacts(Protocol):
         ...
 
 
+class Repositories(Protocol):
+    """Versioned ingredients: repositories of typed blobs, commits, refs, log, diff, merge,
+    revert, and the links of runs to the commits they were built from. A ``ref`` names a
+    branch, a tag or a commit id (or a unique prefix of one, from 7 characters)."""
+
+    def set_repository(
+        self,
+        project_id: str,
+        name: str,
+        *,
+        description: str | None = None,
+        owner: str = "",
+        tags: Iterable[str] | None = None,
+    ) -> RepositoryInfo:
+        """Get the repository called ``name`` in the project, creating it if needed (with
+        an empty first commit on the branch ``main``)."""
+        ...
+
+    def get_repository(self, repository_id: str) -> RepositoryInfo: ...
+
+    def get_repository_by_name(self, project_id: str, name: str) -> RepositoryInfo: ...
+
+    def list_repositories(self, project_id: str) -> list[RepositoryInfo]: ...
+
+    def get_commit(self, repository_id: str, ref: str) -> CommitInfo: ...
+
+    def list_refs(self, repository_id: str) -> list[RefInfo]: ...
+
+    def list_paths(self, repository_id: str, ref: str) -> dict[str, str]:
+        """Every ingredient of a commit: path -> blob kind."""
+        ...
+
+    def read_blobs(
+        self, repository_id: str, ref: str, paths: Iterable[str] | None = None
+    ) -> dict[str, Blob]:
+        """The blobs at ``paths`` of a commit (every one if None)."""
+        ...
+
+    def log(
+        self,
+        repository_id: str,
+        ref: str,
+        *,
+        first_parent: bool = False,
+        path: str | None = None,
+        limit: int | None = None,
+    ) -> list[CommitInfo]:
+        """The commit ``ref`` names and its ancestors, newest first."""
+        ...
+
+    def diff(self, repository_id: str, a: str, b: str) -> list[PathChange]:
+        """What changed from ``a`` to ``b``, path by path and field by field."""
+        ...
+
+    def save_commit(
+        self,
+        repository_id: str,
+        branch: str,
+        changes: Mapping[str, Blob | None],
+        *,
+        message: str,
+        author: str = "",
+        base: str | None = None,
+    ) -> CommitInfo:
+        """A new commit on ``branch`` with ``changes`` made (path -> blob, or None to
+        remove); ``Conflict`` if the branch moved since ``base`` was read."""
+        ...
+
+    def set_branch(
+        self,
+        repository_id: str,
+        name: str,
+        commit: str,
+        *,
+        expected: str | None = None,
+        force: bool = False,
+    ) -> RefInfo:
+        """Create or move a branch (compare-and-swap from ``expected``)."""
+        ...
+
+    def create_tag(self, repository_id: str, name: str, commit: str) -> RefInfo: ...
+
+    def merge(
+        self,
+        repository_id: str,
+        source: str,
+        into: str,
+        *,
+        message: str | None = None,
+        author: str = "",
+        resolutions: Mapping[tuple[str, Field | None], Resolution] | None = None,
+        dry_run: bool = False,
+        expected_source: str | None = None,
+        expected_target: str | None = None,
+    ) -> MergeOutcome:
+        """Merge ``source`` into the branch ``into`` (three-way); conflicts stop it."""
+        ...
+
+    def revert(
+        self,
+        repository_id: str,
+        commit: str,
+        branch: str,
+        *,
+        message: str | None = None,
+        author: str = "",
+    ) -> CommitInfo:
+        """A new commit on ``branch`` that undoes ``commit``."""
+        ...
+
+    def log_commit(
+        self,
+        run_id: str,
+        repository_id: str,
+        commit: str,
+        key_paths: Mapping[str, str] | None = None,
+    ) -> RunCommitInfo:
+        """Link a run to the commit it was built from."""
+        ...
+
+    def get_run_commit(self, run_id: str) -> RunCommitInfo | None: ...
+
+    def list_commit_runs(
+        self, repository_id: str, commit: str, *, include_deleted: bool = False
+    ) -> list[RunInfo]: ...
+
+    # Bytes that blobs name (a snapshot's files, a notebook, a dirty diff) go to the object
+    # store before the commit that names them, and come back from it on checkout.
+    def store_file(
+        self, path: str | os.PathLike[str], progress: Progress | None = None
+    ) -> ObjectInfo:
+        """Store a file's bytes as an object (once per content)."""
+        ...
+
+    def store_bytes(self, data: bytes) -> ObjectInfo: ...
+
+    def fetch_object(
+        self, digest: str, dest: str | os.PathLike[str], progress: Progress | None = None
+    ) -> int:
+        """Write an object to ``dest``, verified and atomically; its size."""
+        ...
+
+
 class Backend(Protocol):
     """Everything the client asks of a store, in-process or over HTTP, one part per
     aggregate."""
@@ -237,6 +390,9 @@ class Backend(Protocol):
     @property
     def artifacts(self) -> Artifacts: ...
 
+    @property
+    def repositories(self) -> Repositories: ...
+
     def close(self) -> None: ...
 
 
@@ -246,4 +402,5 @@ PARTS: dict[str, type[Any]] = {
     "labels": Labels,
     "metrics": Metrics,
     "artifacts": Artifacts,
+    "repositories": Repositories,
 }

@@ -10,12 +10,14 @@ files, a notebook, a dirty diff) are objects of the object store, stored first.
 from __future__ import annotations
 
 import heapq
+import os
 from collections.abc import Iterable, Iterator, Mapping
 
-from cairn.core.digest import Digest
+from cairn.core.digest import Digest, parse_digest
 from cairn.core.errors import AlreadyExists, Conflict, CorruptObject, InvalidArgument, NotFound
 from cairn.core.ids import new_id
 from cairn.core.model import EntityKind, RunInfo
+from cairn.core.objects import ObjectInfo, Progress
 from cairn.core.validation import check_entity_id, check_name, check_names, check_text
 from cairn.core.versioning.blobs import Blob, Field, blob_from_body
 from cairn.core.versioning.canonical import object_digest, parse_canonical
@@ -492,6 +494,22 @@ class RepositoryService(ServicePart):
                 repository_id, target, include_deleted=include_deleted
             )
             return [run for run in map(tx.entities.run, ids) if run is not None]
+
+    # -- bytes ----------------------------------------------------------------------------
+    def store_file(
+        self, path: str | os.PathLike[str], progress: Progress | None = None
+    ) -> ObjectInfo:
+        """Store a file's bytes as an object (once per content)."""
+        return self.objects.put_file(path, progress)
+
+    def store_bytes(self, data: bytes) -> ObjectInfo:
+        return self.objects.put_bytes(bytes(data))
+
+    def fetch_object(
+        self, digest: str, dest: str | os.PathLike[str], progress: Progress | None = None
+    ) -> int:
+        """Write an object to ``dest``, verified and atomically; its size."""
+        return self.objects.copy_to_file(parse_digest(digest), dest, progress)
 
     # -- helpers ----------------------------------------------------------------------------
     @staticmethod
