@@ -25,7 +25,7 @@ from cairn.core.model import ArtifactInfo, MetricPoint, RunStatus
 from cairn.core.version import VERSION
 
 if TYPE_CHECKING:
-    from cairn.client import Client, Experiment, Project, Run
+    from cairn.client import Client, Commit, Experiment, MergeResult, Project, Repository, Run
 
 __version__ = VERSION
 
@@ -34,14 +34,17 @@ __all__ = [
     "ArtifactInfo",
     "CairnError",
     "Client",
+    "Commit",
     "Conflict",
     "CorruptObject",
     "Experiment",
     "InvalidArgument",
+    "MergeResult",
     "MetricPoint",
     "NotFound",
     "PermissionDenied",
     "Project",
+    "Repository",
     "Run",
     "RunStatus",
     "SchemaOutOfDate",
@@ -51,7 +54,7 @@ __all__ = [
     "__version__",
 ]
 
-_LAZY = {"Client", "Experiment", "Project", "Run"}
+_LAZY = {"Client", "Commit", "Experiment", "MergeResult", "Project", "Repository", "Run"}
 
 
 def __getattr__(name: str) -> Any:

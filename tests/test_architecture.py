@@ -33,20 +33,25 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / PACKAGE
 LAYERS: dict[str, int] = {
     "cairn.core": 0,
     "cairn.files": 1,
+    "cairn.capture": 1,
     "cairn.store": 1,
     "cairn.service": 2,
     "cairn.server": 3,
     "cairn.ui": 3,
     "cairn.cli": 3,
     "cairn.client": 3,
+    "cairn.versioning": 3,
 }
 # Layer -> the other layers of the same level it may import.
 SIDEWAYS: dict[str, frozenset[str]] = {
     "cairn.store": frozenset({"cairn.files"}),
+    "cairn.capture": frozenset({"cairn.files"}),
     "cairn.server": frozenset({"cairn.ui"}),
-    "cairn.cli": frozenset({"cairn.client", "cairn.server"}),
+    "cairn.cli": frozenset({"cairn.client", "cairn.server", "cairn.versioning"}),
 }
-FACES = frozenset({"cairn.server", "cairn.ui", "cairn.cli", "cairn.client"})
+FACES = frozenset(
+    {"cairn.server", "cairn.ui", "cairn.cli", "cairn.client", "cairn.versioning"}
+)
 ENTRY_MODULES = frozenset({"cairn", "cairn.__main__"})
 # What the pure core may import: values and computation only.
 CORE_STDLIB = frozenset(

@@ -1,6 +1,8 @@
-"""The Python API users hold: a Client and its Project, Experiment and Run handles."""
+"""The Python API users hold: a Client and its Project, Experiment, Run and Repository
+handles."""
 
 from cairn.client._client import Client
 from cairn.client._entities import Experiment, Project, Run
+from cairn.client._repositories import Commit, MergeResult, Repository
 
-__all__ = ["Client", "Experiment", "Project", "Run"]
+__all__ = ["Client", "Commit", "Experiment", "MergeResult", "Project", "Repository", "Run"]

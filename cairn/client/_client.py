@@ -11,6 +11,7 @@ from typing import Any
 
 from cairn.client._batcher import MetricBatcher
 from cairn.client._entities import Experiment, Project, Run
+from cairn.client._repositories import Repository
 from cairn.core.errors import InvalidArgument
 from cairn.core.settings import Settings, settings_from
 from cairn.service.contracts import Backend
@@ -154,6 +155,39 @@ class Client:
         self._project = parent
         self._experiment = Experiment(self, info)
         return self._experiment
+
+    # -- repositories -----------------------------------------------------------------
+    def set_repository(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        project: Project | None = None,
+    ) -> Repository:
+        """Get or create the repository ``name`` in the current project (a new one has an
+        empty first commit on the branch ``main``)."""
+        parent = project or self._current_project()
+        info = self._backend.repositories.set_repository(
+            parent.id, name, description=description, owner=self._owner, tags=tags
+        )
+        return Repository(self, info)
+
+    def get_repository(
+        self, name: str | None = None, *, id: str | None = None, project: Project | None = None
+    ) -> Repository:
+        if (name is None) == (id is None):
+            raise InvalidArgument("name", "give exactly one of name and id")
+        if id is not None:
+            return Repository(self, self._backend.repositories.get_repository(id))
+        assert name is not None
+        parent = project or self._current_project()
+        return Repository(self, self._backend.repositories.get_repository_by_name(parent.id, name))
+
+    def list_repositories(self, project: Project | None = None) -> list[Repository]:
+        parent = project or self._current_project()
+        found = self._backend.repositories.list_repositories(parent.id)
+        return [Repository(self, r) for r in found]
 
     def get_experiment(self, id: str) -> Experiment:
         return Experiment(self, self._backend.entities.get_experiment(id))

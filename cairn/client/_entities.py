@@ -24,6 +24,7 @@ from cairn.core.validation import check_metric_value, check_name, check_step, ch
 
 if TYPE_CHECKING:
     from cairn.client._client import Client
+    from cairn.client._repositories import Commit
     from cairn.core.objects import Progress
     from cairn.files.artifacts import ArtifactSource
 
@@ -281,6 +282,34 @@ class Run(_Entity):
             self._batcher.forget(self.id)  # a sweep of many runs keeps no state per run
         finally:
             self._backend.entities.end_run(self.id, status)
+
+    # -- versioning -------------------------------------------------------------------
+    def log_commit(self, commit: Commit, key_paths: Mapping[str, str] | None = None) -> None:
+        """Link this run to the commit of ingredients it was built from; ``key_paths`` says
+        which path was which (``{"data": "data/train", "hp": "config/hp"}``). A run links
+        to one commit (the same one again may add keys)."""
+        from cairn.client._repositories import Commit
+
+        if not isinstance(commit, Commit):
+            raise InvalidArgument("commit", f"must be a Commit, got {type(commit).__name__}")
+        self._backend.repositories.log_commit(self.id, commit.repository.id, commit.id, key_paths)
+
+    def get_commit(self) -> Commit | None:
+        """The commit this run was built from, or None."""
+        from cairn.client._repositories import Commit, Repository
+
+        link = self._backend.repositories.get_run_commit(self.id)
+        if link is None:
+            return None
+        repository = Repository(
+            self._client, self._backend.repositories.get_repository(link.repository_id)
+        )
+        return Commit(repository, self._backend.repositories.get_commit(repository.id, link.commit))
+
+    def get_commit_paths(self) -> dict[str, str]:
+        """Which path of the linked commit was which ingredient (``{}`` if none)."""
+        link = self._backend.repositories.get_run_commit(self.id)
+        return {} if link is None else dict(link.key_paths)
 
     def get_children(self) -> list[Run]:
         return [Run(self._client, r) for r in self._backend.entities.list_child_runs(self.id)]

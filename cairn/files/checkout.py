@@ -1,0 +1,126 @@
+"""Ingredients written back to disk: each path of a commit becomes a folder of files people
+and tools read (``requirements.txt``, a config as JSON, a snapshot's files, a patch), every
+stored byte verified on the way."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from cairn.core.digest import Digest
+from cairn.core.validation import check_artifact_key
+from cairn.core.versioning.blobs import (
+    Blob,
+    DockerEnvironment,
+    GitReference,
+    Hyperparameters,
+    NotebookCode,
+    PathDataset,
+    PythonEnvironment,
+    SnapshotCode,
+)
+from cairn.files.writing import room_for, write_file_atomically
+
+__all__ = ["Fetch", "checkout"]
+
+# Writes the stored object ``digest`` to a file, verified and atomically.
+Fetch = Callable[[Digest, Path], int]
+
+
+def checkout(blobs: Mapping[str, Blob], dest: str | os.PathLike[str], fetch: Fetch) -> list[Path]:
+    """Write each blob under ``dest/<its path>/``; the files written, in order. A path
+    that would leave ``dest`` is refused before anything is written."""
+    root = Path(dest)
+    targets = {path: root.joinpath(*check_artifact_key(path, "path").split("/")) for path in blobs}
+    written: list[Path] = []
+    with room_for(f"the checkout into {os.fspath(root)!r}", path=os.fspath(root)):
+        for path, blob in sorted(blobs.items()):
+            folder = targets[path]
+            folder.mkdir(parents=True, exist_ok=True)
+            written += _write(blob, folder, fetch)
+    return written
+
+
+def _write(blob: Blob, folder: Path, fetch: Fetch) -> list[Path]:
+    if isinstance(blob, Hyperparameters):
+        return [_json(folder / "hyperparameters.json", _hyperparameters(blob))]
+    if isinstance(blob, PythonEnvironment):
+        files = [_text(folder / "requirements.txt", _lines(blob.requirements.values()))]
+        if blob.constraints:
+            files.append(_text(folder / "constraints.txt", _lines(blob.constraints.values())))
+        about = {
+            "python": blob.version,
+            "environment": dict(blob.environment),
+            "command_line": list(blob.command_line),
+            "apt": list(blob.apt),
+        }
+        files.append(_json(folder / "environment.json", about))
+        return files
+    if isinstance(blob, DockerEnvironment):
+        return [_json(folder / "image.json", blob.body())]
+    if isinstance(blob, GitReference):
+        return _git(blob, folder, fetch)
+    if isinstance(blob, SnapshotCode):
+        files = []
+        for entry in blob.files:
+            out = folder.joinpath(*check_artifact_key(entry.path, "file path").split("/"))
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fetch(entry.digest, out)
+            files.append(out)
+        return files
+    if isinstance(blob, NotebookCode):
+        out = folder / check_artifact_key(blob.path, "notebook").rsplit("/", 1)[-1]
+        fetch(Digest(blob.content), out)
+        return [out] + ([] if blob.git is None else _git(blob.git, folder, fetch))
+    if isinstance(blob, PathDataset):
+        return [_json(folder / "manifest.json", blob.body()["components"])]
+    return [_json(folder / f"{blob.KIND}.json", blob.body())]  # a kind added later
+
+
+def _git(blob: GitReference, folder: Path, fetch: Fetch) -> list[Path]:
+    files = [_json(folder / "git.json", blob.body()["reference"])]
+    if blob.diff is not None:
+        out = folder / "uncommitted.patch"
+        fetch(blob.diff, out)
+        files.append(out)
+    return files
+
+
+def _hyperparameters(blob: Hyperparameters) -> dict[str, Any]:
+    """Plain JSON values for people and tools (typed values keep their type: 1 stays an
+    int, 1.0 a float)."""
+    found: dict[str, Any] = {"values": dict(blob.values)}
+    if blob.ranges:
+        found["ranges"] = {
+            k: {"begin": r.begin, "end": r.end, "step": r.step} for k, r in blob.ranges.items()
+        }
+    if blob.sets:
+        found["sets"] = {k: list(v) for k, v in blob.sets.items()}
+    return found
+
+
+def _lines(lines: Any) -> str:
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _json(path: Path, value: Any) -> Path:
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return _text(path, text)
+
+
+def _text(path: Path, text: str) -> Path:
+    data = memoryview(text.encode())
+    position = 0
+
+    def readinto(buffer: memoryview) -> int:
+        nonlocal position
+        n = min(len(buffer), len(data) - position)
+        buffer[:n] = data[position : position + n]
+        position += n
+        return n
+
+    write_file_atomically(readinto, path)
+    return path
