@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from cairn.client._batcher import MetricBatcher
+from cairn.client._capture import RunCapture, check_capture
 from cairn.client._entities import Experiment, Project, Run
 from cairn.client._repositories import Repository
 from cairn.core.errors import InvalidArgument
@@ -84,6 +85,7 @@ class Client:
             max_queue=self.settings.max_queue,
         )
         self._metric_keys: set[str] = set()  # keys that passed check_name
+        self._capture = RunCapture(self._backend.repositories, self.settings.capture_variables, env)
         self._owner = _os_user()
         self._project: Project | None = None
         self._experiment: Experiment | None = None
@@ -95,6 +97,7 @@ class Client:
 
     def close(self) -> None:
         try:
+            self._capture.close()
             self._batcher.close()
         finally:
             self._backend.close()
@@ -213,8 +216,12 @@ class Client:
         tags: Iterable[str] | None = None,
         hyperparameters: Mapping[str, Any] | None = None,
         parent: Run | None = None,
+        capture: str | None = None,
     ) -> Run:
-        """Get or create the run ``name`` in the current experiment."""
+        """Get or create the run ``name`` in the current experiment. A run that has not
+        recorded its code and environment yet records them (``capture``, see
+        :meth:`start_run`)."""
+        what = check_capture(capture or self.settings.capture)
         info = self._backend.entities.set_run(
             self._current_experiment().id,
             name,
@@ -223,6 +230,7 @@ class Client:
             owner=self._owner,
             tags=tags,
         )
+        self._capture.start(info.id, what, only_if_new=True)
         run = Run(self, info)
         if hyperparameters:
             run.log_hyperparameters(hyperparameters)
@@ -236,9 +244,16 @@ class Client:
         description: str | None = None,
         tags: Iterable[str] | None = None,
         hyperparameters: Mapping[str, Any] | None = None,
+        capture: str | None = None,
     ) -> Run:
         """Create a new run (a generated unique name unless given). Use it in a
-        ``with`` block to end it as finished, or failed if the block raises."""
+        ``with`` block to end it as finished, or failed if the block raises.
+
+        The run records its code (the git work tree: remote, commit, branch, the
+        uncommitted diff) and its environment (Python version, installed distributions,
+        command line, allowed variables) on a thread of its own: ``capture`` is "all"
+        (the ``CAIRN_CAPTURE`` setting's default), "code", "environment" or "none"."""
+        what = check_capture(capture or self.settings.capture)
         experiment_id = parent.experiment_id if parent else self._current_experiment().id
         info = self._backend.entities.create_run(
             experiment_id,
@@ -249,6 +264,7 @@ class Client:
             tags=tags,
         )
         self._batcher.fresh_run(info.id)  # no metrics stored yet: steps start at 0
+        self._capture.start(info.id, what)
         run = Run(self, info)
         if hyperparameters:
             run.log_hyperparameters(hyperparameters)

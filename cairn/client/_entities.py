@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, overload
 
 from cairn.core.errors import InvalidArgument, NotFound
 from cairn.core.model import (
@@ -25,7 +25,9 @@ from cairn.core.validation import check_metric_value, check_name, check_step, ch
 if TYPE_CHECKING:
     from cairn.client._client import Client
     from cairn.client._repositories import Commit
+    from cairn.client._restore import RestoreReport
     from cairn.core.objects import Progress
+    from cairn.core.versioning.blobs import Blob
     from cairn.files.artifacts import ArtifactSource
 
 __all__ = ["Experiment", "Project", "Run"]
@@ -278,6 +280,7 @@ class Run(_Entity):
     def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
         """Flush queued metrics, then set the final status and end time."""
         try:
+            self._client._capture.wait(self.id)
             self._batcher.flush()
             self._batcher.forget(self.id)  # a sweep of many runs keeps no state per run
         finally:
@@ -306,6 +309,32 @@ class Run(_Entity):
         )
         return Commit(repository, self._backend.repositories.get_commit(repository.id, link.commit))
 
+    def get_capture(self) -> dict[str, Blob]:
+        """What the run recorded of itself as it started: ``code/git`` (a git reference,
+        with the uncommitted diff stored) and ``environment/python`` (a Python
+        environment), as captured."""
+        self._client._capture.wait(self.id)
+        return self._backend.repositories.get_run_capture(self.id)
+
+    @overload
+    def restore(self) -> None: ...
+
+    @overload
+    def restore(self, dest: str | os.PathLike[str]) -> RestoreReport: ...
+
+    def restore(self, dest: str | os.PathLike[str] | None = None) -> RestoreReport | None:
+        """Time travel: write everything this run was built from under ``dest``: its
+        commit's ingredients (``ingredients/``), the code and environment it recorded as it
+        started (``captured/``) and its hyperparameters, verified; the report says what
+        could not be restored exactly (a git commit never pushed: its reference and diff
+        only). Without ``dest``, undo a soft delete (as :meth:`undelete`)."""
+        if dest is None:
+            self.undelete()
+            return None
+        from cairn.client._restore import restore_run
+
+        return restore_run(self, dest)
+
     def get_commit_paths(self) -> dict[str, str]:
         """Which path of the linked commit was which ingredient (``{}`` if none)."""
         link = self._backend.repositories.get_run_commit(self.id)
@@ -319,5 +348,6 @@ class Run(_Entity):
         self._batcher.flush()
         self._backend.entities.delete_run(self.id)
 
-    def restore(self) -> None:
+    def undelete(self) -> None:
+        """Undo a soft delete."""
         self._backend.entities.restore_run(self.id)

@@ -259,6 +259,21 @@ class HttpRepositories:
         )
         return [run_from_json(r) for r in found]
 
+    def capture_run(self, run_id: str, captured: Mapping[str, Blob]) -> None:
+        """What a run captured as it started (code, environment): path -> blob."""
+        encoded: dict[str, Any] = {}
+        for path, blob in captured.items():
+            check_path(path)
+            if not isinstance(blob, Blob):
+                raise InvalidArgument(path, f"must be an ingredient, got {type(blob).__name__}")
+            encoded[path] = blob_to_json(blob)
+        path = f"/runs/{_id(run_id, 'run_id')}/capture"
+        self._t.request("PUT", path, json={"captured": encoded})
+
+    def get_run_capture(self, run_id: str) -> dict[str, Blob]:
+        found = self._t.get(f"/runs/{_id(run_id, 'run_id')}/capture")
+        return {path: blob_from_json(blob, path) for path, blob in found.items()}
+
     # -- bytes ----------------------------------------------------------------------------
     def store_file(
         self, path: str | os.PathLike[str], progress: Progress | None = None

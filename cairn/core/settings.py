@@ -15,7 +15,14 @@ from typing import Any
 
 from cairn.core.errors import InvalidArgument
 
-__all__ = ["SETTINGS", "Setting", "Settings", "settings_from"]
+__all__ = [
+    "CAPTURE_CHOICES",
+    "CAPTURE_VARIABLES",
+    "SETTINGS",
+    "Setting",
+    "Settings",
+    "settings_from",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +60,22 @@ def _direct_io(text: str) -> str:
     value = text.strip().lower()
     if value not in DIRECT_IO_CHOICES:
         raise ValueError(f"must be one of {', '.join(DIRECT_IO_CHOICES)}")
+    return value
+
+
+CAPTURE_CHOICES = ("all", "code", "environment", "none")
+# Variables a captured Python environment keeps unless the setting says otherwise: what
+# changes how training runs; never credentials (refused whatever is allowed).
+CAPTURE_VARIABLES = (
+    "CUDA_*,CUBLAS_*,CUDNN_*,NCCL_*,OMP_*,MKL_*,OPENBLAS_*,PYTHONHASHSEED,TORCH_*,TF_*,XLA_*,"
+    "JAX_*,HF_*,TOKENIZERS_PARALLELISM"
+)
+
+
+def _capture(text: str) -> str:
+    value = text.strip().lower()
+    if value not in CAPTURE_CHOICES:
+        raise ValueError(f"must be one of {', '.join(CAPTURE_CHOICES)}")
     return value
 
 
@@ -118,6 +141,25 @@ SETTINGS: tuple[Setting, ...] = (
         "Metric points the background logger holds before a log call waits for a write.",
     ),
     Setting(
+        "capture",
+        "CAIRN_CAPTURE",
+        _capture,
+        "all",
+        "What a new run records of its code and environment, off the training thread: "
+        "`all`, `code` (the git work tree: remote, commit, branch, the uncommitted diff), "
+        "`environment` (Python version, installed distributions, command line, allowed "
+        "variables) or `none`.",
+    ),
+    Setting(
+        "capture_variables",
+        "CAIRN_CAPTURE_VARIABLES",
+        str,
+        CAPTURE_VARIABLES,
+        "Comma-separated name patterns of the environment variables a run captures. "
+        "Names that look like secrets (`*TOKEN*`, `*SECRET*`, `*PASSWORD*`, `*KEY*`, ...) "
+        "are never captured.",
+    ),
+    Setting(
         "sqlite_busy_timeout",
         "CAIRN_SQLITE_BUSY_TIMEOUT",
         _positive_float,
@@ -176,6 +218,8 @@ class Settings:
     flush_interval: float = 0.5
     batch_size: int = 50_000
     max_queue: int = 2_000_000
+    capture: str = "all"
+    capture_variables: str = CAPTURE_VARIABLES
     sqlite_busy_timeout: float = 60.0
     url: str | None = None
     request_timeout: float = 30.0

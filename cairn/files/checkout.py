@@ -24,7 +24,7 @@ from cairn.core.versioning.blobs import (
 )
 from cairn.files.writing import room_for, write_file_atomically
 
-__all__ = ["Fetch", "checkout"]
+__all__ = ["Fetch", "checkout", "write_json"]
 
 # Writes the stored object ``digest`` to a file, verified and atomically.
 Fetch = Callable[[Digest, Path], int]
@@ -46,7 +46,7 @@ def checkout(blobs: Mapping[str, Blob], dest: str | os.PathLike[str], fetch: Fet
 
 def _write(blob: Blob, folder: Path, fetch: Fetch) -> list[Path]:
     if isinstance(blob, Hyperparameters):
-        return [_json(folder / "hyperparameters.json", _hyperparameters(blob))]
+        return [write_json(folder / "hyperparameters.json", _hyperparameters(blob))]
     if isinstance(blob, PythonEnvironment):
         files = [_text(folder / "requirements.txt", _lines(blob.requirements.values()))]
         if blob.constraints:
@@ -57,10 +57,10 @@ def _write(blob: Blob, folder: Path, fetch: Fetch) -> list[Path]:
             "command_line": list(blob.command_line),
             "apt": list(blob.apt),
         }
-        files.append(_json(folder / "environment.json", about))
+        files.append(write_json(folder / "environment.json", about))
         return files
     if isinstance(blob, DockerEnvironment):
-        return [_json(folder / "image.json", blob.body())]
+        return [write_json(folder / "image.json", blob.body())]
     if isinstance(blob, GitReference):
         return _git(blob, folder, fetch)
     if isinstance(blob, SnapshotCode):
@@ -76,12 +76,12 @@ def _write(blob: Blob, folder: Path, fetch: Fetch) -> list[Path]:
         fetch(Digest(blob.content), out)
         return [out] + ([] if blob.git is None else _git(blob.git, folder, fetch))
     if isinstance(blob, PathDataset):
-        return [_json(folder / "manifest.json", blob.body()["components"])]
-    return [_json(folder / f"{blob.KIND}.json", blob.body())]  # a kind added later
+        return [write_json(folder / "manifest.json", blob.body()["components"])]
+    return [write_json(folder / f"{blob.KIND}.json", blob.body())]  # a kind added later
 
 
 def _git(blob: GitReference, folder: Path, fetch: Fetch) -> list[Path]:
-    files = [_json(folder / "git.json", blob.body()["reference"])]
+    files = [write_json(folder / "git.json", blob.body()["reference"])]
     if blob.diff is not None:
         out = folder / "uncommitted.patch"
         fetch(blob.diff, out)
@@ -106,7 +106,9 @@ def _lines(lines: Any) -> str:
     return "".join(f"{line}\n" for line in lines)
 
 
-def _json(path: Path, value: Any) -> Path:
+def write_json(path: Path, value: Any) -> Path:
+    """``value`` as indented JSON in ``path``, written atomically."""
+    """``value`` as indented JSON in ``path``, written atomically."""
     text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     return _text(path, text)
 

@@ -357,6 +357,12 @@ class Repositories(Protocol):
         self, repository_id: str, commit: str, *, include_deleted: bool = False
     ) -> list[RunInfo]: ...
 
+    def capture_run(self, run_id: str, captured: Mapping[str, Blob]) -> None:
+        """What a run captured as it started (code, environment): path -> blob."""
+        ...
+
+    def get_run_capture(self, run_id: str) -> dict[str, Blob]: ...
+
     # Bytes that blobs name (a snapshot's files, a notebook, a dirty diff) go to the object
     # store before the commit that names them, and come back from it on checkout.
     def store_file(

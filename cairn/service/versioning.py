@@ -495,6 +495,27 @@ class RepositoryService(ServicePart):
             )
             return [run for run in map(tx.entities.run, ids) if run is not None]
 
+    def capture_run(self, run_id: str, captured: Mapping[str, Blob]) -> None:
+        """What a run captured as it started (its code, its environment): path -> blob,
+        replacing what it had. Blobs are stored once, however many runs share them."""
+        _, blobs = self._staged(captured, allow_removal=False)
+        with self.metadata.write() as tx:
+            self._require_run(tx, run_id, live=True)
+            self._store(tx, blobs, {})
+            tx.versioning.set_captures(
+                run_id, {path: (b.KIND, b.digest()) for path, b in captured.items()}
+            )
+
+    def get_run_capture(self, run_id: str) -> dict[str, Blob]:
+        """What a run captured as it started: path -> blob (empty if nothing)."""
+        with self.metadata.read() as tx:
+            self._require_run(tx, run_id)
+            objects = _Objects(tx)
+            return {
+                path: objects.blob(Entry(kind, digest))
+                for path, (kind, digest) in tx.versioning.captures(run_id).items()
+            }
+
     # -- bytes ----------------------------------------------------------------------------
     def store_file(
         self, path: str | os.PathLike[str], progress: Progress | None = None
@@ -556,7 +577,7 @@ class RepositoryService(ServicePart):
         raise NotFound(f"no branch, tag or commit {ref!r}", ref=ref)
 
     def _staged(
-        self, changes: Mapping[str, Blob | None]
+        self, changes: Mapping[str, Blob | None], *, allow_removal: bool = True
     ) -> tuple[dict[str, Entry | None], list[Blob]]:
         """Changes as tree entries, and the blobs to store; every object a blob names must
         be in the object store already (``NotFound`` otherwise: upload it first)."""
@@ -566,7 +587,7 @@ class RepositoryService(ServicePart):
         blobs: list[Blob] = []
         for path, blob in changes.items():
             check_path(path)
-            if blob is None:
+            if blob is None and allow_removal:
                 entries[path] = None
                 continue
             if not isinstance(blob, Blob):

@@ -13,6 +13,7 @@ from cairn.capture.git import capture_git
 from cairn.capture.python import capture_python
 from cairn.core.errors import InvalidArgument
 from cairn.core.objects import ObjectInfo, Progress
+from cairn.core.settings import CAPTURE_VARIABLES
 from cairn.core.versioning.blobs import (
     Blob,
     Component,
@@ -35,24 +36,8 @@ __all__ = [
     "Snapshot",
 ]
 
-# Variables a captured Python environment keeps unless told otherwise: what changes how
-# training runs, never credentials (those are refused whatever is asked).
-DEFAULT_VARIABLES: Final = (
-    "CUDA_*",
-    "CUBLAS_*",
-    "CUDNN_*",
-    "NCCL_*",
-    "OMP_*",
-    "MKL_*",
-    "OPENBLAS_*",
-    "PYTHONHASHSEED",
-    "TORCH_*",
-    "TF_*",
-    "XLA_*",
-    "JAX_*",
-    "HF_*",
-    "TOKENIZERS_PARALLELISM",
-)
+# Variables a captured Python environment keeps unless told otherwise.
+DEFAULT_VARIABLES: Final = tuple(CAPTURE_VARIABLES.split(","))
 
 
 class ObjectStorer(Protocol):

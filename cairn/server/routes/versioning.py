@@ -120,6 +120,10 @@ class RevertIn(_In):
     author: Owner = ""
 
 
+class CaptureIn(_In):
+    captured: Annotated[dict[str, BlobIn], Field(max_length=1000)]
+
+
 class LinkCommitIn(_In):
     repository_id: Annotated[str, Field(min_length=36, max_length=36)]
     commit: Ref
@@ -353,3 +357,25 @@ def list_commit_runs(
     return service.repositories.list_commit_runs(
         repository_id, commit, include_deleted=include_deleted
     )
+
+
+@router.put(
+    "/runs/{run_id}/capture",
+    status_code=204,
+    summary="What a run captured as it started (code, environment), path by path",
+    responses=WRITE,
+)
+def capture_run(run_id: RunIdPath, body: CaptureIn, service: Service) -> None:
+    captured = {path: blob_from_json(b.model_dump(), path) for path, b in body.captured.items()}
+    service.repositories.capture_run(run_id, captured)
+
+
+@router.get(
+    "/runs/{run_id}/capture",
+    summary="What a run captured as it started: path -> {kind, body}",
+    response_class=JSON,
+    responses={**_documented(_OBJECT), **MISSING},
+)
+def get_run_capture(run_id: RunIdPath, service: Service) -> Any:
+    found = service.repositories.get_run_capture(run_id)
+    return JSON({path: blob_to_json(blob) for path, blob in found.items()})

@@ -35,6 +35,7 @@ __all__ = [
     "projects",
     "refs",
     "repositories",
+    "run_captures",
     "run_commits",
     "runs",
     "tags",
@@ -238,4 +239,14 @@ run_commits = Table(
     Column("key_paths", Text, nullable=False),  # JSON object: key -> path
     Column("created_at", BigInteger, nullable=False),
     Index(None, "repository_id", "commit"),
+)
+
+# What was captured when a run started (its code and environment), blob by blob.
+run_captures = Table(
+    "run_captures",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("path", String(1024), primary_key=True),  # "code/git", "environment/python"
+    Column("kind", String(32), nullable=False),
+    Column("digest", String(64), nullable=False),
 )

@@ -18,6 +18,7 @@ from cairn.store.metadata.schema import (
     commits,
     refs,
     repositories,
+    run_captures,
     run_commits,
     runs,
     version_objects,
@@ -247,3 +248,24 @@ class VersioningRows:
         if not include_deleted:
             query = query.where(runs.c.deleted_at.is_(None))
         return [r[0] for r in self._conn.execute(query)]
+
+    # -- what runs captured -----------------------------------------------------------------
+    def set_captures(self, run_id: str, captured: Mapping[str, tuple[str, Digest]]) -> None:
+        """What a run captured: path -> (blob kind, digest), replacing what it had."""
+        self._conn.execute(delete(run_captures).where(run_captures.c.run_id == run_id))
+        if captured:
+            self._conn.execute(
+                insert(run_captures),
+                [
+                    {"run_id": run_id, "path": path, "kind": kind, "digest": digest}
+                    for path, (kind, digest) in captured.items()
+                ],
+            )
+
+    def captures(self, run_id: str) -> dict[str, tuple[str, Digest]]:
+        rows = self._conn.execute(
+            select(run_captures.c.path, run_captures.c.kind, run_captures.c.digest)
+            .where(run_captures.c.run_id == run_id)
+            .order_by(run_captures.c.path)
+        )
+        return {path: (kind, Digest(digest)) for path, kind, digest in rows}

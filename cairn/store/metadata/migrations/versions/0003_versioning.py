@@ -1,4 +1,4 @@
-"""versioning: repositories, versioned objects, commits, refs, run links
+"""versioning: repositories, versioned objects, commits, refs, run links and captures
 
 Revision ID: 0003
 Revises: 0002
@@ -87,9 +87,19 @@ def upgrade() -> None:
             ["repository_id", "commit"],
             unique=False,
         )
+    op.create_table(
+        "run_captures",
+        sa.Column("run_id", sa.String(length=36), nullable=False),
+        sa.Column("path", sa.String(length=1024), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name=op.f("fk_run_captures_run_id_runs")),
+        sa.PrimaryKeyConstraint("run_id", "path", name=op.f("pk_run_captures")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("run_captures")
     with op.batch_alter_table("run_commits", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_run_commits_repository_id_commit"))
     op.drop_table("run_commits")

@@ -1,0 +1,110 @@
+"""What a new run records of its code and environment, on a thread of its own: the
+training thread never waits for git, for the installed distributions or for the store.
+
+The git work tree and the Python environment are read through :mod:`cairn.capture`, which
+keeps what does not change within a process (the distributions; the git state while
+``HEAD`` and the index stand still), so a sweep of many runs pays for it about once, and
+the blobs are stored once by digest however many runs share them. A capture that fails is
+reported as a warning: a run is not refused for what it could not record of itself.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from cairn.capture.git import capture_git
+from cairn.capture.python import capture_python
+from cairn.core.errors import InvalidArgument
+from cairn.core.settings import CAPTURE_CHOICES
+from cairn.core.versioning.blobs import Blob, GitReference
+from cairn.service.contracts import Repositories
+
+__all__ = ["CODE", "ENVIRONMENT", "RunCapture", "check_capture"]
+
+CODE = "code/git"
+ENVIRONMENT = "environment/python"
+
+
+def check_capture(value: str) -> str:
+    if value not in CAPTURE_CHOICES:
+        choices = ", ".join(CAPTURE_CHOICES)
+        raise InvalidArgument("capture", f"must be one of {choices}, got {value!r}")
+    return value
+
+
+class RunCapture:
+    """Captures for the runs of one client, one at a time on one thread."""
+
+    def __init__(
+        self, repositories: Repositories, variables: str, environ: Mapping[str, str]
+    ) -> None:
+        self._repositories = repositories
+        self._variables = [v for v in variables.split(",") if v.strip()]
+        self._environ = environ
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: dict[str, Future[None]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, run_id: str, what: str, *, only_if_new: bool = False) -> None:
+        """Capture ``what`` ("all", "code", "environment") for the run, in the background;
+        ``only_if_new``: keep what the run captured already, if anything."""
+        if what == "none":
+            return
+        cwd = os.getcwd()  # now: the run's own folder, whatever the thread sees later
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="cairn-capture")
+            self._pending[run_id] = self._executor.submit(
+                self._capture, run_id, what, cwd, only_if_new
+            )
+
+    def wait(self, run_id: str | None = None) -> None:
+        """Until the run's capture (every one, for None) is stored or has failed."""
+        with self._lock:
+            if run_id is None:
+                futures = list(self._pending.values())
+                self._pending.clear()
+            else:
+                found = self._pending.pop(run_id, None)
+                futures = [] if found is None else [found]
+        for future in futures:
+            error = future.exception()
+            if error is not None:
+                warnings.warn(
+                    f"cairn: could not record the run's code and environment: {error}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+
+    def close(self) -> None:
+        self.wait()
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+    def _capture(self, run_id: str, what: str, cwd: str, only_if_new: bool) -> None:
+        if only_if_new and self._repositories.get_run_capture(run_id):
+            return
+        captured: dict[str, Blob] = {}
+        if what in ("all", "code"):
+            state = capture_git(cwd)
+            if state is not None and (state.commit or state.remote):
+                diff = None
+                if state.diff is not None:
+                    diff = self._repositories.store_bytes(state.diff).digest
+                captured[CODE] = GitReference(
+                    remote=state.remote,
+                    commit=state.commit,
+                    branch=state.branch,
+                    dirty=state.dirty,
+                    diff=diff,
+                )
+        if what in ("all", "environment"):
+            captured[ENVIRONMENT] = capture_python(self._environ, self._variables)
+        if captured:
+            self._repositories.capture_run(run_id, captured)
