@@ -43,6 +43,7 @@ __all__ = [
     "DescriptionIn",
     "DigestPath",
     "EndRunIn",
+    "EntityId",
     "EntityIdPath",
     "ExperimentIdPath",
     "HyperparametersIn",
@@ -56,6 +57,7 @@ __all__ = [
     "RunIdPath",
     "SetEntityIn",
     "TagsIn",
+    "keys_are_names",
 ]
 
 # The service's rules (cairn.core.validation), spelled as JSON Schema patterns.
@@ -76,7 +78,7 @@ def _documented(pattern: str) -> dict[str, Any]:
     return {"pattern": pattern}
 
 
-def _keys_are_names(schema: dict[str, Any]) -> None:
+def keys_are_names(schema: dict[str, Any]) -> None:
     """pydantic documents a key pattern as ``patternProperties``, which lets keys that do
     not match through unchecked; the rule is that every key is a name."""
     patterns = schema.pop("patternProperties", None)
@@ -214,7 +216,7 @@ class KeysIn(_In):
 
 class AttributesIn(_In):
     attributes: Annotated[
-        dict[Name, Any], Field(max_length=10_000, json_schema_extra=_keys_are_names)
+        dict[Name, Any], Field(max_length=10_000, json_schema_extra=keys_are_names)
     ]
 
 
@@ -241,7 +243,7 @@ HyperparameterValue = Annotated[
 class HyperparametersIn(_In):
     hyperparameters: Annotated[
         dict[Name, HyperparameterValue],
-        Field(max_length=10_000, json_schema_extra=_keys_are_names),
+        Field(max_length=10_000, json_schema_extra=keys_are_names),
     ]
     overwrite: StrictBool = False
 

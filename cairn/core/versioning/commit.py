@@ -17,6 +17,7 @@ from cairn.core.versioning.canonical import canonical_bytes, object_digest, pars
 __all__ = [
     "COMMIT",
     "DEFAULT_BRANCH",
+    "REF_NAME_PATTERN",
     "Commit",
     "RefKind",
     "ancestors",
@@ -29,17 +30,21 @@ DEFAULT_BRANCH: Final = "main"
 RefKind = Literal["branch", "tag"]
 _COMMIT_KEYS: Final = frozenset({"root", "parents", "message", "author", "time"})
 
-# git's rules for ref names (git check-ref-format), the parts that matter here.
-_BAD_REF = re.compile(r"(^[./-])|(/[./])|(\.\.)|(@\{)|([\x00-\x20\x7f~^:?*\[\\])|([./]$)|(\.lock$)")
+# git's rules for ref names (git check-ref-format), spelled once: the server's JSON Schema
+# documents this very pattern. Not "@"; no segment starting with "."; no "..", "@{", "//";
+# not ending in ".lock", "/" or "."; no space, control character or ~ ^ : ? * [ \.
+REF_NAME_PATTERN: Final = (
+    r"^(?!@$)(?![./])(?!.*(?:\.\.|@\{|//|/\.))(?!.*\.lock$)(?!.*[./]$)"
+    r"[^\x00-\x20\x7f-\x9f~^:?*\[\\]{1,256}$"
+)
+_REF_NAME = re.compile(REF_NAME_PATTERN)
 
 
 def check_ref_name(name: object, field: str = "branch") -> str:
-    """A branch or tag name, by git's rules: no spaces or control characters, no
-    ``~ ^ : ? * [ \\``, no ``..`` or ``@{``, no segment starting with '.', no trailing '/'
-    or '.', not ending in '.lock', not '@'."""
+    """A branch or tag name, by git's rules (:data:`REF_NAME_PATTERN`)."""
     check_name(name, field)
     assert isinstance(name, str)
-    if name == "@" or _BAD_REF.search(name) or "//" in name:
+    if not _REF_NAME.match(name):
         raise InvalidArgument(field, f"{name!r} is not a valid ref name (git's rules)")
     return name
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi import Path as PathParameter
 from pydantic import BaseModel, Field, StrictBool
 
 from cairn.core.model import RunInfo
+from cairn.core.versioning.commit import REF_NAME_PATTERN
 from cairn.core.versioning.info import RepositoryInfo
 from cairn.core.versioning.wire import (
     blob_from_json,
@@ -24,6 +26,9 @@ from cairn.core.versioning.wire import (
 from cairn.server.deps import JSON, Service
 from cairn.server.errors import error_responses
 from cairn.server.schemas import (
+    ARTIFACT_KEY_PATTERN,
+    NAME_PATTERN,
+    EntityId,
     EntityIdPath,
     Name,
     NameQuery,
@@ -31,6 +36,7 @@ from cairn.server.schemas import (
     ProjectIdPath,
     RunIdPath,
     Text,
+    keys_are_names,
 )
 
 __all__ = ["router"]
@@ -39,15 +45,48 @@ router = APIRouter(tags=["versioning"])
 MISSING = error_responses(404)  # the repository, the ref or the path names nothing
 WRITE = error_responses(404, 409)  # ... or a branch moved meanwhile, a tag that exists
 
+_REF_DOC = "A branch, a tag or a commit id (or a unique prefix of one, from 7 characters)"
 Ref = Annotated[
     str,
-    Field(min_length=1, max_length=256, description="A branch, a tag or a commit id (prefix)"),
+    Field(
+        min_length=1,
+        max_length=256,
+        description=_REF_DOC,
+        json_schema_extra={"pattern": NAME_PATTERN},
+    ),
 ]
 RefQuery = Annotated[
     str,
-    Query(min_length=1, max_length=256, description="A branch, a tag or a commit id (prefix)"),
+    Query(
+        min_length=1,
+        max_length=256,
+        description=_REF_DOC,
+        json_schema_extra={"pattern": NAME_PATTERN},
+    ),
 ]
-IngredientPath = Annotated[str, Field(min_length=1, max_length=1024)]
+# A branch or a tag, by git's rules for ref names.
+RefName = Annotated[
+    str, Field(min_length=1, max_length=256, json_schema_extra={"pattern": REF_NAME_PATTERN})
+]
+# A path in a commit, like an artifact key: "config/hp".
+IngredientPath = Annotated[
+    str, Field(min_length=1, max_length=1024, json_schema_extra={"pattern": ARTIFACT_KEY_PATTERN})
+]
+PathQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=1024,
+        description="Only the commits that changed this path",
+        json_schema_extra={"pattern": ARTIFACT_KEY_PATTERN},
+    ),
+]
+BranchPath = Annotated[
+    str,
+    PathParameter(
+        description="A branch name, by git's rules", json_schema_extra={"pattern": REF_NAME_PATTERN}
+    ),
+]
 _OBJECT: dict[str, Any] = {"type": "object"}
 _ARRAY: dict[str, Any] = {"type": "array", "items": {"type": "object"}}
 
@@ -78,8 +117,11 @@ class ReadIn(_In):
 
 
 class SaveCommitIn(_In):
-    branch: Name
-    changes: Annotated[dict[str, BlobIn | None], Field(max_length=100_000)]
+    branch: RefName
+    changes: Annotated[
+        dict[IngredientPath, BlobIn | None],
+        Field(max_length=100_000, json_schema_extra=keys_are_names),
+    ]
     message: Text
     author: Owner = ""
     base: Ref | None = None
@@ -92,7 +134,7 @@ class BranchIn(_In):
 
 
 class TagIn(_In):
-    name: Name
+    name: RefName
     commit: Ref
 
 
@@ -104,7 +146,7 @@ class ResolutionIn(_In):
 
 class MergeIn(_In):
     source: Ref
-    into: Name
+    into: RefName
     message: Text | None = None
     author: Owner = ""
     resolutions: Annotated[list[ResolutionIn], Field(max_length=10_000)] = []
@@ -115,19 +157,27 @@ class MergeIn(_In):
 
 class RevertIn(_In):
     commit: Ref
-    branch: Name
+    branch: RefName
     message: Text | None = None
     author: Owner = ""
 
 
 class CaptureIn(_In):
-    captured: Annotated[dict[str, BlobIn], Field(max_length=1000)]
+    captured: Annotated[
+        dict[IngredientPath, BlobIn], Field(max_length=1000, json_schema_extra=keys_are_names)
+    ]
 
 
 class LinkCommitIn(_In):
-    repository_id: Annotated[str, Field(min_length=36, max_length=36)]
+    repository_id: EntityId
     commit: Ref
-    key_paths: Annotated[dict[str, IngredientPath], Field(max_length=10_000)] | None = None
+    key_paths: (
+        Annotated[
+            dict[Name, IngredientPath],
+            Field(max_length=10_000, json_schema_extra=keys_are_names),
+        ]
+        | None
+    ) = None
 
 
 # -- repositories ---------------------------------------------------------------------------
@@ -215,7 +265,7 @@ def log(
     ref: RefQuery,
     service: Service,
     first_parent: bool = False,
-    path: Annotated[str | None, Query(min_length=1, max_length=1024)] = None,
+    path: PathQuery = None,
     limit: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
 ) -> Any:
     commits = service.repositories.log(
@@ -265,7 +315,9 @@ def save_commit(repository_id: EntityIdPath, body: SaveCommitIn, service: Servic
     response_class=JSON,
     responses={**_documented(_OBJECT), **WRITE},
 )
-def set_branch(repository_id: EntityIdPath, name: str, body: BranchIn, service: Service) -> Any:
+def set_branch(
+    repository_id: EntityIdPath, name: BranchPath, body: BranchIn, service: Service
+) -> Any:
     ref = service.repositories.set_branch(
         repository_id, name, body.commit, expected=body.expected, force=body.force
     )
