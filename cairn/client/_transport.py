@@ -127,7 +127,10 @@ class DeadlineRetry(Retry):
         return super().new(**kw)
 
     def is_exhausted(self) -> bool:
-        return super().is_exhausted() or time.monotonic() >= self.deadline
+        # One retry is always allowed, at once: a kept-alive connection the server closed
+        # while idle fails the first try, and must not count against the deadline.
+        past = time.monotonic() >= self.deadline and len(self.history) > 1
+        return super().is_exhausted() or past
 
     def get_backoff_time(self) -> float:
         return min(super().get_backoff_time(), max(0.0, self.deadline - time.monotonic()))

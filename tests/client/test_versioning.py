@@ -1,0 +1,339 @@
+"""Versioning of ingredients through the Python API, on both backends: repositories,
+commits of every blob kind, branches and tags, log, diff, merge with resolution, revert,
+checkout, runs linked to commits, captured code and environment, and restore."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import cairn
+from cairn.versioning import (
+    Docker,
+    Git,
+    Hyperparameters,
+    Notebook,
+    Python,
+    Snapshot,
+)
+from cairn.versioning import Path as DataPath
+
+from .conftest import MakeClient
+
+
+@pytest.fixture
+def repo(client: cairn.Client) -> cairn.Repository:
+    client.set_project("p")
+    return client.set_repository("ingredients")
+
+
+def hp(**values: object) -> Hyperparameters:
+    return Hyperparameters(values)
+
+
+def saved(repo: cairn.Repository, branch: str, message: str, **changes: object) -> cairn.Commit:
+    commit = repo.get_commit(branch=branch)
+    for path, blob in changes.items():
+        commit.update(path.replace("__", "/"), blob)
+    return commit.save(message)
+
+
+def git_tree(tmp_path: Path) -> Path:
+    """A git work tree with one commit and one uncommitted change."""
+    tree = tmp_path / "work"
+    tree.mkdir()
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@x",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@x",
+    }
+    for command in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "remote", "add", "origin", "git@example.com:acme/train.git"],
+    ):
+        subprocess.run(command, cwd=tree, check=True, env=env)
+    (tree / "train.py").write_text("print('v1')\n")
+    subprocess.run(["git", "add", "-A"], cwd=tree, check=True, env=env)
+    subprocess.run(["git", "commit", "-qm", "v1"], cwd=tree, check=True, env=env)
+    (tree / "train.py").write_text("print('v2')\n")
+    return tree
+
+
+# -- repositories and commits ------------------------------------------------------------
+def test_a_new_repository_starts_with_an_empty_commit_on_main(
+    client: cairn.Client, repo: cairn.Repository
+) -> None:
+    first = repo.get_commit()
+    assert first.message == "Initial commit" and first.parents == ()
+    assert list(first.walk()) == []
+    assert repo.branches() == {"main": first.id}
+    assert client.set_repository("ingredients") == repo  # get-or-create
+    assert client.get_repository("ingredients") == repo
+    assert [r.name for r in client.list_repositories()] == ["ingredients"]
+    repo.log_tag("prod")
+    repo.log_attribute("owner-team", "tabular")
+    assert repo.get_tags() == ["prod"] and repo.get_attribute("owner-team") == "tabular"
+
+
+def test_every_kind_is_committed_and_read_back(repo: cairn.Repository, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "model.py").write_text("class Model: ...\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.csv").write_text("x,y\n1,2\n")
+    (tmp_path / "eda.ipynb").write_text(json.dumps({"cells": [], "nbformat": 4}))
+    commit = repo.get_commit(branch="main")
+    commit.update(
+        "config/hp",
+        Hyperparameters(
+            {"lr": 0.01, "depth": 6, "opt": "adam", "bn": True},
+            ranges={"lr": (0.001, 0.1, 0.001)},
+            sets={"optimizer": ["adam", "sgd"]},
+        ),
+    )
+    commit.update("env/python", Python(requirements=["numpy==1.26.0", "pandas>=2.0"]))
+    commit.update(
+        "env/docker", Docker("ghcr.io/acme/train", tag="1.4", digest="sha256:" + "a" * 64)
+    )
+    commit.update("env/captured", Python.capture())
+    commit.update("code/src", Snapshot(tmp_path / "src"))
+    commit.update("code/eda", Notebook(tmp_path / "eda.ipynb"))
+    commit.update("code/train", Git.capture(git_tree(tmp_path)))
+    commit.update("data/train", DataPath(tmp_path / "data"))
+    commit.save("every kind")
+    again = repo.get_commit(branch="main")
+    assert again.id == commit.id and again.message == "every kind"
+    blobs = dict(again.walk())
+    assert sorted(blobs) == [
+        "code/eda",
+        "code/src",
+        "code/train",
+        "config/hp",
+        "data/train",
+        "env/captured",
+        "env/docker",
+        "env/python",
+    ]
+    assert blobs["config/hp"] == Hyperparameters(
+        {"lr": 0.01, "depth": 6, "opt": "adam", "bn": True},
+        ranges={"lr": (0.001, 0.1, 0.001)},
+        sets={"optimizer": ["sgd", "adam"]},
+    )
+    assert blobs["config/hp"].values["depth"] == 6 and type(blobs["config/hp"].values["bn"]) is bool
+    git = blobs["code/train"]
+    assert git.remote == "git@example.com:acme/train.git" and git.dirty and git.diff is not None
+    assert again.paths()["data/train"] == "dataset.path"
+    # The bytes come back, verified, on checkout.
+    files = {p.relative_to(tmp_path / "out").as_posix() for p in again.checkout(tmp_path / "out")}
+    assert "code/src/model.py" in files and "code/eda/eda.ipynb" in files
+    assert (tmp_path / "out" / "code" / "src" / "model.py").read_text() == "class Model: ...\n"
+    assert "print('v2')" in (tmp_path / "out" / "code" / "train" / "uncommitted.patch").read_text()
+    assert (tmp_path / "out" / "env" / "python" / "requirements.txt").read_text() == (
+        "numpy==1.26.0\npandas>=2.0\n"
+    )
+    config = json.loads((tmp_path / "out" / "config" / "hp" / "hyperparameters.json").read_text())
+    assert config["values"] == {"lr": 0.01, "depth": 6, "opt": "adam", "bn": True}
+
+
+def test_saving_on_a_branch_that_moved_is_a_conflict_and_loses_nothing(
+    client: cairn.Client, repo: cairn.Repository
+) -> None:
+    mine = repo.get_commit(branch="main")
+    theirs = repo.get_commit(branch="main")
+    theirs.update("config/hp", hp(lr=0.1))
+    theirs.save("theirs")
+    mine.update("config/hp", hp(lr=0.2))
+    with pytest.raises(cairn.Conflict, match="moved"):
+        mine.save("mine")
+    assert mine.staged == {"config/hp": hp(lr=0.2)}  # still there, to merge and save again
+    assert repo.get_commit(branch="main").message == "theirs"
+
+
+def test_bad_ingredients_are_refused_by_name(repo: cairn.Repository, tmp_path: Path) -> None:
+    commit = repo.get_commit(branch="main")
+    with pytest.raises(cairn.InvalidArgument) as caught:
+        commit.update("../outside", hp(lr=1))
+    assert caught.value.field == "path"
+    with pytest.raises(cairn.InvalidArgument) as caught:
+        commit.update("env/py", Python(requirements=["numpy==="]))
+    assert caught.value.field == "requirements"
+    with pytest.raises(cairn.InvalidArgument):
+        commit.update("x", {"lr": 1})
+    with pytest.raises(cairn.InvalidArgument, match="nothing is staged"):
+        commit.save("empty")
+    with pytest.raises(cairn.InvalidArgument, match="git work tree"):
+        Git.capture(tmp_path)
+
+
+def test_log_is_newest_first_and_filters_by_path(repo: cairn.Repository) -> None:
+    saved(repo, "main", "a", config__hp=hp(lr=1))
+    saved(repo, "main", "b", env__py=Python(["numpy==1"]))
+    saved(repo, "main", "c", config__hp=hp(lr=2))
+    assert [c.message for c in repo.log()] == ["c", "b", "a", "Initial commit"]
+    assert [c.message for c in repo.log(path="config/hp")] == ["c", "a"]
+    assert [c.message for c in repo.log(limit=2)] == ["c", "b"]
+
+
+def test_typed_diff(repo: cairn.Repository) -> None:
+    a = saved(repo, "main", "a", config__hp=hp(lr=0.1, depth=6), env__py=Python(["numpy==1.26.0"]))
+    b = saved(repo, "main", "b", config__hp=hp(lr=0.01, depth=6), env__py=Python(["numpy==2.0.0"]))
+    changes = {c.path: [(f.name, f.before, f.after) for f in c.fields] for c in repo.diff(a, b)}
+    assert changes == {
+        "config/hp": [("values.lr", ["float", "0.1"], ["float", "0.01"])],
+        "env/py": [("requirements.numpy", "numpy==1.26.0", "numpy==2.0.0")],
+    }
+
+
+# -- branches, tags, merges -----------------------------------------------------------------
+def test_branches_and_tags(repo: cairn.Repository) -> None:
+    base = saved(repo, "main", "base", config__hp=hp(lr=1))
+    exp = repo.branch("exp", from_=base)
+    exp.update("config/hp", hp(lr=2))
+    exp.save("on exp")
+    assert repo.get_commit(branch="main").id == base.id  # main did not move
+    repo.tag("v1", base)
+    assert repo.get_commit(tag="v1").id == base.id
+    with pytest.raises(cairn.AlreadyExists):
+        repo.tag("v1", exp)
+    with pytest.raises(cairn.Conflict, match="force"):
+        repo.branch("exp", from_=base)  # a move that loses "on exp"
+    assert repo.branch("exp", from_=base, force=True).id == base.id
+    assert repo.get_commit(id=base.id[:10]).id == base.id
+    with pytest.raises(cairn.InvalidArgument):
+        repo.branch("bad..name")
+
+
+def test_a_merge_without_conflicts_moves_the_target(repo: cairn.Repository) -> None:
+    base = saved(repo, "main", "base", config__hp=hp(lr=0.1, depth=6))
+    exp = repo.branch("exp", from_=base)
+    exp.update("config/hp", hp(lr=0.01, depth=6))
+    exp.save("lr")
+    saved(repo, "main", "depth", config__hp=hp(lr=0.1, depth=8), env__py=Python(["numpy==1"]))
+    result = repo.merge("exp", into="main")
+    assert result.done and result.conflicts == []
+    merged = repo.get_commit(branch="main")
+    assert len(merged.parents) == 2
+    assert merged.get("config/hp") == hp(lr=0.01, depth=8)  # merged per key
+    assert merged.get("env/py") == Python(["numpy==1"])
+
+
+def test_a_conflict_is_listed_then_resolved(repo: cairn.Repository) -> None:
+    base = saved(repo, "main", "base", config__hp=hp(lr=0.1))
+    exp = repo.branch("exp", from_=base)
+    exp.update("config/hp", hp(lr=0.5))
+    exp.save("exp lr")
+    head = saved(repo, "main", "main lr", config__hp=hp(lr=0.2))
+    dry = repo.merge("exp", into="main", dry_run=True)
+    assert [c.name for c in dry.conflicts] == ["config/hp: values.lr"]
+    result = repo.merge("exp", into="main")
+    [conflict] = result.conflicts
+    assert (conflict.base, conflict.ours, conflict.theirs) == (
+        ["float", "0.1"],
+        ["float", "0.2"],
+        ["float", "0.5"],
+    )
+    assert repo.get_commit(branch="main").id == head.id  # nothing moved yet
+    with pytest.raises(cairn.InvalidArgument, match="conflicts left"):
+        result.commit()
+    result.resolve("config/hp", "lr", value=0.3)
+    merged = result.commit()
+    assert merged.get("config/hp") == hp(lr=0.3)
+    assert repo.get_commit(branch="main").id == merged.id
+
+
+def test_an_aborted_merge_moves_nothing_and_unrelated_histories_are_refused(
+    client: cairn.Client, repo: cairn.Repository
+) -> None:
+    base = saved(repo, "main", "base", config__hp=hp(lr=0.1))
+    exp = repo.branch("exp", from_=base)
+    exp.update("config/hp", hp(lr=0.5))
+    exp.save("exp")
+    head = saved(repo, "main", "main", config__hp=hp(lr=0.2))
+    result = repo.merge("exp", into="main")
+    result.abort()
+    with pytest.raises(cairn.InvalidArgument, match="aborted"):
+        result.commit()
+    assert repo.get_commit(branch="main").id == head.id
+    other = client.set_repository("other")
+    foreign = saved(other, "main", "x", config__hp=hp(lr=9))
+    with pytest.raises(cairn.NotFound):
+        repo.merge(foreign.id, into="main")  # a commit of another repository
+
+
+def test_revert(repo: cairn.Repository) -> None:
+    saved(repo, "main", "a", config__hp=hp(lr=1))
+    b = saved(repo, "main", "b", config__hp=hp(lr=2), env__py=Python(["numpy==1"]))
+    undone = repo.get_commit(id=b.id).revert()
+    assert undone.message == 'Revert "b"'
+    head = repo.get_commit(branch="main")
+    assert head.id == undone.id and head.get("config/hp") == hp(lr=1)
+    assert "env/py" not in head.paths()
+
+
+# -- runs ---------------------------------------------------------------------------------
+def test_runs_link_to_commits_both_ways(client: cairn.Client, repo: cairn.Repository) -> None:
+    commit = saved(repo, "main", "data", config__hp=hp(lr=1), env__py=Python(["numpy==1"]))
+    run = client.start_run()
+    run.log_commit(commit, key_paths={"hp": "config/hp"})
+    run.log_commit(commit, key_paths={"env": "env/py"})  # more keys: fine
+    assert run.get_commit() == commit
+    assert run.get_commit_paths() == {"hp": "config/hp", "env": "env/py"}
+    assert commit.list_runs() == [run]
+    other = saved(repo, "main", "later", config__hp=hp(lr=2))
+    with pytest.raises(cairn.Conflict):
+        run.log_commit(other)
+    with pytest.raises(cairn.InvalidArgument):
+        client.start_run().log_commit(commit, key_paths={"x": "no/such/path"})
+    run.delete()
+    assert commit.list_runs() == []
+    assert commit.list_runs(include_deleted=True) == [run]
+
+
+@pytest.mark.capture
+def test_a_run_records_its_code_and_environment_and_restores(
+    client: cairn.Client, repo: cairn.Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = git_tree(tmp_path)
+    monkeypatch.chdir(tree)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setenv("CUDA_API_TOKEN", "s3cret")  # allowed by the pattern, but a secret
+    commit = saved(repo, "main", "hp", config__hp=hp(lr=0.01))
+    with client.start_run(hyperparameters={"lr": 0.01}) as run:
+        run.log_commit(commit, key_paths={"hp": "config/hp"})
+    captured = run.get_capture()
+    assert sorted(captured) == ["code/git", "environment/python"]
+    assert captured["code/git"].remote == "git@example.com:acme/train.git"
+    assert captured["code/git"].dirty
+    env = captured["environment/python"]
+    assert env.environment.get("CUDA_VISIBLE_DEVICES") == "0"
+    assert "CUDA_API_TOKEN" not in env.environment
+    assert any(r.startswith("urllib3==") for r in env.requirements.values())
+    report = run.restore(tmp_path / "restored")
+    written = {p.relative_to(tmp_path / "restored").as_posix() for p in report.files}
+    assert {
+        "ingredients/config/hp/hyperparameters.json",
+        "captured/code/git/git.json",
+        "captured/code/git/uncommitted.patch",
+        "captured/environment/python/requirements.txt",
+        "hyperparameters.json",
+        "restore.json",
+    } <= written
+    assert json.loads((tmp_path / "restored" / "hyperparameters.json").read_text()) == {"lr": 0.01}
+    assert any("git@example.com:acme/train.git" in note for note in report.notes)
+    assert not client.start_run(capture="none").get_capture()
+
+
+@pytest.mark.capture
+def test_a_sweep_shares_one_capture(open_client: MakeClient) -> None:
+    client = open_client()
+    client.set_project("p")
+    runs = [client.start_run(capture="environment") for _ in range(3)]
+    for run in runs:
+        run.end()
+    digests = {run.get_capture()["environment/python"].digest() for run in runs}
+    assert len(digests) == 1  # one blob, stored once, whatever the number of runs
