@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from cairn.cli import _artifacts, _db, _demo, _entities, _server
+from cairn.cli import _artifacts, _db, _demo, _entities, _repos, _server
 from cairn.cli._common import fail
 from cairn.core.errors import CairnError
 
@@ -75,6 +75,8 @@ app.add_typer(_entities.projects, name="projects")
 app.add_typer(_entities.experiments, name="experiments")
 app.add_typer(_entities.runs, name="runs")
 app.add_typer(_artifacts.artifacts, name="artifacts")
+app.add_typer(_repos.repos, name="repos")
+_entities.runs.command("restore")(_repos.runs_restore)
 app.add_typer(_db.db, name="db")
 app.command("demo")(_demo.demo)
 
