@@ -49,9 +49,7 @@ SIDEWAYS: dict[str, frozenset[str]] = {
     "cairn.server": frozenset({"cairn.ui"}),
     "cairn.cli": frozenset({"cairn.client", "cairn.server", "cairn.versioning"}),
 }
-FACES = frozenset(
-    {"cairn.server", "cairn.ui", "cairn.cli", "cairn.client", "cairn.versioning"}
-)
+FACES = frozenset({"cairn.server", "cairn.ui", "cairn.cli", "cairn.client", "cairn.versioning"})
 ENTRY_MODULES = frozenset({"cairn", "cairn.__main__"})
 # What the pure core may import: values and computation only.
 CORE_STDLIB = frozenset(

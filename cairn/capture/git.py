@@ -1,9 +1,10 @@
 """The state of a git work tree: remote, commit, branch, and the uncommitted changes.
 
 One ``git status`` tells the commit, the branch and whether the tree is dirty; the remote
-comes from the config, and the diff against HEAD only when there is one. A process keeps
-the last answer while neither ``HEAD`` nor the index has moved and it is younger than
-``ttl`` seconds, so a sweep of many runs does not ask git for each.
+comes from the config, the uncommitted changes from ``git diff HEAD``; the questions run
+side by side. A process keeps the last answer while neither ``HEAD`` nor the index has
+moved and it is younger than ``ttl`` seconds (an edit moves neither), so a sweep of many
+runs does not ask git for each.
 """
 
 from __future__ import annotations
@@ -50,29 +51,46 @@ def capture_git(cwd: str | os.PathLike[str] | None = None, *, ttl: float = 2.0) 
     with _lock:
         asked = where in _trees
         known = _trees.get(where)
-    if not asked:
-        top = _run([git, "-C", where, "rev-parse", "--show-toplevel", "--absolute-git-dir"])
-        lines = [] if top is None else top.decode(errors="replace").splitlines()
+    if asked and known is None:
+        return None
+    if known is not None:
+        key = _stamp(known[1])
+        with _lock:
+            cached = _cache.get(known[0])
+            if cached is not None and cached[0] == key and time.monotonic() - cached[1] < ttl:
+                return cached[2]
+    # Every question at once, as separate processes: git's answers come in about the time
+    # of its slowest one (``status``) rather than of all of them in turn. The diff is asked
+    # for whether or not the tree turns out dirty; on a clean tree it is cheap.
+    asking = {
+        "status": [git, "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+        "diff": [git, "diff", "HEAD", "--binary"],
+    }
+    if known is None:
+        asking["top"] = [git, "rev-parse", "--show-toplevel", "--absolute-git-dir"]
+    remote = None if known is None else _known_remote(known[1])
+    if remote is None:
+        asking["remote"] = [git, "config", "--get", "remote.origin.url"]
+    answers = _ask(where, asking)
+    if known is None:
+        lines = (answers.get("top") or b"").decode(errors="replace").splitlines()
         known = (lines[0], lines[1]) if len(lines) >= 2 else None
         with _lock:
             _trees[where] = known
-    if known is None:
-        return None
+        if known is None:
+            return None
     root, git_dir = known
+    if remote is None:
+        remote = _remember_remote(git_dir, answers.get("remote") or b"")
     key = _stamp(git_dir)
-    with _lock:
-        cached = _cache.get(root)
-        if cached is not None and cached[0] == key and time.monotonic() - cached[1] < ttl:
-            return cached[2]
-    state = _read(git, root, git_dir)
+    state = _parse(root, remote, answers.get("status"), answers.get("diff"))
     if state is not None:
         with _lock:
             _cache[root] = (key, time.monotonic(), state)
     return state
 
 
-def _read(git: str, root: str, git_dir: str) -> GitState | None:
-    status = _run([git, "-C", root, "status", "--porcelain=v2", "--branch", "--untracked-files=no"])
+def _parse(root: str, remote: str, status: bytes | None, diff: bytes | None) -> GitState | None:
     if status is None:
         return None
     commit = branch = ""
@@ -88,25 +106,30 @@ def _read(git: str, root: str, git_dir: str) -> GitState | None:
         commit = ""  # a repository without a commit yet
     if branch == "(detached)":
         branch = ""
-    diff = _run([git, "-C", root, "diff", "HEAD", "--binary"]) if dirty and commit else None
-    return GitState(root, _remote(git, root, git_dir), commit, branch, dirty, diff)
+    return GitState(root, remote, commit, branch, dirty, diff if dirty and commit else None)
 
 
-def _remote(git: str, root: str, git_dir: str) -> str:
-    """origin's URL, read again only when the repository's config file changed."""
+def _config_stamp(git_dir: str) -> object:
     try:
         stat = os.stat(os.path.join(git_dir, "config"))
-        stamp: object = (stat.st_mtime_ns, stat.st_size)
     except OSError:
-        stamp = None
+        return None
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+def _known_remote(git_dir: str) -> str | None:
+    """origin's URL as last read, if the repository's config file has not changed since."""
     with _lock:
         known = _remotes.get(git_dir)
-    if known is not None and known[0] == stamp:
+    if known is not None and known[0] == _config_stamp(git_dir):
         return known[1]
-    found = _run([git, "-C", root, "config", "--get", "remote.origin.url"]) or b""
-    url = found.decode(errors="replace").strip()
+    return None
+
+
+def _remember_remote(git_dir: str, answer: bytes) -> str:
+    url = answer.decode(errors="replace").strip()
     with _lock:
-        _remotes[git_dir] = (stamp, url)
+        _remotes[git_dir] = (_config_stamp(git_dir), url)
     return url
 
 
@@ -126,16 +149,36 @@ def _stamp(git_dir: str) -> tuple[object, ...]:
     return tuple(found)
 
 
-def _run(command: list[str]) -> bytes | None:
-    """A git command's output, or None if it failed (not a work tree, no git, a hang)."""
+def _ask(cwd: str, commands: dict[str, list[str]]) -> dict[str, bytes | None]:
+    """Each command's output (None for one that failed: not a work tree, no git, a hang),
+    the commands running side by side."""
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+    started: dict[str, subprocess.Popen[bytes]] = {}
+    answers: dict[str, bytes | None] = {}
+    deadline = time.monotonic() + _TIMEOUT
     try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            timeout=_TIMEOUT,
-            check=False,
-            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
+        for name, command in commands.items():
+            try:
+                started[name] = subprocess.Popen(
+                    command,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                )
+            except OSError:
+                answers[name] = None
+        for name, process in started.items():
+            try:
+                out, _ = process.communicate(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                answers[name] = None
+                continue
+            answers[name] = out if process.returncode == 0 else None
+    finally:
+        for process in started.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return answers

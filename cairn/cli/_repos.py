@@ -21,18 +21,21 @@ from cairn.cli._common import (
     shorten,
 )
 from cairn.core.errors import NotFound
-from cairn.core.versioning.wire import (
-    blob_to_json,
-    commit_to_json,
-    merge_to_json,
-    path_change_to_json,
-)
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from cairn.client import Client, Commit, Repository
     from cairn.core.versioning.diff import PathChange
 
 __all__ = ["repos", "runs_restore"]
+
+def _wire() -> ModuleType:
+    """The JSON forms, imported when output needs them: ``--help`` stays light."""
+    from cairn.core.versioning import wire
+
+    return wire
+
 
 repos = group("Repositories: versioned ingredients (code, config, data, environment).")
 
@@ -135,7 +138,7 @@ def repos_log(
         commits = repo.log(branch, first_parent=first_parent, path=path, limit=limit)
         refs = _refs_by_commit(repo)
     if as_json:
-        print_json([commit_to_json(c.info) for c in commits])
+        print_json([_wire().commit_to_json(c.info) for c in commits])
         return
     print_table(
         ("COMMIT", "TIME", "AUTHOR", "MESSAGE", "REFS"), [_commit_row(c, refs) for c in commits]
@@ -160,11 +163,11 @@ def repos_show(
         commit = repo.get_commit(id=ref)  # a branch, a tag or a commit id
         if path is not None:
             blob = commit.get(path)
-            typer.echo(json.dumps(blob_to_json(blob), indent=2, ensure_ascii=False))
+            typer.echo(json.dumps(_wire().blob_to_json(blob), indent=2, ensure_ascii=False))
             return
         paths = commit.paths()
     if as_json:
-        print_json({"commit": commit_to_json(commit.info), "paths": paths})
+        print_json({"commit": _wire().commit_to_json(commit.info), "paths": paths})
         return
     typer.echo(f"commit {commit.id}")
     print_table(
@@ -198,7 +201,7 @@ def repos_diff(
     with connect(url, home, store) as client:
         changes = find_repository(client, repository).diff(a, b)
     if as_json:
-        print_json([path_change_to_json(c) for c in changes])
+        print_json([_wire().path_change_to_json(c) for c in changes])
         return
     if not changes:
         typer.echo("no changes")
@@ -250,7 +253,7 @@ def repos_merge(
             source, into=into, message=message, dry_run=dry_run
         )
     if as_json:
-        print_json(merge_to_json(result._outcome))
+        print_json(_wire().merge_to_json(result._outcome))
     elif result.done:
         assert result.commit_info is not None
         typer.echo(f"merged {source} into {into}: commit {result.commit_info.id[:12]}")
