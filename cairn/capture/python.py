@@ -14,7 +14,7 @@ import os
 import platform
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -93,26 +93,45 @@ def _pinnable(name: str, version: str) -> bool:
 
 def safe_environment(environ: Mapping[str, str], allowed: Iterable[str]) -> dict[str, str]:
     """The variables whose names match an ``allowed`` pattern and no secret pattern."""
-    patterns = [p.strip() for p in allowed if p.strip()]
-    found: dict[str, str] = {}
-    for name, value in environ.items():
-        upper = name.upper()
-        if not _NAME.fullmatch(name) or "\x00" in value:
-            continue
-        if any(fnmatch.fnmatchcase(upper, s) for s in SECRET_PATTERNS):
-            continue
-        if any(fnmatch.fnmatchcase(name, p) for p in patterns):
-            found[name] = value
-    return found
+    wanted = _matcher(tuple(p.strip() for p in allowed if p.strip()))
+    return {
+        name: value
+        for name, value in environ.items()
+        if wanted(name)
+        and _NAME.fullmatch(name)
+        and "\x00" not in value
+        and not _SECRET(name.upper())
+    }
+
+
+@functools.lru_cache(maxsize=16)
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], object]:
+    """One compiled test for a set of shell-style patterns (fnmatch's own translation)."""
+    if not patterns:
+        return lambda _: False
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
+
+
+_SECRET: Final = _matcher(SECRET_PATTERNS)
 
 
 def capture_python(
     environ: Mapping[str, str], allowed_variables: Iterable[str] = ()
 ) -> PythonEnvironment:
-    """This process's Python environment as a blob."""
+    """This process's Python environment as a blob (made once for the same variables
+    and command line: a sweep of runs asks for the same one again and again)."""
+    variables = safe_environment(environ, allowed_variables)
+    command = (sys.executable.rsplit("/", 1)[-1] or "python", *sys.argv)
+    return _environment(tuple(sorted(variables.items())), command)
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(
+    variables: tuple[tuple[str, str], ...], command: tuple[str, ...]
+) -> PythonEnvironment:
     return PythonEnvironment(
         list(installed_requirements()),
         version=platform.python_version(),
-        environment=safe_environment(environ, allowed_variables),
-        command_line=[sys.executable.rsplit("/", 1)[-1] or "python", *sys.argv],
+        environment=dict(variables),
+        command_line=list(command),
     )

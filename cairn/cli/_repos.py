@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["repos", "runs_restore"]
 
+
 def _wire() -> ModuleType:
     """The JSON forms, imported when output needs them: ``--help`` stays light."""
     from cairn.core.versioning import wire

@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from cairn.capture.git import capture_git
 from cairn.capture.python import capture_python
+from cairn.core.digest import Digest
 from cairn.core.errors import InvalidArgument
 from cairn.core.settings import CAPTURE_CHOICES
 from cairn.core.versioning.blobs import Blob, GitReference
@@ -48,6 +49,7 @@ class RunCapture:
         self._executor: ThreadPoolExecutor | None = None
         self._pending: dict[str, Future[None]] = {}
         self._lock = threading.Lock()
+        self._last_diff: tuple[bytes, Digest] | None = None
 
     def start(self, run_id: str, what: str, *, only_if_new: bool = False) -> None:
         """Capture ``what`` ("all", "code", "environment") for the run, in the background;
@@ -94,17 +96,22 @@ class RunCapture:
         if what in ("all", "code"):
             state = capture_git(cwd)
             if state is not None and (state.commit or state.remote):
-                diff = None
-                if state.diff is not None:
-                    diff = self._repositories.store_bytes(state.diff).digest
                 captured[CODE] = GitReference(
                     remote=state.remote,
                     commit=state.commit,
                     branch=state.branch,
                     dirty=state.dirty,
-                    diff=diff,
+                    diff=None if state.diff is None else self._stored(state.diff),
                 )
         if what in ("all", "environment"):
             captured[ENVIRONMENT] = capture_python(self._environ, self._variables)
         if captured:
             self._repositories.capture_run(run_id, captured)
+
+    def _stored(self, diff: bytes) -> Digest:
+        """The id of the stored diff; a sweep whose tree stays as it was stores it once."""
+        if self._last_diff is not None and self._last_diff[0] == diff:
+            return self._last_diff[1]
+        digest = Digest(self._repositories.store_bytes(diff).digest)
+        self._last_diff = (diff, digest)
+        return digest

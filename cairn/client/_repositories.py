@@ -147,18 +147,31 @@ class Commit:
 
     def __init__(self, repository: Repository, info: CommitInfo, branch: str | None = None) -> None:
         self.repository = repository
-        self._set(info)
+        self.info = info
         self.branch = branch
         self._staged: dict[str, Blob | None] = {}
         self._read: dict[str, Blob] | None = None
 
-    def _set(self, info: CommitInfo) -> None:
-        self.info = info
-        self.id = info.id
-        self.parents = info.parents
-        self.message = info.message
-        self.author = info.author
-        self.time = info.time
+    # read through ``info``: a log makes thousands of these, and most are only listed
+    @property
+    def id(self) -> Digest:
+        return self.info.id
+
+    @property
+    def parents(self) -> tuple[Digest, ...]:
+        return self.info.parents
+
+    @property
+    def message(self) -> str:
+        return self.info.message
+
+    @property
+    def author(self) -> str:
+        return self.info.author
+
+    @property
+    def time(self) -> int:
+        return self.info.time
 
     def __repr__(self) -> str:
         on = f", branch={self.branch!r}" if self.branch else ""
@@ -251,7 +264,7 @@ class Commit:
             author=self.repository._client._owner,
             base=self.id,
         )
-        self._set(info)
+        self.info = info
         self._staged = {}
         self._read = None
         return self

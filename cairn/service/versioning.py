@@ -60,32 +60,45 @@ class _Objects:
 
     def node(self, digest: Digest) -> TreeNode:
         found = self._nodes.get(digest)
-        if found is None:
-            kind, body = self._read(digest)
-            if kind != TREE:
-                raise CorruptObject(f"object {digest} is a {kind}, not a tree", digest=digest)
-            found = self._nodes[digest] = TreeNode.decode(body)
-        return found
+        return found if found is not None else self.nodes([digest])[digest]
 
     def blob(self, entry: Entry) -> Blob:
         found = self._blobs.get(entry.digest)
-        if found is None:
-            kind, body = self._read(entry.digest)
-            if kind != entry.kind:
-                raise CorruptObject(
-                    f"object {entry.digest} is a {kind}, not a {entry.kind}", digest=entry.digest
-                )
-            found = self._blobs[entry.digest] = blob_from_body(kind, parse_canonical(body, kind))
-        return found
+        return found if found is not None else self.blobs([entry])[entry.digest]
 
-    def _read(self, digest: Digest) -> tuple[str, bytes]:
-        found = self._tx.versioning.objects([digest]).get(digest)
-        if found is None:
-            raise NotFound(f"no versioned object {digest}", digest=digest)
-        kind, body = found
-        if object_digest(kind, body) != digest:
-            raise CorruptObject(f"versioned object {digest} does not match its id", digest=digest)
-        return kind, body
+    def nodes(self, digests: Iterable[Digest]) -> dict[Digest, TreeNode]:
+        """The nodes with these ids, those not read yet in one query."""
+        wanted = set(digests)
+        for digest, (kind, body) in self._read(wanted - self._nodes.keys()).items():
+            if kind != TREE:
+                raise CorruptObject(f"object {digest} is a {kind}, not a tree", digest=digest)
+            self._nodes[digest] = TreeNode.decode(body)
+        return {d: self._nodes[d] for d in wanted}
+
+    def blobs(self, entries: Iterable[Entry]) -> dict[Digest, Blob]:
+        """The blobs these entries name, by id; those not read yet in one query."""
+        kinds = {e.digest: e.kind for e in entries}
+        for digest, (kind, body) in self._read(kinds.keys() - self._blobs.keys()).items():
+            if kind != kinds[digest]:
+                raise CorruptObject(
+                    f"object {digest} is a {kind}, not a {kinds[digest]}", digest=digest
+                )
+            self._blobs[digest] = blob_from_body(kind, parse_canonical(body, kind))
+        return {d: self._blobs[d] for d in kinds}
+
+    def _read(self, digests: set[Digest]) -> dict[Digest, tuple[str, bytes]]:
+        if not digests:
+            return {}
+        found = self._tx.versioning.objects(digests)
+        for digest in digests:
+            if digest not in found:
+                raise NotFound(f"no versioned object {digest}", digest=digest)
+            kind, body = found[digest]
+            if object_digest(kind, body) != digest:
+                raise CorruptObject(
+                    f"versioned object {digest} does not match its id", digest=digest
+                )
+        return found
 
 
 class RepositoryService(ServicePart):
@@ -166,7 +179,7 @@ class RepositoryService(ServicePart):
         one, from 7 characters)."""
         with self.metadata.read() as tx:
             self._repository(tx, repository_id)
-            return self._commit(tx, repository_id, self._resolve(tx, repository_id, ref))
+            return self._commit_of(tx, repository_id, ref)
 
     def list_refs(self, repository_id: str) -> list[RefInfo]:
         with self.metadata.read() as tx:
@@ -177,7 +190,7 @@ class RepositoryService(ServicePart):
         """Every ingredient of a commit: path -> blob kind, in path order."""
         with self.metadata.read() as tx:
             self._repository(tx, repository_id)
-            commit = self._commit(tx, repository_id, self._resolve(tx, repository_id, ref))
+            commit = self._commit_of(tx, repository_id, ref)
             objects = _Objects(tx)
             return {path: entry.kind for path, entry in walk(objects.node, commit.root)}
 
@@ -189,7 +202,7 @@ class RepositoryService(ServicePart):
         wanted = None if paths is None else [check_path(p) for p in _strings(paths, "paths")]
         with self.metadata.read() as tx:
             self._repository(tx, repository_id)
-            commit = self._commit(tx, repository_id, self._resolve(tx, repository_id, ref))
+            commit = self._commit_of(tx, repository_id, ref)
             objects = _Objects(tx)
             if wanted is None:
                 return {p: objects.blob(e) for p, e in walk(objects.node, commit.root)}
@@ -244,10 +257,10 @@ class RepositoryService(ServicePart):
         field by field."""
         with self.metadata.read() as tx:
             self._repository(tx, repository_id)
-            first = self._commit(tx, repository_id, self._resolve(tx, repository_id, a))
-            second = self._commit(tx, repository_id, self._resolve(tx, repository_id, b))
+            first = self._commit_of(tx, repository_id, a)
+            second = self._commit_of(tx, repository_id, b)
             objects = _Objects(tx)
-            return diff_trees(objects.node, objects.blob, first.root, second.root)
+            return diff_trees(objects.nodes, objects.blobs, first.root, second.root)
 
     # -- writing ------------------------------------------------------------------------
     def save_commit(
@@ -408,7 +421,7 @@ class RepositoryService(ServicePart):
         check_ref_name(branch, "branch")
         with self.metadata.write() as tx:
             self._repository(tx, repository_id)
-            undone = self._commit(tx, repository_id, self._resolve(tx, repository_id, commit))
+            undone = self._commit_of(tx, repository_id, commit)
             head = self._branch(tx, repository_id, branch)
             current = self._commit(tx, repository_id, head)
             before = (
@@ -559,6 +572,15 @@ class RepositoryService(ServicePart):
             raise NotFound(f"no branch {name!r}", kind="branch", name=name)
         return head
 
+    @classmethod
+    def _commit_of(cls, tx: MetadataTx, repository_id: str, ref: str) -> CommitInfo:
+        """The commit ``ref`` names; a whole id is looked up first, as git does."""
+        if isinstance(ref, str) and len(ref) == 64 and set(ref) <= _HEX:
+            found = tx.versioning.commit(repository_id, ref)
+            if found is not None:
+                return found
+        return cls._commit(tx, repository_id, cls._resolve(tx, repository_id, ref))
+
     @staticmethod
     def _resolve(tx: MetadataTx, repository_id: str, ref: str) -> Digest:
         """A branch, a tag, or a commit id or unique prefix of one (7+ hex characters)."""
@@ -665,13 +687,19 @@ def _newest_first(
         for parent in parents[:1] if first_parent else parents:
             waiting[parent] = waiting.get(parent, 0) + 1
             stack.append(parent)
-    heap: list[tuple[int, str, Digest]] = [(-everything[start].time, start, start)]
-    while heap:
-        _, _, commit = heapq.heappop(heap)
-        info = everything[commit]
+    heap: list[tuple[int, str, Digest]] = []
+    current: Digest | None = start
+    while current is not None:
+        info = everything[current]
         yield info
-        parents = info.parents
-        for parent in parents[:1] if first_parent else parents:
+        ready = []
+        for parent in info.parents[:1] if first_parent else info.parents:
             waiting[parent] -= 1
             if waiting[parent] == 0:
-                heapq.heappush(heap, (-everything[parent].time, parent, parent))
+                ready.append(parent)
+        if not heap and len(ready) == 1:  # a line of history: no choice to make
+            current = ready[0]
+            continue
+        for parent in ready:
+            heapq.heappush(heap, (-everything[parent].time, parent, parent))
+        current = heapq.heappop(heap)[2] if heap else None

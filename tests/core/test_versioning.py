@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import pytest
 from hypothesis import given, settings
@@ -148,9 +148,10 @@ def test_decoding_refuses_what_no_constructor_makes() -> None:
 
 # -- trees --------------------------------------------------------------------------------
 class Nodes(dict[Digest, TreeNode]):
-    """An in-memory node store, counting reads."""
+    """An in-memory node store, counting reads and the calls that read many at once."""
 
     reads = 0
+    calls = 0
 
     def load(self, digest: Digest) -> TreeNode:
         self.reads += 1
@@ -160,6 +161,10 @@ class Nodes(dict[Digest, TreeNode]):
             return self[digest]
         except KeyError:
             raise NotFound(f"no node {digest}") from None
+
+    def load_many(self, digests: Iterable[Digest]) -> dict[Digest, TreeNode]:
+        self.calls += 1
+        return {d: self.load(d) for d in digests}
 
     def apply(self, root: Digest | None, changes: Mapping[str, Entry | None]) -> Digest:
         new_root, made = apply_changes(self.load, root, changes)
@@ -205,9 +210,44 @@ def test_tree_changes_remove_folders_and_refuse_mixups() -> None:
     assert nodes.apply(root, {"a/b": None, "c": None}) == EMPTY_TREE.digest()
 
 
-def test_a_node_decodes_from_its_canonical_bytes() -> None:
-    node = TreeNode.of({"x": Entry("tree", D1), "y": Entry(Hyperparameters.KIND, D2)})
+names = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/"), min_size=1
+).filter(lambda n: n not in (".", ".."))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(names, st.sampled_from([D1, D2]), max_size=12), st.randoms())
+def test_a_node_decodes_from_its_canonical_bytes(
+    entries: dict[str, Digest], rng: random.Random
+) -> None:
+    node = TreeNode.of({n: Entry(Hyperparameters.KIND, d) for n, d in entries.items()})
     assert TreeNode.decode(node.canonical()) == node
+    shuffled = list(node.entries)
+    rng.shuffle(shuffled)
+    assert TreeNode.of(dict(shuffled)).digest() == node.digest()
+
+
+def test_a_node_is_binary_and_small() -> None:
+    node = TreeNode.of({f"f{i:02d}": Entry(Hyperparameters.KIND, D1) for i in range(100)})
+    # name, NUL, kind, NUL, 32 raw bytes: no hex, no JSON punctuation
+    assert len(node.canonical()) == 100 * (3 + 1 + len(Hyperparameters.KIND) + 1 + 32)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"b\x00tree\x00" + bytes(32) + b"a\x00tree\x00" + bytes(32),  # out of order
+        b"a\x00tree\x00" + bytes(32) + b"a\x00tree\x00" + bytes(32),  # a name twice
+        b"a\x00tree\x00" + bytes(31),  # a short id
+        b"a\x00Tree!\x00" + bytes(32),  # not a kind
+        b"a/b\x00tree\x00" + bytes(32),  # not a name in a folder
+        b"\xff\x00tree\x00" + bytes(32),  # not UTF-8
+        b"a\x00tree",  # cut short
+    ],
+)
+def test_a_node_refuses_what_no_node_encodes(data: bytes) -> None:
+    with pytest.raises(InvalidArgument, match="tree node"):
+        TreeNode.decode(data)
 
 
 # -- commits --------------------------------------------------------------------------------
@@ -303,6 +343,9 @@ class Store:
     def load_blob(self, entry: Entry) -> Blob:
         return self.blobs[entry.digest]
 
+    def load_blobs(self, entries: Iterable[Entry]) -> dict[Digest, Blob]:
+        return {e.digest: self.blobs[e.digest] for e in entries}
+
     def tree(self, root: Digest | None, changes: Mapping[str, Blob | None]) -> Digest:
         entries: dict[str, Entry | None] = {}
         for path, blob in changes.items():
@@ -322,7 +365,7 @@ def test_tree_diffs_read_only_changed_folders() -> None:
         a, {"cfg/3/31": Hyperparameters({"i": -1}), "env/py": None, "new": Hyperparameters()}
     )
     store.nodes.reads = 0
-    changes = diff_trees(store.nodes.load, store.load_blob, a, b)
+    changes = diff_trees(store.nodes.load_many, store.load_blobs, a, b)
     assert [(c.path, c.status) for c in changes] == [
         ("cfg/3/31", "modified"),
         ("env/py", "deleted"),
@@ -330,6 +373,19 @@ def test_tree_diffs_read_only_changed_folders() -> None:
     ]
     assert changes[0].fields[0].name == "values.i"
     assert store.nodes.reads <= 8  # roots, cfg, cfg/3, env on both sides: not 100 paths
+    assert store.nodes.calls == 3  # one call per depth
+
+
+def test_a_path_that_becomes_a_folder_sorts_before_what_is_in_it() -> None:
+    store = Store()
+    a = store.tree(None, {"x": Hyperparameters({"i": 1}), "x.y": Hyperparameters()})
+    b = store.tree(None, {"x/a": Hyperparameters({"i": 2}), "x.y": Hyperparameters({"i": 3})})
+    changes = diff_trees(store.nodes.load_many, store.load_blobs, a, b)
+    assert [(c.path, c.status) for c in changes] == [
+        ("x", "deleted"),
+        ("x/a", "added"),
+        ("x.y", "modified"),
+    ]
 
 
 def test_merge_per_key_without_conflict() -> None:

@@ -3,7 +3,7 @@ skipping every folder whose id did not change)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -72,35 +72,47 @@ def diff_blobs(before: Blob | None, after: Blob | None) -> tuple[FieldChange, ..
 
 LoadNode = Callable[[Digest], TreeNode]
 LoadBlob = Callable[[Entry], Blob]
+# Read many at once: the nodes with these ids, and the blobs these entries name (by id).
+LoadNodes = Callable[[Iterable[Digest]], Mapping[Digest, TreeNode]]
+LoadBlobs = Callable[[Iterable[Entry]], Mapping[Digest, Blob]]
 
 
 def diff_trees(
-    load_node: LoadNode, load_blob: LoadBlob, a: Digest | None, b: Digest | None
+    load_nodes: LoadNodes, load_blobs: LoadBlobs, a: Digest | None, b: Digest | None
 ) -> list[PathChange]:
     """Every path whose blob differs between the trees ``a`` and ``b`` (None: empty), in
-    path order. Folders with the same id on both sides are not read."""
-    return list(_diff(load_node, load_blob, a, b, ""))
-
-
-def _diff(
-    load_node: LoadNode, load_blob: LoadBlob, a: Digest | None, b: Digest | None, prefix: str
-) -> Iterator[PathChange]:
-    if a == b:
-        return
-    left = {} if a is None else load_node(a).as_dict()
-    right = {} if b is None else load_node(b).as_dict()
-    for name in sorted(left.keys() | right.keys()):
-        old, new = left.get(name), right.get(name)
-        if old == new:
-            continue
-        path = f"{prefix}{name}"
-        old_tree = old.digest if old is not None and old.is_tree else None
-        new_tree = new.digest if new is not None and new.is_tree else None
-        old_blob = None if old is None or old.is_tree else old
-        new_blob = None if new is None or new.is_tree else new
-        if old_blob is not None or new_blob is not None:
-            before = None if old_blob is None else load_blob(old_blob)
-            after = None if new_blob is None else load_blob(new_blob)
-            yield PathChange(path, before, after, diff_blobs(before, after))
-        if old_tree is not None or new_tree is not None:
-            yield from _diff(load_node, load_blob, old_tree, new_tree, path + "/")
+    path order. Folders with the same id on both sides are not read; the others are read
+    one depth at a time, each depth's nodes (and then every changed blob) in one call, so
+    a store answers a diff in a few queries whatever the number of changed folders."""
+    level: list[tuple[Digest | None, Digest | None, str]] = [(a, b, "")] if a != b else []
+    pairs: list[tuple[str, Entry | None, Entry | None]] = []
+    while level:
+        nodes = load_nodes({d for pair in level for d in pair[:2] if d is not None})
+        deeper: list[tuple[Digest | None, Digest | None, str]] = []
+        for old_id, new_id, prefix in level:
+            changed: list[tuple[str, Entry | None, Entry | None]]
+            if old_id is not None and new_id is not None:
+                # compared on their bytes: only the entries that differ are decoded
+                changed = nodes[old_id].changes(nodes[new_id])
+            elif new_id is not None:
+                changed = [(name, None, e) for name, e in nodes[new_id].entries]
+            elif old_id is not None:
+                changed = [(name, e, None) for name, e in nodes[old_id].entries]
+            for name, old, new in changed:
+                path = f"{prefix}{name}"
+                old_blob = None if old is None or old.is_tree else old
+                new_blob = None if new is None or new.is_tree else new
+                if old_blob is not None or new_blob is not None:
+                    pairs.append((path, old_blob, new_blob))
+                old_tree = old.digest if old is not None and old.is_tree else None
+                new_tree = new.digest if new is not None and new.is_tree else None
+                if old_tree is not None or new_tree is not None:
+                    deeper.append((old_tree, new_tree, path + "/"))
+        level = deeper
+    blobs = load_blobs([e for _, old, new in pairs for e in (old, new) if e is not None])
+    changes = []
+    for path, old, new in sorted(pairs, key=lambda pair: pair[0].split("/")):
+        before = None if old is None else blobs[old.digest]
+        after = None if new is None else blobs[new.digest]
+        changes.append(PathChange(path, before, after, diff_blobs(before, after)))
+    return changes

@@ -9,14 +9,14 @@ path: O(depth), not O(paths). The functions here are pure; they read nodes throu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
-from cairn.core.digest import Digest, parse_digest
+from cairn.core.digest import Digest
 from cairn.core.errors import InvalidArgument, NotFound
 from cairn.core.validation import check_artifact_key
-from cairn.core.versioning.canonical import canonical_bytes, object_digest, parse_canonical
+from cairn.core.versioning.canonical import object_digest
 
 __all__ = [
     "EMPTY_TREE",
@@ -30,11 +30,15 @@ __all__ = [
 ]
 
 TREE: Final = "tree"
+# A node's canonical form, and one entry of it: name, NUL, kind, NUL, the 32 bytes of the
+# id (as (name, the rest)).
+_NODE: Final = re.compile(rb"(?:[^\x00]+\x00[a-z][a-z0-9_.-]*\x00.{32})*", re.DOTALL)
+_ENTRY: Final = re.compile(rb"([^\x00]+)(\x00[a-z][a-z0-9_.-]*\x00.{32})", re.DOTALL)
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """What a name in a folder holds: a node (``kind == "tree"``) or a blob of ``kind``."""
+class Entry(NamedTuple):
+    """What a name in a folder holds: a node (``kind == "tree"``) or a blob of ``kind``.
+    (A named tuple: nodes decode thousands of them, and tuples are made fastest.)"""
 
     kind: str
     digest: Digest
@@ -44,39 +48,105 @@ class Entry:
         return self.kind == TREE
 
 
-@dataclass(frozen=True, slots=True)
 class TreeNode:
-    """One folder: name -> entry, names in sorted order."""
+    """One folder: name -> entry, names in sorted order.
 
-    entries: tuple[tuple[str, Entry], ...]
+    A node read from its canonical form keeps its entries as raw bytes (name -> the rest
+    of the entry) and decodes them when asked: two versions of a folder of 100 entries
+    that differ in one are compared on their bytes, and only that one is decoded."""
+
+    __slots__ = ("_entries", "_raw")
+
+    def __init__(self, entries: tuple[tuple[str, Entry], ...]) -> None:
+        self._entries: tuple[tuple[str, Entry], ...] | None = entries
+        self._raw: dict[bytes, bytes] | None = None
 
     @classmethod
     def of(cls, entries: Mapping[str, Entry]) -> TreeNode:
         for name in entries:
-            if not name or "/" in name or name in (".", ".."):
+            if not name or "/" in name or "\x00" in name or name in (".", ".."):
                 raise InvalidArgument("path", f"{name!r} is not a name in a folder")
         return cls(tuple(sorted(entries.items())))
+
+    @property
+    def entries(self) -> tuple[tuple[str, Entry], ...]:
+        if self._entries is None:
+            self._entries = tuple((n.decode(), _entry(rest)) for n, rest in self._bytes().items())
+        return self._entries
 
     def as_dict(self) -> dict[str, Entry]:
         return dict(self.entries)
 
+    def changes(self, other: TreeNode) -> list[tuple[str, Entry | None, Entry | None]]:
+        """(name, entry here, entry in ``other``) for each name whose entry differs."""
+        mine, theirs = self._bytes(), other._bytes()
+        names = {name for name, _ in mine.items() ^ theirs.items()}
+        found = []
+        for name in names:
+            here, there = mine.get(name), theirs.get(name)
+            found.append(
+                (
+                    name.decode(),
+                    None if here is None else _entry(here),
+                    None if there is None else _entry(there),
+                )
+            )
+        return found
+
     def canonical(self) -> bytes:
-        return canonical_bytes({name: [e.kind, e.digest] for name, e in self.entries})
+        """Per entry, in name order: the name, NUL, the kind, NUL, the 32 bytes of the id.
+
+        Binary, as git's trees are: a folder of 100 entries is some 6 KB this way against
+        10 KB as JSON with hex ids, and the store compresses away the repeated kinds, so a
+        commit that changes one path in a large folder writes little."""
+        return b"".join(name + rest for name, rest in self._bytes().items())
 
     def digest(self) -> Digest:
         return object_digest(TREE, self.canonical())
 
     @classmethod
     def decode(cls, data: bytes) -> TreeNode:
-        doc = parse_canonical(data, "tree node")
-        if not isinstance(doc, dict):
-            raise InvalidArgument("tree node", "must be a JSON object")
-        entries: dict[str, Entry] = {}
-        for name, value in doc.items():
-            if not isinstance(value, list) or len(value) != 2 or not isinstance(value[0], str):
-                raise InvalidArgument("tree node", f"entry {name!r} must be [kind, digest]")
-            entries[name] = Entry(value[0], parse_digest(value[1], "tree entry"))
-        return cls.of(entries)
+        """The node whose canonical form is ``data``; anything else is refused (names out
+        of order or repeated, a kind that is not a plain name, a short id)."""
+        if _NODE.fullmatch(data) is None:
+            raise InvalidArgument("tree node", "is not a canonical node")
+        found = _ENTRY.findall(data)
+        names = [name for name, _ in found]
+        # UTF-8 orders as the code points do, so the bytes must already be sorted
+        if names != sorted(set(names)):
+            raise InvalidArgument("tree node", "has names out of order or repeated")
+        joined = b"\x00".join(names)  # names hold no NUL: every name checked at once
+        try:
+            joined.decode()
+        except UnicodeDecodeError:
+            raise InvalidArgument("tree node", "has a name that is not UTF-8") from None
+        if b"." in names or b".." in names or b"/" in joined:
+            raise InvalidArgument("tree node", "has an entry that is not a name in a folder")
+        node = cls(())
+        node._entries, node._raw = None, dict(found)
+        return node
+
+    def _bytes(self) -> dict[bytes, bytes]:
+        if self._raw is None:
+            self._raw = {
+                name.encode(): b"\x00%s\x00%s" % (e.kind.encode(), bytes.fromhex(e.digest))
+                for name, e in self.entries
+            }
+        return self._raw
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TreeNode) and self.entries == other.entries
+
+    def __hash__(self) -> int:
+        return hash(self.entries)
+
+    def __repr__(self) -> str:
+        return f"TreeNode({self.entries!r})"
+
+
+def _entry(rest: bytes) -> Entry:
+    """An entry from what follows its name: NUL, kind, NUL, 32 bytes of id."""
+    return Entry(rest[1:-33].decode(), Digest(rest[-32:].hex()))
 
 
 EMPTY_TREE: Final = TreeNode(())

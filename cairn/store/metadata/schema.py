@@ -196,7 +196,8 @@ repositories = Table(
     UniqueConstraint("project_id", "name"),
 )
 
-# Blobs and tree nodes by content id, shared by every repository: kind, canonical bytes.
+# Blobs and tree nodes by content id, shared by every repository: kind, and the canonical
+# bytes behind one byte that says how they are kept (as they are, or zlib-compressed).
 version_objects = Table(
     "version_objects",
     metadata,

@@ -4,13 +4,15 @@ and the links of runs to commits."""
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from cairn.core.digest import Digest
+from cairn.core.errors import CorruptObject
 from cairn.core.versioning.commit import Commit, RefKind
 from cairn.core.versioning.info import CommitInfo, RefInfo, RepositoryInfo, RunCommitInfo
 from cairn.store.metadata import dialect
@@ -42,17 +44,22 @@ def _repository(row: Row[Any]) -> RepositoryInfo:
     )
 
 
-def _commit(row: Row[Any]) -> CommitInfo:
-    m = row._mapping
-    return CommitInfo(
-        id=Digest(m["digest"]),
-        repository_id=m["repository_id"],
-        root=Digest(m["root"]),
-        parents=tuple(Digest(p) for p in json.loads(m["parents"])),
-        message=m["message"],
-        author=m["author"],
-        time=m["time"],
-    )
+# The commit columns in the order _commit reads them.
+_COMMIT_COLUMNS: Final = (
+    commits.c.digest,
+    commits.c.repository_id,
+    commits.c.root,
+    commits.c.parents,
+    commits.c.message,
+    commits.c.author,
+    commits.c.time,
+)
+
+
+def _commit(row: Sequence[Any]) -> CommitInfo:
+    # by position, and parents by split: a log reads every commit of a repository
+    digest, repository_id, root, parents, message, author, time = row
+    return CommitInfo(digest, repository_id, root, tuple(parents.split()), message, author, time)
 
 
 class VersioningRows:
@@ -85,8 +92,9 @@ class VersioningRows:
 
     # -- objects ------------------------------------------------------------------------
     def put_objects(self, objects: Iterable[tuple[Digest, str, bytes]]) -> None:
-        """Store the objects (digest, kind, canonical bytes) that are not stored yet."""
-        rows = [{"digest": d, "kind": k, "body": b} for d, k, b in objects]
+        """Store the objects (digest, kind, canonical bytes) that are not stored yet (large
+        bodies compressed)."""
+        rows = [{"digest": d, "kind": k, "body": _pack(b)} for d, k, b in objects]
         if rows:
             self._conn.execute(dialect.insert_ignore(self._engine, version_objects), rows)
 
@@ -102,7 +110,7 @@ class VersioningRows:
                 ).where(version_objects.c.digest.in_(chunk))
             )
             for digest, kind, body in rows:
-                found[Digest(digest)] = (kind, bytes(body))
+                found[Digest(digest)] = (kind, _unpack(digest, bytes(body)))
         return found
 
     # -- commits ------------------------------------------------------------------------
@@ -114,7 +122,7 @@ class VersioningRows:
                 "repository_id": repository_id,
                 "digest": info.id,
                 "root": commit.root,
-                "parents": json.dumps(list(commit.parents)),
+                "parents": " ".join(commit.parents),
                 "message": commit.message,
                 "author": commit.author,
                 "time": commit.time,
@@ -124,7 +132,7 @@ class VersioningRows:
 
     def commit(self, repository_id: str, digest: str) -> CommitInfo | None:
         row = self._conn.execute(
-            select(commits).where(
+            select(*_COMMIT_COLUMNS).where(
                 commits.c.repository_id == repository_id, commits.c.digest == digest
             )
         ).first()
@@ -141,7 +149,9 @@ class VersioningRows:
 
     def all_commits(self, repository_id: str) -> dict[Digest, CommitInfo]:
         """Every commit of the repository, in one query (a log walks them in memory)."""
-        rows = self._conn.execute(select(commits).where(commits.c.repository_id == repository_id))
+        rows = self._conn.execute(
+            select(*_COMMIT_COLUMNS).where(commits.c.repository_id == repository_id)
+        )
         return {info.id: info for info in map(_commit, rows)}
 
     # -- refs ---------------------------------------------------------------------------
@@ -269,3 +279,31 @@ class VersioningRows:
             .order_by(run_captures.c.path)
         )
         return {path: (kind, Digest(digest)) for path, kind, digest in rows}
+
+
+# How a body is kept: one byte saying how, then the bytes. Large bodies (tree nodes of big
+# folders, long requirement lists) are compressed; small ones are not, as compressing
+# 100 bytes costs some 50 µs and saves nothing.
+_RAW: Final = b"\x00"
+_ZLIB: Final = b"\x01"
+_COMPRESS_FROM: Final = 512
+
+
+def _pack(body: bytes) -> bytes:
+    if len(body) >= _COMPRESS_FROM:
+        packed = zlib.compress(body, 6)
+        if len(packed) < len(body):
+            return _ZLIB + packed
+    return _RAW + body
+
+
+def _unpack(digest: str, stored: bytes) -> bytes:
+    how, body = stored[:1], stored[1:]
+    if how == _RAW:
+        return body
+    if how == _ZLIB:
+        try:
+            return zlib.decompress(body)
+        except zlib.error:
+            pass
+    raise CorruptObject(f"versioned object {digest} is not readable", digest=digest)
