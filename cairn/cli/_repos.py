@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -211,28 +211,16 @@ def repos_diff(
 
 
 def _print_change(change: PathChange) -> None:
+    from cairn.core.versioning.canonical import shown
+
     sign = {"added": "+", "deleted": "-", "modified": "~"}[change.status]
     kind = (change.after or change.before).KIND  # type: ignore[union-attr]
     typer.echo(f"{sign} {change.path} ({kind}, {change.status})")
     for field in change.fields:
-        before = "" if field.before is None else _shown(field.before)
-        after = "" if field.after is None else _shown(field.after)
+        before = "" if field.before is None else shown(field.before)
+        after = "" if field.after is None else shown(field.after)
         arrow = f"{before} -> {after}" if before and after else (after or before)
         typer.echo(f"    {field.status:<8} {field.name}: {shorten(arrow, 120)}")
-
-
-def _shown(value: Any) -> str:
-    """A field's canonical value for people: a typed scalar as itself."""
-    if (
-        isinstance(value, list)
-        and len(value) == 2
-        and value[0] in ("int", "float", "bool", "str")
-        and isinstance(value[1], str)
-    ):
-        return value[1] if value[0] != "str" else json.dumps(value[1], ensure_ascii=False)
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 @repos.command("merge")
@@ -263,19 +251,9 @@ def repos_merge(
         changed = ", ".join(result.changed) or "-"
         typer.echo(f"{state}: {len(result.conflicts)} conflict(s); changed: {changed}")
         for conflict in result.conflicts:
-            typer.echo(
-                f"  {conflict.name}: base {_side(conflict.base)}, ours {_side(conflict.ours)}, "
-                f"theirs {_side(conflict.theirs)}"
-            )
+            typer.echo(f"  {conflict}")
     if result.conflicts:
         raise typer.Exit(1)
-
-
-def _side(value: Any) -> str:
-    if value is None:
-        return "(absent)"
-    kind = getattr(value, "KIND", None)
-    return f"({kind})" if kind else _shown(value)
 
 
 @repos.command("checkout")

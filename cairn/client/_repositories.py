@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from cairn.client._entities import Run, _Entity
 from cairn.core.digest import Digest
@@ -19,6 +19,8 @@ from cairn.core.versioning.merge import MergeConflict, Resolution
 from cairn.core.versioning.tree import check_path
 from cairn.files.checkout import checkout
 from cairn.service.contracts import Repositories
+
+B = TypeVar("B", bound=Blob)
 
 if TYPE_CHECKING:
     from cairn.client._client import Client
@@ -192,16 +194,25 @@ class Commit:
         return self.repository._versions
 
     # -- reading --------------------------------------------------------------------------
-    def get(self, path: str) -> Blob:
-        """The ingredient at ``path`` (as staged, if it is)."""
+    @overload
+    def get(self, path: str) -> Blob: ...
+
+    @overload
+    def get(self, path: str, kind: type[B]) -> B: ...
+
+    def get(self, path: str, kind: type[Blob] | None = None) -> Blob:
+        """The ingredient at ``path`` (as staged, if it is). With ``kind`` (e.g.
+        ``Hyperparameters``), it must be one: ``InvalidArgument`` otherwise."""
         check_path(path)
         if path in self._staged:
             found = self._staged[path]
             if found is None:
                 raise NotFound(f"{path!r} is removed in this commit's staged changes", path=path)
-            return found
-        blobs: dict[str, Blob] = self._versions.read_blobs(self.repository.id, self.id, [path])
-        return blobs[path]
+        else:
+            found = self._versions.read_blobs(self.repository.id, self.id, [path])[path]
+        if kind is not None and not isinstance(found, kind):
+            raise InvalidArgument(path, f"holds a {found.KIND} blob, not a {kind.KIND} one")
+        return found
 
     def walk(self) -> Iterator[tuple[str, Blob]]:
         """Every (path, ingredient), staged changes included, in path order."""

@@ -18,6 +18,7 @@ from cairn.versioning import (
     Hyperparameters,
     Notebook,
     Python,
+    PythonEnvironment,
     Snapshot,
 )
 from cairn.versioning import Path as DataPath
@@ -337,3 +338,10 @@ def test_a_sweep_shares_one_capture(open_client: MakeClient) -> None:
         run.end()
     digests = {run.get_capture()["environment/python"].digest() for run in runs}
     assert len(digests) == 1  # one blob, stored once, whatever the number of runs
+
+
+def test_get_with_a_kind_checks_it(repo: cairn.Repository) -> None:
+    commit = saved(repo, "main", "hp", config__hp=hp(lr=0.5))
+    assert commit.get("config/hp", Hyperparameters).values == {"lr": 0.5}
+    with pytest.raises(cairn.InvalidArgument, match=r"config\.hyperparameters blob"):
+        commit.get("config/hp", PythonEnvironment)

@@ -77,3 +77,18 @@ def decode_value(encoded: Json, what: str) -> HyperparameterValue:
     if encode_value(value) != encoded:  # one spelling per value: "1.0" is not "1.00"
         raise InvalidArgument(what, f"is not in canonical form: {encoded!r}")
     return value
+
+
+def shown(value: Json) -> str:
+    """A canonical field value for people: a typed scalar as itself (a string quoted, so
+    that 1 and "1" still differ), anything else as compact JSON."""
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and value[0] in ("int", "float", "bool", "str")
+        and isinstance(value[1], str)
+    ):
+        return value[1] if value[0] != "str" else json.dumps(value[1], ensure_ascii=False)
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)

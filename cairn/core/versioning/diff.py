@@ -9,7 +9,7 @@ from typing import Literal
 
 from cairn.core.digest import Digest
 from cairn.core.versioning.blobs import Blob, Field
-from cairn.core.versioning.canonical import Json
+from cairn.core.versioning.canonical import Json, shown
 from cairn.core.versioning.tree import Entry, TreeNode
 
 __all__ = ["FieldChange", "PathChange", "Status", "diff_blobs", "diff_trees"]
@@ -42,6 +42,14 @@ class FieldChange:
     def name(self) -> str:
         """The field for people: ``values.lr``, ``requirements.numpy``, ``command_line``."""
         return ".".join(self.field)
+
+    def __str__(self) -> str:
+        """``values.lr: 0.5 -> 0.8`` (``+``/``-`` for a field added or removed)."""
+        if self.before is None:
+            return f"{self.name}: + {shown(self.after)}"
+        if self.after is None:
+            return f"{self.name}: - {shown(self.before)}"
+        return f"{self.name}: {shown(self.before)} -> {shown(self.after)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from cairn.core.digest import Digest
 from cairn.core.errors import InvalidArgument
 from cairn.core.versioning.blobs import BLOB_KINDS, Blob, Field
+from cairn.core.versioning.canonical import shown
 from cairn.core.versioning.diff import LoadBlob, LoadNode
 from cairn.core.versioning.tree import Entry
 
@@ -46,6 +47,21 @@ class MergeConflict:
     def name(self) -> str:
         """The conflict for people: ``config/hp`` or ``config/hp: values.lr``."""
         return self.path if self.field is None else f"{self.path}: {'.'.join(self.field)}"
+
+    def __str__(self) -> str:
+        """``config/hp: values.lr: base 0.5, ours 0.3, theirs 0.8``."""
+        sides = (("base", self.base), ("ours", self.ours), ("theirs", self.theirs))
+        return f"{self.name}: " + ", ".join(f"{n} {_side(v)}" for n, v in sides)
+
+
+def _side(value: Any) -> str:
+    if value is None:
+        return "(absent)"
+    if value is FOLDER:
+        return "(a folder)"
+    if isinstance(value, Blob):
+        return f"(a {value.KIND} blob)"
+    return shown(value)
 
 
 @dataclass(slots=True)
