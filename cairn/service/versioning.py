@@ -39,7 +39,6 @@ from cairn.core.versioning.tree import (
     apply_changes,
     check_path,
     find,
-    walk,
 )
 from cairn.service.base import ServicePart
 from cairn.store.metadata.tx import MetadataTx
@@ -85,6 +84,24 @@ class _Objects:
                 )
             self._blobs[digest] = blob_from_body(kind, parse_canonical(body, kind))
         return {d: self._blobs[d] for d in kinds}
+
+    def every_blob(self, root: Digest) -> list[tuple[str, Entry]]:
+        """(path, entry) of every blob under ``root`` in path order, the nodes of each
+        depth read in one query."""
+        found: list[tuple[str, Entry]] = []
+        level = [(root, "")]
+        while level:
+            nodes = self.nodes({digest for digest, _ in level})
+            deeper = []
+            for digest, prefix in level:
+                for name, entry in nodes[digest].entries:
+                    if entry.is_tree:
+                        deeper.append((entry.digest, f"{prefix}{name}/"))
+                    else:
+                        found.append((f"{prefix}{name}", entry))
+            level = deeper
+        found.sort(key=lambda item: item[0].split("/"))
+        return found
 
     def _read(self, digests: set[Digest]) -> dict[Digest, tuple[str, bytes]]:
         if not digests:
@@ -192,7 +209,7 @@ class RepositoryService(ServicePart):
             self._repository(tx, repository_id)
             commit = self._commit_of(tx, repository_id, ref)
             objects = _Objects(tx)
-            return {path: entry.kind for path, entry in walk(objects.node, commit.root)}
+            return {path: entry.kind for path, entry in objects.every_blob(commit.root)}
 
     def read_blobs(
         self, repository_id: str, ref: str, paths: Iterable[str] | None = None
@@ -205,7 +222,9 @@ class RepositoryService(ServicePart):
             commit = self._commit_of(tx, repository_id, ref)
             objects = _Objects(tx)
             if wanted is None:
-                return {p: objects.blob(e) for p, e in walk(objects.node, commit.root)}
+                everything = objects.every_blob(commit.root)
+                blobs = objects.blobs(e for _, e in everything)
+                return {path: blobs[entry.digest] for path, entry in everything}
             found: dict[str, Blob] = {}
             for path in wanted:
                 entry = find(objects.node, commit.root, path)
