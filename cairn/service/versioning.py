@@ -195,7 +195,6 @@ class RepositoryService(ServicePart):
         """The commit a ref names: a branch, a tag, or a commit id (or a unique prefix of
         one, from 7 characters)."""
         with self.metadata.read() as tx:
-            self._repository(tx, repository_id)
             return self._commit_of(tx, repository_id, ref)
 
     def list_refs(self, repository_id: str) -> list[RefInfo]:
@@ -206,7 +205,6 @@ class RepositoryService(ServicePart):
     def list_paths(self, repository_id: str, ref: str) -> dict[str, str]:
         """Every ingredient of a commit: path -> blob kind, in path order."""
         with self.metadata.read() as tx:
-            self._repository(tx, repository_id)
             commit = self._commit_of(tx, repository_id, ref)
             objects = _Objects(tx)
             return {path: entry.kind for path, entry in objects.every_blob(commit.root)}
@@ -218,7 +216,6 @@ class RepositoryService(ServicePart):
         that holds none."""
         wanted = None if paths is None else [check_path(p) for p in _strings(paths, "paths")]
         with self.metadata.read() as tx:
-            self._repository(tx, repository_id)
             commit = self._commit_of(tx, repository_id, ref)
             objects = _Objects(tx)
             if wanted is None:
@@ -275,7 +272,6 @@ class RepositoryService(ServicePart):
         """What changed from commit ``a`` to commit ``b``, path by path and, inside a blob,
         field by field."""
         with self.metadata.read() as tx:
-            self._repository(tx, repository_id)
             first = self._commit_of(tx, repository_id, a)
             second = self._commit_of(tx, repository_id, b)
             objects = _Objects(tx)
@@ -439,7 +435,6 @@ class RepositoryService(ServicePart):
         commits changed the same fields."""
         check_ref_name(branch, "branch")
         with self.metadata.write() as tx:
-            self._repository(tx, repository_id)
             undone = self._commit_of(tx, repository_id, commit)
             head = self._branch(tx, repository_id, branch)
             current = self._commit(tx, repository_id, head)
@@ -593,11 +588,14 @@ class RepositoryService(ServicePart):
 
     @classmethod
     def _commit_of(cls, tx: MetadataTx, repository_id: str, ref: str) -> CommitInfo:
-        """The commit ``ref`` names; a whole id is looked up first, as git does."""
+        """The commit ``ref`` names in the repository (``NotFound`` for either); a whole id
+        is looked up first, as git does, and when it is found the repository exists."""
+        check_entity_id(repository_id, "repository_id")
         if isinstance(ref, str) and len(ref) == 64 and set(ref) <= _HEX:
             found = tx.versioning.commit(repository_id, ref)
             if found is not None:
                 return found
+        cls._repository(tx, repository_id)
         return cls._commit(tx, repository_id, cls._resolve(tx, repository_id, ref))
 
     @staticmethod
