@@ -8,7 +8,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -18,7 +18,7 @@ from cairn.core.settings import SETTINGS, Setting, settings_from
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from cairn.client import Client
+    from cairn.client import Client, Project
 
 __all__ = [
     "HomeOption",
@@ -28,6 +28,7 @@ __all__ = [
     "UrlOption",
     "connect",
     "fail",
+    "find_in_project",
     "format_duration",
     "format_size",
     "format_time",
@@ -206,3 +207,30 @@ def format_size(size: int) -> str:
             break
         value, unit = value / 1000, bigger
     return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
+T = TypeVar("T")
+
+
+def find_in_project(
+    client: Client, path: str, what: str, example: str, lookup: Callable[[Project, str], T]
+) -> T:
+    """What ``PROJECT/NAME`` names (``lookup(project, name)``, ``NotFound`` if nothing).
+    Names may hold '/' themselves: every split is tried, left to right, and the first that
+    names something wins."""
+    splits = [
+        (path[:i], path[i + 1 :])
+        for i, ch in enumerate(path)
+        if ch == "/" and 0 < i < len(path) - 1
+    ]
+    hint = f"PROJECT/{what.upper()}"
+    if not splits:
+        raise typer.BadParameter(f"expected {hint} (e.g. {example}), got {path!r}", param_hint=hint)
+    missing: NotFound | None = None
+    for project_name, name in splits:
+        try:
+            return lookup(client.get_project(project_name), name)
+        except NotFound as exc:
+            missing = missing or exc
+    assert missing is not None
+    raise missing

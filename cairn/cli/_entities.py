@@ -14,6 +14,7 @@ from cairn.cli._common import (
     StoreOption,
     UrlOption,
     connect,
+    find_in_project,
     format_duration,
     format_size,
     format_time,
@@ -25,7 +26,7 @@ from cairn.cli._common import (
 from cairn.core.errors import NotFound
 
 if TYPE_CHECKING:
-    from cairn.client import Client, Experiment
+    from cairn.client import Client, Experiment, Project
     from cairn.core.model import ArtifactInfo, RunInfo
 
 __all__ = ["experiments", "find_experiment", "projects", "runs"]
@@ -77,35 +78,19 @@ def experiments_ls(
 
 
 def find_experiment(client: Client, path: str) -> Experiment:
-    """The experiment ``PROJECT/EXPERIMENT``. Names may hold '/' themselves: every split
-    is tried, left to right, and the first that names an experiment wins."""
-    splits = [
-        (path[:i], path[i + 1 :])
-        for i, ch in enumerate(path)
-        if ch == "/" and 0 < i < len(path) - 1
-    ]
-    if not splits:
-        raise typer.BadParameter(
-            f"expected PROJECT/EXPERIMENT (e.g. churn/baseline), got {path!r}",
-            param_hint="PROJECT/EXPERIMENT",
-        )
-    missing: NotFound | None = None
-    for project_name, experiment_name in splits:
-        try:
-            project = client.get_project(project_name)
-        except NotFound as exc:
-            missing = missing or exc
-            continue
+    """The experiment ``PROJECT/EXPERIMENT``."""
+
+    def lookup(project: Project, name: str) -> Experiment:
         for experiment in project.list_experiments():
-            if experiment.name == experiment_name:
+            if experiment.name == name:
                 return experiment
-        missing = NotFound(
-            f"no experiment named {experiment_name!r} in project {project_name!r}",
+        raise NotFound(
+            f"no experiment named {name!r} in project {project.name!r}",
             kind="experiment",
-            name=experiment_name,
+            name=name,
         )
-    assert missing is not None
-    raise missing
+
+    return find_in_project(client, path, "experiment", "churn/baseline", lookup)
 
 
 @runs.command("ls")

@@ -14,13 +14,13 @@ from cairn.cli._common import (
     StoreOption,
     UrlOption,
     connect,
+    find_in_project,
     format_time,
     group,
     print_json,
     print_table,
     shorten,
 )
-from cairn.core.errors import NotFound
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -49,27 +49,14 @@ RefArgument = Annotated[
 
 
 def find_repository(client: Client, path: str) -> Repository:
-    """The repository ``PROJECT/REPO``; names may hold '/' themselves: every split is
-    tried, left to right, and the first that names a repository wins."""
-    splits = [
-        (path[:i], path[i + 1 :])
-        for i, ch in enumerate(path)
-        if ch == "/" and 0 < i < len(path) - 1
-    ]
-    if not splits:
-        raise typer.BadParameter(
-            f"expected PROJECT/REPO (e.g. churn/ingredients), got {path!r}",
-            param_hint="PROJECT/REPO",
-        )
-    missing: NotFound | None = None
-    for project_name, repository_name in splits:
-        try:
-            project = client.get_project(project_name)
-            return client.get_repository(repository_name, project=project)
-        except NotFound as exc:
-            missing = missing or exc
-    assert missing is not None
-    raise missing
+    """The repository ``PROJECT/REPO``."""
+    return find_in_project(
+        client,
+        path,
+        "repo",
+        "churn/ingredients",
+        lambda project, name: client.get_repository(name, project=project),
+    )
 
 
 def _commit_row(commit: Commit, refs: dict[str, list[str]]) -> tuple[str, ...]:

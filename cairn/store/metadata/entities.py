@@ -11,6 +11,7 @@ from sqlalchemy.engine.interfaces import DBAPICursor
 
 from cairn.core.model import EntityKind, ExperimentInfo, ProjectInfo, RunInfo, RunStatus
 from cairn.store.metadata import dialect
+from cairn.store.metadata.named import ProjectNamed
 from cairn.store.metadata.schema import experiments, projects, repositories, runs
 
 __all__ = ["EntityRows", "RunSQL", "RunWriter"]
@@ -71,6 +72,7 @@ class EntityRows:
     def __init__(self, conn: Connection, engine: Engine) -> None:
         self._conn = conn
         self._engine = engine
+        self._experiments = ProjectNamed(conn, experiments, _experiment)
 
     # -- get-or-create -------------------------------------------------------------
     def insert_ignore(self, kind: EntityKind, row: Mapping[str, Any]) -> bool:
@@ -94,26 +96,13 @@ class EntityRows:
 
     # -- experiments ----------------------------------------------------------------
     def experiment(self, experiment_id: str) -> ExperimentInfo | None:
-        row = self._conn.execute(
-            select(experiments).where(experiments.c.id == experiment_id)
-        ).first()
-        return None if row is None else _experiment(row)
+        return self._experiments.by_id(experiment_id)
 
     def experiment_by_name(self, project_id: str, name: str) -> ExperimentInfo | None:
-        row = self._conn.execute(
-            select(experiments).where(
-                experiments.c.project_id == project_id, experiments.c.name == name
-            )
-        ).first()
-        return None if row is None else _experiment(row)
+        return self._experiments.by_name(project_id, name)
 
     def experiments(self, project_id: str) -> list[ExperimentInfo]:
-        rows = self._conn.execute(
-            select(experiments)
-            .where(experiments.c.project_id == project_id)
-            .order_by(experiments.c.id)
-        )
-        return [_experiment(r) for r in rows]
+        return self._experiments.in_project(project_id)
 
     # -- runs -----------------------------------------------------------------------
     def run(self, run_id: str) -> RunInfo | None:

@@ -16,6 +16,7 @@ from cairn.core.errors import CorruptObject
 from cairn.core.versioning.commit import Commit, RefKind
 from cairn.core.versioning.info import CommitInfo, RefInfo, RepositoryInfo, RunCommitInfo
 from cairn.store.metadata import dialect
+from cairn.store.metadata.named import ProjectNamed
 from cairn.store.metadata.schema import (
     commits,
     refs,
@@ -66,29 +67,17 @@ class VersioningRows:
     def __init__(self, conn: Connection, engine: Engine) -> None:
         self._conn = conn
         self._engine = engine
+        self._repositories = ProjectNamed(conn, repositories, _repository)
 
     # -- repositories -------------------------------------------------------------------
     def repository(self, repository_id: str) -> RepositoryInfo | None:
-        row = self._conn.execute(
-            select(repositories).where(repositories.c.id == repository_id)
-        ).first()
-        return None if row is None else _repository(row)
+        return self._repositories.by_id(repository_id)
 
     def repository_by_name(self, project_id: str, name: str) -> RepositoryInfo | None:
-        row = self._conn.execute(
-            select(repositories).where(
-                repositories.c.project_id == project_id, repositories.c.name == name
-            )
-        ).first()
-        return None if row is None else _repository(row)
+        return self._repositories.by_name(project_id, name)
 
     def repositories(self, project_id: str) -> list[RepositoryInfo]:
-        rows = self._conn.execute(
-            select(repositories)
-            .where(repositories.c.project_id == project_id)
-            .order_by(repositories.c.id)
-        )
-        return [_repository(r) for r in rows]
+        return self._repositories.in_project(project_id)
 
     # -- objects ------------------------------------------------------------------------
     def put_objects(self, objects: Iterable[tuple[Digest, str, bytes]]) -> None:
