@@ -13,6 +13,7 @@ from cairn.client._entities import Run, _Entity
 from cairn.core.digest import Digest
 from cairn.core.errors import InvalidArgument, NotFound
 from cairn.core.versioning.blobs import Blob, Field
+from cairn.core.versioning.commit import check_ref_name
 from cairn.core.versioning.diff import PathChange
 from cairn.core.versioning.info import CommitInfo, MergeOutcome, RefInfo, RepositoryInfo
 from cairn.core.versioning.merge import MergeConflict, Resolution
@@ -62,13 +63,15 @@ class Repository(_Entity):
     ) -> Commit:
         """The commit a branch (``main`` if nothing is named), a tag or an id (or a unique
         prefix of one) names. Read from a branch, it saves onto that branch."""
-        given = [v for v in (branch, tag, id) if v is not None]
-        if len(given) > 1:
+        if sum(v is not None for v in (branch, tag, id)) > 1:
             raise InvalidArgument("branch", "give one of branch, tag and id")
-        ref = given[0] if given else "main"
-        info = self._versions.get_commit(self.id, ref)
-        on = ref if branch is not None or not given else None
-        return Commit(self, info, branch=on)
+        if tag is not None:
+            check_ref_name(tag, "tag")
+            return Commit(self, self._versions.get_commit(self.id, f"refs/tags/{tag}"))
+        if id is not None:
+            return Commit(self, self._versions.get_commit(self.id, id))
+        on = check_ref_name(branch, "branch") if branch is not None else "main"
+        return Commit(self, self._versions.get_commit(self.id, f"refs/heads/{on}"), branch=on)
 
     def log(
         self,
@@ -210,7 +213,7 @@ class Commit:
                 raise NotFound(f"{path!r} is removed in this commit's staged changes", path=path)
         else:
             found = self._versions.read_blobs(self.repository.id, self.id, [path])[path]
-        if kind is not None and not isinstance(found, kind):
+        if kind is not None and found.KIND != kind.KIND:  # Python is a PythonEnvironment
             raise InvalidArgument(path, f"holds a {found.KIND} blob, not a {kind.KIND} one")
         return found
 
@@ -280,18 +283,22 @@ class Commit:
         self._read = None
         return self
 
-    def revert(self, message: str | None = None) -> Commit:
-        """A new commit that undoes this one, on the branch it was read from (``main`` if
-        none); that new commit."""
-        branch = self.branch or "main"
+    def revert(self, message: str | None = None, *, branch: str | None = None) -> Commit:
+        """A new commit that undoes this one, on ``branch`` (by default the branch this
+        commit was read from), whose history must hold it; that new commit."""
+        on = branch or self.branch
+        if on is None:
+            raise InvalidArgument(
+                "branch", "this commit was not read from a branch: say which, revert(branch=...)"
+            )
         info = self._versions.revert(
             self.repository.id,
             self.id,
-            branch,
+            on,
             message=message,
             author=self.repository._client._owner,
         )
-        return Commit(self.repository, info, branch=branch)
+        return Commit(self.repository, info, branch=on)
 
     def diff(self, other: Commit | str) -> list[PathChange]:
         """What changed from ``other`` to this commit."""

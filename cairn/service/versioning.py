@@ -21,7 +21,13 @@ from cairn.core.objects import ObjectInfo, Progress
 from cairn.core.validation import check_entity_id, check_name, check_names, check_text
 from cairn.core.versioning.blobs import Blob, Field, blob_from_body
 from cairn.core.versioning.canonical import object_digest, parse_canonical
-from cairn.core.versioning.commit import DEFAULT_BRANCH, Commit, check_ref_name, merge_base
+from cairn.core.versioning.commit import (
+    DEFAULT_BRANCH,
+    Commit,
+    RefKind,
+    check_ref_name,
+    merge_base,
+)
 from cairn.core.versioning.diff import PathChange, diff_trees
 from cairn.core.versioning.info import (
     CommitInfo,
@@ -46,6 +52,8 @@ from cairn.store.metadata.tx import MetadataTx
 __all__ = ["RepositoryService"]
 
 _HEX = frozenset("0123456789abcdef")
+# Refs that name one kind only, as git spells them.
+_QUALIFIED: tuple[tuple[str, RefKind], ...] = (("refs/heads/", "branch"), ("refs/tags/", "tag"))
 _SHORT_ID = 7  # the shortest commit id prefix accepted, as git's default abbreviation
 
 
@@ -297,7 +305,18 @@ class RepositoryService(ServicePart):
         with self.metadata.write() as tx:
             self._repository(tx, repository_id)
             head = self._branch(tx, repository_id, branch)
-            if base is not None and head != self._resolve(tx, repository_id, base):
+            objects = _Objects(tx)
+            if base is not None and head != (seen := self._resolve(tx, repository_id, base)):
+                found = self._commit(tx, repository_id, head)
+                made = Commit(found.root, (seen,), message, author, found.time)
+                if (
+                    found.commit() == made
+                    and found.root
+                    == apply_changes(
+                        objects.node, self._commit(tx, repository_id, seen).root, entries
+                    )[0]
+                ):
+                    return found  # this very save, retried after its answer was lost
                 raise Conflict(
                     f"branch {branch!r} moved to {head[:12]} since {base[:12]} was read: "
                     "merge it, then save again",
@@ -305,7 +324,6 @@ class RepositoryService(ServicePart):
                     head=head,
                 )
             parent = self._commit(tx, repository_id, head)
-            objects = _Objects(tx)
             root, nodes = apply_changes(objects.node, parent.root, entries)
             if root == parent.root:
                 raise InvalidArgument("changes", "change nothing: the tree is the head's")
@@ -322,9 +340,10 @@ class RepositoryService(ServicePart):
         expected: str | None = None,
         force: bool = False,
     ) -> RefInfo:
-        """Create the branch ``name`` at ``commit``, or move it there from ``expected`` (if
-        given, the commit the caller saw: ``Conflict`` if it moved meanwhile). A move to a
-        commit that does not descend from the branch's needs ``force``."""
+        """Create the branch ``name`` at ``commit`` (``AlreadyExists`` if it exists), or move
+        it there: from ``expected`` (the commit the caller saw: ``Conflict`` if it moved
+        meanwhile), or whatever it is at with ``force``. A move to a commit that does not
+        descend from the branch's also needs ``force``."""
         check_ref_name(name, "branch")
         with self.metadata.write() as tx:
             self._repository(tx, repository_id)
@@ -336,6 +355,14 @@ class RepositoryService(ServicePart):
                     raise NotFound(f"no branch {name!r}", kind="branch", name=name)
                 tx.versioning.create_ref(repository_id, "branch", name, target, now)
                 return RefInfo(name, "branch", target)
+            if current == target:  # already there (a retry, or nothing to do)
+                return RefInfo(name, "branch", target)
+            if expected is None and not force:
+                raise AlreadyExists(
+                    f"branch {name!r} exists (at {current[:12]}): give force=True to move it",
+                    kind="branch",
+                    name=name,
+                )
             if expected is not None and current != self._resolve(tx, repository_id, expected):
                 raise Conflict(f"branch {name!r} moved meanwhile", branch=name, head=current)
             if not force and current not in _ancestry(
@@ -357,6 +384,8 @@ class RepositoryService(ServicePart):
             self._repository(tx, repository_id)
             target = self._resolve(tx, repository_id, commit)
             if not tx.versioning.create_ref(repository_id, "tag", name, target, self.clock()):
+                if tx.versioning.ref(repository_id, "tag", name) == target:
+                    return RefInfo(name, "tag", target)  # already so (a retry)
                 raise AlreadyExists(f"tag {name!r} exists; tags never move", kind="tag", name=name)
             return RefInfo(name, "tag", target)
 
@@ -384,14 +413,17 @@ class RepositoryService(ServicePart):
         with self.metadata.write() as tx:
             self._repository(tx, repository_id)
             theirs = self._resolve(tx, repository_id, source)
-            ours = self._branch(tx, repository_id, into)
-            for seen, now_at, what in (
-                (expected_source, theirs, "source"),
-                (expected_target, ours, "into"),
-            ):
-                if seen is not None and self._resolve(tx, repository_id, seen) != now_at:
-                    raise Conflict(f"{what} moved since the merge was computed: merge again")
+            ours = head = self._branch(tx, repository_id, into)
             everything = tx.versioning.all_commits(repository_id)
+            if expected_source is not None:
+                seen = self._resolve(tx, repository_id, expected_source)
+                if seen != theirs:
+                    raise Conflict("source moved since the merge was computed: merge again")
+            if expected_target is not None:
+                ours = self._resolve(tx, repository_id, expected_target)
+                if ours != head and everything[head].parents != (ours, theirs):
+                    raise Conflict("into moved since the merge was computed: merge again")
+                # else: this very merge, retried after its answer was lost (checked below)
             base = merge_base(
                 ours, theirs, lambda c: everything[c].parents, lambda c: everything[c].time
             )
@@ -415,8 +447,13 @@ class RepositoryService(ServicePart):
                 return MergeOutcome(theirs, ours, base, tuple(plan.conflicts), None, changed)
             entries, blobs = self._staged(plan.changes)
             root, nodes = apply_changes(objects.node, everything[ours].root, entries)
-            self._store(tx, blobs, nodes)
             text = message if message is not None else f"Merge {source} into {into}"
+            if ours != head:
+                done = everything[head]
+                if done.root != root or done.message != text or done.author != author:
+                    raise Conflict("into moved since the merge was computed: merge again")
+                return MergeOutcome(theirs, ours, base, (), done, changed)
+            self._store(tx, blobs, nodes)
             commit = Commit(root, (ours, theirs), text, author, self.clock())
             info = self._advance(tx, repository_id, into, ours, commit)
             return MergeOutcome(theirs, ours, base, (), info, changed)
@@ -437,14 +474,28 @@ class RepositoryService(ServicePart):
         with self.metadata.write() as tx:
             undone = self._commit_of(tx, repository_id, commit)
             head = self._branch(tx, repository_id, branch)
+            if undone.id not in _ancestry(head, tx.versioning.all_commits(repository_id)):
+                raise InvalidArgument(
+                    "commit", f"{undone.id[:12]} is not in the history of branch {branch!r}"
+                )
             current = self._commit(tx, repository_id, head)
             before = (
                 self._commit(tx, repository_id, undone.parents[0]).root
                 if undone.parents
                 else EMPTY_TREE.digest()
             )
+            first_line = undone.message.splitlines()[0] if undone.message else undone.id[:12]
+            text = message if message is not None else f'Revert "{first_line}"'
             objects = _Objects(tx)
             plan = merge_trees(objects.node, objects.blob, undone.root, current.root, before)
+            if not plan.changes and current.message == text and current.parents:
+                # perhaps this very revert, retried after its answer was lost
+                parent = self._commit(tx, repository_id, current.parents[0])
+                again = merge_trees(objects.node, objects.blob, undone.root, parent.root, before)
+                if again.changes and not again.conflicts:
+                    entries, _ = self._staged(again.changes)
+                    if apply_changes(objects.node, parent.root, entries)[0] == current.root:
+                        return current
             if plan.conflicts:
                 names = ", ".join(c.name for c in plan.conflicts[:5])
                 raise Conflict(
@@ -457,8 +508,6 @@ class RepositoryService(ServicePart):
             entries, blobs = self._staged(plan.changes)
             root, nodes = apply_changes(objects.node, current.root, entries)
             self._store(tx, blobs, nodes)
-            first_line = undone.message.splitlines()[0] if undone.message else undone.id[:12]
-            text = message if message is not None else f'Revert "{first_line}"'
             return self._advance(
                 tx, repository_id, branch, head, Commit(root, (head,), text, author, self.clock())
             )
@@ -600,10 +649,19 @@ class RepositoryService(ServicePart):
 
     @staticmethod
     def _resolve(tx: MetadataTx, repository_id: str, ref: str) -> Digest:
-        """A branch, a tag, or a commit id or unique prefix of one (7+ hex characters)."""
+        """``refs/heads/NAME`` (a branch only), ``refs/tags/NAME`` (a tag only), or a name
+        looked up as a tag, then a branch (git's order), then as a commit id or a unique
+        prefix of one (7+ hex characters)."""
         if not isinstance(ref, str) or not ref:
             raise InvalidArgument("ref", "must name a branch, a tag or a commit")
-        for kind in ("branch", "tag"):
+        for prefix, only in _QUALIFIED:
+            if ref.startswith(prefix):
+                name = ref.removeprefix(prefix)
+                found = tx.versioning.ref(repository_id, only, name)
+                if found is None:
+                    raise NotFound(f"no {only} {name!r}", kind=only, name=name)
+                return found
+        for kind in ("tag", "branch"):
             found = tx.versioning.ref(repository_id, kind, ref)
             if found is not None:
                 return found

@@ -201,12 +201,30 @@ def test_branches_and_tags(repo: cairn.Repository) -> None:
     assert repo.get_commit(tag="v1").id == base.id
     with pytest.raises(cairn.AlreadyExists):
         repo.tag("v1", exp)
-    with pytest.raises(cairn.Conflict, match="force"):
-        repo.branch("exp", from_=base)  # a move that loses "on exp"
+    assert repo.tag("v1", base).commit == base.id  # the same tag again: a retry, not an error
+    with pytest.raises(cairn.AlreadyExists, match="force"):
+        repo.branch("exp", from_=base)  # it exists
     assert repo.branch("exp", from_=base, force=True).id == base.id
     assert repo.get_commit(id=base.id[:10]).id == base.id
-    with pytest.raises(cairn.InvalidArgument):
-        repo.branch("bad..name")
+    for bad in ("bad..name", "x.lock/y", "refs/heads/x"):
+        with pytest.raises(cairn.InvalidArgument):
+            repo.branch(bad)
+
+
+def test_a_tag_and_a_branch_of_one_name_stay_apart(repo: cairn.Repository) -> None:
+    base = saved(repo, "main", "base", config__hp=hp(lr=1))
+    repo.tag("v1", base)
+    moving = repo.branch("v1", from_=base)
+    moving.update("config/hp", hp(lr=2))
+    moving.save("branch v1 moves")
+    assert repo.get_commit(tag="v1").id == base.id
+    assert repo.get_commit(branch="v1").id == moving.id
+    assert repo.get_commit(id="v1").id == base.id  # a bare name: the tag first, as in git
+    repo.tag("only-a-tag", base)
+    with pytest.raises(cairn.NotFound, match="no branch"):
+        repo.get_commit(branch="only-a-tag")
+    with pytest.raises(cairn.NotFound, match="no tag"):
+        repo.get_commit(tag="main")
 
 
 def test_a_merge_without_conflicts_moves_the_target(repo: cairn.Repository) -> None:
@@ -269,11 +287,50 @@ def test_an_aborted_merge_moves_nothing_and_unrelated_histories_are_refused(
 def test_revert(repo: cairn.Repository) -> None:
     saved(repo, "main", "a", config__hp=hp(lr=1))
     b = saved(repo, "main", "b", config__hp=hp(lr=2), env__py=Python(["numpy==1"]))
-    undone = repo.get_commit(id=b.id).revert()
+    with pytest.raises(cairn.InvalidArgument, match="branch"):
+        repo.get_commit(id=b.id).revert()  # read by id: which branch is not known
+    undone = repo.get_commit(id=b.id).revert(branch="main")
     assert undone.message == 'Revert "b"'
     head = repo.get_commit(branch="main")
     assert head.id == undone.id and head.get("config/hp") == hp(lr=1)
     assert "env/py" not in head.paths()
+    elsewhere = repo.branch("other", from_=repo.log("main")[-1])
+    elsewhere.update("x", hp(lr=9))
+    elsewhere.save("x")
+    with pytest.raises(cairn.InvalidArgument, match="not in the history"):
+        repo.get_commit(branch="other").revert(branch="main")
+
+
+def test_writes_retried_after_a_lost_answer_find_themselves_done(
+    repo: cairn.Repository,
+) -> None:
+    """What a retry of the same request sees when the first one was applied: the result,
+    not an error (the HTTP client retries every request whose answer it did not get)."""
+    versions = repo._versions
+    base = saved(repo, "main", "base", config__hp=hp(lr=1))
+    changes = {"config/hp": hp(lr=2)}
+    first = versions.save_commit(repo.id, "main", changes, message="m", base=base.id)
+    again = versions.save_commit(repo.id, "main", changes, message="m", base=base.id)
+    assert again == first
+    with pytest.raises(cairn.Conflict):  # another change from the same base is not a retry
+        versions.save_commit(repo.id, "main", {"config/hp": hp(lr=3)}, message="m", base=base.id)
+    undo = versions.revert(repo.id, first.id, "main")
+    assert versions.revert(repo.id, first.id, "main") == undo
+    exp = repo.branch("exp", from_=base)
+    exp.update("config/hp", hp(lr=5))
+    exp.save("exp")
+    saved(repo, "main", "lr 7", config__hp=hp(lr=7))
+    seen = repo.merge("exp", into="main")  # a conflict on lr: resolved, then completed
+    assert seen.conflicts
+    seen.resolve("config/hp", "lr", theirs=True)
+    asked = dict(
+        resolutions={c.key: "theirs" for c in seen._outcome.conflicts},
+        expected_source=seen._outcome.source,
+        expected_target=seen._outcome.target,
+    )
+    done = seen.commit()
+    outcome = versions.merge(repo.id, "exp", "main", author=repo._client._owner, **asked)
+    assert outcome.commit is not None and outcome.commit.id == done.id
 
 
 # -- runs ---------------------------------------------------------------------------------

@@ -210,6 +210,31 @@ def test_tree_changes_remove_folders_and_refuse_mixups() -> None:
     assert nodes.apply(root, {"a/b": None, "c": None}) == EMPTY_TREE.digest()
 
 
+def test_one_change_set_swaps_a_folder_and_an_ingredient() -> None:
+    nodes = Nodes()
+    root = nodes.apply(None, {"a/b": hp(1), "a/c/d": hp(2), "e": hp(3)})
+    swapped = nodes.apply(root, {"a/b": None, "a/c/d": None, "a": hp(4)})
+    assert [(p, e) for p, e in walk(nodes.load, swapped)] == [("a", hp(4)), ("e", hp(3))]
+    with pytest.raises(InvalidArgument, match="remove all under it"):
+        nodes.apply(root, {"a/b": None, "a": hp(4)})  # a/c/d would stay
+    back = nodes.apply(swapped, {"a": None, "a/x": hp(5)})
+    assert [p for p, _ in walk(nodes.load, back)] == ["a/x", "e"]
+    with pytest.raises(InvalidArgument, match="both as a file and as a folder"):
+        nodes.apply(swapped, {"a": hp(6), "a/x": hp(5)})
+
+
+def test_merges_and_reverts_of_a_folder_made_an_ingredient() -> None:
+    store = Store()
+    base = store.tree(None, {"data/x": Hyperparameters({"a": 1}), "k": Hyperparameters()})
+    theirs = store.tree(base, {"data/x": None, "data": Hyperparameters({"b": 2})})
+    plan = merge_trees(store.nodes.load, store.load_blob, base, base, theirs)
+    assert not plan.conflicts
+    merged = store.tree(base, plan.changes)
+    assert [p for p, _ in walk(store.nodes.load, merged)] == ["data", "k"]
+    undo = merge_trees(store.nodes.load, store.load_blob, theirs, merged, base)  # a revert
+    assert store.tree(merged, undo.changes) == base
+
+
 names = st.text(
     st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/"), min_size=1
 ).filter(lambda n: n not in (".", ".."))

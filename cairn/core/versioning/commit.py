@@ -34,7 +34,7 @@ _COMMIT_KEYS: Final = frozenset({"root", "parents", "message", "author", "time"}
 # documents this very pattern. Not "@"; no segment starting with "."; no "..", "@{", "//";
 # not ending in ".lock", "/" or "."; no space, control character or ~ ^ : ? * [ \.
 REF_NAME_PATTERN: Final = (
-    r"^(?!@$)(?![./])(?!.*(?:\.\.|@\{|//|/\.))(?!.*\.lock$)(?!.*[./]$)"
+    r"^(?!@$)(?![./])(?!refs/)(?!.*(?:\.\.|@\{|//|/\.))(?!.*\.lock(?:/|$))(?!.*[./]$)"
     r"[^\x00-\x20\x7f-\x9f~^:?*\[\\]{1,256}$"
 )
 _REF_NAME = re.compile(REF_NAME_PATTERN)

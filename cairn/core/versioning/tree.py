@@ -111,9 +111,10 @@ class TreeNode:
         if _NODE.fullmatch(data) is None:
             raise InvalidArgument("tree node", "is not a canonical node")
         found = _ENTRY.findall(data)
-        names = [name for name, _ in found]
+        raw = dict(found)
+        names = list(raw)
         # UTF-8 orders as the code points do, so the bytes must already be sorted
-        if names != sorted(set(names)):
+        if len(names) != len(found) or names != sorted(names):
             raise InvalidArgument("tree node", "has names out of order or repeated")
         joined = b"\x00".join(names)  # names hold no NUL: every name checked at once
         try:
@@ -123,7 +124,7 @@ class TreeNode:
         if b"." in names or b".." in names or b"/" in joined:
             raise InvalidArgument("tree node", "has an entry that is not a name in a folder")
         node = cls(())
-        node._entries, node._raw = None, dict(found)
+        node._entries, node._raw = None, raw
         return node
 
     def _bytes(self) -> dict[bytes, bytes]:
@@ -218,30 +219,40 @@ def _rebuild(
     for name, below in changes.items():
         here = entries.get(name)
         path = f"{prefix}{name}"
-        if "" in below:  # the change is at this very name
-            if len(below) > 1:
-                raise InvalidArgument("path", f"{path!r} is changed both as a file and as a folder")
-            new = below[""]
-            if here is not None and here.is_tree:
+        nested: dict[str, dict[str, Entry | None]] = {}
+        for rest, entry in below.items():
+            if rest:
+                head, _, tail = rest.partition("/")
+                nested.setdefault(head, {})[tail] = entry
+        if "" not in below:  # changes inside the folder at this name
+            if here is not None and not here.is_tree:
+                raise InvalidArgument("path", f"{path!r} holds an ingredient, not a folder")
+            folder = None if here is None else here.digest
+            _put(entries, name, _rebuild(load, folder, nested, path + "/", made))
+            continue
+        new = below[""]  # a change at this very name, perhaps with changes under it
+        if here is not None and here.is_tree:
+            # a folder becomes an ingredient only if the same changes empty it
+            if new is None or not nested:
                 raise InvalidArgument("path", f"{path!r} is a folder, not an ingredient")
+            if _rebuild(load, here.digest, nested, path + "/", made) is not None:
+                raise InvalidArgument(
+                    "path", f"{path!r} is a folder: remove all under it to put an ingredient there"
+                )
+            entries[name] = new
+            continue
+        if new is None and here is None:
+            raise NotFound(f"nothing at {path!r} to remove", path=path)
+        if not nested:
             if new is None:
-                if here is None:
-                    raise NotFound(f"nothing at {path!r} to remove", path=path)
                 del entries[name]
             else:
                 entries[name] = new
             continue
-        if here is not None and not here.is_tree:
-            raise InvalidArgument("path", f"{path!r} holds an ingredient, not a folder")
-        nested: dict[str, dict[str, Entry | None]] = {}
-        for rest, entry in below.items():
-            head, _, tail = rest.partition("/")
-            nested.setdefault(head, {})[tail] = entry
-        child = _rebuild(load, None if here is None else here.digest, nested, path + "/", made)
-        if child is None:
-            entries.pop(name, None)
-        else:
-            entries[name] = Entry(TREE, child)
+        if new is not None:
+            raise InvalidArgument("path", f"{path!r} is changed both as a file and as a folder")
+        # an ingredient removed, and a folder made in its place
+        _put(entries, name, _rebuild(load, None, nested, path + "/", made))
     if not entries:
         return None
     node = TreeNode.of(entries)
@@ -249,3 +260,11 @@ def _rebuild(
     if digest != node_id:
         made[digest] = node
     return digest
+
+
+def _put(entries: dict[str, Entry], name: str, folder: Digest | None) -> None:
+    """Set ``name`` to the folder ``folder`` (None: an empty folder, which disappears)."""
+    if folder is None:
+        entries.pop(name, None)
+    else:
+        entries[name] = Entry(TREE, folder)
