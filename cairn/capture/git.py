@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from cairn.capture.secrets import redact_urls
+
 __all__ = ["GitState", "capture_git"]
 
 _TIMEOUT: Final = 30.0  # seconds: a git that hangs must not hold a run's capture forever
@@ -127,7 +129,7 @@ def _known_remote(git_dir: str) -> str | None:
 
 
 def _remember_remote(git_dir: str, answer: bytes) -> str:
-    url = answer.decode(errors="replace").strip()
+    url = redact_urls(answer.decode(errors="replace").strip())  # a CI token in the URL
     with _lock:
         _remotes[git_dir] = (_config_stamp(git_dir), url)
     return url

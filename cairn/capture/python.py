@@ -21,20 +21,11 @@ from typing import Final
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from cairn.capture.secrets import SECRET_PATTERNS, redact_arguments, redact_urls
 from cairn.core.versioning.blobs import PythonEnvironment
 
 __all__ = ["SECRET_PATTERNS", "capture_python", "installed_requirements", "safe_environment"]
 
-# Never captured, whatever is allowed: names that usually hold credentials.
-SECRET_PATTERNS: Final = (
-    "*TOKEN*",
-    "*SECRET*",
-    "*PASSWORD*",
-    "*PASSWD*",
-    "*KEY*",
-    "*CREDENTIAL*",
-    "*AUTH*",
-)
 _NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -92,16 +83,23 @@ def _pinnable(name: str, version: str) -> bool:
 
 
 def safe_environment(environ: Mapping[str, str], allowed: Iterable[str]) -> dict[str, str]:
-    """The variables whose names match an ``allowed`` pattern and no secret pattern."""
+    """The variables whose names match an ``allowed`` pattern and no secret pattern,
+    credentials taken out of URLs in their values."""
     wanted = _matcher(tuple(p.strip() for p in allowed if p.strip()))
     return {
-        name: value
+        name: redact_urls(_text(value))
         for name, value in environ.items()
         if wanted(name)
         and _NAME.fullmatch(name)
         and "\x00" not in value
         and not _SECRET(name.upper())
     }
+
+
+def _text(value: str) -> str:
+    """Text as recorded: bytes that were not UTF-8 (kept by Python as lone surrogates in
+    ``sys.argv`` and ``os.environ``) become U+FFFD."""
+    return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 @functools.lru_cache(maxsize=16)
@@ -121,7 +119,8 @@ def capture_python(
     """This process's Python environment as a blob (made once for the same variables
     and command line: a sweep of runs asks for the same one again and again)."""
     variables = safe_environment(environ, allowed_variables)
-    command = (sys.executable.rsplit("/", 1)[-1] or "python", *sys.argv)
+    arguments = redact_arguments([_text(a) for a in sys.argv])
+    command = (sys.executable.rsplit("/", 1)[-1] or "python", *arguments)
     return _environment(tuple(sorted(variables.items())), command)
 
 

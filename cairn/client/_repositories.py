@@ -16,7 +16,7 @@ from cairn.core.versioning.blobs import Blob, Field
 from cairn.core.versioning.commit import check_ref_name
 from cairn.core.versioning.diff import PathChange
 from cairn.core.versioning.info import CommitInfo, MergeOutcome, RefInfo, RepositoryInfo
-from cairn.core.versioning.merge import MergeConflict, Resolution
+from cairn.core.versioning.merge import MergeConflict, NewValue, Resolution
 from cairn.core.versioning.tree import check_path
 from cairn.files.checkout import checkout
 from cairn.service.contracts import Repositories
@@ -367,35 +367,36 @@ class MergeResult:
         theirs: bool = False,
         value: Any = None,
     ) -> None:
-        """Settle the conflict at ``path`` (and ``key``: a field such as ``"lr"`` or
-        ``"values.lr"``, or None for the path as a whole) with our side, their side, or a
-        new ``value`` (a field's value, or a blob for a whole path)."""
+        """Settle the conflict at ``path`` and ``key`` (a field such as ``"lr"`` or
+        ``"values.lr"``) with our side, their side, or a new ``value`` (the field's value,
+        or a blob of the path's kind to take it from). Without ``key``: the conflict on the
+        path as a whole, or else every conflict on a field of it (``value``: a blob)."""
         if sum((ours, theirs, value is not None)) != 1:
             raise InvalidArgument("resolve", "give exactly one of ours, theirs and value")
-        conflict = self._find(path, key)
-        self._resolutions[conflict.key] = "ours" if ours else "theirs" if theirs else value
+        choice: Resolution
+        if ours or theirs:
+            choice = "ours" if ours else "theirs"
+        else:
+            choice = value if isinstance(value, Blob) else NewValue(value)
+        for conflict in self._find(path, key):
+            self._resolutions[conflict.key] = choice
 
-    def _find(self, path: str, key: str | None) -> MergeConflict:
-        matches = [
-            c
-            for c in self._outcome.conflicts
-            if c.path == path
-            and (
-                (key is None and c.field is None)
-                or (
-                    key is not None
-                    and c.field is not None
-                    and key in (".".join(c.field), c.field[-1])
-                )
-            )
-        ]
-        if len(matches) != 1:
+    def _find(self, path: str, key: str | None) -> list[MergeConflict]:
+        here = [c for c in self._outcome.conflicts if c.path == path]
+        if key is None:
+            whole = [c for c in here if c.field is None]
+            matches = whole or here
+        else:
+            matches = [
+                c for c in here if c.field is not None and key in (".".join(c.field), c.field[-1])
+            ]
+        if not matches or (key is not None and len(matches) > 1):
             names = ", ".join(c.name for c in self._outcome.conflicts) or "none"
             where = path if key is None else f"{path}: {key}"
             raise InvalidArgument(
                 "resolve", f"{where!r} names {len(matches)} conflicts (the conflicts: {names})"
             )
-        return matches[0]
+        return matches
 
     def commit(self) -> Commit:
         """Complete the merge with the resolutions given: a commit with both parents, and

@@ -67,8 +67,8 @@ CAPTURE_CHOICES = ("all", "code", "environment", "none")
 # Variables a captured Python environment keeps unless the setting says otherwise: what
 # changes how training runs; never credentials (refused whatever is allowed).
 CAPTURE_VARIABLES = (
-    "CUDA_*,CUBLAS_*,CUDNN_*,NCCL_*,OMP_*,MKL_*,OPENBLAS_*,PYTHONHASHSEED,TORCH_*,TF_*,XLA_*,"
-    "JAX_*,HF_*,TOKENIZERS_PARALLELISM"
+    "CUDA_*,CUBLAS_*,CUDNN_*,NCCL_*,OMP_*,MKL_*,OPENBLAS_*,PYTHONHASHSEED,TORCH_*,TF_CPP_*,"
+    "TF_FORCE_*,TF_ENABLE_*,TF_XLA_*,TF_GPU_*,XLA_*,JAX_*,HF_*,TOKENIZERS_PARALLELISM"
 )
 
 
@@ -156,8 +156,8 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         CAPTURE_VARIABLES,
         "Comma-separated name patterns of the environment variables a run captures. "
-        "Names that look like secrets (`*TOKEN*`, `*SECRET*`, `*PASSWORD*`, `*KEY*`, ...) "
-        "are never captured.",
+        "Names that look like secrets (`*TOKEN*`, `*SECRET*`, `*PASS*`, `*KEY*`, ...) are "
+        "never captured, and credentials in URLs are taken out of values.",
     ),
     Setting(
         "sqlite_busy_timeout",

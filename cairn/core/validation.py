@@ -192,6 +192,9 @@ def check_artifact_key(value: object, field: str = "key") -> str:
         raise InvalidArgument(field, "must be at most 1024 characters long")
     if "\x00" in value:
         raise InvalidArgument(field, "must not contain NUL characters")
+    if surrogate := _SURROGATE.search(value):
+        found = f"U+{ord(surrogate.group()):04X}"
+        raise InvalidArgument(field, f"must be text (found a lone surrogate, {found})")
     if "\\" in value:
         raise InvalidArgument(field, "must use '/' as separator, not backslashes")
     if value.startswith("/"):

@@ -72,18 +72,20 @@ def _write(blob: Blob, folder: Path, fetch: Fetch) -> list[Path]:
             files.append(out)
         return files
     if isinstance(blob, NotebookCode):
-        out = folder / check_artifact_key(blob.path, "notebook").rsplit("/", 1)[-1]
-        fetch(Digest(blob.content), out)
-        return [out] + ([] if blob.git is None else _git(blob.git, folder, fetch))
+        name = check_artifact_key(blob.path, "notebook").rsplit("/", 1)[-1]
+        fetch(Digest(blob.content), folder / name)
+        # its git reference beside it, named after it: no notebook's name can clash
+        git = [] if blob.git is None else _git(blob.git, folder, fetch, f"{name}.")
+        return [folder / name, *git]
     if isinstance(blob, PathDataset):
         return [write_json(folder / "manifest.json", blob.body()["components"])]
     return [write_json(folder / f"{blob.KIND}.json", blob.body())]  # a kind added later
 
 
-def _git(blob: GitReference, folder: Path, fetch: Fetch) -> list[Path]:
-    files = [write_json(folder / "git.json", blob.body()["reference"])]
+def _git(blob: GitReference, folder: Path, fetch: Fetch, prefix: str = "") -> list[Path]:
+    files = [write_json(folder / f"{prefix}git.json", blob.body()["reference"])]
     if blob.diff is not None:
-        out = folder / "uncommitted.patch"
+        out = folder / f"{prefix}uncommitted.patch"
         fetch(blob.diff, out)
         files.append(out)
     return files

@@ -529,6 +529,7 @@ class RepositoryService(ServicePart):
             for k, v in (key_paths or {}).items()
         }
         with self.metadata.write() as tx:
+            tx.versioning.lock_run(run_id)
             self._require_run(tx, run_id, live=True)
             self._repository(tx, repository_id)
             target = self._resolve(tx, repository_id, commit)
@@ -576,6 +577,7 @@ class RepositoryService(ServicePart):
         replacing what it had. Blobs are stored once, however many runs share them."""
         _, blobs = self._staged(captured, allow_removal=False)
         with self.metadata.write() as tx:
+            tx.versioning.lock_run(run_id)
             self._require_run(tx, run_id, live=True)
             self._store(tx, blobs, {})
             tx.versioning.set_captures(

@@ -14,6 +14,7 @@ from packaging.utils import canonicalize_name
 from cairn.capture import git as git_capture
 from cairn.capture.git import capture_git
 from cairn.capture.python import capture_python, installed_requirements, safe_environment
+from cairn.capture.secrets import HIDDEN, redact_arguments, redact_urls
 
 ENV = {
     **os.environ,
@@ -118,3 +119,39 @@ def test_the_answer_is_kept_until_head_or_the_index_moves(
     git(tree, "remote", "set-url", "origin", "https://example.com/acme/other.git")
     third = capture_git(tree, ttl=0)
     assert third is not None and third.remote == "https://example.com/acme/other.git"
+
+
+def test_credentials_are_kept_out_of_urls_arguments_and_variables() -> None:
+    assert redact_urls("https://gitlab-ci-token:glcbt-SECRET@gitlab.example.com/a/b.git") == (
+        "https://gitlab.example.com/a/b.git"
+    )
+    assert redact_urls("https://ghp_TOKEN@github.com/a/b") == "https://github.com/a/b"
+    assert redact_urls("db=postgres://u:pw@h:5432/db x") == "db=postgres://u@h:5432/db x"
+    assert redact_urls("git@github.com:a/b.git") == "git@github.com:a/b.git"  # no secret
+    argv = ["train.py", "--api-key", "sk-live-1", "--password=pw", "--lr", "0.1", "--token"]
+    assert redact_arguments(argv) == [
+        "train.py",
+        "--api-key",
+        HIDDEN,
+        f"--password={HIDDEN}",
+        "--lr",
+        "0.1",
+        "--token",
+    ]
+    environ = {"TF_DATABASE_URL": "postgres://u:pw@h/db", "MYSQL_PWD": "x", "HF_HOME": "/h"}
+    assert safe_environment(environ, ["*"]) == {
+        "TF_DATABASE_URL": "postgres://u@h/db",
+        "HF_HOME": "/h",
+    }
+
+
+def test_a_remote_with_a_token_is_recorded_without_it(tree: Path) -> None:
+    git(tree, "remote", "set-url", "origin", "https://gitlab-ci-token:SECRET@example.com/a.git")
+    state = capture_git(tree, ttl=0)
+    assert state is not None and state.remote == "https://example.com/a.git"
+
+
+def test_bytes_that_were_not_utf8_are_recorded_as_replacement_characters() -> None:
+    found = safe_environment({"A_B": "x\udcff", "A_C": "y\ud800"}, ["A_*"])
+    assert all("\ufffd" in v and v.isprintable() for v in found.values())
+    capture_python(found, ["*"])  # a valid blob

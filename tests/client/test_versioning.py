@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -402,3 +403,61 @@ def test_get_with_a_kind_checks_it(repo: cairn.Repository) -> None:
     assert commit.get("config/hp", Hyperparameters).values == {"lr": 0.5}
     with pytest.raises(cairn.InvalidArgument, match=r"config\.hyperparameters blob"):
         commit.get("config/hp", PythonEnvironment)
+
+
+def test_conflicts_settled_by_a_blob_a_whole_path_or_a_literal_value(
+    repo: cairn.Repository,
+) -> None:
+    def conflicting(ours: dict[str, object], theirs: dict[str, object]) -> cairn.MergeResult:
+        name = f"b{len(repo.branches())}"
+        base = repo.get_commit(branch="main")
+        other = repo.branch(name, from_=base)
+        for path, blob in theirs.items():
+            other.update(path.replace("__", "/"), blob)
+        other.save("theirs")
+        saved(repo, "main", "ours", **ours)
+        return repo.merge(name, into="main")
+
+    a, b, c = ("a" * 40, "b" * 40, "c" * 40)
+    saved(repo, "main", "base", code=Git(remote="r", commit=a), config__hp=hp(opt="x", lr=1))
+    result = conflicting({"code": Git(remote="r", commit=b)}, {"code": Git(remote="r", commit=c)})
+    assert [x.name for x in result.conflicts] == ["code: reference"]
+    result.resolve("code", value=Git(remote="r", commit=c))  # a blob for the path's fields
+    assert result.commit().get("code", Git).commit == c
+
+    result = conflicting({"config__hp": hp(opt="y", lr=2)}, {"config__hp": hp(opt="z", lr=3)})
+    assert len(result.conflicts) == 2
+    result.resolve("config/hp", "opt", value="ours")  # a value that reads like a side
+    result.resolve("config/hp", "lr", ours=True)
+    assert result.commit().get("config/hp", Hyperparameters).values == {"opt": "ours", "lr": 2}
+
+    result = conflicting({"env": Python(["numpy==1.0"])}, {"env": Python(["numpy==2.0"])})
+    result.resolve("env", "numpy", value="pandas==3")
+    with pytest.raises(cairn.InvalidArgument, match="requirement on pandas, not numpy"):
+        result.commit()
+    result.resolve("env", theirs=True)  # every conflict of the path
+    assert result.commit().get("env", Python).requirements == {"numpy": "numpy==2.0"}
+
+
+def test_concurrent_links_of_one_run_take_turns(
+    client: cairn.Client, repo: cairn.Repository
+) -> None:
+    commit = saved(repo, "main", "hp", config__hp=hp(lr=1))
+    run = client.start_run()
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def link(i: int) -> None:
+        barrier.wait()
+        try:
+            run.log_commit(commit, key_paths={f"k{i}": "config/hp"})
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=link, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert run.get_commit_paths() == {f"k{i}": "config/hp" for i in range(4)}

@@ -125,3 +125,8 @@ def test_a_lone_surrogate_is_not_text() -> None:
     with pytest.raises(InvalidArgument, match="lone surrogate, U\\+DFFF"):
         check_text("x\udfff", "description")
     assert check_name("emoji \U0001f600 fine") == "emoji \U0001f600 fine"  # a real pair
+
+
+def test_paths_refuse_lone_surrogates() -> None:
+    with pytest.raises(InvalidArgument, match=r"path: must be text .*U\+D800"):
+        check_artifact_key("z\ud800", "path")

@@ -483,3 +483,17 @@ def test_a_folder_against_a_blob_is_a_conflict() -> None:
 def test_range_bounds_are_kept_exactly() -> None:
     blob = Hyperparameters(ranges={"lr": Range(0.001, 0.1, 0.001)})
     assert blob_from_body(blob.KIND, blob.body()) == blob
+
+
+def test_huge_integers_are_refused_by_name_not_by_overflow() -> None:
+    with pytest.raises(InvalidArgument, match="range end: integers must fit in 64 bits"):
+        Hyperparameters(ranges={"a": (0, 10**400, 1)})
+    body = {"values": {"a": ["int", "1" + "0" * 30]}}
+    with pytest.raises(InvalidArgument, match="64 bits"):
+        blob_from_body(Hyperparameters.KIND, body)
+
+
+def test_a_snapshot_file_cannot_also_be_a_folder() -> None:
+    files = [FileEntry("a", D1, 1), FileEntry("a/b", D2, 1)]
+    with pytest.raises(InvalidArgument, match="'a' is a file and a folder"):
+        SnapshotCode(files)

@@ -24,7 +24,12 @@ from packaging.utils import canonicalize_name
 from cairn.core.digest import Digest, parse_digest
 from cairn.core.errors import InvalidArgument
 from cairn.core.model import HyperparameterValue
-from cairn.core.validation import check_artifact_key, check_hyperparameter_value, check_name
+from cairn.core.validation import (
+    check_artifact_key,
+    check_hyperparameter_value,
+    check_name,
+    check_text,
+)
 from cairn.core.versioning.canonical import (
     Json,
     canonical_bytes,
@@ -106,9 +111,20 @@ class Blob:
 
     @classmethod
     def encode_field(cls, field: Field, value: Any) -> Json:
-        """A value given for ``field`` (to settle a merge conflict) in canonical form. The
-        kinds whose fields are not plain JSON say how; the blob built of the fields is
-        checked as a whole either way."""
+        """A value given for ``field`` (to settle a merge conflict) in canonical form: a
+        value of the field, or a blob of this kind to take the field from (None: the
+        field absent). The blob built of the fields is checked as a whole either way."""
+        if isinstance(value, Blob):
+            if value.KIND != cls.KIND:
+                raise InvalidArgument(
+                    ".".join(field), f"is a field of {cls.KIND}, not of {value.KIND}"
+                )
+            return value.fields().get(field)
+        return cls._encode_field(field, value)
+
+    @classmethod
+    def _encode_field(cls, field: Field, value: Any) -> Json:
+        """The kinds whose fields are not plain JSON say how to encode a given value."""
         return value
 
     @classmethod
@@ -152,6 +168,7 @@ class Range:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InvalidArgument(f"range {name}", f"must be a number, got {value!r}")
+            check_hyperparameter_value(value, f"range {name}")  # an int in 64 bits
             if not math.isfinite(value):
                 raise InvalidArgument(f"range {name}", "must be finite")
         if self.begin > self.end:
@@ -209,7 +226,7 @@ class Hyperparameters(Blob):
         choices: dict[str, tuple[HyperparameterValue, ...]] = {}
         for key, options in _mapping(sets, "sets").items():
             check_name(key, "set key")
-            if isinstance(options, str) or not isinstance(options, Iterable):
+            if isinstance(options, str | bytes | Mapping) or not isinstance(options, Iterable):
                 raise InvalidArgument(f"set {key!r}", "must be a list of values")
             unique = {
                 tuple(encode_value(check_hyperparameter_value(o, f"set {key!r}"))): o
@@ -223,7 +240,7 @@ class Hyperparameters(Blob):
         object.__setattr__(self, "sets", choices)
 
     @classmethod
-    def encode_field(cls, field: Field, value: Any) -> Json:
+    def _encode_field(cls, field: Field, value: Any) -> Json:
         section, key = ((*field, ""))[:2]
         if section == "values":
             return encode_value(check_hyperparameter_value(value, f"hyperparameter {key!r}"))
@@ -281,19 +298,14 @@ def _environment(variables: Mapping[str, str] | None) -> dict[str, str]:
     for name, value in _mapping(variables, "environment").items():
         if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
             raise InvalidArgument("environment", f"{name!r} is not a variable name")
-        if not isinstance(value, str) or "\x00" in value:
-            raise InvalidArgument(f"environment {name}", "must be a string without NUL")
-        checked[name] = value
+        checked[name] = check_text(value, f"environment {name}")
     return checked
 
 
 def _command_line(words: Iterable[str] | None) -> tuple[str, ...]:
     if isinstance(words, str):
         raise InvalidArgument("command_line", "must be a list of words, not one string")
-    checked = tuple(words or ())
-    if not all(isinstance(w, str) and "\x00" not in w for w in checked):
-        raise InvalidArgument("command_line", "must be strings without NUL")
-    return checked
+    return tuple(check_text(w, f"command_line word {i}") for i, w in enumerate(words or ()))
 
 
 def _packages(names: Iterable[str] | None) -> tuple[str, ...]:
@@ -342,11 +354,16 @@ class PythonEnvironment(Blob):
         object.__setattr__(self, "apt", _packages(apt))
 
     @classmethod
-    def encode_field(cls, field: Field, value: Any) -> Json:
+    def _encode_field(cls, field: Field, value: Any) -> Json:
         if field[0] in ("requirements", "constraints") and isinstance(value, str):
-            return next(iter(_requirements([value], field[0]).values()))
+            ((name, line),) = _requirements([value], field[0]).items()
+            if len(field) == 2 and name != field[1]:
+                raise InvalidArgument(
+                    ".".join(field), f"{value!r} is a requirement on {name}, not {field[1]}"
+                )
+            return line
         if field[0] == "apt":
-            return True
+            return True if value else None  # kept, or left out
         if field[0] == "command_line":
             return list(_command_line(value))
         return value
@@ -674,4 +691,10 @@ def _unique_paths(entries: Iterable[Any], what: str) -> tuple[Any, ...]:
     for before, after in itertools.pairwise(ordered):
         if before.path == after.path:
             raise InvalidArgument(what, f"name {after.path!r} twice")
+    paths = {e.path for e in ordered}
+    for entry in ordered:  # a file cannot also be a folder of others
+        parts = entry.path.split("/")
+        for depth in range(1, len(parts)):
+            if (folder := "/".join(parts[:depth])) in paths:
+                raise InvalidArgument(what, f"{folder!r} is a file and a folder of {entry.path!r}")
     return ordered

@@ -18,6 +18,7 @@ from typing import Any
 from cairn.core.digest import Digest, digest_bytes
 from cairn.core.errors import InvalidArgument
 from cairn.core.model import HyperparameterValue, decode_hyperparameter, encode_hyperparameter
+from cairn.core.validation import check_hyperparameter_value
 
 __all__ = [
     "Json",
@@ -74,6 +75,7 @@ def decode_value(encoded: Json, what: str) -> HyperparameterValue:
         value = decode_hyperparameter(encoded[0], encoded[1])
     except ValueError:
         raise InvalidArgument(what, f"is not an encoded value: {encoded!r}") from None
+    value = check_hyperparameter_value(value, what)  # an int in 64 bits, text without NUL
     if encode_value(value) != encoded:  # one spelling per value: "1.0" is not "1.00"
         raise InvalidArgument(what, f"is not in canonical form: {encoded!r}")
     return value

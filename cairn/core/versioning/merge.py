@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from cairn.core.digest import Digest
 from cairn.core.errors import InvalidArgument
@@ -20,11 +20,31 @@ from cairn.core.versioning.canonical import shown
 from cairn.core.versioning.diff import LoadBlob, LoadNode
 from cairn.core.versioning.tree import Entry
 
-__all__ = ["FOLDER", "MergeConflict", "MergePlan", "Resolution", "merge_trees"]
+__all__ = ["FOLDER", "MergeConflict", "MergePlan", "NewValue", "Resolution", "merge_trees"]
 
-FOLDER = "folder"  # what a conflict shows where one side has a folder
+
+class _Folder:
+    """What a conflict shows where one side has a folder (one object: no field's value
+    can be mistaken for it)."""
+
+    def __repr__(self) -> str:
+        return "FOLDER"
+
+
+FOLDER: Final = _Folder()
+
+
 # How to settle a conflict: one side, or a new value (a field's value, or a whole blob).
-Resolution = Literal["ours", "theirs"] | Any
+@dataclass(frozen=True, slots=True)
+class NewValue:
+    """A conflict settled by a value given for the field (neither side's)."""
+
+    value: Any
+
+
+# How a conflict is settled: one side, a new value for a field, or a blob (for a whole path,
+# or a field taken from it).
+Resolution = Literal["ours", "theirs"] | NewValue | Blob
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +214,8 @@ class _Merger:
                 elif choice == "theirs":
                     value = tv
                 else:
-                    value = BLOB_KINDS[o.kind].encode_field(key, choice)
+                    given = choice.value if isinstance(choice, NewValue) else choice
+                    value = BLOB_KINDS[o.kind].encode_field(key, given)
             if value is not None:
                 merged[key] = value
         if unresolved:

@@ -18,7 +18,7 @@ from cairn.core.versioning.info import (
     RepositoryInfo,
     RunCommitInfo,
 )
-from cairn.core.versioning.merge import FOLDER, MergeConflict, Resolution
+from cairn.core.versioning.merge import FOLDER, MergeConflict, NewValue, Resolution
 
 __all__ = [
     "blob_from_json",
@@ -131,7 +131,7 @@ def _conflict_side(value: Any) -> Any:
     """A conflict's side: a field value as is; for a whole path, a blob, a folder or None."""
     if isinstance(value, Blob):
         return {"blob": blob_to_json(value)}
-    if value == FOLDER:
+    if value is FOLDER:
         return {"folder": True}
     return {"value": value}
 
@@ -195,12 +195,12 @@ def resolutions_to_json(
     ``{"value": ...}`` (a field's new value) or ``{"blob": {kind, body}}`` (a path's)."""
     found: list[dict[str, Any]] = []
     for (path, key), choice in (resolutions or {}).items():
-        if choice in ("ours", "theirs"):
-            encoded: Any = choice
-        elif isinstance(choice, Blob):
-            encoded = {"blob": blob_to_json(choice)}
+        if isinstance(choice, Blob):
+            encoded: Any = {"blob": blob_to_json(choice)}
+        elif isinstance(choice, NewValue):
+            encoded = {"value": choice.value}
         else:
-            encoded = {"value": choice}
+            encoded = choice  # "ours" or "theirs"
         found.append({"path": path, "field": None if key is None else list(key), "choice": encoded})
     return found
 
@@ -224,7 +224,7 @@ def resolutions_from_json(value: Any) -> dict[tuple[str, Field | None], Resoluti
         elif isinstance(choice, Mapping) and set(choice) == {"blob"}:
             decided = blob_from_json(choice["blob"], "resolutions")
         elif isinstance(choice, Mapping) and set(choice) == {"value"}:
-            decided = choice["value"]
+            decided = NewValue(choice["value"])
         else:
             raise InvalidArgument(
                 "resolutions", 'choice must be "ours", "theirs", {"value": ...} or {"blob": ...}'

@@ -205,6 +205,11 @@ class VersioningRows:
         return int(result.rowcount) == 1
 
     # -- runs and commits ------------------------------------------------------------------
+    def lock_run(self, run_id: str) -> None:
+        """Hold the run's row until the transaction ends, so that two writers of one run's
+        link or capture (delete, then insert) take turns. (SQLite's writers always do.)"""
+        self._conn.execute(select(runs.c.id).where(runs.c.id == run_id).with_for_update())
+
     def link_run(
         self,
         run_id: str,
