@@ -13,6 +13,7 @@ __all__ = [
     "ProjectId",
     "RunId",
     "new_id",
+    "short_id",
     "uuid7",
 ]
 
@@ -37,3 +38,13 @@ def uuid7(now_ms: int, rand: Callable[[int], int] = secrets.randbits) -> str:
 
 def new_id(now_ms: int) -> EntityId:
     return EntityId(uuid7(now_ms))
+
+
+SHORT_ID_LENGTH = 8
+
+
+def short_id(entity_id: str) -> str:
+    """The id as people read it: its last 8 hex digits. A UUIDv7 starts with the time, so
+    ids of one day share their first digits; the random tail tells them apart (as git's
+    short hashes do), and lookups accept it (see ``Client.get_run``)."""
+    return entity_id.replace("-", "")[-SHORT_ID_LENGTH:]
