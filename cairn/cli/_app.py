@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+import cairn.cli._runs  # noqa: F401  (importing it adds its commands to the groups)
 from cairn.cli import _artifacts, _db, _demo, _entities, _repos, _server
 from cairn.cli._common import fail
 from cairn.core.errors import CairnError

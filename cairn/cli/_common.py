@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -71,7 +71,14 @@ def setting_option(name: str, *flags: str, metavar: str | None = None) -> Any:
 UrlOption = Annotated[str | None, setting_option("url", "--url", metavar="URL")]
 HomeOption = Annotated[str | None, setting_option("home", "--home", metavar="PATH")]
 StoreOption = Annotated[str | None, setting_option("store_uri", "--store", metavar="URL")]
-RunIdArgument = Annotated[str, typer.Argument(metavar="RUN_ID", help="The run's id.")]
+# Plain text: Client.get_run takes an id, a short id or PROJECT/EXPERIMENT/NAME and says
+# what is wrong with anything else.
+RunIdArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="RUN", help="A run: its id, short id (8 hex digits) or PROJECT/EXPERIMENT/NAME."
+    ),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")
 ]
@@ -143,11 +150,16 @@ def print_json(data: Any) -> None:
 
 
 def print_table(
-    columns: Sequence[str], rows: Iterable[Sequence[str]], *, header: bool = True
+    columns: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    *,
+    header: bool = True,
+    bold: Container[int] = (),
 ) -> None:
     """A rich table on stdout, one line per row at its natural width (a terminal narrower
     than that wraps lines rather than columns), no trailing spaces. Cells are text, never
-    markup: a name like ``[bold]`` prints as itself."""
+    markup: a name like ``[bold]`` prints as itself. The rows numbered in ``bold`` are bold
+    on a terminal (styles are dropped when the output is piped)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -155,8 +167,8 @@ def print_table(
     table = Table(box=None, header_style="bold", pad_edge=False, show_header=header)
     for column in columns:
         table.add_column(column, no_wrap=True)
-    for row in rows:
-        table.add_row(*(Text(cell) for cell in row))
+    for i, row in enumerate(rows):
+        table.add_row(*(Text(cell) for cell in row), style="bold" if i in bold else None)
     console = Console(highlight=False, markup=False)
     wide = console.options.update_width(1_000_000)
     console = Console(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -24,12 +25,22 @@ from cairn.cli._common import (
     shorten,
 )
 from cairn.core.errors import NotFound
+from cairn.core.ids import short_id
 
 if TYPE_CHECKING:
     from cairn.client import Client, Experiment, Project
     from cairn.core.model import ArtifactInfo, RunInfo
 
-__all__ = ["experiments", "find_experiment", "projects", "runs"]
+__all__ = [
+    "duration_text",
+    "experiments",
+    "find_experiment",
+    "format_number",
+    "nested",
+    "projects",
+    "runs",
+    "status_text",
+]
 
 projects = group("Projects: the top of the tree.")
 experiments = group("Experiments: groups of runs in a project.")
@@ -102,26 +113,70 @@ def runs_ls(
     include_deleted: Annotated[
         bool, typer.Option("--include-deleted", help="Also list soft-deleted runs.")
     ] = False,
+    metrics: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metrics",
+            metavar="KEY,KEY...",
+            help="Add a column with the latest value of each metric (comma-separated, "
+            "or the option repeated).",
+        ),
+    ] = None,
     url: UrlOption = None,
     home: HomeOption = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List the runs of an experiment, oldest first."""
+    """List the runs of an experiment, oldest first, child runs under their parent."""
+    keys = list(dict.fromkeys(k for item in metrics or () for k in item.split(",") if k))
     with connect(url, home, store) as client:
         experiment = find_experiment(client, path)
-        found = [r.info for r in experiment.list_runs(include_deleted=include_deleted)]
+        found = experiment.list_runs(include_deleted=include_deleted)
+        infos = [r.info for r in found]
+        latest = [r.get_metrics_latest(keys) if keys else {} for r in found]
     if as_json:
-        print_json(found)
+        rows: list[Any] = infos
+        if keys:
+            rows = [
+                {**asdict(info), "metrics": {k: p[k].value if k in p else None for k in keys}}
+                for info, p in zip(infos, latest, strict=True)
+            ]
+        print_json(rows)
         return
+    values = {info.id: points for info, points in zip(infos, latest, strict=True)}
     _print_list(
-        ("NAME", "ID", "STATUS", "STARTED", "DURATION", "OWNER"),
+        ("NAME", "ID", "STATUS", "STARTED", "DURATION", "OWNER", *keys),
         [
-            (r.name, r.id, _status(r), format_time(r.start_time), _duration(r), r.owner)
-            for r in found
+            (
+                "  " * depth + r.name,
+                short_id(r.id),
+                status_text(r),
+                format_time(r.start_time),
+                duration_text(r),
+                r.owner,
+                *(format_number(values[r.id][k].value) if k in values[r.id] else "" for k in keys),
+            )
+            for r, depth in nested(infos)
         ],
         f"no runs in {path!r}",
     )
+
+
+def nested(infos: list[RunInfo]) -> list[tuple[RunInfo, int]]:
+    """The runs with their depth, each followed by its children (in the listing's order).
+    A run whose parent is not listed (deleted, or elsewhere) is at the top."""
+    listed = {info.id for info in infos}
+    children: dict[str, list[RunInfo]] = {}
+    for info in infos:
+        if info.parent_id is not None and info.parent_id in listed:
+            children.setdefault(info.parent_id, []).append(info)
+    out: list[tuple[RunInfo, int]] = []
+    stack = [(info, 0) for info in reversed(infos) if info.parent_id not in listed]
+    while stack:
+        info, depth = stack.pop()
+        out.append((info, depth))
+        stack += [(child, depth + 1) for child in reversed(children.get(info.id, []))]
+    return out
 
 
 @runs.command("show")
@@ -152,14 +207,19 @@ def runs_show(
         _print_run(shown)
 
 
-def _duration(info: RunInfo) -> str:
+def duration_text(info: RunInfo) -> str:
     if info.end_time is None:
         return "-"
     return format_duration(max(0, info.end_time - info.start_time) / 1000)
 
 
-def _status(info: RunInfo) -> str:
+def status_text(info: RunInfo) -> str:
     return f"{info.status} (deleted)" if info.deleted else str(info.status)
+
+
+def format_number(value: float) -> str:
+    """A metric value for a table (JSON keeps every digit)."""
+    return f"{value:.6g}"
 
 
 def _print_list(columns: tuple[str, ...], rows: list[tuple[str, ...]], empty: str) -> None:
@@ -176,10 +236,10 @@ def _print_run(shown: dict[str, Any]) -> None:
         ("", ""),
         [
             ("  experiment", f"{shown['project']}/{shown['experiment']}"),
-            ("  status", _status(info)),
+            ("  status", status_text(info)),
             ("  started", format_time(info.start_time)),
             ("  ended", format_time(info.end_time)),
-            ("  duration", _duration(info)),
+            ("  duration", duration_text(info)),
             ("  owner", info.owner or "-"),
             ("  parent", info.parent_id or "-"),
             ("  description", shorten(info.description, 100) or "-"),
@@ -201,7 +261,7 @@ def _print_run(shown: dict[str, Any]) -> None:
             "metrics (latest)",
             ("KEY", "VALUE", "STEP", "TIME"),
             [
-                (k, f"{p.value:.6g}", str(p.step), format_time(p.timestamp))
+                (k, format_number(p.value), str(p.step), format_time(p.timestamp))
                 for k, p in sorted(metrics.items())
             ],
         ),
