@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import os
 from collections.abc import Callable, Container, Iterable, Sequence
 from pathlib import Path
@@ -92,6 +93,31 @@ def group(help: str) -> typer.Typer:
 CLI_RETRY_TIMEOUT = 10.0
 
 
+class WarningLine(logging.Handler):
+    """The client's warnings (a server it keeps retrying) as ``warning: <message>`` on
+    stderr. Errors are left out: the one that ends the command is raised, and printed
+    by :func:`fail`. Being a handler of the ``cairn`` logger, it also keeps Python's
+    last-resort handler from printing the same lines again."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.addFilter(lambda record: record.levelno < logging.ERROR)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            # Looked up at each line: click's test runner swaps sys.stderr per command.
+            typer.echo(f"warning: {record.getMessage()}", err=True)
+        except Exception:
+            self.handleError(record)
+
+
+def show_warnings() -> None:
+    """Install :class:`WarningLine` on the ``cairn`` logger, once per process."""
+    logger = logging.getLogger("cairn")
+    if not any(isinstance(handler, WarningLine) for handler in logger.handlers):
+        logger.addHandler(WarningLine())
+
+
 def connect(
     url: str | None, home: str | None, store: str | None, *, existing: bool = True
 ) -> Client:
@@ -105,6 +131,8 @@ def connect(
         raise typer.BadParameter("give --url, or --home/--store, not both", param_hint="--url")
     settings = settings_from(os.environ, url=url, home=home, store_uri=store)
     remote = settings.url is not None and home is None and store is None
+    if remote:
+        show_warnings()
     if remote and "CAIRN_RETRY_TIMEOUT" not in os.environ:
         # A person at a prompt should hear of a down server in seconds, not minutes.
         settings = settings.replace(retry_timeout=CLI_RETRY_TIMEOUT)

@@ -5,8 +5,13 @@ raised.
 Every Cairn request is safe to repeat (idempotent by design, or by idempotency key), so
 every method is retried: after a connection that failed, broke or timed out, and after a
 502, 503 or 504 answer, with jittered exponential backoff, until ``retry_timeout``
-seconds have passed (:class:`DeadlineRetry`). A TLS certificate that is not trusted, or a
-proxy that refuses a tunnel for good (407, 403, ...), is reported at once.
+seconds have passed (:class:`DeadlineRetry`). A TLS certificate that is not trusted, an
+``https://`` URL answered in plain HTTP, or a proxy that refuses a tunnel for good (407, 403,
+...), is reported at once.
+
+Retries are not silent: once a server has failed for half a second, one warning goes to the
+``cairn.client`` logger (one per outage: again only after a call got through or gave up), and
+giving up is logged at error level with the message of the error raised.
 
 Proxies come from the environment (:mod:`cairn.client._proxies`): plain HTTP is sent to
 the proxy with absolute URLs, HTTPS goes through a ``CONNECT`` tunnel (urllib3's
@@ -16,19 +21,32 @@ the proxy with absolute URLs, HTTPS goes through a ``CONNECT`` tunnel (urllib3's
 from __future__ import annotations
 
 import json as _json
+import logging
 import re
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from http.client import RemoteDisconnected
 from types import TracebackType
 from typing import IO, Any, Final, Protocol, Self, TypeVar, cast
 from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
 from urllib3.connectionpool import ConnectionPool
-from urllib3.exceptions import HTTPError, MaxRetryError, ProxyError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+)
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from cairn.client._proxies import Proxy, ascii_host, bracketed, proxy_for
 from cairn.core.api import API_PREFIX
@@ -40,6 +58,8 @@ from cairn.core.errors import (
     error_from_wire,
 )
 from cairn.core.validation import check_entity_id
+
+log = logging.getLogger("cairn.client")
 
 __all__ = [
     "NETWORK_ERRORS",
@@ -66,6 +86,11 @@ _POOL_SIZE: Final = 8  # keep-alive connections kept per client (one per thread 
 _BLOCK: Final = 1 << 20  # a streamed request body is read and sent in pieces of this size
 _FIRST_DELAY: Final = 0.05  # seconds of backoff before the second retry; doubles after
 _MAX_DELAY: Final = 2.0
+# Seconds a server may fail before the warning: a blip (a restart, a stale keep-alive
+# connection) passes unmentioned; a down server is named well within 2 s.
+_QUIET: Final = 0.5
+# What OpenSSL says when the answer to its hello is not TLS, but (mostly) plain HTTP.
+_PLAIN_HTTP_SIGNS: Final = ("wrong version number", "record layer failure", "http request")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,17 +123,66 @@ class StreamedBody(Protocol):
 Body = bytes | StreamedBody
 
 
+class _Outage:
+    """A server's run of failed tries, shared by the calls of one transport (threads
+    included), so that it is announced once rather than at every try."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server  # "cairn server at URL", and the proxy on the way
+        self._lock = threading.Lock()
+        self._since: float | None = None  # when the first call that failed began
+        self._warned = False
+
+    def failed(self, cause: str, tries: _Tries) -> None:
+        with self._lock:
+            if self._since is None:
+                self._since = tries.started
+            if self._warned or time.monotonic() - self._since < _QUIET:
+                return
+            self._warned = True
+        log.warning(
+            "%s unreachable (%s), retrying until %s", self.server, cause, _clock(tries.deadline)
+        )
+
+    def over(self) -> None:
+        """A call got through, or gave up: the next failure starts a new outage."""
+        if self._since is not None:  # read unlocked: the common case costs nothing
+            with self._lock:
+                self._since = None
+                self._warned = False
+
+
+@dataclass(slots=True)
+class _Tries:
+    """One call's tries: when it began, until when it may retry, and how the last failed."""
+
+    outage: _Outage
+    started: float
+    deadline: float
+    cause: str | None = None  # why the last try failed
+    exhausted: bool = False  # urllib3 gave up at the deadline
+
+    @property
+    def spent(self) -> float:
+        return time.monotonic() - self.started
+
+
 class DeadlineRetry(Retry):
     """urllib3's retries with jittered exponential backoff, for as long as a deadline
     allows rather than a number of times, and never after an error that no retry can
-    mend (see :func:`_worth_retrying`)."""
+    mend (see :func:`_worth_retrying`). Each failure is noted in the call's
+    :class:`_Tries`, which warns of the outage once."""
 
-    def __init__(self, *args: Any, deadline: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, tries: _Tries, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.deadline = deadline
+        self.tries = tries
+
+    @property
+    def deadline(self) -> float:
+        return self.tries.deadline
 
     @classmethod
-    def until(cls, deadline: float) -> DeadlineRetry:
+    def until(cls, tries: _Tries) -> DeadlineRetry:
         return cls(
             total=None,  # counted by time: see is_exhausted
             redirect=0,
@@ -119,11 +193,11 @@ class DeadlineRetry(Retry):
             backoff_max=_MAX_DELAY,
             backoff_jitter=_FIRST_DELAY,  # many clients retrying at once arrive apart
             respect_retry_after_header=False,  # a proxy's "come back in an hour" included
-            deadline=deadline,
+            tries=tries,
         )
 
     def new(self, **kw: Any) -> Self:
-        kw.setdefault("deadline", self.deadline)
+        kw.setdefault("tries", self.tries)
         return super().new(**kw)
 
     def is_exhausted(self) -> bool:
@@ -149,13 +223,22 @@ class DeadlineRetry(Retry):
         ):
             # As urllib3 gives up: an error is raised, an answer returned as it is.
             raise MaxRetryError(_pool, url, error)  # type: ignore[arg-type]  # as urllib3 does
-        return super().increment(method, url, response, error, _pool, _stacktrace)
+        tries = self.tries
+        tries.cause = f"HTTP {response.status}" if response is not None else _cause(error)
+        try:
+            retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        except MaxRetryError:
+            tries.exhausted = True
+            raise
+        tries.outage.failed(tries.cause, tries)
+        return retry
 
 
 def _worth_retrying(error: Exception) -> bool:
-    """Whether another try may succeed: not after an untrusted certificate, nor after a
-    proxy's refusal to open a tunnel that is not a 502, 503 or 504."""
-    if _untrusted(error) is not None:
+    """Whether another try may succeed: not after an untrusted certificate or a plain-HTTP
+    answer to TLS, nor after a proxy's refusal to open a tunnel that is not a 502, 503 or
+    504."""
+    if _untrusted(error) is not None or _plain_http(error) is not None:
         return False
     refusal = _tunnel_refusal(error)
     return refusal is None or refusal in RETRY_STATUS
@@ -184,11 +267,62 @@ def _causes(error: BaseException) -> list[BaseException]:
     return found
 
 
-def _untrusted(error: BaseException) -> ssl.SSLCertVerificationError | None:
+def _untrusted(error: BaseException) -> BaseException | None:
+    """A certificate that failed verification, ours or (asked for one) the server's view
+    of ours: no retry will change it."""
     for one in _causes(error):
-        if isinstance(one, ssl.SSLCertVerificationError):
+        if isinstance(one, ssl.SSLCertVerificationError | CertificateError):
+            return one
+        if isinstance(one, ssl.SSLError) and "CERTIFICATE" in (one.reason or ""):
             return one
     return None
+
+
+def _plain_http(error: BaseException) -> ssl.SSLError | None:
+    """The TLS handshake's failure when the server answered in plain HTTP."""
+    for one in _causes(error):
+        if isinstance(one, ssl.SSLError) and any(s in str(one).lower() for s in _PLAIN_HTTP_SIGNS):
+            return one
+    return None
+
+
+def _tls_reason(error: BaseException) -> str:
+    """OpenSSL's reason in words (``WRONG_VERSION_NUMBER``: "wrong version number")."""
+    reason = getattr(error, "reason", None)
+    return reason.replace("_", " ").lower() if isinstance(reason, str) else str(error)
+
+
+def _cause(error: BaseException | None) -> str:
+    """Why a try failed, in a few words: "connection refused", "no answer in time", ..."""
+    if error is None:
+        return "no answer"
+    causes = _causes(error)
+
+    def found(kind: type[BaseException] | tuple[type[BaseException], ...]) -> Any:
+        return next((one for one in causes if isinstance(one, kind)), None)
+
+    if found(ReadTimeoutError):
+        return "no answer in time"
+    tls = found(ssl.SSLError)
+    if tls is not None:
+        return f"TLS error: {_tls_reason(tls)}"
+    if found(RemoteDisconnected):
+        return "connection closed by the server"
+    system = next((one for one in causes if isinstance(one, OSError) and one.strerror), None)
+    if system is not None:  # refused, reset by peer, no route to host, name not known, ...
+        return str(system.strerror).lower()
+    if found(ConnectTimeoutError) and not found(NewConnectionError):
+        return "connection timed out"
+    if found((TimeoutError, Urllib3Timeout)):
+        return "timed out"
+    if found(ProtocolError):
+        return "connection broken"
+    return type(causes[-1]).__name__
+
+
+def _clock(deadline: float) -> str:
+    """A monotonic deadline as the local wall-clock time, HH:MM:SS."""
+    return time.strftime("%H:%M:%S", time.localtime(time.time() + deadline - time.monotonic()))
 
 
 def _tunnel_refusal(error: BaseException) -> int | None:
@@ -248,6 +382,11 @@ class Transport:
         # writes absolute URLs).
         self._pool = self._manager.connection_from_url(self._origin)
         self._direct = self.proxy is None or parts.scheme == "https"
+        self._outage = _Outage(f"cairn server at {self.base_url}{self._through}")
+
+    @property
+    def _through(self) -> str:
+        return f" through the proxy {self.proxy}" if self.proxy else ""
 
     def close(self) -> None:
         # urllib3 2 closes a manager's pools only when they are collected: closed here,
@@ -279,17 +418,20 @@ class Transport:
         """Send one request and return its response (body read unless ``preload`` is
         False: then read it to the end and ``release_conn()``, or ``close()`` it).
         Connection failures and 502/503/504 answers are retried until ``retry_timeout``
-        seconds have passed; a file-like body is rewound for each try."""
+        seconds have passed (the last such answer then raises the error it holds); a
+        file-like body is rewound for each try."""
         if body is None and method in ("POST", "PUT", "PATCH"):
             body = b""  # an explicit empty body: content-length 0
         # Every header in its usual capitals: urllib3's proxy manager adds its own Accept
         # and Host, which ours must replace rather than join.
         sent = {"User-Agent": _USER_AGENT}
         sent.update((name.title(), value) for name, value in (headers or {}).items())
+        now = time.monotonic()
+        tries = _Tries(self._outage, now, now + self.retry_timeout)
         options: dict[str, Any] = {
             "body": cast("bytes | IO[bytes] | None", body),
             "headers": sent,
-            "retries": DeadlineRetry.until(time.monotonic() + self.retry_timeout),
+            "retries": DeadlineRetry.until(tries),
             "redirect": False,
             "preload_content": preload,
             "decode_content": False,
@@ -298,12 +440,34 @@ class Transport:
             options["timeout"] = urllib3.Timeout(timeout)
         try:
             if self._direct:
-                return self._pool.urlopen(method, self._target(path, params), **options)
-            return self._manager.urlopen(method, self.url(path, params), **options)
+                answer = self._pool.urlopen(method, self._target(path, params), **options)
+            else:
+                answer = self._manager.urlopen(method, self.url(path, params), **options)
         except MaxRetryError as exc:
-            raise self.unreachable(exc.reason or exc) from exc
+            error = self.unreachable(exc.reason or exc, tries.spent if tries.exhausted else None)
+            raise self._gave_up(error) if tries.exhausted else error from exc
         except HTTPError as exc:  # not retried at all (e.g. a body that cannot be rewound)
             raise self.unreachable(exc) from exc
+        if tries.exhausted:  # the last 502/503/504, after retrying until the deadline
+            answered = Response(answer.status, answer.headers, answer.data, self.url(path))
+            answer.release_conn()
+            error = decode_error(answered)
+            raise self._gave_up(
+                error_from_wire(
+                    error.code,
+                    f"{error.message} (retried for {tries.spent:.1f} s)",
+                    error.details,
+                )
+            )
+        self._outage.over()
+        return answer
+
+    def _gave_up(self, error: CairnError) -> CairnError:
+        """Retries ended at the deadline: said at error level (a background call's error
+        is raised later, elsewhere), and the next failure is a new outage."""
+        log.error("%s", error.message)
+        self._outage.over()
+        return error
 
     def request(
         self,
@@ -340,7 +504,8 @@ class Transport:
         """Run ``attempt`` again while it fails with a connection that broke mid-body (what
         urllib3 cannot retry: a response it has handed over), with the same backoff,
         until ``retry_timeout`` seconds have passed; then raise what went wrong."""
-        deadline = time.monotonic() + self.retry_timeout
+        started = time.monotonic()
+        deadline = started + self.retry_timeout
         delay = _FIRST_DELAY
         while True:
             try:
@@ -348,18 +513,33 @@ class Transport:
             except NETWORK_ERRORS as exc:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise self.unreachable(exc) from exc
+                    spent = time.monotonic() - started
+                    raise self._gave_up(self.unreachable(exc, spent)) from exc
             time.sleep(min(delay, left))
             delay = min(delay * 2, _MAX_DELAY)
 
-    def unreachable(self, error: BaseException) -> CairnError:
-        """The error that tells why the server could not be reached (or trusted)."""
+    def unreachable(self, error: BaseException, spent: float | None = None) -> CairnError:
+        """The error that tells why the server could not be reached (or trusted), and for
+        how long it was tried (``spent`` seconds, if it was retried)."""
+        plain = _plain_http(error)
+        if plain is not None:
+            return StoreUnavailable(
+                f"{self.base_url} answered in plain HTTP: use http:// "
+                f"(TLS handshake failed: {_tls_reason(plain)})",
+                url=self.base_url,
+            )
         untrusted = _untrusted(error)
-        if untrusted is not None:
+        if isinstance(untrusted, ssl.SSLCertVerificationError):
             return StoreUnavailable(
                 f"cannot trust the TLS certificate of {self.base_url}: "
                 f"{untrusted.verify_message} (a certificate of your own CA: point "
                 "SSL_CERT_FILE at the CA's file)",
+                url=self.base_url,
+            )
+        if untrusted is not None:
+            return StoreUnavailable(
+                f"the TLS handshake with {self.base_url} failed: {_tls_reason(untrusted)} "
+                "(not retried: it would fail again)",
                 url=self.base_url,
             )
         refusal = _tunnel_refusal(error)
@@ -369,11 +549,11 @@ class Transport:
                 f"Tunnel connection failed: {refusal}",
                 url=self.base_url,
             )
-        through = f" through the proxy {self.proxy}" if self.proxy else ""
         reason = error.original_error if isinstance(error, ProxyError) else error
+        tried = f", retried for {spent:.1f} s" if spent is not None else ""
         return StoreUnavailable(
-            f"cannot reach the Cairn server at {self.base_url}{through}: "
-            f"{type(reason).__name__}: {reason}",
+            f"cannot reach the Cairn server at {self.base_url}{self._through}: "
+            f"{_cause(error)}{tried} ({type(reason).__name__}: {reason})",
             url=self.base_url,
         )
 
