@@ -24,6 +24,7 @@ from __future__ import annotations
 import atexit
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import Final
@@ -76,6 +77,7 @@ class MetricBatcher:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._fresh: set[str] = set()  # runs created by this client: nothing stored yet
+        self._written: dict[str, float] = {}  # run id -> when its points were last stored
         _live.add(self)
 
     # -- producer side ----------------------------------------------------------------
@@ -162,6 +164,11 @@ class MetricBatcher:
         self._pending[name] = series
         return series
 
+    def last_written(self, run_id: str) -> float | None:
+        """When (``time.monotonic()``) points of ``run_id`` were last stored: a stored
+        batch is a heartbeat of its runs."""
+        return self._written.get(run_id)
+
     def forget(self, run_id: str) -> None:
         """The run ended: drop what is known of its series (after a flush). Logged to
         again later, its steps are asked of the store."""
@@ -170,6 +177,7 @@ class MetricBatcher:
             if not any((run_id, key) in self._pending for key in keys):
                 self._series.pop(run_id, None)
                 self._fresh.discard(run_id)
+                self._written.pop(run_id, None)
 
     def _wake(self, size: int) -> None:
         with self._cond:
@@ -245,6 +253,9 @@ class MetricBatcher:
                 if unresolved:
                     self._resolve(batch, unresolved)
                 self._metrics.log_metric_batch(batch, validated=True)
+                written = time.monotonic()
+                for run_id in {run_id for run_id, _ in batch}:
+                    self._written[run_id] = written
             except BaseException as exc:  # kept, and raised to the user later
                 with self._cond:
                     self._error = exc

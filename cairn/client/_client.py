@@ -9,11 +9,15 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
+from cairn.client import _signals as signals
 from cairn.client._batcher import MetricBatcher
 from cairn.client._capture import RunCapture, check_capture
 from cairn.client._entities import Experiment, Project, Run
+from cairn.client._find import find_run
+from cairn.client._heartbeat import Heartbeat
 from cairn.client._repositories import Repository
 from cairn.core.errors import InvalidArgument
+from cairn.core.model import RunStatus
 from cairn.core.settings import Settings, settings_from
 from cairn.service.contracts import Backend
 
@@ -84,6 +88,10 @@ class Client:
             interval=self.settings.flush_interval,
             max_queue=self.settings.max_queue,
         )
+        self._heartbeat = Heartbeat(
+            self._backend.entities, self.settings.heartbeat_interval, self._batcher.last_written
+        )
+        self._running: dict[str, Run] = {}  # runs started or resumed here and not ended
         self._metric_keys: set[str] = set()  # keys that passed check_name
         self._capture = RunCapture(self._backend.repositories, self.settings.capture_variables, env)
         self._owner = _os_user()
@@ -96,7 +104,11 @@ class Client:
         self._batcher.flush()
 
     def close(self) -> None:
+        """Store what is queued and let go of the store. Runs still running stay so
+        (their heartbeat stops: in time they read as crashed); end them first."""
+        signals.unwatch(self)
         try:
+            self._heartbeat.close()
             self._capture.close()
             self._batcher.close()
         finally:
@@ -232,6 +244,8 @@ class Client:
         )
         self._capture.start(info.id, what, only_if_new=True)
         run = Run(self, info)
+        if info.status in (RunStatus.RUNNING, RunStatus.CRASHED):
+            self._track(run)  # this process runs it now
         if hyperparameters:
             run.log_hyperparameters(hyperparameters)
         return run
@@ -245,14 +259,31 @@ class Client:
         tags: Iterable[str] | None = None,
         hyperparameters: Mapping[str, Any] | None = None,
         capture: str | None = None,
+        resume: str | None = None,
     ) -> Run:
         """Create a new run (a generated unique name unless given). Use it in a
-        ``with`` block to end it as finished, or failed if the block raises.
+        ``with`` block to end it as finished, or failed if the block raises (killed on
+        Ctrl-C or SIGTERM).
 
         The run records its code (the git work tree: remote, commit, branch, the
         uncommitted diff) and its environment (Python version, installed distributions,
         command line, allowed variables) on a thread of its own: ``capture`` is "all"
-        (the ``CAIRN_CAPTURE`` setting's default), "code", "environment" or "none"."""
+        (the ``CAIRN_CAPTURE`` setting's default), "code", "environment" or "none".
+
+        ``resume=RUN`` (an id, a short id or ``PROJECT/EXPERIMENT/NAME``) instead makes
+        that run running again, as :meth:`resume_run`; ``tags`` and ``hyperparameters``
+        are then logged to it."""
+        if resume is not None:
+            if name is not None or parent is not None or description is not None:
+                raise InvalidArgument(
+                    "resume", "a resumed run keeps its name, parent and description"
+                )
+            resumed = self.resume_run(resume)
+            if tags:
+                resumed.log_tags(tags)
+            if hyperparameters:
+                resumed.log_hyperparameters(hyperparameters)
+            return resumed
         what = check_capture(capture or self.settings.capture)
         experiment_id = parent.experiment_id if parent else self._current_experiment().id
         info = self._backend.entities.create_run(
@@ -265,17 +296,47 @@ class Client:
         )
         self._batcher.fresh_run(info.id)  # no metrics stored yet: steps start at 0
         self._capture.start(info.id, what)
-        run = Run(self, info)
+        run = self._track(Run(self, info))
         if hyperparameters:
             run.log_hyperparameters(hyperparameters)
         return run
 
-    def get_run(self, id: str) -> Run:
-        return Run(self, self._backend.entities.get_run(id))
+    def get_run(self, ref: str) -> Run:
+        """The run ``ref`` names: its id (any case), the start or the end of its id (8
+        hex digits at least, as ``cairn runs ls`` shows it), or
+        ``PROJECT/EXPERIMENT/RUN_NAME``. A part of an id that several runs share is an
+        ``InvalidArgument`` listing them."""
+        return Run(self, find_run(self._backend.entities, ref))
 
-    def restore_run(self, id: str) -> Run:
-        return Run(self, self._backend.entities.restore_run(id))
+    def resume_run(self, ref: str) -> Run:
+        """Make an ended (or crashed) run running again, to record more in it: metrics
+        logged without a step continue after its last step. ``ref`` as :meth:`get_run`."""
+        self._batcher.flush()  # what this process logged to it lands before it changes
+        info = self._backend.entities.resume_run(find_run(self._backend.entities, ref).id)
+        return self._track(Run(self, info))
 
-    def delete_run(self, id: str) -> None:
+    def restore_run(self, ref: str) -> Run:
+        """Undo a soft delete."""
+        entities = self._backend.entities
+        return Run(self, entities.restore_run(find_run(entities, ref).id))
+
+    def delete_run(self, ref: str) -> None:
         self._batcher.flush()
-        self._backend.entities.delete_run(id)
+        self._backend.entities.delete_run(find_run(self._backend.entities, ref).id)
+
+    # -- runs this process runs ---------------------------------------------------------
+    def _track(self, run: Run) -> Run:
+        """``run`` runs in this process: heartbeats, and an end on SIGTERM or exit."""
+        self._running[run.id] = run
+        self._heartbeat.add(run.id)
+        signals.watch(self)
+        return run
+
+    def _untrack(self, run_id: str) -> None:
+        self._running.pop(run_id, None)
+        self._heartbeat.discard(run_id)
+
+    def _end_running(self, status: RunStatus) -> None:
+        """End every run this process runs as ``status`` (SIGTERM, exit)."""
+        for run in list(self._running.values()):
+            run.end(status)

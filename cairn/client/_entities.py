@@ -9,7 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, overload
 
-from cairn.core.errors import InvalidArgument, NotFound
+from cairn.core.errors import Conflict, InvalidArgument, NotFound
 from cairn.core.model import (
     ArtifactInfo,
     ExperimentInfo,
@@ -128,6 +128,14 @@ class Project(_Entity):
     def set_experiment(self, name: str, **options: Any) -> Experiment:
         return self._client.set_experiment(name, project=self, **options)
 
+    def delete(self) -> None:
+        """Soft delete: hidden from listings with its experiments and runs, kept,
+        found by name still; :meth:`undelete` brings it back."""
+        self._backend.entities.delete_project(self.id)
+
+    def undelete(self) -> None:
+        self._backend.entities.restore_project(self.id)
+
 
 class Experiment(_Entity):
     def __init__(self, client: Client, info: ExperimentInfo) -> None:
@@ -146,6 +154,14 @@ class Experiment(_Entity):
         runs = self._backend.entities.list_runs(self.id, include_deleted=include_deleted)
         return [Run(self._client, r) for r in runs]
 
+    def delete(self) -> None:
+        """Soft delete: hidden from listings, kept, found by name still;
+        :meth:`undelete` brings it back."""
+        self._backend.entities.delete_experiment(self.id)
+
+    def undelete(self) -> None:
+        self._backend.entities.restore_experiment(self.id)
+
 
 class Run(_Entity):
     """One training or evaluation execution. A context manager: leaving the block
@@ -160,6 +176,7 @@ class Run(_Entity):
         self._batcher = client._batcher
         self._clock = client._clock
         self._keys = client._metric_keys  # keys that passed check_name
+        self._ended = False  # this handle ended the run (a with block then leaves it be)
 
     def __repr__(self) -> str:
         return f"Run(id={self.id!r}, name={self.name!r})"
@@ -181,7 +198,11 @@ class Run(_Entity):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None:
+        if self._ended:  # ended inside the block, or by SIGTERM: that end stands
+            return
+        if exc_type is None or (
+            isinstance(exc, SystemExit) and exc.code in (0, None)  # sys.exit(0)
+        ):
             self.end(RunStatus.FINISHED)
         elif issubclass(exc_type, KeyboardInterrupt):
             self.end(RunStatus.KILLED)
@@ -216,6 +237,8 @@ class Run(_Entity):
     ) -> None:
         """Queue one point. ``step`` defaults to the next step of the key, ``timestamp``
         (ms) to now. Returns at once; a write error surfaces on a later call."""
+        if self._ended:
+            raise self._closed()
         if type(value) is not float:
             value = check_metric_value(value, f"metric {key!r}")
         ts = self._clock() if timestamp is None else check_timestamp(timestamp)
@@ -228,6 +251,8 @@ class Run(_Entity):
     ) -> None:
         """Queue one point per key, all with the same step and timestamp. All or
         nothing: a bad key or value refuses the whole call."""
+        if self._ended:
+            raise self._closed()
         if not isinstance(values, Mapping):
             raise InvalidArgument("metrics", f"must be a mapping, got {type(values).__name__}")
         ts = self._clock() if timestamp is None else check_timestamp(timestamp)
@@ -278,13 +303,34 @@ class Run(_Entity):
 
     # -- lifecycle --------------------------------------------------------------------
     def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
-        """Flush queued metrics, then set the final status and end time."""
+        """Flush queued metrics, then close the run's record: ``finished``, ``failed``
+        or ``killed``, with its end time. Its metrics, hyperparameters and artifacts are
+        closed from then on (a ``Conflict``) until :meth:`resume`; tags, attributes and
+        the description stay editable. Ending it again as the same is a no-op; as
+        another status a ``Conflict``."""
+        final = RunStatus.parse(status)
         try:
             self._client._capture.wait(self.id)
             self._batcher.flush()
             self._batcher.forget(self.id)  # a sweep of many runs keeps no state per run
         finally:
-            self._backend.entities.end_run(self.id, status)
+            self._backend.entities.end_run(self.id, final)
+            self._ended = True
+            self._client._untrack(self.id)
+
+    def _closed(self) -> Conflict:
+        """What logging a metric through a handle that ended its run raises at once (the
+        store would refuse it anyway, but only on a later call)."""
+        return Conflict(
+            f"run {self.id} has ended: its metrics are closed; resume it first (run.resume())",
+            id=self.id,
+        )
+
+    def resume(self) -> None:
+        """Make the ended (or crashed) run running again, to record more: metrics logged
+        without a step continue after its last step."""
+        self._client.resume_run(self.id)
+        self._ended = False
 
     # -- versioning -------------------------------------------------------------------
     def log_commit(self, commit: Commit, key_paths: Mapping[str, str] | None = None) -> None:

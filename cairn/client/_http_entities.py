@@ -12,7 +12,13 @@ from cairn.core.errors import AlreadyExists
 from cairn.core.model import ExperimentInfo, ProjectInfo, RunInfo, RunStatus
 from cairn.core.names import generate_run_name
 from cairn.core.settings import Settings
-from cairn.core.validation import check_entity_id, check_name, check_names, check_text
+from cairn.core.validation import (
+    check_entity_id,
+    check_id_fragment,
+    check_name,
+    check_names,
+    check_text,
+)
 
 __all__ = ["HttpEntities", "run_from_json"]
 
@@ -52,6 +58,13 @@ class HttpEntities:
     def list_projects(self) -> list[ProjectInfo]:
         return [ProjectInfo(**p) for p in self._t.get("/projects")]
 
+    def delete_project(self, project_id: str) -> ProjectInfo:
+        path = f"/projects/{_id(project_id, 'project_id')}"
+        return ProjectInfo(**self._t.request("DELETE", path).json())
+
+    def restore_project(self, project_id: str) -> ProjectInfo:
+        return ProjectInfo(**self._t.post(f"/projects/{_id(project_id, 'project_id')}/restore"))
+
     def set_experiment(
         self,
         project_id: str,
@@ -75,6 +88,14 @@ class HttpEntities:
     def list_experiments(self, project_id: str) -> list[ExperimentInfo]:
         path = f"/projects/{_id(project_id, 'project_id')}/experiments"
         return [ExperimentInfo(**e) for e in self._t.get(path)]
+
+    def delete_experiment(self, experiment_id: str) -> ExperimentInfo:
+        path = f"/experiments/{_id(experiment_id, 'experiment_id')}"
+        return ExperimentInfo(**self._t.request("DELETE", path).json())
+
+    def restore_experiment(self, experiment_id: str) -> ExperimentInfo:
+        path = f"/experiments/{_id(experiment_id, 'experiment_id')}/restore"
+        return ExperimentInfo(**self._t.post(path))
 
     # -- runs -------------------------------------------------------------------------
     def create_run(
@@ -136,6 +157,10 @@ class HttpEntities:
         path = f"/experiments/{_id(experiment_id, 'experiment_id')}/runs"
         return run_from_json(self._t.get(path, name=check_name(name, "run name"))[0])
 
+    def find_runs_by_id(self, fragment: str) -> list[RunInfo]:
+        found = self._t.get("/runs", id_fragment=check_id_fragment(fragment, "run id"))
+        return [run_from_json(r) for r in found]
+
     def list_runs(self, experiment_id: str, *, include_deleted: bool = False) -> list[RunInfo]:
         path = f"/experiments/{_id(experiment_id, 'experiment_id')}/runs"
         found = self._t.get(path, include_deleted=include_deleted)
@@ -151,6 +176,15 @@ class HttpEntities:
         path = f"/runs/{_id(run_id, 'run_id')}"
         response = self._t.request("PATCH", path, json={"status": final.value})
         return run_from_json(response.json())
+
+    def resume_run(self, run_id: str) -> RunInfo:
+        return run_from_json(self._t.post(f"/runs/{_id(run_id, 'run_id')}/resume"))
+
+    def heartbeat(self, run_ids: Iterable[str]) -> int:
+        ids = [check_entity_id(r, "run_ids") for r in run_ids]
+        if not ids:
+            return 0
+        return int(self._t.post("/heartbeats", {"run_ids": ids})["running"])
 
     def delete_run(self, run_id: str) -> RunInfo:
         return run_from_json(self._t.request("DELETE", f"/runs/{_id(run_id, 'run_id')}").json())

@@ -34,10 +34,21 @@ class EntityKind(enum.StrEnum):
 
 
 class RunStatus(enum.StrEnum):
+    """Where a run stands. ``crashed`` is how a ``running`` run reads once its heartbeat
+    is older than ``CAIRN_HEARTBEAT_TIMEOUT`` (its process died without ending it); a
+    write from it (it was only cut off) brings it back to ``running``."""
+
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"
     KILLED = "killed"
+    CRASHED = "crashed"
+
+    @property
+    def ended(self) -> bool:
+        """Finished, failed or killed: its record is closed (crashed is not: it may be
+        written to again, or ended)."""
+        return self in _ENDED
 
     @classmethod
     def parse(cls, value: object, field: str = "status") -> RunStatus:
@@ -48,6 +59,9 @@ class RunStatus(enum.StrEnum):
             raise InvalidArgument(field, f"must be one of {allowed}, got {value!r}") from None
 
 
+_ENDED = frozenset({RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED})
+
+
 @dataclass(frozen=True, slots=True)
 class ProjectInfo:
     id: str
@@ -56,6 +70,11 @@ class ProjectInfo:
     owner: str
     created_at: int
     updated_at: int
+    deleted_at: int | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +86,11 @@ class ExperimentInfo:
     owner: str
     created_at: int
     updated_at: int
+    deleted_at: int | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +108,8 @@ class RunInfo:
     created_at: int
     updated_at: int
     deleted_at: int | None
+    # When its process last said it was alive (start, a metric batch, a heartbeat).
+    heartbeat_at: int | None = None
 
     @property
     def deleted(self) -> bool:

@@ -141,6 +141,31 @@ SETTINGS: tuple[Setting, ...] = (
         "Metric points the background logger holds before a log call waits for a write.",
     ),
     Setting(
+        "heartbeat_interval",
+        "CAIRN_HEARTBEAT_INTERVAL",
+        _positive_float,
+        30.0,
+        "Seconds between the heartbeats a process sends for its running runs (a metric "
+        "batch counts as one).",
+    ),
+    Setting(
+        "heartbeat_timeout",
+        "CAIRN_HEARTBEAT_TIMEOUT",
+        _positive_float,
+        180.0,
+        "Seconds without a heartbeat after which a running run reads as `crashed` (its "
+        "process died without ending it). Read by whoever reads the run: the server, or "
+        "the embedded client.",
+    ),
+    Setting(
+        "sigterm_timeout",
+        "CAIRN_SIGTERM_TIMEOUT",
+        _positive_float,
+        5.0,
+        "Seconds a process stopped by SIGTERM spends storing its queued metrics and "
+        "ending its runs as `killed` before it ends as it would have.",
+    ),
+    Setting(
         "capture",
         "CAIRN_CAPTURE",
         _capture,
@@ -218,6 +243,9 @@ class Settings:
     flush_interval: float = 0.5
     batch_size: int = 50_000
     max_queue: int = 2_000_000
+    heartbeat_interval: float = 30.0
+    heartbeat_timeout: float = 180.0
+    sigterm_timeout: float = 5.0
     capture: str = "all"
     capture_variables: str = CAPTURE_VARIABLES
     sqlite_busy_timeout: float = 60.0

@@ -20,6 +20,7 @@ __all__ = [
     "check_batch",
     "check_entity_id",
     "check_hyperparameter_value",
+    "check_id_fragment",
     "check_idempotency_key",
     "check_mapping",
     "check_metric_value",
@@ -89,6 +90,18 @@ def check_entity_id(value: object, field: str = "id") -> str:
     if not isinstance(value, str) or not _UUID.fullmatch(value):
         raise InvalidArgument(field, "must be a lowercase UUID string")
     return value
+
+
+_HEX_FRAGMENT = re.compile(r"[0-9a-f]{8,32}")
+
+
+def check_id_fragment(value: object, field: str = "id") -> str:
+    """Part of an id as people give it (the start or the end, 8 hex digits at least;
+    dashes and case ignored): its lowercase digits."""
+    bare = value.replace("-", "").lower() if isinstance(value, str) else ""
+    if not _HEX_FRAGMENT.fullmatch(bare):
+        raise InvalidArgument(field, "must be 8 to 32 hex digits of an id (its start or its end)")
+    return bare
 
 
 def check_idempotency_key(value: object) -> str:

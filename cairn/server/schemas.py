@@ -10,7 +10,7 @@ here, as ``pattern``: one rule, one message, for the embedded client and the ser
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import Header, Path, Query
 from pydantic import (
@@ -27,7 +27,6 @@ from pydantic import (
 
 from cairn.core import digest, validation
 from cairn.core.digest import parse_digest
-from cairn.core.model import RunStatus
 from cairn.core.validation import MAX_NAME_LENGTH, check_entity_id
 
 __all__ = [
@@ -46,7 +45,10 @@ __all__ = [
     "EntityId",
     "EntityIdPath",
     "ExperimentIdPath",
+    "HeartbeatIn",
+    "HeartbeatOut",
     "HyperparametersIn",
+    "IdFragmentQuery",
     "IdempotencyKeyHeader",
     "KeysIn",
     "KeysQuery",
@@ -152,6 +154,16 @@ ArtifactKeyQuery = Annotated[
         json_schema_extra=_documented(ARTIFACT_KEY_PATTERN),
     ),
 ]
+ID_FRAGMENT_PATTERN: Final = "^-*([0-9a-fA-F]-*){8,32}$"
+IdFragmentQuery = Annotated[
+    str,
+    Query(
+        max_length=72,
+        description="8 to 32 hex digits of a run id, its start or its end (dashes and case "
+        "ignored); at most 10 runs are listed",
+        json_schema_extra=_documented(ID_FRAGMENT_PATTERN),
+    ),
+]
 NameQuery = Annotated[
     str | None,
     Query(
@@ -199,7 +211,15 @@ class CreateRunIn(_In):
 
 
 class EndRunIn(_In):
-    status: RunStatus
+    status: Literal["finished", "failed", "killed"]
+
+
+class HeartbeatIn(_In):
+    run_ids: Annotated[list[EntityId], Field(max_length=10_000)]
+
+
+class HeartbeatOut(BaseModel):
+    running: int
 
 
 class DescriptionIn(_In):

@@ -92,7 +92,7 @@ class ArtifactService(ServicePart):
             key, stored.kind, stored.digest, stored.size, stored.file_count, self.clock()
         )
         with self.metadata.write() as tx:
-            self._require_writable(tx, entity_id)
+            self._require_writable(tx, entity_id, recording=True)  # a run's must be running
             tx.artifacts.put(entity_id, info)
         return info
 

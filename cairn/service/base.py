@@ -3,12 +3,13 @@ lookups that several parts make inside their transactions."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from cairn.core.errors import Conflict, NotFound
-from cairn.core.model import EntityKind, RunInfo
+from cairn.core.model import EntityKind, RunInfo, RunStatus
 from cairn.core.settings import Settings
 from cairn.core.validation import check_entity_id
 from cairn.store.metadata import MetadataStore
@@ -60,19 +61,48 @@ class ServicePart:
         return kind
 
     @staticmethod
-    def _require_run(tx: MetadataTx, run_id: str, *, live: bool = False) -> RunInfo:
+    def _require_run(
+        tx: MetadataTx, run_id: str, *, live: bool = False, recording: bool = False
+    ) -> RunInfo:
+        """The run; ``live``: not deleted; ``recording``: and not ended either, since
+        what it records (metrics, hyperparameters, artifacts) is closed when it ends."""
         check_entity_id(run_id, "run_id")
         run = tx.entities.run(run_id)
         if run is None:
             raise NotFound(f"no run with id {run_id}", kind="run", id=run_id)
-        if live and run.deleted:
+        if (live or recording) and run.deleted:
             raise Conflict(f"run {run_id} is deleted; restore it before writing to it", id=run_id)
+        if recording and run.status.ended:
+            raise Conflict(
+                f"run {run_id} is {run.status.value}: its metrics, hyperparameters and "
+                "artifacts are closed; resume it first (client.resume_run)",
+                id=run_id,
+                status=run.status.value,
+            )
         return run
 
-    def _require_writable(self, tx: MetadataTx, entity_id: str) -> EntityKind:
-        """The entity exists (and, for a run, is not deleted); its updated_at moves."""
+    def _require_recording(self, tx: MetadataTx, run_ids: set[str], now: int) -> None:
+        """Every run of ``run_ids`` is running (not ended, not deleted), and alive now."""
+        if tx.entities.heartbeat(run_ids, now) != len(run_ids):
+            for run_id in sorted(run_ids):  # say which one, and why
+                self._require_run(tx, run_id, recording=True)
+
+    def _require_writable(
+        self, tx: MetadataTx, entity_id: str, *, recording: bool = False
+    ) -> EntityKind:
+        """The entity exists (and, for a run, is not deleted; ``recording``: nor ended);
+        its updated_at moves."""
         kind = self._require_kind(tx, entity_id)
         if kind is EntityKind.RUN:
-            self._require_run(tx, entity_id, live=True)
+            self._require_run(tx, entity_id, live=True, recording=recording)
         tx.entities.update(kind, entity_id, {"updated_at": self.clock()})
         return kind
+
+    def _present(self, run: RunInfo) -> RunInfo:
+        """The run as readers see it: running with a heartbeat older than the timeout
+        reads as crashed."""
+        beat = run.heartbeat_at
+        stale = beat is not None and self.clock() - beat > self.settings.heartbeat_timeout * 1000
+        if stale and run.status is RunStatus.RUNNING:
+            return dataclasses.replace(run, status=RunStatus.CRASHED)
+        return run

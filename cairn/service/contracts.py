@@ -65,7 +65,15 @@ class Entities(Protocol):
 
     def get_project_by_name(self, name: str) -> ProjectInfo: ...
 
-    def list_projects(self) -> list[ProjectInfo]: ...
+    def list_projects(self) -> list[ProjectInfo]:
+        """The projects not deleted."""
+        ...
+
+    def delete_project(self, project_id: str) -> ProjectInfo:
+        """Soft delete: hidden from listings, found by name still, restorable."""
+        ...
+
+    def restore_project(self, project_id: str) -> ProjectInfo: ...
 
     def set_experiment(
         self,
@@ -81,7 +89,15 @@ class Entities(Protocol):
 
     def get_experiment_by_name(self, project_id: str, name: str) -> ExperimentInfo: ...
 
-    def list_experiments(self, project_id: str) -> list[ExperimentInfo]: ...
+    def list_experiments(self, project_id: str) -> list[ExperimentInfo]:
+        """The experiments of the project not deleted."""
+        ...
+
+    def delete_experiment(self, experiment_id: str) -> ExperimentInfo:
+        """Soft delete: hidden from listings, found by name still, restorable."""
+        ...
+
+    def restore_experiment(self, experiment_id: str) -> ExperimentInfo: ...
 
     def create_run(
         self,
@@ -113,11 +129,30 @@ class Entities(Protocol):
 
     def get_run_by_name(self, experiment_id: str, name: str) -> RunInfo: ...
 
+    def find_runs_by_id(self, fragment: str) -> list[RunInfo]:
+        """Runs whose id starts or ends with ``fragment`` (8 to 32 hex digits, dashes and
+        case ignored): how people give the short ids they see. At most 10."""
+        ...
+
     def list_runs(self, experiment_id: str, *, include_deleted: bool = False) -> list[RunInfo]: ...
 
     def list_child_runs(self, run_id: str, *, include_deleted: bool = False) -> list[RunInfo]: ...
 
-    def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> RunInfo: ...
+    def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> RunInfo:
+        """Close the run's record as finished, failed or killed. Ending it again as the
+        same is a no-op (a retry, a second handler); as another status a Conflict: the
+        first end stands."""
+        ...
+
+    def resume_run(self, run_id: str) -> RunInfo:
+        """An ended (or crashed) run running again, to record more: its end time is
+        cleared; metrics logged without a step continue after the last one."""
+        ...
+
+    def heartbeat(self, run_ids: Iterable[str]) -> int:
+        """The runs' process is alive: of ``run_ids``, those running and not deleted are
+        marked so (how many is returned); the others are left as they are."""
+        ...
 
     def delete_run(self, run_id: str) -> RunInfo:
         """Soft delete: hidden from listings, restorable with restore_run."""

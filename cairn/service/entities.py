@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal, overload
 
 from cairn.core.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from cairn.core.ids import new_id
 from cairn.core.model import EntityKind, ExperimentInfo, ProjectInfo, RunInfo, RunStatus
 from cairn.core.names import generate_run_name
-from cairn.core.validation import check_entity_id, check_name, check_names, check_text
+from cairn.core.validation import (
+    check_entity_id,
+    check_id_fragment,
+    check_name,
+    check_names,
+    check_text,
+)
 from cairn.service.base import ServicePart
 from cairn.store.metadata.tx import MetadataTx
 
@@ -52,6 +58,13 @@ class EntityService(ServicePart):
             )
             project = tx.entities.project_by_name(name)
             assert project is not None  # inserted or already there, in this transaction
+            if project.deleted:
+                raise Conflict(
+                    f"project {name!r} is deleted; restore it (project.undelete()) or choose "
+                    "another name",
+                    kind="project",
+                    id=project.id,
+                )
             self._apply_common(tx, EntityKind.PROJECT, project, description, tag_list)
             return tx.entities.project(project.id) or project
 
@@ -72,8 +85,17 @@ class EntityService(ServicePart):
         return project
 
     def list_projects(self) -> list[ProjectInfo]:
+        """The projects not deleted."""
         with self.metadata.read() as tx:
             return tx.entities.projects()
+
+    def delete_project(self, project_id: str) -> ProjectInfo:
+        """Soft delete: hidden from listings (its experiments and runs with it), kept,
+        restorable with restore_project. Found by name still, so it can be restored."""
+        return self._set_deleted(EntityKind.PROJECT, project_id, deleted=True)
+
+    def restore_project(self, project_id: str) -> ProjectInfo:
+        return self._set_deleted(EntityKind.PROJECT, project_id, deleted=False)
 
     # -- experiments ------------------------------------------------------------------
     def set_experiment(
@@ -89,8 +111,13 @@ class EntityService(ServicePart):
         check_name(name, "experiment name")
         tag_list = _check_tags(tags)
         with self.metadata.write() as tx:
-            if tx.entities.project(project_id) is None:
+            project = tx.entities.project(project_id)
+            if project is None:
                 raise NotFound(f"no project with id {project_id}", kind="project", id=project_id)
+            if project.deleted:
+                raise Conflict(
+                    f"project {project.name!r} is deleted; restore it first", id=project_id
+                )
             now = self.clock()
             tx.entities.insert_ignore(
                 EntityKind.EXPERIMENT,
@@ -106,6 +133,13 @@ class EntityService(ServicePart):
             )
             experiment = tx.entities.experiment_by_name(project_id, name)
             assert experiment is not None
+            if experiment.deleted:
+                raise Conflict(
+                    f"experiment {name!r} is deleted; restore it (experiment.undelete()) or "
+                    "choose another name",
+                    kind="experiment",
+                    id=experiment.id,
+                )
             self._apply_common(tx, EntityKind.EXPERIMENT, experiment, description, tag_list)
             return tx.entities.experiment(experiment.id) or experiment
 
@@ -129,11 +163,19 @@ class EntityService(ServicePart):
         return experiment
 
     def list_experiments(self, project_id: str) -> list[ExperimentInfo]:
+        """The experiments of the project not deleted."""
         check_entity_id(project_id, "project_id")
         with self.metadata.read() as tx:
             if tx.entities.project(project_id) is None:
                 raise NotFound(f"no project with id {project_id}", kind="project", id=project_id)
             return tx.entities.experiments(project_id)
+
+    def delete_experiment(self, experiment_id: str) -> ExperimentInfo:
+        """Soft delete: hidden from listings, kept, restorable with restore_experiment."""
+        return self._set_deleted(EntityKind.EXPERIMENT, experiment_id, deleted=True)
+
+    def restore_experiment(self, experiment_id: str) -> ExperimentInfo:
+        return self._set_deleted(EntityKind.EXPERIMENT, experiment_id, deleted=False)
 
     # -- runs -------------------------------------------------------------------------
     def create_run(
@@ -202,6 +244,7 @@ class EntityService(ServicePart):
                 "created_at": now,
                 "updated_at": now,
                 "deleted_at": None,
+                "heartbeat_at": now,
             }
 
         # The usual case first, in one statement: the experiment (and parent) exist and
@@ -234,7 +277,7 @@ class EntityService(ServicePart):
                     run = tx.entities.run_by_name(experiment_id, row["name"])
                     assert run is not None
                     self._apply_common(tx, EntityKind.RUN, run, description, tag_list)
-                    return tx.entities.run(run.id) or run
+                    return self._present(tx.entities.run(run.id) or run)
             if name is not None:
                 raise AlreadyExists(
                     f"a run named {name!r} already exists in experiment {experiment_id}",
@@ -245,7 +288,7 @@ class EntityService(ServicePart):
 
     def get_run(self, run_id: str) -> RunInfo:
         with self.metadata.read() as tx:
-            return self._require_run(tx, run_id)
+            return self._present(self._require_run(tx, run_id))
 
     def get_run_by_name(self, experiment_id: str, name: str) -> RunInfo:
         check_entity_id(experiment_id, "experiment_id")
@@ -254,7 +297,14 @@ class EntityService(ServicePart):
             run = tx.entities.run_by_name(experiment_id, name)
         if run is None:
             raise NotFound(f"no run named {name!r}", kind="run", name=name)
-        return run
+        return self._present(run)
+
+    def find_runs_by_id(self, fragment: str) -> list[RunInfo]:
+        """Runs whose id starts or ends with ``fragment`` (8 to 32 hex digits, dashes and
+        case ignored): how people give the short ids they see. At most 10."""
+        bare = check_id_fragment(fragment, "run id")
+        with self.metadata.read() as tx:
+            return [self._present(r) for r in tx.entities.runs_by_id_fragment(bare, 10)]
 
     def list_runs(self, experiment_id: str, *, include_deleted: bool = False) -> list[RunInfo]:
         check_entity_id(experiment_id, "experiment_id")
@@ -263,25 +313,69 @@ class EntityService(ServicePart):
                 raise NotFound(
                     f"no experiment with id {experiment_id}", kind="experiment", id=experiment_id
                 )
-            return tx.entities.runs(experiment_id=experiment_id, include_deleted=include_deleted)
+            found = tx.entities.runs(experiment_id=experiment_id, include_deleted=include_deleted)
+        return [self._present(r) for r in found]
 
     def list_child_runs(self, run_id: str, *, include_deleted: bool = False) -> list[RunInfo]:
         with self.metadata.read() as tx:
             self._require_run(tx, run_id)
-            return tx.entities.runs(parent_id=run_id, include_deleted=include_deleted)
+            found = tx.entities.runs(parent_id=run_id, include_deleted=include_deleted)
+        return [self._present(r) for r in found]
 
     def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> RunInfo:
+        """Close the run's record as finished, failed or killed. Ending it again as the
+        same is a no-op (a retry, a second handler); as another status a Conflict: the
+        first end stands."""
         final = RunStatus.parse(status)
+        if not final.ended:
+            raise InvalidArgument(
+                "status",
+                f"a run ends as finished, failed or killed, not {final.value} "
+                "(resume_run makes an ended run running again)",
+            )
+        with self.metadata.write() as tx:
+            run = self._require_run(tx, run_id, live=True)
+            if run.status.ended:
+                if run.status is final:
+                    return run
+                raise Conflict(
+                    f"run {run_id} already ended as {run.status.value}; it cannot end as "
+                    f"{final.value} (resume it first to change that)",
+                    id=run_id,
+                    status=run.status.value,
+                )
+            now = self.clock()
+            tx.entities.update(
+                EntityKind.RUN, run_id, {"status": final.value, "end_time": now, "updated_at": now}
+            )
+            return self._require_run(tx, run_id)
+
+    def resume_run(self, run_id: str) -> RunInfo:
+        """An ended (or crashed) run running again, to record more: its end time is
+        cleared; metrics logged without a step continue after the last one."""
         with self.metadata.write() as tx:
             self._require_run(tx, run_id, live=True)
             now = self.clock()
-            end = None if final is RunStatus.RUNNING else now
             tx.entities.update(
                 EntityKind.RUN,
                 run_id,
-                {"status": final.value, "end_time": end, "updated_at": now},
+                {
+                    "status": RunStatus.RUNNING.value,
+                    "end_time": None,
+                    "heartbeat_at": now,
+                    "updated_at": now,
+                },
             )
             return self._require_run(tx, run_id)
+
+    def heartbeat(self, run_ids: Iterable[str]) -> int:
+        """The runs' process is alive: of ``run_ids``, those running and not deleted are
+        marked so (how many is returned); the others are left as they are."""
+        ids = [check_entity_id(r, "run_ids") for r in run_ids]
+        if not ids:
+            return 0
+        with self.metadata.write() as tx:
+            return tx.entities.heartbeat(ids, self.clock())
 
     def delete_run(self, run_id: str) -> RunInfo:
         """Soft delete: hidden from listings, restorable with restore_run."""
@@ -290,7 +384,7 @@ class EntityService(ServicePart):
             if not run.deleted:
                 now = self.clock()
                 tx.entities.update(EntityKind.RUN, run_id, {"deleted_at": now, "updated_at": now})
-            return self._require_run(tx, run_id)
+            return self._present(self._require_run(tx, run_id))
 
     def restore_run(self, run_id: str) -> RunInfo:
         with self.metadata.write() as tx:
@@ -299,7 +393,7 @@ class EntityService(ServicePart):
                 tx.entities.update(
                     EntityKind.RUN, run_id, {"deleted_at": None, "updated_at": self.clock()}
                 )
-            return self._require_run(tx, run_id)
+            return self._present(self._require_run(tx, run_id))
 
     def set_description(self, entity_id: str, description: str) -> None:
         text = check_text(description, "description")
@@ -308,6 +402,36 @@ class EntityService(ServicePart):
             tx.entities.update(kind, entity_id, {"description": text})
 
     # -- helpers ----------------------------------------------------------------------
+    @overload
+    def _set_deleted(
+        self, kind: Literal[EntityKind.PROJECT], entity_id: str, *, deleted: bool
+    ) -> ProjectInfo: ...
+
+    @overload
+    def _set_deleted(
+        self, kind: Literal[EntityKind.EXPERIMENT], entity_id: str, *, deleted: bool
+    ) -> ExperimentInfo: ...
+
+    def _set_deleted(
+        self, kind: EntityKind, entity_id: str, *, deleted: bool
+    ) -> ProjectInfo | ExperimentInfo:
+        check_entity_id(entity_id, f"{kind.value}_id")
+        with self.metadata.write() as tx:
+            read = tx.entities.project if kind is EntityKind.PROJECT else tx.entities.experiment
+            found = read(entity_id)
+            if found is None:
+                raise NotFound(
+                    f"no {kind.value} with id {entity_id}", kind=kind.value, id=entity_id
+                )
+            if found.deleted != deleted:
+                now = self.clock()
+                tx.entities.update(
+                    kind, entity_id, {"deleted_at": now if deleted else None, "updated_at": now}
+                )
+                found = read(entity_id)
+                assert found is not None
+            return found
+
     def _apply_common(
         self,
         tx: MetadataTx,

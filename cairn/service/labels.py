@@ -86,7 +86,8 @@ class LabelService(ServicePart):
             )
             items.append((key, kind, text, number))
         with self.metadata.write() as tx:
-            self._require_writable(tx, run_id)  # an empty call still names a real run
+            # An empty call still names a real, running run.
+            self._require_writable(tx, run_id, recording=True)
             if not items:
                 return
             # Insert-if-absent first, then compare: race-safe between processes.

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from cairn.core.columns import MetricBatch, SeriesPoints, batch_from_records
-from cairn.core.errors import Conflict, NotFound
 from cairn.core.model import MetricPoint, MetricRecord
 from cairn.core.validation import check_batch, check_idempotency_key, check_name, check_record
 from cairn.service.base import Context, ServicePart
@@ -57,13 +56,8 @@ class MetricService(ServicePart):
                 if not tx.idempotency.claim(idempotency_key, now):
                     return  # applied before: a retry after a lost response
                 self._forget_old_keys(tx, now)
-            run_ids = {run_id for run_id, _ in batch}
-            live = tx.entities.live_run_ids(run_ids)
-            if live != run_ids:
-                bad = sorted(run_ids - live)[0]
-                if tx.entities.run(bad) is not None:
-                    raise Conflict(f"run {bad} is deleted; restore it before logging", id=bad)
-                raise NotFound(f"no run with id {bad}", kind="run", id=bad)
+            # The runs must be running: one statement checks it and records their heartbeat.
+            self._require_recording(tx, {run_id for run_id, _ in batch}, self.clock())
             tx.metrics.append(batch)
 
     def _forget_old_keys(self, tx: MetadataTx, now: int) -> None:

@@ -570,7 +570,7 @@ class RepositoryService(ServicePart):
             ids = tx.versioning.runs_of_commit(
                 repository_id, target, include_deleted=include_deleted
             )
-            return [run for run in map(tx.entities.run, ids) if run is not None]
+            return [self._present(r) for r in map(tx.entities.run, ids) if r is not None]
 
     def capture_run(self, run_id: str, captured: Mapping[str, Blob]) -> None:
         """What a run captured as it started (its code, its environment): path -> blob,

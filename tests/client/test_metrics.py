@@ -268,6 +268,7 @@ def test_an_ended_run_leaves_no_state_behind(client: cairn.Client) -> None:
         run.log_metrics({"a": 1.0, "b": 2.0})
         run.end()
     assert client._batcher._series == {}
+    runs[0].resume()
     runs[0].log_metric("a", 3.0)  # logged again: numbered after what is stored
     assert [p.step for p in runs[0].get_metric_history("a")] == [0, 1]
 

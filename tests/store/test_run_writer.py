@@ -45,6 +45,7 @@ def run_row(experiment_id: str, name: str, parent_id: str | None = None) -> dict
         "created_at": NOW,
         "updated_at": NOW,
         "deleted_at": None,
+        "heartbeat_at": NOW,
     }
 
 

@@ -17,6 +17,9 @@ from cairn.server.schemas import (
     EndRunIn,
     EntityIdPath,
     ExperimentIdPath,
+    HeartbeatIn,
+    HeartbeatOut,
+    IdFragmentQuery,
     NameQuery,
     ProjectIdPath,
     RunIdPath,
@@ -50,8 +53,18 @@ def get_project(project_id: ProjectIdPath, service: Service) -> ProjectInfo:
     return service.entities.get_project(project_id)
 
 
+@router.delete("/projects/{project_id}", summary="Soft-delete a project", responses=MISSING)
+def delete_project(project_id: ProjectIdPath, service: Service) -> ProjectInfo:
+    return service.entities.delete_project(project_id)
+
+
+@router.post("/projects/{project_id}/restore", summary="Undo a soft delete", responses=MISSING)
+def restore_project(project_id: ProjectIdPath, service: Service) -> ProjectInfo:
+    return service.entities.restore_project(project_id)
+
+
 @router.post(
-    "/projects/{project_id}/experiments", summary="Get or create an experiment", responses=MISSING
+    "/projects/{project_id}/experiments", summary="Get or create an experiment", responses=WRITE
 )
 def set_experiment(
     project_id: ProjectIdPath, body: SetEntityIn, service: Service
@@ -73,6 +86,20 @@ def list_experiments(
 @router.get("/experiments/{experiment_id}", responses=MISSING)
 def get_experiment(experiment_id: ExperimentIdPath, service: Service) -> ExperimentInfo:
     return service.entities.get_experiment(experiment_id)
+
+
+@router.delete(
+    "/experiments/{experiment_id}", summary="Soft-delete an experiment", responses=MISSING
+)
+def delete_experiment(experiment_id: ExperimentIdPath, service: Service) -> ExperimentInfo:
+    return service.entities.delete_experiment(experiment_id)
+
+
+@router.post(
+    "/experiments/{experiment_id}/restore", summary="Undo a soft delete", responses=MISSING
+)
+def restore_experiment(experiment_id: ExperimentIdPath, service: Service) -> ExperimentInfo:
+    return service.entities.restore_experiment(experiment_id)
 
 
 _RUN: Final = TypeAdapter(RunInfo)
@@ -129,6 +156,16 @@ def list_runs(
     return service.entities.list_runs(experiment_id, include_deleted=include_deleted)
 
 
+@router.get("/runs", summary="Find runs by the start or the end of their id")
+def find_runs_by_id(service: Service, id_fragment: IdFragmentQuery) -> list[RunInfo]:
+    return service.entities.find_runs_by_id(id_fragment)
+
+
+@router.post("/heartbeats", summary="Say the runs' process is alive")
+def heartbeat(body: HeartbeatIn, service: Service) -> HeartbeatOut:
+    return HeartbeatOut(running=service.entities.heartbeat(body.run_ids))
+
+
 @router.get("/runs/{run_id}", responses=MISSING)
 def get_run(run_id: RunIdPath, service: Service) -> RunInfo:
     return service.entities.get_run(run_id)
@@ -137,6 +174,11 @@ def get_run(run_id: RunIdPath, service: Service) -> RunInfo:
 @router.patch("/runs/{run_id}", summary="End a run: set its status", responses=WRITE)
 def end_run(run_id: RunIdPath, body: EndRunIn, service: Service) -> RunInfo:
     return service.entities.end_run(run_id, body.status)
+
+
+@router.post("/runs/{run_id}/resume", summary="Make an ended run running again", responses=WRITE)
+def resume_run(run_id: RunIdPath, service: Service) -> RunInfo:
+    return service.entities.resume_run(run_id)
 
 
 @router.delete("/runs/{run_id}", summary="Soft-delete a run", responses=MISSING)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Row, Table, select, update
+from sqlalchemy import Row, Table, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPICursor
 
@@ -33,6 +33,7 @@ def _project(row: Row[Any]) -> ProjectInfo:
         owner=m["owner"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
+        deleted_at=m["deleted_at"],
     )
 
 
@@ -46,6 +47,7 @@ def _experiment(row: Row[Any]) -> ExperimentInfo:
         owner=m["owner"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
+        deleted_at=m["deleted_at"],
     )
 
 
@@ -65,6 +67,7 @@ def _run(row: Row[Any]) -> RunInfo:
         created_at=m["created_at"],
         updated_at=m["updated_at"],
         deleted_at=m["deleted_at"],
+        heartbeat_at=m["heartbeat_at"],
     )
 
 
@@ -91,7 +94,10 @@ class EntityRows:
         return None if row is None else _project(row)
 
     def projects(self) -> list[ProjectInfo]:
-        rows = self._conn.execute(select(projects).order_by(projects.c.id))
+        """The projects not deleted."""
+        rows = self._conn.execute(
+            select(projects).where(projects.c.deleted_at.is_(None)).order_by(projects.c.id)
+        )
         return [_project(r) for r in rows]
 
     # -- experiments ----------------------------------------------------------------
@@ -102,7 +108,8 @@ class EntityRows:
         return self._experiments.by_name(project_id, name)
 
     def experiments(self, project_id: str) -> list[ExperimentInfo]:
-        return self._experiments.in_project(project_id)
+        """The experiments of the project not deleted."""
+        return [e for e in self._experiments.in_project(project_id) if not e.deleted]
 
     # -- runs -----------------------------------------------------------------------
     def run(self, run_id: str) -> RunInfo | None:
@@ -131,17 +138,37 @@ class EntityRows:
             query = query.where(runs.c.deleted_at.is_(None))
         return [_run(r) for r in self._conn.execute(query)]
 
-    def live_run_ids(self, run_ids: Iterable[str]) -> set[str]:
-        """Which of ``run_ids`` exist and are not deleted."""
+    def heartbeat(self, run_ids: Iterable[str], now: int) -> int:
+        """Mark each of ``run_ids`` that is running and not deleted as alive at ``now``;
+        how many were. One statement per 500 runs: the check that a write may go ahead
+        and the heartbeat are the same round trip."""
         wanted = list(set(run_ids))
-        found: set[str] = set()
+        touched = 0
         for start in range(0, len(wanted), 500):  # stay under bound-parameter limits
             chunk: Sequence[str] = wanted[start : start + 500]
-            rows = self._conn.execute(
-                select(runs.c.id).where(runs.c.id.in_(chunk), runs.c.deleted_at.is_(None))
+            result = self._conn.execute(
+                update(runs)
+                .where(
+                    runs.c.id.in_(chunk),
+                    runs.c.deleted_at.is_(None),
+                    runs.c.status == RunStatus.RUNNING.value,
+                )
+                .values(heartbeat_at=now)
             )
-            found.update(r[0] for r in rows)
-        return found
+            touched += result.rowcount
+        return touched
+
+    def runs_by_id_fragment(self, fragment: str, limit: int) -> list[RunInfo]:
+        """Runs whose id (without its dashes) starts or ends with ``fragment`` (lowercase
+        hex digits), at most ``limit``. A scan: ids are looked up this way by people."""
+        bare = func.replace(runs.c.id, "-", "")
+        query = (
+            select(runs)
+            .where(or_(bare.like(f"{fragment}%"), bare.like(f"%{fragment}")))
+            .order_by(runs.c.id)
+            .limit(limit)
+        )
+        return [_run(r) for r in self._conn.execute(query)]
 
     # -- any entity -----------------------------------------------------------------
     def kind_of(self, entity_id: str) -> EntityKind | None:
@@ -172,9 +199,10 @@ class RunSQL:
         def insert_run(parent_id: str, parent_check: str) -> str:
             return (
                 "INSERT INTO runs (id, experiment_id, project_id, name, description, owner, "
-                "status, parent_id, start_time, end_time, created_at, updated_at, deleted_at) "
-                f"SELECT {p}, e.id, e.project_id, {p}, {p}, {p}, {p}, {parent_id}, "
-                f"{p}, NULL, {p}, {p}, NULL FROM experiments e WHERE e.id = {p}{parent_check} "
+                "status, parent_id, start_time, end_time, created_at, updated_at, deleted_at, "
+                f"heartbeat_at) SELECT {p}, e.id, e.project_id, {p}, {p}, {p}, {p}, {parent_id}, "
+                f"{p}, NULL, {p}, {p}, NULL, {p} FROM experiments e "
+                f"WHERE e.id = {p}{parent_check} "
                 "ON CONFLICT DO NOTHING RETURNING project_id"
             )
 
@@ -208,7 +236,7 @@ class RunWriter:
         project, and its name is free in the experiment. The project id if it was
         inserted; None if any of that fails, and then nothing was written."""
         head = (row["id"], row["name"], row["description"], row["owner"], row["status"])
-        times = (row["start_time"], row["created_at"], row["updated_at"])
+        times = (row["start_time"], row["created_at"], row["updated_at"], row["heartbeat_at"])
         if row["parent_id"] is None:
             self._cursor.execute(self._sql.insert_root, (*head, *times, row["experiment_id"]))
         else:

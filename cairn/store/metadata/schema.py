@@ -63,6 +63,7 @@ projects = Table(
     Column("owner", NAME, nullable=False, default=""),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger, nullable=True),
 )
 
 experiments = Table(
@@ -75,6 +76,7 @@ experiments = Table(
     Column("owner", NAME, nullable=False, default=""),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger, nullable=True),
     UniqueConstraint("project_id", "name"),
 )
 
@@ -94,6 +96,9 @@ runs = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("deleted_at", BigInteger, nullable=True),
+    # Last sign of life of a running run's process; older than the heartbeat timeout,
+    # the run reads as crashed.
+    Column("heartbeat_at", BigInteger, nullable=True),
     UniqueConstraint("experiment_id", "name"),
 )
 

@@ -20,7 +20,7 @@ from cairn.store.metadata.tx import MetadataTx, SeriesCache
 __all__ = ["HEAD_REVISION", "REVISIONS", "MetadataStore", "current_revision", "upgrade"]
 
 # The migration chain, oldest first. A test checks it against Alembic's scripts.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004")
 HEAD_REVISION = REVISIONS[-1]
 _MIGRATIONS = Path(__file__).with_name("migrations")
 UPGRADE_HINT = "run `python -m cairn db upgrade` (with the same store) to migrate it"
