@@ -230,8 +230,17 @@ class MetricBatcher:
     def _run(self) -> None:
         while True:
             with self._cond:
+                # A flush waiting with nothing left to write must not wake this thread:
+                # it would spin, holding the GIL, until the waiter got it back (up to the
+                # interpreter's 5 ms switch interval): 6 of a sweep's 10 ms per run.
                 self._cond.wait_for(
-                    lambda: self._closed or self._flushing > 0 or self._size >= self._batch_size,
+                    lambda: (
+                        self._closed
+                        or (
+                            self._size > 0
+                            and (self._flushing > 0 or self._size >= self._batch_size)
+                        )
+                    ),
                     self._interval,
                 )
                 if not self._size:

@@ -94,9 +94,19 @@ class ServicePart:
         its updated_at moves."""
         kind = self._require_kind(tx, entity_id)
         if kind is EntityKind.RUN:
-            self._require_run(tx, entity_id, live=True, recording=recording)
+            if recording:
+                self._require_recording_run(tx, entity_id)
+                return kind
+            self._require_run(tx, entity_id, live=True)
         tx.entities.update(kind, entity_id, {"updated_at": self.clock()})
         return kind
+
+    def _require_recording_run(self, tx: MetadataTx, run_id: str) -> None:
+        """The run is running (not ended, not deleted); its updated_at moves. One
+        statement when it is (a sweep writes to thousands of runs a minute)."""
+        check_entity_id(run_id, "run_id")
+        if not tx.entities.touch_running(run_id, {"updated_at": self.clock()}):
+            self._require_run(tx, run_id, recording=True)  # raises, saying why
 
     def _present(self, run: RunInfo) -> RunInfo:
         """The run as readers see it: running with a heartbeat older than the timeout

@@ -334,6 +334,11 @@ class EntityService(ServicePart):
                 "(resume_run makes an ended run running again)",
             )
         with self.metadata.write() as tx:
+            now = self.clock()
+            values = {"status": final.value, "end_time": now, "updated_at": now}
+            ended = tx.entities.end_running(run_id, values)  # the usual case: one statement
+            if ended is not None:
+                return ended
             run = self._require_run(tx, run_id, live=True)
             if run.status.ended:
                 if run.status is final:
@@ -344,11 +349,7 @@ class EntityService(ServicePart):
                     id=run_id,
                     status=run.status.value,
                 )
-            now = self.clock()
-            tx.entities.update(
-                EntityKind.RUN, run_id, {"status": final.value, "end_time": now, "updated_at": now}
-            )
-            return self._require_run(tx, run_id)
+            raise AssertionError(f"run {run_id} is running, yet could not be ended")
 
     def resume_run(self, run_id: str) -> RunInfo:
         """An ended (or crashed) run running again, to record more: its end time is

@@ -86,12 +86,13 @@ class LabelService(ServicePart):
             )
             items.append((key, kind, text, number))
         with self.metadata.write() as tx:
-            # An empty call still names a real, running run.
-            self._require_writable(tx, run_id, recording=True)
+            self._require_recording_run(tx, run_id)  # an empty call still names one
             if not items:
                 return
-            # Insert-if-absent first, then compare: race-safe between processes.
-            tx.hyperparameters.insert_ignore(run_id, items)
+            # Insert-if-absent first, then compare: race-safe between processes. A new
+            # run's keys are all new, and then there is nothing to compare.
+            if tx.hyperparameters.insert_new(run_id, items) == len(items):
+                return
             stored = tx.hyperparameters.of_run(run_id, [k for k, *_ in items])
             changed = [item for item in items if stored[item[0]] != (item[1], item[2])]
             if changed and not overwrite:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Row, Table, func, or_, select, update
+from sqlalchemy import Row, Table, func, literal, or_, select, union_all, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPICursor
 
@@ -172,10 +172,44 @@ class EntityRows:
 
     # -- any entity -----------------------------------------------------------------
     def kind_of(self, entity_id: str) -> EntityKind | None:
-        for kind, table in TABLES.items():
-            if self._conn.execute(select(table.c.id).where(table.c.id == entity_id)).first():
-                return kind
-        return None
+        # One statement, not one per table: ids are unique across kinds.
+        query = union_all(
+            *(
+                select(literal(kind.value).label("kind")).where(table.c.id == entity_id)
+                for kind, table in TABLES.items()
+            )
+        )
+        row = self._conn.execute(query).first()
+        return None if row is None else EntityKind(row[0])
+
+    def touch_running(self, run_id: str, values: Mapping[str, Any]) -> bool:
+        """Set ``values`` on the run if it is running and not deleted; whether it was.
+        The check that a run may record and the write it makes, in one statement."""
+        result = self._conn.execute(
+            update(runs)
+            .where(
+                runs.c.id == run_id,
+                runs.c.status == RunStatus.RUNNING.value,
+                runs.c.deleted_at.is_(None),
+            )
+            .values(**values)
+        )
+        return bool(result.rowcount == 1)
+
+    def end_running(self, run_id: str, values: Mapping[str, Any]) -> RunInfo | None:
+        """:meth:`touch_running`, returning the run as it now is (None if it was not
+        running): ending a run in one statement."""
+        row = self._conn.execute(
+            update(runs)
+            .where(
+                runs.c.id == run_id,
+                runs.c.status == RunStatus.RUNNING.value,
+                runs.c.deleted_at.is_(None),
+            )
+            .values(**values)
+            .returning(*runs.c)
+        ).first()
+        return None if row is None else _run(row)
 
     def update(self, kind: EntityKind, entity_id: str, values: Mapping[str, Any]) -> bool:
         table = TABLES[kind]

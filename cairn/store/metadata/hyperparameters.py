@@ -32,6 +32,19 @@ class HyperparameterRows:
             ],
         )
 
+    def insert_new(self, run_id: str, items: Sequence[EncodedHyperparameter]) -> int:
+        """Insert the keys the run does not have yet; how many were new. One statement
+        per 1,000 keys (multi-row VALUES, whose row count every driver reports)."""
+        inserted = 0
+        for start in range(0, len(items), 1000):
+            rows = [
+                {"run_id": run_id, "key": k, "kind": kind, "value_text": t, "value_num": n}
+                for k, kind, t, n in items[start : start + 1000]
+            ]
+            stmt = dialect.insert_ignore(self._engine, hyperparameters).values(rows)
+            inserted += self._conn.execute(stmt).rowcount
+        return inserted
+
     def replace(self, run_id: str, items: Sequence[EncodedHyperparameter]) -> None:
         if not items:
             return
