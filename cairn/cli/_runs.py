@@ -27,6 +27,7 @@ from cairn.cli._common import (
 from cairn.cli._entities import (
     duration_text,
     experiments,
+    find_experiment,
     format_number,
     projects,
     runs,
@@ -73,16 +74,37 @@ def projects_create(
     with connect(url, home, store, existing=False) as client:
         # set_project is get-or-create and would quietly retag an existing project.
         try:
-            client.get_project(name)
+            found = client.get_project(name).info
         except NotFound:
             pass
         else:
-            raise AlreadyExists(f"project {name!r} exists already", kind="project", name=name)
+            state = " (deleted)" if found.deleted else ""
+            raise AlreadyExists(f"project {name!r} exists already{state}", kind="project")
         info = client.set_project(name, description=description, tags=tags).info
     if as_json:
         print_json(info)
     else:
         typer.echo(f"created project {info.name} ({info.id})")
+
+
+@projects.command("delete")
+def projects_delete(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The project's name.")],
+    url: UrlOption = None,
+    home: HomeOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete a project (a soft delete: it and its experiments and runs are no longer
+    listed, and kept)."""
+    with connect(url, home, store) as client:
+        project = client.get_project(name)
+        project.delete()
+        info = project.info
+    if as_json:
+        print_json(info)
+    else:
+        typer.echo(f"deleted project {info.name} ({info.id})")
 
 
 @experiments.command("create")
@@ -112,6 +134,26 @@ def experiments_create(
         print_json(info)
     else:
         typer.echo(f"created experiment {path} ({info.id})")
+
+
+@experiments.command("delete")
+def experiments_delete(
+    path: ExperimentPath,
+    url: UrlOption = None,
+    home: HomeOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete an experiment (a soft delete: it and its runs are no longer listed, and
+    kept)."""
+    with connect(url, home, store) as client:
+        experiment = find_experiment(client, path)
+        experiment.delete()
+        info = experiment.info
+    if as_json:
+        print_json(info)
+    else:
+        typer.echo(f"deleted experiment {path} ({info.id})")
 
 
 # -- a run's lifecycle and tags -------------------------------------------------------------

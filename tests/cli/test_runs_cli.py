@@ -9,6 +9,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import Result
@@ -133,6 +134,43 @@ def test_experiments_create_errors(invoke: Invoke, runs: Runs) -> None:
     assert usage.exit_code == 2 and "PROJECT/NAME" in usage.stderr
 
 
+def test_projects_delete(invoke: Invoke, runs: Runs) -> None:
+    with cairn.Client(home=runs.home) as client:
+        project_id = client.get_project("churn").id
+    out = ok(invoke("projects", "delete", "churn", "--home", runs.home))
+    assert out == f"deleted project churn ({project_id})\n"
+    assert ok(invoke("projects", "ls", "--home", runs.home)) == "no projects\n"
+    again = json_of(invoke("projects", "delete", "churn", "--home", runs.home, "--json"))
+    assert again["id"] == project_id and again["deleted_at"] is not None
+    # kept, and found by name: its name is not free
+    create = invoke("projects", "create", "churn", "--home", runs.home)
+    assert (create.exit_code, create.stderr) == (
+        1,
+        "error: project 'churn' exists already (deleted)\n",
+    )
+    missing = invoke("projects", "delete", "nope", "--home", runs.home)
+    assert (missing.exit_code, missing.stderr) == (1, "error: no project named 'nope'\n")
+
+
+def test_experiments_delete(invoke: Invoke, runs: Runs) -> None:
+    ok(invoke("experiments", "create", "churn/tuned", "--home", runs.home))
+    deleted = json_of(invoke("experiments", "delete", "churn/tuned", "--home", runs.home, "--json"))
+    assert deleted["name"] == "tuned" and deleted["deleted_at"] is not None
+    listed = json_of(invoke("experiments", "ls", "churn", "--home", runs.home, "--json"))
+    assert [e["name"] for e in listed] == ["baseline"]
+    out = ok(invoke("experiments", "delete", "churn/baseline", "--home", runs.home))
+    assert out.startswith("deleted experiment churn/baseline (")
+    gone = invoke("runs", "ls", "churn/baseline", "--home", runs.home)
+    assert (gone.exit_code, gone.stderr) == (
+        1,
+        "error: no experiment named 'baseline' in project 'churn'\n",
+    )
+    again = invoke("experiments", "create", "churn/baseline", "--home", runs.home)
+    assert again.exit_code == 1 and "is deleted" in again.stderr
+    usage = invoke("experiments", "delete", "churn", "--home", runs.home)
+    assert usage.exit_code == 2
+
+
 # -- runs ls --------------------------------------------------------------------------------
 def test_runs_ls_nests_children_under_their_parent(invoke: Invoke, runs: Runs) -> None:
     lines = ok(invoke("runs", "ls", "churn/baseline", "--home", runs.home)).splitlines()
@@ -210,6 +248,15 @@ def test_runs_end_finishes_by_default_and_checks_the_status(invoke: Invoke, runs
     assert (ended["id"], ended["status"]) == (runs.running, "finished")
     bad = invoke("runs", "end", runs.running, "--status", "running", "--home", runs.home)
     assert bad.exit_code == 2 and "--status" in bad.stderr
+
+
+def test_runs_end_of_an_ended_run(invoke: Invoke, runs: Runs) -> None:
+    same = invoke("runs", "end", runs.first, "--home", runs.home)  # finished already
+    assert same.stdout == f"run first ({short_id(runs.first)}): finished\n"
+    other = invoke("runs", "end", runs.first, "--status", "failed", "--home", runs.home)
+    assert other.exit_code == 1
+    assert other.stderr.startswith(f"error: run {runs.first} already ended as finished")
+    assert "Traceback" not in other.output
 
 
 def test_runs_delete_and_undelete(invoke: Invoke, runs: Runs) -> None:
@@ -426,6 +473,10 @@ def test_the_commands_through_a_server(invoke: Invoke, runs: Runs) -> None:
     with serve_in_thread(Settings(home=str(runs.home))) as url:
         ok(invoke("projects", "create", "served", "--url", url))
         ok(invoke("experiments", "create", "served/exp", "--url", url))
+        ok(invoke("experiments", "create", "served/gone", "--url", url))
+        ok(invoke("experiments", "delete", "served/gone", "--url", url))
+        listed = json_of(invoke("experiments", "ls", "served", "--url", url, "--json"))
+        assert [e["name"] for e in listed] == ["exp"]
         again = invoke("projects", "create", "served", "--url", url)
         assert (again.exit_code, again.stderr) == (1, "error: project 'served' exists already\n")
         tags = json_of(invoke("runs", "tag", runs.first, "best", "--url", url, "--json"))
@@ -442,3 +493,48 @@ def test_the_commands_through_a_server(invoke: Invoke, runs: Runs) -> None:
         assert [p["value"] for p in history["points"]] == [0.9, 0.5, 0.25]
         lines = ok(invoke("runs", "ls", "churn/baseline", "--metrics", "loss", "--url", url))
         assert lines.splitlines()[2].startswith("  child ")
+        short = json_of(invoke("runs", "show", short_id(runs.first), "--url", url, "--json"))
+        assert short["run"]["id"] == runs.first
+        ok(invoke("projects", "delete", "served", "--url", url))
+        assert "served" not in ok(invoke("projects", "ls", "--url", url))
+
+
+# -- the ways to name a run -----------------------------------------------------------------
+def run_id_in(command: str, shown: dict[str, Any]) -> str:
+    """Where each command's --json output has the run's full id."""
+    found = {
+        "show": lambda: shown["run"]["id"],
+        "compare": lambda: shown["runs"][0]["id"],
+        "tag": lambda: shown["run"],
+        "untag": lambda: shown["run"],
+        "metrics": lambda: shown["run"],
+    }.get(command, lambda: shown["id"])()
+    return str(found)
+
+
+COMMANDS = {  # command -> the arguments after RUN
+    "show": (),
+    "end": ("--status", "failed"),
+    "delete": (),
+    "undelete": (),
+    "tag": ("x",),
+    "untag": ("x",),
+    "compare": ("churn/baseline/second",),
+    "metrics": (),
+}
+
+
+@pytest.mark.parametrize("form", ["short id", "PROJECT/EXPERIMENT/NAME", "upper case"])
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_run_command_takes_each_form_of_run(
+    invoke: Invoke, runs: Runs, command: str, form: str
+) -> None:
+    run = runs.running if command == "end" else runs.first
+    name = "running" if command == "end" else "first"
+    ref = {
+        "short id": short_id(run),
+        "PROJECT/EXPERIMENT/NAME": f"churn/baseline/{name}",
+        "upper case": run.upper(),
+    }[form]
+    shown = json_of(invoke("runs", command, ref, *COMMANDS[command], "--home", runs.home, "--json"))
+    assert run_id_in(command, shown) == run
