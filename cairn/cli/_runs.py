@@ -49,7 +49,7 @@ DescriptionOption = Annotated[
 TagOption = Annotated[
     list[str] | None, typer.Option("--tag", metavar="TAG", help="A tag (repeat for more).")
 ]
-TagsArgument = Annotated[list[str], typer.Argument(metavar="TAG...", help="One or more tags.")]
+TagsArgument = Annotated[list[str], typer.Argument(metavar="TAG", help="One or more tags.")]
 ExperimentPath = Annotated[
     str, typer.Argument(metavar="PROJECT/NAME", help="Project and experiment names.")
 ]
@@ -337,7 +337,7 @@ def _print_compared(compared: dict[str, Any]) -> None:
 
 @runs.command("compare")
 def runs_compare(
-    refs: Annotated[list[str], typer.Argument(metavar="RUN...", help="Two or more runs.")],
+    refs: Annotated[list[str], typer.Argument(metavar="RUN", help="Two or more runs.")],
     url: UrlOption = None,
     home: HomeOption = None,
     store: StoreOption = None,
@@ -346,7 +346,7 @@ def runs_compare(
     """Runs side by side: status, duration, every hyperparameter and latest metric; rows
     that differ are marked '*' (and bold on a terminal)."""
     if len(refs) < 2:
-        raise typer.BadParameter("give two runs or more", param_hint="RUN...")
+        raise typer.BadParameter("give two runs or more", param_hint="RUN")
     with connect(url, home, store) as client:
         found = [client.get_run(ref) for ref in refs]
         compared = _compared(
@@ -381,12 +381,26 @@ def _spark(values: Sequence[float], width: int) -> tuple[str, str, str]:
 _HEAD = ("STEP", "TIME", "VALUE")
 
 
+def _times(points: list[MetricPoint]) -> list[str]:
+    """Each point's time to the second, each second formatted once (points logged in a
+    loop share seconds: a million made a timezone-aware datetime each took seconds)."""
+    seen: dict[int, str] = {}
+    out = []
+    for p in points:
+        second = p.timestamp // 1000
+        text = seen.get(second)
+        if text is None:
+            text = seen[second] = format_time(second * 1000)
+        out.append(text)
+    return out
+
+
 def _print_points(points: list[MetricPoint]) -> None:
     """STEP, TIME, VALUE, aligned. Not print_table: a rich table of 10,000 rows takes
     seconds, and a history can hold millions."""
     columns = (
         [str(p.step) for p in points],
-        [format_time(p.timestamp) for p in points],
+        _times(points),
         [format_number(p.value) for p in points],
     )
     widths = [
@@ -420,7 +434,7 @@ def runs_metrics(
     run: RunIdArgument,
     key: Annotated[
         str | None,
-        typer.Argument(metavar="[KEY]", help="A metric; without it, every metric of the run."),
+        typer.Argument(metavar="KEY", help="A metric; without it, every metric of the run."),
     ] = None,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV with a header.")] = False,
     url: UrlOption = None,
