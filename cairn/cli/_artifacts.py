@@ -28,6 +28,7 @@ from cairn.cli._common import (
     print_json,
     stderr_console,
 )
+from cairn.core.errors import Conflict
 
 __all__ = ["artifacts"]
 
@@ -88,6 +89,13 @@ def put(
     count, size = _local_size(path)
     with connect(url, home, store) as client:
         run = client.get_run(run_id)
+        status = run.status
+        if status.ended and (path.is_file() or path.is_dir()):  # else refused after the upload
+            raise Conflict(
+                f"run {run.id} is {status.value}: its artifacts are closed (resume it first: "
+                "client.resume_run)",
+                id=run.id,
+            )
         what = f"{path} ({_count(count)}, {format_size(size)})"
         with _progress_bar(f"uploading {path.name or path}", size) as (progress, elapsed):
             info = run.log_artifact(key, path, progress=progress)

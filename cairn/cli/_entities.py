@@ -88,13 +88,16 @@ def experiments_ls(
     )
 
 
-def find_experiment(client: Client, path: str) -> Experiment:
-    """The experiment ``PROJECT/EXPERIMENT``."""
+def find_experiment(client: Client, path: str, *, deleted: bool = False) -> Experiment:
+    """The experiment ``PROJECT/EXPERIMENT``; a deleted one only if ``deleted``."""
 
     def lookup(project: Project, name: str) -> Experiment:
-        for experiment in project.list_experiments():
-            if experiment.name == name:
-                return experiment
+        try:
+            found = project.get_experiment(name)
+            if deleted or not found.info.deleted:
+                return found
+        except NotFound:
+            pass
         raise NotFound(
             f"no experiment named {name!r} in project {project.name!r}",
             kind="experiment",

@@ -78,7 +78,7 @@ def projects_create(
         except NotFound:
             pass
         else:
-            state = " (deleted)" if found.deleted else ""
+            state = f" (deleted: cairn projects undelete {name})" if found.deleted else ""
             raise AlreadyExists(f"project {name!r} exists already{state}", kind="project")
         info = client.set_project(name, description=description, tags=tags).info
     if as_json:
@@ -107,6 +107,25 @@ def projects_delete(
         typer.echo(f"deleted project {info.name} ({info.id})")
 
 
+@projects.command("undelete")
+def projects_undelete(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The project's name.")],
+    url: UrlOption = None,
+    home: HomeOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Bring back a deleted project."""
+    with connect(url, home, store) as client:
+        project = client.get_project(name)
+        project.undelete()
+        info = project.info
+    if as_json:
+        print_json(info)
+    else:
+        typer.echo(f"restored project {info.name} ({info.id})")
+
+
 @experiments.command("create")
 def experiments_create(
     path: ExperimentPath,
@@ -120,13 +139,16 @@ def experiments_create(
     """Create an experiment in a project (an error if one of that name exists there)."""
 
     def create(project: Project, name: str) -> Experiment:
-        if any(e.name == name for e in project.list_experiments()):
-            raise AlreadyExists(
-                f"experiment {name!r} exists already in project {project.name!r}",
-                kind="experiment",
-                name=name,
-            )
-        return project.set_experiment(name, description=description, tags=tags)
+        try:
+            found = project.get_experiment(name).info
+        except NotFound:
+            return project.set_experiment(name, description=description, tags=tags)
+        state = f" (deleted: cairn experiments undelete {path})" if found.deleted else ""
+        raise AlreadyExists(
+            f"experiment {name!r} exists already in project {project.name!r}{state}",
+            kind="experiment",
+            name=name,
+        )
 
     with connect(url, home, store) as client:
         info = find_in_project(client, path, "name", "churn/baseline", create).info
@@ -154,6 +176,25 @@ def experiments_delete(
         print_json(info)
     else:
         typer.echo(f"deleted experiment {path} ({info.id})")
+
+
+@experiments.command("undelete")
+def experiments_undelete(
+    path: ExperimentPath,
+    url: UrlOption = None,
+    home: HomeOption = None,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Bring back a deleted experiment."""
+    with connect(url, home, store) as client:
+        experiment = find_experiment(client, path, deleted=True)
+        experiment.undelete()
+        info = experiment.info
+    if as_json:
+        print_json(info)
+    else:
+        typer.echo(f"restored experiment {path} ({info.id})")
 
 
 # -- a run's lifecycle and tags -------------------------------------------------------------

@@ -128,6 +128,13 @@ class Project(_Entity):
     def set_experiment(self, name: str, **options: Any) -> Experiment:
         return self._client.set_experiment(name, project=self, **options)
 
+    def get_experiment(self, name: str) -> Experiment:
+        """The experiment called ``name`` (a deleted one too: ``info.deleted``);
+        ``NotFound`` if there is none."""
+        return Experiment(
+            self._client, self._backend.entities.get_experiment_by_name(self.id, name)
+        )
+
     def delete(self) -> None:
         """Soft delete: hidden from listings with its experiments and runs, kept,
         found by name still; :meth:`undelete` brings it back."""

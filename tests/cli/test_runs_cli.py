@@ -146,8 +146,11 @@ def test_projects_delete(invoke: Invoke, runs: Runs) -> None:
     create = invoke("projects", "create", "churn", "--home", runs.home)
     assert (create.exit_code, create.stderr) == (
         1,
-        "error: project 'churn' exists already (deleted)\n",
+        "error: project 'churn' exists already (deleted: cairn projects undelete churn)\n",
     )
+    back = ok(invoke("projects", "undelete", "churn", "--home", runs.home))
+    assert back == f"restored project churn ({project_id})\n"
+    assert "churn" in ok(invoke("projects", "ls", "--home", runs.home))
     missing = invoke("projects", "delete", "nope", "--home", runs.home)
     assert (missing.exit_code, missing.stderr) == (1, "error: no project named 'nope'\n")
 
@@ -166,7 +169,11 @@ def test_experiments_delete(invoke: Invoke, runs: Runs) -> None:
         "error: no experiment named 'baseline' in project 'churn'\n",
     )
     again = invoke("experiments", "create", "churn/baseline", "--home", runs.home)
-    assert again.exit_code == 1 and "is deleted" in again.stderr
+    assert again.exit_code == 1
+    assert "(deleted: cairn experiments undelete churn/baseline)" in again.stderr
+    back = ok(invoke("experiments", "undelete", "churn/baseline", "--home", runs.home))
+    assert back.startswith("restored experiment churn/baseline (")
+    assert ok(invoke("runs", "ls", "churn/baseline", "--home", runs.home))
     usage = invoke("experiments", "delete", "churn", "--home", runs.home)
     assert usage.exit_code == 2
 

@@ -200,9 +200,15 @@ def test_demo_show_and_artifacts_over_http(
     assert [a["key"] for a in shown["artifacts"]] == ["weights"]
     (tmp_path / "plots").mkdir()
     (tmp_path / "plots" / "p.txt").write_text("plot")
-    put = invoke("artifacts", "put", run["id"], "plots", tmp_path / "plots", "--url", url)
+    closed = invoke("artifacts", "put", run["id"], "plots", tmp_path / "plots", "--url", url)
+    assert closed.exit_code == 1 and "is finished: its artifacts are closed" in closed.stderr
+    with cairn.Client(url) as client:
+        client.set_project("demo")
+        client.set_experiment("logreg")
+        running = client.start_run(capture="none").id  # left running: it takes artifacts
+    put = invoke("artifacts", "put", running, "plots", tmp_path / "plots", "--url", url)
     assert put.exit_code == 0, put.output
-    got = invoke("artifacts", "get", run["id"], "plots", tmp_path / "back", "--url", url)
+    got = invoke("artifacts", "get", running, "plots", tmp_path / "back", "--url", url)
     assert got.exit_code == 0, got.output
     assert (tmp_path / "back" / "p.txt").read_text() == "plot"
     assert served.stop() == 0
