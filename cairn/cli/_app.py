@@ -6,6 +6,8 @@ stderr and exits 1, without a traceback; a usage error exits 2 (click's rule).
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -28,6 +30,12 @@ class CairnGroup(TyperGroup):
             return super().invoke(ctx)
         except CairnError as exc:
             fail(str(exc))
+        except BrokenPipeError:
+            # Output piped into `head` that stopped reading: not an error worth a word.
+            # stdout goes to /dev/null so the interpreter's own flush at exit stays quiet.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise SystemExit(141) from None  # 128 + SIGPIPE, as a shell reports it
         except OSError as exc:  # a missing file, a full disk: no traceback either
             fail(f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc))
 

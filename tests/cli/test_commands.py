@@ -343,3 +343,16 @@ def test_flags_of_settings_come_from_the_settings_table(invoke: Invoke) -> None:
         assert f"Env: {setting.env}." in help_text, name
         assert setting.doc.replace("`", "").split(".")[0] in help_text, name
     assert "Env: CAIRN_URL." in " ".join(invoke("runs", "show", "--help").stdout.split())
+
+
+def test_output_piped_into_head_ends_quietly(tracked: Tracked) -> None:
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "cairn", "runs", "metrics", tracked.run_id, "--home", tracked.home],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert listing.stdout is not None
+    listing.stdout.close()  # as `head` does once it has its lines
+    _, err = listing.communicate(timeout=60)
+    assert listing.returncode in (0, 141)  # 0 if everything fit in the pipe at once
+    assert b"Broken pipe" not in err and b"Traceback" not in err
