@@ -131,10 +131,16 @@ class MetricBatcher:
         with self._lock:
             if self._closed:
                 raise CairnError("the client is closed; no more metrics can be logged")
-            pending = self._pending
+            # The run's series by key: no (run, key) tuple per point (a wide run logs
+            # thousands of keys a step).
+            known = self._series.get(run_id) or {}
             for key, value in points:
-                name = (run_id, key)
-                series = pending.get(name) or self._start(name)
+                series = known.get(key)
+                if series is None or series.points is None:  # first point since a batch
+                    series = self._start((run_id, key))
+                    known = self._series[run_id]
+                queue = series.points
+                assert queue is not None  # _start gave it its queue
                 nxt = series.next
                 this = step
                 if nxt is None:
@@ -145,8 +151,9 @@ class MetricBatcher:
                         this = nxt
                     if this >= nxt:
                         series.next = this + 1
-                assert series.points is not None  # _start gave it its queue
-                series.points.append(this, timestamp, value)
+                queue.steps.append(this)
+                queue.timestamps.append(timestamp)
+                queue.values.append(value)
             self._queued += len(points)
             self._size += len(points)
             size = self._size

@@ -10,15 +10,20 @@ Binary forms are little-endian arrays:
   batch    b"CMB2" u32 header_len, header JSON {"series": [[run_id, key, n], ...]},
            then per series: n x i64 step, n x i64 timestamp, n x f64 value
   history  b"CMH1" u32 n, n x i64 step, n x i64 timestamp, n x f64 value
+
+A history can be long (millions of points): ``history_parts`` and ``read_history`` send and
+receive it without a copy of the whole body beside its arrays.
 """
 
 from __future__ import annotations
 
 import json
+import operator
 import struct
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from cairn.core.errors import InvalidArgument
@@ -35,7 +40,9 @@ __all__ = [
     "decode_history",
     "encode_batch",
     "encode_history",
+    "history_parts",
     "pack",
+    "read_history",
     "unpack",
 ]
 
@@ -86,9 +93,23 @@ class SeriesPoints:
         self.timestamps.extend(other.timestamps)
         self.values.extend(other.values)
 
+    def extend_packed(self, steps: bytes, timestamps: bytes, values: bytes) -> None:
+        """Append a stored chunk's packed arrays, without an array of its own between."""
+        if _SWAP:
+            self.steps.extend(unpack("q", steps))
+            self.timestamps.extend(unpack("q", timestamps))
+            self.values.extend(unpack("d", values))
+            return
+        self.steps.frombytes(steps)
+        self.timestamps.frombytes(timestamps)
+        self.values.frombytes(values)
+
     def is_ordered(self) -> bool:
         """Whether points are in (step, timestamp) order already (the usual case)."""
         steps, stamps = self.steps, self.timestamps
+        # Steps usually rise strictly: compared in C, not a Python loop step per point.
+        if all(map(operator.lt, steps, islice(steps, 1, None))):
+            return True
         for i in range(1, len(steps)):
             if steps[i] < steps[i - 1] or (steps[i] == steps[i - 1] and stamps[i] < stamps[i - 1]):
                 return False
@@ -169,16 +190,52 @@ def decode_batch(data: bytes) -> MetricBatch:
     return batch
 
 
+def history_parts(series: SeriesPoints) -> list[bytes | memoryview]:
+    """The binary history as pieces to send one after the other: views of the arrays
+    themselves (copies only on a big-endian machine)."""
+    if len(series) >= 1 << 32:
+        raise InvalidArgument("history", "holds more points than one response can")
+    head = _HISTORY_MAGIC + _U32.pack(len(series))
+    columns = (series.steps, series.timestamps, series.values)
+    if _SWAP:
+        return [head, *(pack(c) for c in columns)]
+    return [head, *(memoryview(c).cast("B") for c in columns)]
+
+
 def encode_history(series: SeriesPoints) -> bytes:
-    return b"".join(
-        (
-            _HISTORY_MAGIC,
-            _U32.pack(len(series)),
-            pack(series.steps),
-            pack(series.timestamps),
-            pack(series.values),
-        )
-    )
+    return b"".join(history_parts(series))
+
+
+def read_history(readinto: Callable[[memoryview], int], size: int | None = None) -> SeriesPoints:
+    """A binary history read from a stream straight into its arrays. ``readinto`` fills
+    the start of a buffer, as a file's does, and returns how many bytes (0 at the end);
+    ``size``, the stream's length if known, is checked before the arrays are made."""
+    head = bytearray(8)
+    if _fill(readinto, memoryview(head)) < 8 or bytes(head[:4]) != _HISTORY_MAGIC:
+        raise InvalidArgument("body", "is not a Cairn metric history (bad magic)")
+    (n,) = _U32.unpack_from(head, 4)
+    if size is not None and size != 8 + 24 * n:
+        raise InvalidArgument("body", f"must hold exactly {n} points")
+    series = SeriesPoints(array("q", [0]) * n, array("q", [0]) * n, array("d", [0.0]) * n)
+    for column in (series.steps, series.timestamps, series.values):
+        if _fill(readinto, memoryview(column).cast("B")) < 8 * n:
+            raise InvalidArgument("body", f"must hold exactly {n} points")
+        if _SWAP:
+            column.byteswap()
+    if _fill(readinto, memoryview(bytearray(1))):
+        raise InvalidArgument("body", f"must hold exactly {n} points")
+    return series
+
+
+def _fill(readinto: Callable[[memoryview], int], buffer: memoryview) -> int:
+    """Read into ``buffer`` until it is full or the stream ends; how many bytes came."""
+    done = 0
+    while done < len(buffer):
+        got = readinto(buffer[done:])
+        if not got:
+            break
+        done += got
+    return done
 
 
 def decode_history(data: bytes) -> SeriesPoints:
