@@ -20,7 +20,7 @@ from typing import Final
 
 from cairn.capture.secrets import redact_urls
 
-__all__ = ["GitState", "capture_git"]
+__all__ = ["GitState", "cached_git", "capture_git"]
 
 _TIMEOUT: Final = 30.0  # seconds: a git that hangs must not hold a run's capture forever
 
@@ -44,23 +44,40 @@ _remotes: dict[str, tuple[object, str]] = {}  # git dir -> (config file stamp, r
 _lock = threading.Lock()
 
 
-def capture_git(cwd: str | os.PathLike[str] | None = None, *, ttl: float = 2.0) -> GitState | None:
-    """The work tree ``cwd`` is in (None outside one, or without git)."""
-    git = shutil.which("git")
-    if git is None:
-        return None
+def cached_git(
+    cwd: str | os.PathLike[str] | None = None, *, ttl: float = 2.0
+) -> tuple[bool, GitState | None]:
+    """What :func:`capture_git` would answer, if it can answer without running git: the
+    answer it keeps (still valid), or None outside a work tree; ``(False, None)`` when git
+    must be asked. A few ``stat`` calls: cheap enough for the training thread."""
+    if shutil.which("git") is None:
+        return True, None
     where = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
     with _lock:
         asked = where in _trees
         known = _trees.get(where)
     if asked and known is None:
-        return None
+        return True, None
     if known is not None:
         key = _stamp(known[1])
         with _lock:
             cached = _cache.get(known[0])
             if cached is not None and cached[0] == key and time.monotonic() - cached[1] < ttl:
-                return cached[2]
+                return True, cached[2]
+    return False, None
+
+
+def capture_git(cwd: str | os.PathLike[str] | None = None, *, ttl: float = 2.0) -> GitState | None:
+    """The work tree ``cwd`` is in (None outside one, or without git)."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    answered, cached_state = cached_git(cwd, ttl=ttl)
+    if answered:
+        return cached_state
+    where = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
+    with _lock:
+        known = _trees.get(where)
     # Every question at once, as separate processes: git's answers come in about the time
     # of its slowest one (``status``) rather than of all of them in turn. The diff is asked
     # for whether or not the tree turns out dirty; on a clean tree it is cheap.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import time
@@ -16,7 +17,7 @@ from cairn.client._entities import Experiment, Project, Run
 from cairn.client._find import find_run
 from cairn.client._heartbeat import Heartbeat
 from cairn.client._repositories import Repository
-from cairn.core.errors import InvalidArgument
+from cairn.core.errors import InvalidArgument, NotFound
 from cairn.core.model import RunStatus
 from cairn.core.settings import Settings, settings_from
 from cairn.service.contracts import Backend
@@ -286,7 +287,10 @@ class Client:
             return resumed
         what = check_capture(capture or self.settings.capture)
         experiment_id = parent.experiment_id if parent else self._current_experiment().id
-        info = self._backend.entities.create_run(
+        # In a sweep the capture is known already: the run names it as it is created.
+        refs = self._capture.stored_refs(what)
+        create = functools.partial(
+            self._backend.entities.create_run,
             experiment_id,
             name,
             parent_id=None if parent is None else parent.id,
@@ -294,8 +298,19 @@ class Client:
             owner=self._owner,
             tags=tags,
         )
+        if refs is None:
+            info = create()
+            self._capture.start(info.id, what)
+        else:
+            try:
+                info = create(captures=refs or None)
+            except NotFound as missing:
+                if missing.details.get("kind") != "object":
+                    raise
+                self._capture.forget_stored()  # gone from the store: capture it anew
+                info = create()
+                self._capture.start(info.id, what)
         self._batcher.fresh_run(info.id)  # no metrics stored yet: steps start at 0
-        self._capture.start(info.id, what)
         run = self._track(Run(self, info))
         if hyperparameters:
             run.log_hyperparameters(hyperparameters)

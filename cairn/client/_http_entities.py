@@ -3,7 +3,7 @@ part of the HTTP backend)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cairn.client._transport import Transport
@@ -107,6 +107,7 @@ class HttpEntities:
         description: str | None = None,
         owner: str = "",
         tags: Iterable[str] | None = None,
+        captures: Mapping[str, tuple[str, str]] | None = None,
     ) -> RunInfo:
         generated = name is None
         _id(experiment_id, "experiment_id")
@@ -114,13 +115,18 @@ class HttpEntities:
         for _ in range(20 if generated else 1):
             # The client names the run, so a retried request cannot create two runs.
             chosen = generate_run_name() if generated else name
-            body = {
+            body: dict[str, Any] = {
                 "name": chosen,
                 "parent_id": parent_id,
                 "description": description,
                 "owner": owner,
                 "tags": _list(tags),
             }
+            if captures:
+                body["captures"] = {
+                    path: {"kind": kind, "digest": digest}
+                    for path, (kind, digest) in captures.items()
+                }
             try:
                 return run_from_json(self._t.post(f"/experiments/{experiment_id}/runs", body))
             except AlreadyExists:

@@ -270,6 +270,14 @@ class HttpRepositories:
         path = f"/runs/{_id(run_id, 'run_id')}/capture"
         self._t.request("PUT", path, json={"captured": encoded})
 
+    def link_capture(self, run_id: str, refs: Mapping[str, tuple[str, str]]) -> None:
+        body = {
+            check_path(path): {"kind": kind, "digest": digest}
+            for path, (kind, digest) in refs.items()
+        }
+        path = f"/runs/{_id(run_id, 'run_id')}/capture/refs"
+        self._t.request("PUT", path, json={"refs": body})
+
     def get_run_capture(self, run_id: str) -> dict[str, Blob]:
         found = self._t.get(f"/runs/{_id(run_id, 'run_id')}/capture")
         return {path: blob_from_json(blob, path) for path, blob in found.items()}

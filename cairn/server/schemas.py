@@ -50,6 +50,7 @@ __all__ = [
     "HyperparametersIn",
     "IdFragmentQuery",
     "IdempotencyKeyHeader",
+    "IngredientPath",
     "KeysIn",
     "KeysQuery",
     "MetricPointIn",
@@ -58,6 +59,7 @@ __all__ = [
     "ProjectIdPath",
     "RunIdPath",
     "SetEntityIn",
+    "StoredBlobIn",
     "TagsIn",
     "keys_are_names",
 ]
@@ -199,6 +201,18 @@ class SetEntityIn(_In):
     tags: Annotated[list[Name], Field(max_length=1000)] | None = None
 
 
+IngredientPath = Annotated[
+    str, Field(min_length=1, max_length=1024, json_schema_extra={"pattern": ARTIFACT_KEY_PATTERN})
+]
+
+
+class StoredBlobIn(_In):
+    """An ingredient stored already, by its kind and digest."""
+
+    kind: Annotated[str, Field(min_length=1, max_length=64)]
+    digest: Annotated[str, Field(json_schema_extra={"pattern": DIGEST_PATTERN})]
+
+
 class CreateRunIn(_In):
     name: Name | None = None
     parent_id: EntityId | None = None
@@ -208,6 +222,18 @@ class CreateRunIn(_In):
     get_or_create: StrictBool = Field(
         False, description="Return the run of that name if it exists (needs a name)."
     )
+    captures: (
+        Annotated[
+            dict[IngredientPath, StoredBlobIn],
+            Field(
+                max_length=100,
+                description="What the new run captured, by ingredients stored already "
+                "(404, and no run, if one is not)",
+                json_schema_extra=keys_are_names,
+            ),
+        ]
+        | None
+    ) = None
 
 
 class EndRunIn(_In):

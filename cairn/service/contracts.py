@@ -108,8 +108,11 @@ class Entities(Protocol):
         description: str | None = None,
         owner: str = "",
         tags: Iterable[str] | None = None,
+        captures: Mapping[str, tuple[str, str]] | None = None,
     ) -> RunInfo:
-        """A new run; a generated unique name when ``name`` is None."""
+        """A new run; a generated unique name when ``name`` is None. ``captures``: what
+        it captured as it started, by ingredients stored already (path -> (kind,
+        digest)); ``NotFound``, and no run, if one is not stored."""
         ...
 
     def set_run(
@@ -394,6 +397,11 @@ class Repositories(Protocol):
 
     def capture_run(self, run_id: str, captured: Mapping[str, Blob]) -> None:
         """What a run captured as it started (code, environment): path -> blob."""
+        ...
+
+    def link_capture(self, run_id: str, refs: Mapping[str, tuple[str, str]]) -> None:
+        """What a run captured, named by blobs stored already: path -> (kind, digest).
+        ``NotFound`` if one is not stored."""
         ...
 
     def get_run_capture(self, run_id: str) -> dict[str, Blob]: ...

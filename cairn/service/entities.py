@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, overload
 
+from cairn.core.digest import Digest, parse_digest
 from cairn.core.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from cairn.core.ids import new_id
 from cairn.core.model import EntityKind, ExperimentInfo, ProjectInfo, RunInfo, RunStatus
@@ -16,6 +17,7 @@ from cairn.core.validation import (
     check_names,
     check_text,
 )
+from cairn.core.versioning.tree import check_path
 from cairn.service.base import ServicePart
 from cairn.store.metadata.tx import MetadataTx
 
@@ -26,6 +28,29 @@ _NAME_ATTEMPTS = 20
 
 def _check_tags(tags: Iterable[str] | None) -> list[str]:
     return [] if tags is None else check_names(tags, "tag")
+
+
+def _check_captures(
+    captures: Mapping[str, tuple[str, str]] | None,
+) -> dict[str, tuple[str, Digest]] | None:
+    if captures is None:
+        return None
+    if not isinstance(captures, Mapping):
+        raise InvalidArgument("captures", "must be a mapping of path -> (kind, digest)")
+    checked: dict[str, tuple[str, Digest]] = {}
+    for path, (kind, digest) in captures.items():
+        checked[check_path(path)] = (
+            check_name(kind, f"captures[{path!r}].kind"),
+            parse_digest(digest, f"captures[{path!r}].digest"),
+        )
+    return checked
+
+
+def _not_stored(captures: Mapping[str, tuple[str, Digest]]) -> NotFound:
+    listed = ", ".join(
+        f"{path} ({kind} {digest[:12]})" for path, (kind, digest) in captures.items()
+    )
+    return NotFound(f"not every captured ingredient is stored: {listed}", kind="object")
 
 
 class EntityService(ServicePart):
@@ -187,10 +212,20 @@ class EntityService(ServicePart):
         description: str | None = None,
         owner: str = "",
         tags: Iterable[str] | None = None,
+        captures: Mapping[str, tuple[str, str]] | None = None,
     ) -> RunInfo:
-        """A new run; a generated unique name when ``name`` is None."""
+        """A new run; a generated unique name when ``name`` is None. ``captures``: what
+        it captured as it started, by ingredients stored already (path -> (kind,
+        digest)); ``NotFound``, and no run, if one is not stored."""
         return self._insert_run(
-            experiment_id, name, parent_id, description, owner, tags, get_existing=False
+            experiment_id,
+            name,
+            parent_id,
+            description,
+            owner,
+            tags,
+            get_existing=False,
+            captures=_check_captures(captures),
         )
 
     def set_run(
@@ -219,6 +254,7 @@ class EntityService(ServicePart):
         tags: Iterable[str] | None,
         *,
         get_existing: bool,
+        captures: dict[str, tuple[str, Digest]] | None = None,
     ) -> RunInfo:
         check_entity_id(experiment_id, "experiment_id")
         if name is not None:
@@ -255,6 +291,8 @@ class EntityService(ServicePart):
             project_id = writer.insert(row)
             if project_id is not None:
                 writer.add_tags(row["id"], tag_list, row["created_at"])
+                if captures and not writer.add_captures(row["id"], captures):
+                    raise _not_stored(captures)  # and the run is not created either
         if project_id is not None:
             return RunInfo(**{**row, "project_id": project_id, "status": RunStatus.RUNNING})
 
@@ -272,6 +310,11 @@ class EntityService(ServicePart):
                 row = {**new_row(), "project_id": experiment.project_id}
                 if tx.entities.insert_ignore(EntityKind.RUN, row):
                     tx.labels.add_tags(row["id"], tag_list, row["created_at"])
+                    if captures:
+                        stored = tx.versioning.kinds(d for _, d in captures.values())
+                        if any(stored.get(d) != k for k, d in captures.values()):
+                            raise _not_stored(captures)
+                        tx.versioning.set_captures(row["id"], captures)
                     return RunInfo(**{**row, "status": RunStatus.RUNNING})  # as inserted
                 if get_existing:
                     run = tx.entities.run_by_name(experiment_id, row["name"])

@@ -584,6 +584,28 @@ class RepositoryService(ServicePart):
                 run_id, {path: (b.KIND, b.digest()) for path, b in captured.items()}
             )
 
+    def link_capture(self, run_id: str, refs: Mapping[str, tuple[str, str]]) -> None:
+        """What a run captured, named by blobs stored already: path -> (kind, digest),
+        replacing what it had. A sweep's runs capture the same code and environment: the
+        later ones name them instead of sending them again. ``NotFound`` if one is not
+        stored (then send it with capture_run)."""
+        wanted: dict[str, tuple[str, Digest]] = {}
+        for path, (kind, digest) in refs.items():
+            check_path(path)
+            wanted[path] = (kind, parse_digest(digest, f"refs[{path!r}]"))
+        with self.metadata.write() as tx:
+            tx.versioning.lock_run(run_id)
+            self._require_run(tx, run_id, live=True)
+            stored = tx.versioning.kinds(d for _, d in wanted.values())
+            for path, (kind, digest) in wanted.items():
+                if stored.get(digest) != kind:
+                    raise NotFound(
+                        f"no {kind} ingredient {digest[:12]} is stored (for {path!r})",
+                        kind="object",
+                        id=digest,
+                    )
+            tx.versioning.set_captures(run_id, wanted)
+
     def get_run_capture(self, run_id: str) -> dict[str, Blob]:
         """What a run captured as it started: path -> blob (empty if nothing)."""
         with self.metadata.read() as tx:

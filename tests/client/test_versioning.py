@@ -398,6 +398,41 @@ def test_a_sweep_shares_one_capture(open_client: MakeClient) -> None:
     assert len(digests) == 1  # one blob, stored once, whatever the number of runs
 
 
+@pytest.mark.capture
+def test_a_sweep_names_its_capture_as_each_run_is_created(
+    open_client: MakeClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(git_tree(tmp_path))  # a dirty tree: a reference, with its diff
+    client = open_client()
+    client.set_project("p")
+    first = client.start_run()
+    first.end()  # waits for the capture, made in the background and stored
+    calls: list[str] = []
+    repositories = client._backend.repositories
+    for name in ("capture_run", "link_capture"):
+        real = getattr(repositories, name)
+        setattr(
+            repositories, name, lambda *a, _n=name, _r=real, **k: (calls.append(_n), _r(*a, **k))
+        )
+    later = [client.start_run() for _ in range(3)]
+    for run in later:
+        run.end()
+    assert calls == []  # named as each run was created: nothing left for the background
+    expected = first.get_capture()
+    assert sorted(expected) == ["code/git", "environment/python"]
+    for run in later:
+        assert run.get_capture() == expected
+    # A store that does not have them (another one here): the run is created without,
+    # and the capture is stored as for a first run.
+    other = open_client(home=tmp_path / "other", store=f"sqlite:///{tmp_path / 'other.db'}")
+    other._capture._stored_blobs = set(client._capture._stored_blobs)
+    other._capture._last_diff = client._capture._last_diff
+    elsewhere = other.start_run()
+    elsewhere.end()
+    assert elsewhere.get_capture() == expected
+    assert other.start_run().get_capture() == expected  # and now by name again
+
+
 def test_get_with_a_kind_checks_it(repo: cairn.Repository) -> None:
     commit = saved(repo, "main", "hp", config__hp=hp(lr=0.5))
     assert commit.get("config/hp", Hyperparameters).values == {"lr": 0.5}

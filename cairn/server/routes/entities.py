@@ -123,6 +123,9 @@ def create_or_get_run(service: TrackingService, experiment_id: str, body: Create
             owner=body.owner,
             tags=body.tags,
         )
+    captures = None
+    if body.captures is not None:
+        captures = {path: (ref.kind, ref.digest) for path, ref in body.captures.items()}
     return service.entities.create_run(
         experiment_id,
         body.name,
@@ -130,6 +133,7 @@ def create_or_get_run(service: TrackingService, experiment_id: str, body: Create
         description=body.description,
         owner=body.owner,
         tags=body.tags,
+        captures=captures,
     )
 
 

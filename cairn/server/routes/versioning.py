@@ -30,11 +30,13 @@ from cairn.server.schemas import (
     NAME_PATTERN,
     EntityId,
     EntityIdPath,
+    IngredientPath,
     Name,
     NameQuery,
     Owner,
     ProjectIdPath,
     RunIdPath,
+    StoredBlobIn,
     Text,
     keys_are_names,
 )
@@ -69,9 +71,6 @@ RefName = Annotated[
     str, Field(min_length=1, max_length=256, json_schema_extra={"pattern": REF_NAME_PATTERN})
 ]
 # A path in a commit, like an artifact key: "config/hp".
-IngredientPath = Annotated[
-    str, Field(min_length=1, max_length=1024, json_schema_extra={"pattern": ARTIFACT_KEY_PATTERN})
-]
 PathQuery = Annotated[
     str | None,
     Query(
@@ -165,6 +164,13 @@ class RevertIn(_In):
 class CaptureIn(_In):
     captured: Annotated[
         dict[IngredientPath, BlobIn], Field(max_length=1000, json_schema_extra=keys_are_names)
+    ]
+
+
+class CaptureRefsIn(_In):
+    refs: Annotated[
+        dict[IngredientPath, StoredBlobIn],
+        Field(max_length=1000, json_schema_extra=keys_are_names),
     ]
 
 
@@ -420,6 +426,17 @@ def list_commit_runs(
 def capture_run(run_id: RunIdPath, body: CaptureIn, service: Service) -> None:
     captured = {path: blob_from_json(b.model_dump(), path) for path, b in body.captured.items()}
     service.repositories.capture_run(run_id, captured)
+
+
+@router.put(
+    "/runs/{run_id}/capture/refs",
+    status_code=204,
+    summary="What a run captured, named by ingredients stored already (a sweep's runs share them)",
+    responses=WRITE,
+)
+def link_capture(run_id: RunIdPath, body: CaptureRefsIn, service: Service) -> None:
+    refs = {path: (ref.kind, ref.digest) for path, ref in body.refs.items()}
+    service.repositories.link_capture(run_id, refs)
 
 
 @router.get(

@@ -249,6 +249,11 @@ class RunSQL:
             f"INSERT INTO tags (entity_id, tag, created_at) VALUES ({p}, {p}, {p}) "
             "ON CONFLICT DO NOTHING"
         )
+        # A capture names an ingredient only if it is stored, with that kind.
+        self.insert_capture = (
+            f"INSERT INTO run_captures (run_id, path, kind, digest) SELECT {p}, {p}, {p}, {p} "
+            f"WHERE EXISTS (SELECT 1 FROM version_objects WHERE digest = {p} AND kind = {p})"
+        )
 
 
 class RunWriter:
@@ -282,3 +287,15 @@ class RunWriter:
     def add_tags(self, run_id: str, names: Sequence[str], now: int) -> None:
         if names:
             self._cursor.executemany(self._sql.insert_tag, [(run_id, t, now) for t in names])
+
+    def add_captures(self, run_id: str, captures: Mapping[str, tuple[str, str]]) -> bool:
+        """What the new run captured, by stored ingredients; False (and the caller rolls
+        back) if one of them is not stored. One statement each: a sweep's runs name
+        the same two or three."""
+        for path, (kind, digest) in captures.items():
+            self._cursor.execute(
+                self._sql.insert_capture, (run_id, path, kind, digest, digest, kind)
+            )
+            if self._cursor.rowcount != 1:
+                return False
+        return True

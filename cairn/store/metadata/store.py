@@ -49,7 +49,12 @@ class MetadataStore:
         self._write_begin = dialect.write_begin(self._engine)
         self._run_sql = RunSQL(self.placeholder)
         self._series = SeriesCache()
-        self._lock = threading.Lock()
+        # SQLite has one writer at a time, and a writer that finds the lock taken sleeps
+        # in SQLite's busy handler (1, 2, 5 ms...) before it looks again. Writers of this
+        # process take turns on a Python lock instead, which wakes the next one at once
+        # (a run's capture thread and its training thread write side by side). Other
+        # processes still meet the busy handler.
+        self._writers = threading.RLock() if self._engine.dialect.name == "sqlite" else None
         try:
             self._ensure_schema()
         except DBAPIError as exc:
@@ -64,8 +69,19 @@ class MetadataStore:
         return self._engine
 
     @contextmanager
+    def _turn(self) -> Iterator[None]:
+        if self._writers is None:
+            yield
+            return
+        with self._writers:
+            yield
+
+    @contextmanager
     def write(self) -> Iterator[MetadataTx]:
-        with self._engine.connect().execution_options(cairn_write=True) as conn:
+        with (
+            self._turn(),
+            self._engine.connect().execution_options(cairn_write=True) as conn,
+        ):
             with conn.begin():
                 tx = MetadataTx(conn, self._engine, self._series)
                 yield tx
@@ -76,6 +92,10 @@ class MetadataStore:
     def run_writer(self) -> Iterator[RunWriter]:
         """A write transaction for create_run's hot path, on the bare DB-API connection:
         committed when the block ends, rolled back if it raises."""
+        with self._turn():
+            yield from self._run_writer()
+
+    def _run_writer(self) -> Iterator[RunWriter]:
         conn = self._engine.raw_connection()
         try:
             with closing(conn.cursor()) as cursor:

@@ -102,6 +102,20 @@ class VersioningRows:
                 found[Digest(digest)] = (kind, _unpack(digest, bytes(body)))
         return found
 
+    def kinds(self, digests: Iterable[Digest]) -> dict[Digest, str]:
+        """The stored objects among ``digests``: digest -> kind (no bodies read)."""
+        wanted = list(set(digests))
+        found: dict[Digest, str] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            chunk: Sequence[str] = wanted[start : start + _CHUNK]
+            rows = self._conn.execute(
+                select(version_objects.c.digest, version_objects.c.kind).where(
+                    version_objects.c.digest.in_(chunk)
+                )
+            )
+            found.update((Digest(digest), kind) for digest, kind in rows)
+        return found
+
     # -- commits ------------------------------------------------------------------------
     def put_commit(self, repository_id: str, commit: Commit) -> CommitInfo:
         info = CommitInfo.of(repository_id, commit)
