@@ -20,6 +20,13 @@ Sections:
 3. ``run.get_metric_history(key)`` of one long series, from a new Client.
 4. ``run.log_artifact`` / ``run.download_artifact`` of a large file, against ``cp``.
 5. ``import cairn`` (and ``cairn.Client(home=...)``) in a fresh interpreter.
+6. Wide runs: ``run.log_metrics({f"layer{i}.norm": v ...}, step=s)`` of K keys x 100 steps,
+   against the same number of points on one series (``run.log_metric("loss", v)``).
+7. ``run.get_metric_columns(key)`` of a 5M-point series: the reading process's peak memory,
+   against ``run.get_metric_history(key)`` (a list of points).
+
+``--pg URL`` (a PostgreSQL server's SQLAlchemy URL) runs sections 6 and 7 on PostgreSQL too,
+each round in a new database on that server, dropped afterwards.
 
 The exit code is 0 whether targets are met or not: this is a measuring tool.
 """
@@ -27,6 +34,7 @@ The exit code is 0 whether targets are met or not: this is a measuring tool.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shutil
@@ -35,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,6 +92,9 @@ class Sizes:
     log_reps: int
     read_reps: int
     import_reps: int
+    wide_keys: tuple[int, ...]
+    wide_steps: int
+    columns_points: int
     scale: float  # time targets scale with the sizes
 
     @classmethod
@@ -97,6 +109,9 @@ class Sizes:
             log_reps=3,
             read_reps=3,
             import_reps=5,
+            wide_keys=(1_000, 5_000),
+            wide_steps=100,
+            columns_points=5_000_000,
             scale=1.0,
         )
 
@@ -113,6 +128,9 @@ class Sizes:
             log_reps=2,
             read_reps=2,
             import_reps=3,
+            wide_keys=tuple(k // 10 for k in full.wide_keys),
+            wide_steps=full.wide_steps,
+            columns_points=full.columns_points // 10,
             scale=0.1,
         )
 
@@ -495,6 +513,197 @@ def bench_import(sizes: Sizes, tmp: Path, env: dict[str, str]) -> list[Result]:
     ]
 
 
+# -- stores for sections 6 and 7: SQLite in the home, or a new PostgreSQL database --------
+
+
+@contextmanager
+def pg_database(server: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server of ``server`` (a SQLAlchemy URL),
+    dropped afterwards."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(server).set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"cairn_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@contextmanager
+def fresh_store(tmp: Path, name: str, pg: str | None) -> Iterator[tuple[Path, str | None]]:
+    """A fresh home, with its own SQLite store (``pg`` None) or a new database on ``pg``."""
+    with fresh_folder(tmp, name) as home:
+        if pg is None:
+            yield home, None
+        else:
+            with pg_database(pg) as url:
+                yield home, url
+
+
+def stored_points(home: Path, url: str | None) -> int:
+    if url is None:
+        return count_points(home)
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    libpq = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(libpq) as conn:
+        row = conn.execute("SELECT coalesce(sum(count), 0) FROM metric_chunks").fetchone()
+        return int(row[0]) if row else 0
+
+
+def store_label(pg: str | None) -> str:
+    return "SQLite" if pg is None else "PostgreSQL"
+
+
+# -- 6. wide runs -----------------------------------------------------------------------
+
+
+def time_store_logging(
+    tmp: Path, name: str, pg: str | None, points: int, log_all: Callable[[Run], None]
+) -> float:
+    """Seconds from the first call of ``log_all`` on a fresh run in a fresh store until
+    every point landed (``run.flush()`` returned)."""
+    with fresh_store(tmp, name, pg) as (home, url):
+        with cairn.Client(home=home, store=url) as client:
+            run = client.start_run()
+            settle()
+            start = time.perf_counter()
+            log_all(run)
+            run.flush()
+            landed = time.perf_counter() - start
+            unsettle()
+        assert stored_points(home, url) == points
+    return landed
+
+
+def bench_wide(sizes: Sizes, tmp: Path, pg: str | None) -> list[Result]:
+    steps = sizes.wide_steps
+    results: list[Result] = []
+    for width in sizes.wide_keys:
+        n = width * steps
+        keys = [f"layer{i}.norm" for i in range(width)]
+        batches = [{k: s + i * 1e-3 for i, k in enumerate(keys)} for s in range(steps)]
+        values = [(i % 1000) * 0.001 for i in range(n)]
+
+        def log_wide(run: Run, batches: list[dict[str, float]] = batches) -> None:
+            log = run.log_metrics
+            for step, batch in enumerate(batches):
+                log(batch, step=step)
+
+        def log_single(run: Run, values: list[float] = values) -> None:
+            log = run.log_metric
+            for value in values:
+                log("loss", value)
+
+        wide = single = math.inf
+        for rep in range(sizes.log_reps):  # interleaved: drifts hit both alike
+            name = f"wide{width}-{rep}"
+            single = min(single, time_store_logging(tmp, f"{name}-single", pg, n, log_single))
+            wide = min(wide, time_store_logging(tmp, name, pg, n, log_wide))
+        results.append(
+            Result(
+                "6",
+                f"wide run {width:,} keys x {steps} steps ({store_label(pg)}), to landed",
+                n / wide,
+                "points/s",
+                f"log_metric x {n:,}, 1 key",
+                n / single,
+                single / wide,
+                Target(">=", 1 / 1.5, on="ratio"),
+            )
+        )
+    return results
+
+
+# -- 7. columnar history: peak memory ------------------------------------------------------
+
+# Run in a new interpreter, so that its peak memory is the read's own: the reading process's
+# RSS before the call (after a warm-up read of a tiny series) and its peak RSS after it.
+_READ_PEAK = """
+import json, resource, sys, time
+import cairn
+
+def rss_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise LookupError(field)
+
+home, store, run_id, key, method = sys.argv[1:6]
+client = cairn.Client(home=home, store=store or None)
+read = getattr(client.get_run(run_id), method)
+read("warm")
+try:  # reset the peak (Linux); else the lifetime peak, which may hide a smaller read
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = rss_kib("VmRSS")
+except OSError:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+history = read(key)
+elapsed = time.perf_counter() - start
+peak = rss_kib("VmHWM")
+print(json.dumps({"n": len(history), "peak_mib": (peak - before) / 1024, "s": elapsed}))
+"""
+
+
+def read_peak(home: Path, url: str | None, run_id: str, method: str) -> tuple[float, float]:
+    """(peak MB above the starting RSS, seconds) of ``run.<method>("loss")`` in a new process."""
+    env = dict(os.environ)
+    # The child imports the same cairn as this process.
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.fspath(Path(cairn.__file__).parent.parent), env.get("PYTHONPATH", "")]
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", _READ_PEAK, home, url or "", run_id, "loss", method],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=home,
+    )
+    found = json.loads(out.stdout)
+    return found["peak_mib"] * MiB / 1e6, found["s"]
+
+
+def bench_columns(sizes: Sizes, tmp: Path, pg: str | None) -> list[Result]:
+    n = sizes.columns_points
+    with fresh_store(tmp, "columns", pg) as (home, url):
+        with cairn.Client(home=home, store=url) as client:
+            run = client.start_run()
+            run_id = run.id
+            log = run.log_metric
+            for i in range(10):
+                log("warm", float(i))
+            for i in range(n):
+                log("loss", i * 1e-6)
+            run.flush()
+        columns = [read_peak(home, url, run_id, "get_metric_columns") for _ in range(2)]
+        points = read_peak(home, url, run_id, "get_metric_history")
+    mb, seconds = min(columns)
+    label = f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n:,}"
+    return [
+        Result(
+            "7",
+            f"history of {label} points, columns ({store_label(pg)}): peak MB",
+            mb,
+            "MB",
+            "get_metric_history",
+            points[0],
+            points[0] / mb if mb > 0 else None,
+            Target("<", 200 * sizes.scale),
+        ),
+        Result("7", "  read time, columns", seconds, "s", "get_metric_history", points[1]),
+    ]
+
+
 # -- MLflow context ---------------------------------------------------------------------
 
 
@@ -568,8 +777,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="10x smaller sizes: a smoke test")
     parser.add_argument(
         "--only",
-        default="12345",
+        default="1234567",
         help="sections to run, e.g. --only 13 (default: all)",
+    )
+    parser.add_argument(
+        "--pg",
+        metavar="URL",
+        help="also run sections 6 and 7 on this PostgreSQL server (a SQLAlchemy URL, "
+        "e.g. postgresql+psycopg://user@host:5432/postgres); each round gets a new database",
     )
     args = parser.parse_args(argv)
     sizes = Sizes.quick() if args.quick else Sizes.full()
@@ -621,6 +836,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             ],
         ),
     ]
+    for pg in (None, args.pg) if args.pg else (None,):
+        where = store_label(pg)
+        sections.append(
+            (
+                "6",
+                f"6. wide runs, {where} (best of {sizes.log_reps}, interleaved with one series)",
+                lambda tmp, pg=pg: bench_wide(sizes, tmp, pg),
+                [
+                    "speed vs baseline = one-series time / wide time for the same number of "
+                    "points (log_metrics(dict of K keys, step=s) for s < "
+                    f"{sizes.wide_steps}, against log_metric('loss', v) calls)"
+                ],
+            )
+        )
+        sections.append(
+            (
+                "7",
+                f"7. columnar history, {where} (a new process reads; best of 2)",
+                lambda tmp, pg=pg: bench_columns(sizes, tmp, pg),
+                [
+                    "peak MB = the reading process's peak RSS above its RSS before the call; "
+                    "the baseline reads the same series as a list of MetricPoint",
+                ],
+            )
+        )
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="cairn-bench-") as tmp_name:
         tmp = Path(tmp_name)

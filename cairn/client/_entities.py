@@ -24,6 +24,7 @@ from cairn.core.validation import check_metric_value, check_name, check_step, ch
 
 if TYPE_CHECKING:
     from cairn.client._client import Client
+    from cairn.client._columns import MetricColumns
     from cairn.client._repositories import Commit
     from cairn.client._restore import RestoreReport
     from cairn.core.objects import Progress
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from cairn.files.artifacts import ArtifactSource
 
 __all__ = ["Experiment", "Project", "Run"]
+
+_POINTS_WITH_END = 1_000  # more than that at a run's end are flushed first, in batches
 
 
 class _Entity:
@@ -294,7 +297,8 @@ class Run(_Entity):
         return self._backend.metrics.get_latest_metrics(self.id, keys)
 
     def get_metric_history(self, key: str) -> list[MetricPoint]:
-        """Every (step, timestamp, value) of a metric, in step order."""
+        """Every (step, timestamp, value) of a metric, in step order. For a long one,
+        :meth:`get_metric_columns` costs a tenth of the memory."""
         self._batcher.flush()
         history = self._backend.metrics.get_metric_history(self.id, key)
         # The collector is paused while the points are made: they hold only numbers, so
@@ -308,6 +312,16 @@ class Run(_Entity):
             if enabled:
                 gc.enable()
 
+    def get_metric_columns(self, key: str) -> MetricColumns:
+        """Every point of a metric as three arrays (``steps``, ``timestamps`` in ms,
+        ``values``), in (step, timestamp) order: 24 bytes a point, no object per point.
+        ``.to_pandas()`` makes a DataFrame of them (needs pandas)."""
+        from cairn.client._columns import MetricColumns
+
+        self._batcher.flush()
+        found = self._backend.metrics.get_metric_history(self.id, key)
+        return MetricColumns(found.steps, found.timestamps, found.values)
+
     # -- lifecycle --------------------------------------------------------------------
     def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
         """Flush queued metrics, then close the run's record: ``finished``, ``failed``
@@ -316,12 +330,22 @@ class Run(_Entity):
         the description stay editable. Ending it again as the same is a no-op; as
         another status a ``Conflict``."""
         final = RunStatus.parse(status)
+        taken = None
         try:
             self._client._capture.wait(self.id)
-            self._batcher.flush()
-            self._batcher.forget(self.id)  # a sweep of many runs keeps no state per run
+            # The run's last points go with its end, in one write (a short run's two
+            # metrics and its end: one transaction, or one request); else a flush first.
+            taken = self._batcher.take(self.id, _POINTS_WITH_END)
+            if taken is None:
+                self._batcher.flush()
         finally:
-            self._backend.entities.end_run(self.id, final)
+            try:
+                metrics = None if taken is None else taken[0]
+                self._backend.entities.end_run(self.id, final, metrics=metrics or None)
+            finally:
+                if taken is not None:
+                    self._batcher.settle(taken[1])
+            self._batcher.forget(self.id)  # a sweep of many runs keeps no state per run
             self._ended = True
             self._client._untrack(self.id)
 

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from cairn.client._transport import Transport
+from cairn.client._transport import Response, Transport, check
 from cairn.client._transport import path_id as _id
 from cairn.core.columns import (
     BATCH_MEDIA_TYPE,
@@ -15,8 +15,8 @@ from cairn.core.columns import (
     MetricBatch,
     SeriesPoints,
     batch_from_records,
-    decode_history,
     encode_batch,
+    read_history,
 )
 from cairn.core.model import MetricPoint, MetricRecord
 from cairn.core.settings import Settings
@@ -79,10 +79,27 @@ class HttpMetrics:
         return {k: MetricPoint(p["step"], p["timestamp"], p["value"]) for k, p in found.items()}
 
     def get_metric_history(self, run_id: str, key: str) -> SeriesPoints:
-        response = self._t.request(
-            "GET",
-            f"/runs/{_id(run_id, 'run_id')}/metrics/history",
-            params={"key": check_name(key, "metric key")},
-            headers={"accept": HISTORY_MEDIA_TYPE},
-        )
-        return decode_history(response.content)
+        """The binary history, read from the connection straight into its arrays: a
+        long one never sits in memory twice (as the body, then as arrays)."""
+        path = f"/runs/{_id(run_id, 'run_id')}/metrics/history"
+        params = {"key": check_name(key, "metric key")}
+
+        def attempt() -> SeriesPoints:
+            response = self._t.open(
+                "GET", path, params=params, headers={"accept": HISTORY_MEDIA_TYPE}, preload=False
+            )
+            done = False
+            try:
+                if response.status >= 400:  # a small error body
+                    url = self._t.url(path, params)
+                    check(Response(response.status, response.headers, response.data, url))
+                size = response.headers.get("content-length")
+                series = read_history(response.readinto, None if size is None else int(size))
+                done = True
+                return series
+            finally:
+                if not done:
+                    response.close()  # a body left unread: the connection cannot be reused
+                response.release_conn()
+
+        return self._t.retrying(attempt)

@@ -577,3 +577,102 @@ def test_many_points_in_order(client: cairn.Client) -> None:
     history = run.get_metric_history("loss")
     assert len(history) == 5000
     assert history[-1] == MetricPoint(4999, history[-1].timestamp, 1.0 / 5000)
+
+
+# -- wide runs and columnar histories -----------------------------------------------------
+
+WIDE_KEYS = [f"layer{i}.norm" for i in range(1_000)]
+
+
+def test_a_wide_run_stores_every_point(open_client: MakeClient) -> None:
+    client = open_client()
+    run = client.set_experiment_run("r")
+    for step in range(3):  # default steps: each key's own next step
+        run.log_metrics({key: step + i / 1000 for i, key in enumerate(WIDE_KEYS)})
+    run.log_metrics({key: 10.0 + i for i, key in enumerate(WIDE_KEYS)}, step=7)
+    client.close()
+
+    again = open_client().get_run(run.id)  # a reopened run: its steps are asked once
+    again.log_metrics({key: -1.0 for key in WIDE_KEYS[::2]})
+    latest = again.get_metrics_latest()
+    assert len(latest) == len(WIDE_KEYS)
+    for i, key in enumerate(WIDE_KEYS):
+        expected = [(s, s + i / 1000) for s in range(3)] + [(7, 10.0 + i)]
+        if i % 2 == 0:
+            expected.append((8, -1.0))
+        columns = again.get_metric_columns(key)
+        assert list(zip(columns.steps, columns.values, strict=True)) == expected, key
+        assert (latest[key].step, latest[key].value) == expected[-1]
+
+
+def test_columns_equal_the_history(client: cairn.Client) -> None:
+    run = client.set_experiment_run("r")
+    now = now_ms()
+    logged = [(5, 1.0), (1, math.nan), (3, math.inf), (2, -math.inf), (1, -0.0), (9, 1e-300)]
+    for step, value in logged:
+        run.log_metric("x", value, step=step, timestamp=now + step)
+        run.flush()  # one batch each: chunks that overlap
+    run.log_metrics({"x": 7.5, "y": 0.5}, step=4, timestamp=now)
+    history = run.get_metric_history("x")
+    columns = run.get_metric_columns("x")
+    assert len(columns) == len(history) == 7
+    assert (columns.steps.typecode, columns.timestamps.typecode, columns.values.typecode) == (
+        "q",
+        "q",
+        "d",
+    )
+    assert list(columns.steps) == [p.step for p in history] == [1, 1, 2, 3, 4, 5, 9]
+    assert list(columns.timestamps) == [p.timestamp for p in history]
+    assert math.isnan(columns.values[0])
+    assert repr(list(columns.values)[1:]) == repr([p.value for p in history][1:])
+    assert repr(list(columns.values)[1:]) == repr([-0.0, -math.inf, math.inf, 7.5, 1.0, 1e-300])
+
+
+def test_columns_of_an_empty_series(client: cairn.Client) -> None:
+    run = client.set_experiment_run("r")
+    columns = run.get_metric_columns("never")
+    assert len(columns) == 0
+    assert list(columns.steps) == list(columns.timestamps) == list(columns.values) == []
+    with pytest.raises(cairn.InvalidArgument):
+        run.get_metric_columns("")
+
+
+def test_a_long_history_as_columns(client: cairn.Client) -> None:
+    """Long enough that the server streams it in pieces and the client reads them into
+    its arrays as they come."""
+    run = client.set_experiment_run("r")
+    n = 120_000
+    for i in range(n):
+        run.log_metric("loss", i / n)
+    columns = run.get_metric_columns("loss")
+    assert list(columns.steps) == list(range(n))
+    assert columns.values[n - 1] == (n - 1) / n
+    assert [tuple(p) for p in run.get_metric_history("loss")[-3:]] == list(
+        zip(columns.steps[-3:], columns.timestamps[-3:], columns.values[-3:], strict=True)
+    )
+
+
+def test_columns_to_pandas(client: cairn.Client) -> None:
+    pandas = pytest.importorskip("pandas")
+    run = client.set_experiment_run("r")
+    run.log_metric("x", 0.5, step=3, timestamp=1_000)
+    run.log_metric("x", math.nan, step=1, timestamp=2_000)
+    frame = run.get_metric_columns("x").to_pandas()
+    assert list(frame.columns) == ["step", "timestamp", "value"]
+    assert [str(t) for t in frame.dtypes] == ["int64", "int64", "float64"]
+    assert frame["step"].tolist() == [1, 3]
+    assert frame["timestamp"].tolist() == [2_000, 1_000]
+    assert math.isnan(frame["value"][0]) and frame["value"][1] == 0.5
+    assert len(run.get_metric_columns("never").to_pandas()) == 0
+    assert isinstance(frame, pandas.DataFrame)
+
+
+def test_columns_to_pandas_names_pandas_when_missing(
+    client: cairn.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = client.set_experiment_run("r")
+    run.log_metric("x", 0.5)
+    columns = run.get_metric_columns("x")
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas fails as if missing
+    with pytest.raises(ModuleNotFoundError, match="needs pandas"):
+        columns.to_pandas()

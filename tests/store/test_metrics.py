@@ -9,6 +9,7 @@ import threading
 from array import array
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,3 +175,26 @@ def test_concurrent_writers_lose_no_points(store_url: str, run_id: str) -> None:
     finally:
         for opened in stores:
             opened.close()
+
+
+def test_a_tail_grown_during_a_read_is_not_lost(
+    store_url: str, store: MetadataStore, run_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A history lists its chunks, then reads them: a tail chunk that grows in between
+    (PostgreSQL reads each statement afresh) must still be found."""
+    name = (run_id, "x")
+    append(store, {name: series([(0, 0, 0.5)])})
+    other = MetadataStore(store_url)
+    pages = metric_rows._pages
+
+    def pages_then_grow(chunks: list[Any]) -> Iterator[tuple[int, int]]:
+        append(other, {name: series([(1, 0, 1.5)])})  # absorbed by the tail, committed
+        yield from pages(chunks)
+
+    monkeypatch.setattr(metric_rows, "_pages", pages_then_grow)
+    try:
+        found = history(store, run_id, "x")
+    finally:
+        other.close()
+    assert found in ([(0, 0, 0.5)], [(0, 0, 0.5), (1, 0, 1.5)])
+    assert chunk_counts(store, run_id, "x") == [2]

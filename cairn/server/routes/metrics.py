@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from cairn.core.columns import (
     BATCH_MEDIA_TYPE,
     HISTORY_MEDIA_TYPE,
+    SeriesPoints,
     decode_batch,
     encode_history,
+    history_parts,
 )
 from cairn.core.errors import InvalidArgument
 from cairn.core.model import MetricRecord
@@ -29,6 +32,8 @@ from cairn.service import TrackingService
 
 router = APIRouter(tags=["metrics"])
 MISSING = error_responses(404)  # the run does not exist
+# A binary history bigger than this goes out in pieces of it, straight from its arrays.
+_PIECE = 1 << 20
 
 _BATCH_BODY = {
     "requestBody": {
@@ -122,6 +127,18 @@ def metric_history(
     service: Service,
 ) -> Response:
     series = service.metrics.get_metric_history(run_id, key)
-    if HISTORY_MEDIA_TYPE in request.headers.get("accept", ""):
+    if HISTORY_MEDIA_TYPE not in request.headers.get("accept", ""):
+        return JSON({"points": [list(p) for p in series.points()]})
+    size = 8 + 24 * len(series)
+    if size <= _PIECE:
         return Response(encode_history(series), media_type=HISTORY_MEDIA_TYPE)
-    return JSON({"points": [list(p) for p in series.points()]})
+    # A long history is sent from its arrays, not copied into one body first.
+    return StreamingResponse(
+        _pieces(series), media_type=HISTORY_MEDIA_TYPE, headers={"content-length": str(size)}
+    )
+
+
+async def _pieces(series: SeriesPoints) -> AsyncIterator[bytes | memoryview]:
+    for part in history_parts(series):
+        for start in range(0, len(part), _PIECE):
+            yield part[start : start + _PIECE]

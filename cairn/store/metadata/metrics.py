@@ -35,9 +35,9 @@ SeriesKey = tuple[str, str]
 # times, and on PostgreSQL a chunk row stays under the ~2 KB past which every write of it
 # is compressed (pglz: 100-350 µs a row).
 MERGE_MAX = 64
-# A history is read this many points of chunks at a time (~6 MB): PostgreSQL's driver
+# A history is read this many points of chunks at a time (~1.5 MB): PostgreSQL's driver
 # holds a whole result in memory, so a long series must not come as one.
-READ_POINTS = 1 << 18
+READ_POINTS = 1 << 16
 
 
 class _Cache(Protocol):
@@ -73,6 +73,15 @@ _SERIES_COLUMNS = (
     ("last_step", "bigint"),
     ("last_timestamp", "bigint"),
     ("last_value", "float8"),
+)
+_TAIL_UPDATE_COLUMNS = (
+    ("id", "integer"),
+    ("count", "integer"),
+    ("last_step", "bigint"),
+    ("last_timestamp", "bigint"),
+    ("steps", "bytea"),
+    ("timestamps", "bytea"),
+    ('"values"', "bytea"),
 )
 _LATEST_COLUMNS = (
     ("id", "integer"),
@@ -112,6 +121,7 @@ class MetricRows:
             engine, "metric_series", _SERIES_COLUMNS, "ON CONFLICT (run_id, key) DO NOTHING"
         )
         self._update_latest = dialect.bulk_update(engine, "metric_series", _LATEST_COLUMNS)
+        self._update_tails = dialect.bulk_update(engine, "metric_chunks", _TAIL_UPDATE_COLUMNS)
         # Each listed series' latest point and its last chunk (the index on (series_id, id)
         # finds each), in one query whatever the number of series.
         self._state = (
@@ -125,7 +135,6 @@ class MetricRows:
         self._tails = (
             f'SELECT id, steps, timestamps, "values" FROM metric_chunks WHERE id IN ({ids})'
         )
-        self._delete_chunks = f"DELETE FROM metric_chunks WHERE id IN ({ids})"
         self._series_of_run = (
             f"SELECT key, id FROM metric_series WHERE run_id = {p} "
             f"AND key IN ({dialect.list_values(engine, 'text')})"
@@ -152,7 +161,7 @@ class MetricRows:
         }
         chunks: list[tuple[Any, ...]] = []
         latest: list[tuple[Any, ...]] = []
-        merging: dict[int, tuple[int, SeriesPoints]] = {}  # tail chunk id -> what it absorbs
+        merging: dict[int, SeriesPoints] = {}  # tail chunk id -> the points it absorbs
         for key, points in ordered.items():
             series_id = ids[key]
             last_step, last_stamp, tail_id, tail_count, tail_step, tail_stamp = state[series_id]
@@ -162,7 +171,7 @@ class MetricRows:
                 and merges(tail_count, len(points))
                 and (tail_step, tail_stamp) <= first
             ):
-                merging[tail_id] = (series_id, points)
+                merging[tail_id] = points
             else:
                 chunks.append(_chunk_row(series_id, points))
             # Ordered points end with the latest: highest step, then latest timestamp, the
@@ -171,26 +180,32 @@ class MetricRows:
             if (step, stamp) >= (last_step, last_stamp):
                 latest.append((series_id, step, stamp, _db_value(points.values[-1])))
         if merging:
-            # A grown tail is written anew, after the series' other chunks as before.
-            chunks += self._grown_tails(merging)
-            self._conn.exec_driver_sql(self._delete_chunks, (self._ids_param(merging),))
+            # In place: a reader listing a series' chunks then reading them finds each.
+            self._update_tails.run(self._conn, self._grown_tails(merging))
         self._insert_chunks.run(self._conn, chunks)
         self._update_latest.run(self._conn, latest)
 
-    def _grown_tails(
-        self, merging: Mapping[int, tuple[int, SeriesPoints]]
-    ) -> list[tuple[Any, ...]]:
-        """Chunk rows of tail chunks grown by the points they absorb."""
+    def _grown_tails(self, merging: Mapping[int, SeriesPoints]) -> list[tuple[Any, ...]]:
+        """UPDATE rows (``_TAIL_UPDATE_COLUMNS``) of tail chunks grown by what they absorb."""
         rows = []
         stored = dialect.fetch_rows(
             self._conn, self._tails, (self._ids_param(merging),), _TAIL_COLUMNS
         )
         for chunk_id, steps, stamps, values in stored:
-            series_id, points = merging[chunk_id]
             grown = SeriesPoints()
             grown.extend_packed(steps, stamps, values)
-            grown.extend(points)
-            rows.append(_chunk_row(series_id, grown))
+            grown.extend(merging[chunk_id])
+            rows.append(
+                (
+                    chunk_id,
+                    len(grown),
+                    grown.steps[-1],
+                    grown.timestamps[-1],
+                    pack(grown.steps),
+                    pack(grown.timestamps),
+                    pack(grown.values),
+                )
+            )
         return rows
 
     def _series_ids(self, ordered: Mapping[SeriesKey, SeriesPoints]) -> dict[SeriesKey, int]:
