@@ -9,6 +9,7 @@ runs does not ask git for each.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -44,13 +45,19 @@ _remotes: dict[str, tuple[object, str]] = {}  # git dir -> (config file stamp, r
 _lock = threading.Lock()
 
 
+@functools.lru_cache(maxsize=4)
+def _git(path: str | None) -> str | None:
+    """Where git is, for a PATH (asked once: a sweep asks for each run)."""
+    return shutil.which("git", path=path)
+
+
 def cached_git(
     cwd: str | os.PathLike[str] | None = None, *, ttl: float = 2.0
 ) -> tuple[bool, GitState | None]:
     """What :func:`capture_git` would answer, if it can answer without running git: the
     answer it keeps (still valid), or None outside a work tree; ``(False, None)`` when git
     must be asked. A few ``stat`` calls: cheap enough for the training thread."""
-    if shutil.which("git") is None:
+    if _git(os.environ.get("PATH")) is None:
         return True, None
     where = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
     with _lock:
@@ -69,7 +76,7 @@ def cached_git(
 
 def capture_git(cwd: str | os.PathLike[str] | None = None, *, ttl: float = 2.0) -> GitState | None:
     """The work tree ``cwd`` is in (None outside one, or without git)."""
-    git = shutil.which("git")
+    git = _git(os.environ.get("PATH"))
     if git is None:
         return None
     answered, cached_state = cached_git(cwd, ttl=ttl)

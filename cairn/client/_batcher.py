@@ -176,6 +176,39 @@ class MetricBatcher:
         batch is a heartbeat of its runs."""
         return self._written.get(run_id)
 
+    def take(self, run_id: str, limit: int) -> tuple[MetricBatch, int] | None:
+        """The run's queued points (at most ``limit``), taken out to be written by the
+        caller with the run's end (one transaction or request instead of two), and how
+        many; the caller then calls :meth:`settle` with that count, written or not. None
+        when they cannot be taken, and the caller flushes as usual: points are in flight
+        (they must land first), a series still waits for its steps, a write failed."""
+        with self._lock:
+            if self._error is not None or self._settled + self._size != self._queued:
+                return None
+            keys = self._series.get(run_id, {})
+            names = [(run_id, key) for key in keys if (run_id, key) in self._pending]
+            taken: MetricBatch = {}
+            count = 0
+            for name in names:
+                series = self._pending[name]
+                if series.next is None or series.points is None:
+                    return None
+                taken[name] = series.points
+                count += len(series.points)
+            if count > limit:
+                return None
+            for name in names:
+                self._pending.pop(name).points = None
+            self._size -= count
+            return taken, count
+
+    def settle(self, count: int) -> None:
+        """``count`` points taken by :meth:`take` were written (or failed, and the caller
+        raised): a flush no longer waits for them."""
+        with self._cond:
+            self._settled += count
+            self._cond.notify_all()
+
     def forget(self, run_id: str) -> None:
         """The run ended: drop what is known of its series (after a flush). Logged to
         again later, its steps are asked of the store."""

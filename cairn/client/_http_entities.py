@@ -3,12 +3,14 @@ part of the HTTP backend)."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cairn.client._transport import Transport
 from cairn.client._transport import path_id as _id
-from cairn.core.errors import AlreadyExists
+from cairn.core.columns import MetricBatch
+from cairn.core.errors import AlreadyExists, InvalidArgument
 from cairn.core.model import ExperimentInfo, ProjectInfo, RunInfo, RunStatus
 from cairn.core.names import generate_run_name
 from cairn.core.settings import Settings
@@ -177,10 +179,31 @@ class HttpEntities:
         found = self._t.get(path, include_deleted=include_deleted)
         return [run_from_json(r) for r in found]
 
-    def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> RunInfo:
+    def end_run(
+        self,
+        run_id: str,
+        status: RunStatus | str = RunStatus.FINISHED,
+        *,
+        metrics: MetricBatch | None = None,
+        idempotency_key: str | None = None,
+    ) -> RunInfo:
         final = RunStatus.parse(status)
         path = f"/runs/{_id(run_id, 'run_id')}"
-        response = self._t.request("PATCH", path, json={"status": final.value})
+        body: dict[str, Any] = {"status": final.value}
+        headers = {}
+        if metrics:
+            if any(owner != run_id for owner, _ in metrics):
+                raise InvalidArgument("metrics", f"must all be points of run {run_id}")
+            body["points"] = [
+                {"key": key, "step": step, "timestamp": ts, "value": value}
+                for (_, key), points in metrics.items()
+                for step, ts, value in zip(
+                    points.steps, points.timestamps, points.values, strict=True
+                )
+            ]
+            # A retry (the answer was lost) must not store the points twice.
+            headers["idempotency-key"] = idempotency_key or secrets.token_hex(16)
+        response = self._t.request("PATCH", path, json=body, headers=headers)
         return run_from_json(response.json())
 
     def resume_run(self, run_id: str) -> RunInfo:

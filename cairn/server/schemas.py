@@ -209,7 +209,9 @@ IngredientPath = Annotated[
 class StoredBlobIn(_In):
     """An ingredient stored already, by its kind and digest."""
 
-    kind: Annotated[str, Field(min_length=1, max_length=64)]
+    kind: Annotated[
+        str, Field(min_length=1, max_length=64, json_schema_extra=_documented(NAME_PATTERN))
+    ]
     digest: Annotated[str, Field(json_schema_extra={"pattern": DIGEST_PATTERN})]
 
 
@@ -236,8 +238,36 @@ class CreateRunIn(_In):
     ) = None
 
 
+class MetricPointIn(_In):
+    run_id: EntityId
+    key: Name
+    step: Int64
+    timestamp: Int64
+    value: StrictFloat = Field(description="NaN and infinities are allowed (as JSON extensions)")
+
+
+class RunPointIn(_In):
+    """A metric point of the run the path names."""
+
+    key: Name
+    step: Int64
+    timestamp: Int64
+    value: StrictFloat = Field(description="NaN and infinities are allowed (as JSON extensions)")
+
+
 class EndRunIn(_In):
     status: Literal["finished", "failed", "killed"]
+    points: (
+        Annotated[
+            list[RunPointIn],
+            Field(
+                max_length=10_000,
+                description="The run's last metric points, stored with its end (once per "
+                "Idempotency-Key)",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class HeartbeatIn(_In):
@@ -292,14 +322,6 @@ class HyperparametersIn(_In):
         Field(max_length=10_000, json_schema_extra=keys_are_names),
     ]
     overwrite: StrictBool = False
-
-
-class MetricPointIn(_In):
-    run_id: EntityId
-    key: Name
-    step: Int64
-    timestamp: Int64
-    value: StrictFloat = Field(description="NaN and infinities are allowed (as JSON extensions)")
 
 
 class MetricsIn(_In):

@@ -141,10 +141,19 @@ class Entities(Protocol):
 
     def list_child_runs(self, run_id: str, *, include_deleted: bool = False) -> list[RunInfo]: ...
 
-    def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> RunInfo:
+    def end_run(
+        self,
+        run_id: str,
+        status: RunStatus | str = RunStatus.FINISHED,
+        *,
+        metrics: MetricBatch | None = None,
+        idempotency_key: str | None = None,
+    ) -> RunInfo:
         """Close the run's record as finished, failed or killed. Ending it again as the
         same is a no-op (a retry, a second handler); as another status a Conflict: the
-        first end stands."""
+        first end stands. ``metrics``: the run's last points, stored in the same
+        transaction (a short run's end is one write, not two); a Conflict if the run has
+        ended already, unless ``idempotency_key`` says this very call was applied."""
         ...
 
     def resume_run(self, run_id: str) -> RunInfo:

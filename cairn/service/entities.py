@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, overload
 
+from cairn.core.columns import MetricBatch
 from cairn.core.digest import Digest, parse_digest
 from cairn.core.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from cairn.core.ids import new_id
 from cairn.core.model import EntityKind, ExperimentInfo, ProjectInfo, RunInfo, RunStatus
 from cairn.core.names import generate_run_name
 from cairn.core.validation import (
+    check_batch,
     check_entity_id,
     check_id_fragment,
+    check_idempotency_key,
     check_name,
     check_names,
     check_text,
@@ -365,10 +368,19 @@ class EntityService(ServicePart):
             found = tx.entities.runs(parent_id=run_id, include_deleted=include_deleted)
         return [self._present(r) for r in found]
 
-    def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> RunInfo:
+    def end_run(
+        self,
+        run_id: str,
+        status: RunStatus | str = RunStatus.FINISHED,
+        *,
+        metrics: MetricBatch | None = None,
+        idempotency_key: str | None = None,
+    ) -> RunInfo:
         """Close the run's record as finished, failed or killed. Ending it again as the
         same is a no-op (a retry, a second handler); as another status a Conflict: the
-        first end stands."""
+        first end stands. ``metrics``: the run's last points, stored in the same
+        transaction (a short run's end is one write, not two); a Conflict if the run has
+        ended already, unless ``idempotency_key`` says this very call was applied."""
         final = RunStatus.parse(status)
         if not final.ended:
             raise InvalidArgument(
@@ -376,8 +388,22 @@ class EntityService(ServicePart):
                 f"a run ends as finished, failed or killed, not {final.value} "
                 "(resume_run makes an ended run running again)",
             )
+        check_entity_id(run_id, "run_id")
+        points = None
+        if metrics is not None and any(len(p) for p in metrics.values()):
+            check_batch(metrics)
+            if any(owner != run_id for owner, _ in metrics):
+                raise InvalidArgument("metrics", f"must all be points of run {run_id}")
+            points = metrics
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
         with self.metadata.write() as tx:
             now = self.clock()
+            if idempotency_key is not None and not tx.idempotency.claim(idempotency_key, now):
+                return self._require_run(tx, run_id)  # applied before: a retry
+            if points is not None:
+                self._require_recording(tx, {run_id}, now)  # running: its last points first
+                tx.metrics.append(points)
             values = {"status": final.value, "end_time": now, "updated_at": now}
             ended = tx.entities.end_running(run_id, values)  # the usual case: one statement
             if ended is not None:

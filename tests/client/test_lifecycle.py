@@ -5,11 +5,13 @@ or by name; soft deletes of projects and experiments. On every backend."""
 from __future__ import annotations
 
 import time
+from array import array
 from pathlib import Path
 
 import pytest
 
 import cairn
+from cairn.core.columns import SeriesPoints
 from cairn.core.ids import short_id
 from cairn.core.model import RunStatus
 from cairn.core.settings import Settings
@@ -157,3 +159,39 @@ def test_deleted_projects_and_experiments_hide_and_come_back(client: cairn.Clien
         project.set_experiment("third")
     project.undelete()
     assert client.set_project("old").id == project.id
+
+
+def test_a_short_runs_last_points_go_with_its_end(client: cairn.Client) -> None:
+    batches: list[object] = []
+    metrics = client._backend.metrics
+    real = metrics.log_metric_batch
+    metrics.log_metric_batch = lambda *a, **k: (batches.append(a), real(*a, **k))[1]  # type: ignore[method-assign]
+    run = client.start_run(capture="none")
+    run.log_metric("loss", 0.5)
+    run.log_metrics({"acc": 0.9, "loss": 0.25})
+    run.end()
+    assert batches == []  # one write: the points and the end together
+    assert [(p.step, p.value) for p in run.get_metric_history("loss")] == [(0, 0.5), (1, 0.25)]
+    assert run.get_metric("acc") == 0.9
+    # Many points at the end are flushed first, in batches, as before.
+    long = client.start_run(capture="none")
+    for i in range(1_500):
+        long.log_metric("x", float(i))
+    long.end()
+    assert batches and len(long.get_metric_history("x")) == 1_500
+
+
+def test_an_end_with_points_is_applied_once_per_key(client: cairn.Client) -> None:
+    entities = client._backend.entities
+    run = client.start_run(capture="none")
+    client._untrack(run.id)
+    points = SeriesPoints(array("q", [0]), array("q", [1]), array("d", [1.0]))
+    key = "end-" + run.id
+    for _ in range(2):  # a retry after a lost answer carries the same key
+        entities.end_run(run.id, "finished", metrics={(run.id, "x"): points}, idempotency_key=key)
+    assert len(run.get_metric_history("x")) == 1
+    with pytest.raises(cairn.Conflict, match="is finished"):  # points for an ended run
+        entities.end_run(run.id, "finished", metrics={(run.id, "x"): points})
+    other = client.start_run(capture="none")
+    with pytest.raises(cairn.InvalidArgument, match="points of run"):
+        entities.end_run(other.id, "finished", metrics={(run.id, "x"): points})

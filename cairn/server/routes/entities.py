@@ -8,7 +8,8 @@ from fastapi import APIRouter
 from pydantic import TypeAdapter
 from starlette.responses import Response
 
-from cairn.core.model import ExperimentInfo, ProjectInfo, RunInfo
+from cairn.core.columns import batch_from_records
+from cairn.core.model import ExperimentInfo, MetricRecord, ProjectInfo, RunInfo
 from cairn.server.deps import Service
 from cairn.server.errors import error_responses
 from cairn.server.schemas import (
@@ -19,6 +20,7 @@ from cairn.server.schemas import (
     ExperimentIdPath,
     HeartbeatIn,
     HeartbeatOut,
+    IdempotencyKeyHeader,
     IdFragmentQuery,
     NameQuery,
     ProjectIdPath,
@@ -170,14 +172,29 @@ def heartbeat(body: HeartbeatIn, service: Service) -> HeartbeatOut:
     return HeartbeatOut(running=service.entities.heartbeat(body.run_ids))
 
 
-@router.get("/runs/{run_id}", responses=MISSING)
-def get_run(run_id: RunIdPath, service: Service) -> RunInfo:
-    return service.entities.get_run(run_id)
+@router.get("/runs/{run_id}", response_model=RunInfo, responses=MISSING)
+def get_run(run_id: RunIdPath, service: Service) -> Response:
+    return run_response(service.entities.get_run(run_id))
 
 
-@router.patch("/runs/{run_id}", summary="End a run: set its status", responses=WRITE)
-def end_run(run_id: RunIdPath, body: EndRunIn, service: Service) -> RunInfo:
-    return service.entities.end_run(run_id, body.status)
+@router.patch(
+    "/runs/{run_id}", summary="End a run: set its status", response_model=RunInfo, responses=WRITE
+)
+def end_run(
+    run_id: RunIdPath,
+    body: EndRunIn,
+    service: Service,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    metrics = None
+    if body.points:
+        metrics = batch_from_records(
+            MetricRecord(run_id, p.key, p.step, p.timestamp, p.value) for p in body.points
+        )
+    ended = service.entities.end_run(
+        run_id, body.status, metrics=metrics, idempotency_key=idempotency_key
+    )
+    return run_response(ended)
 
 
 @router.post("/runs/{run_id}/resume", summary="Make an ended run running again", responses=WRITE)
