@@ -25,7 +25,16 @@ from cairn.core.model import ArtifactInfo, MetricPoint, RunStatus
 from cairn.core.version import VERSION
 
 if TYPE_CHECKING:
-    from cairn.client import Client, Commit, Experiment, MergeResult, Project, Repository, Run
+    from cairn.client import (
+        Client,
+        Commit,
+        Experiment,
+        MergeResult,
+        MetricColumns,
+        Project,
+        Repository,
+        Run,
+    )
 
 __version__ = VERSION
 
@@ -40,6 +49,7 @@ __all__ = [
     "Experiment",
     "InvalidArgument",
     "MergeResult",
+    "MetricColumns",
     "MetricPoint",
     "NotFound",
     "PermissionDenied",
@@ -54,7 +64,16 @@ __all__ = [
     "__version__",
 ]
 
-_LAZY = {"Client", "Commit", "Experiment", "MergeResult", "Project", "Repository", "Run"}
+_LAZY = {
+    "Client",
+    "Commit",
+    "Experiment",
+    "MergeResult",
+    "MetricColumns",
+    "Project",
+    "Repository",
+    "Run",
+}
 
 
 def __getattr__(name: str) -> Any:

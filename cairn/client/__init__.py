@@ -2,7 +2,17 @@
 handles."""
 
 from cairn.client._client import Client
+from cairn.client._columns import MetricColumns
 from cairn.client._entities import Experiment, Project, Run
 from cairn.client._repositories import Commit, MergeResult, Repository
 
-__all__ = ["Client", "Commit", "Experiment", "MergeResult", "Project", "Repository", "Run"]
+__all__ = [
+    "Client",
+    "Commit",
+    "Experiment",
+    "MergeResult",
+    "MetricColumns",
+    "Project",
+    "Repository",
+    "Run",
+]
