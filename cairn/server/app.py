@@ -13,7 +13,7 @@ from cairn.core.api import API_PREFIX
 from cairn.core.settings import Settings
 from cairn.core.version import VERSION
 from cairn.server.errors import install_error_handlers
-from cairn.server.fastpath import FastCreateRun
+from cairn.server.fastpath import FastRoutes
 from cairn.server.limits import BodyLimit
 from cairn.server.openapi import CairnAPI
 from cairn.server.routes import artifacts, entities, labels, metrics, versioning
@@ -22,7 +22,7 @@ from cairn.service import TrackingService, open_service
 
 __all__ = ["API_PREFIX", "create_app"]
 
-_CREATE_RUN_THREADS = 8
+_FAST_PATH_THREADS = 8
 
 # FastAPI's native OpenTelemetry hooks look up the global providers on every request
 # (~4% of a create_run's server CPU), and Cairn configures none: cairn.access logs
@@ -39,10 +39,10 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
     """Build the server. Without ``service``, the store named by ``settings`` opens at
     start-up and closes at shutdown; nothing happens at import time."""
 
-    # create_run's fast path waits on the database on threads of its own (they start on
-    # first use, and end when the app is collected; a lifespan may run more than once):
-    # not the ones object transfers read and write on.
-    create_runs = ThreadPoolExecutor(_CREATE_RUN_THREADS, thread_name_prefix="cairn-create-run")
+    # The fast path (its hot routes) waits on the database on threads of its own (they
+    # start on first use, and end when the app is collected; a lifespan may run more than
+    # once): not the ones object transfers read and write on.
+    fast_path = ThreadPoolExecutor(_FAST_PATH_THREADS, thread_name_prefix="cairn-fast-path")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +81,6 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
         api.include_router(module.router)
     app.include_router(api)
     # Inside BodyLimit: added first.
-    app.add_middleware(FastCreateRun, prefix=API_PREFIX, executor=create_runs)
+    app.add_middleware(FastRoutes, prefix=API_PREFIX, executor=fast_path)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes, exempt=exempt)
     return app
