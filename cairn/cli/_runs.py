@@ -55,6 +55,14 @@ ExperimentPath = Annotated[
 ]
 
 
+def _show(info: Any, as_json: bool, message: str) -> None:
+    """What a command changed: the entity as JSON, or one line for people."""
+    if as_json:
+        print_json(info)
+    else:
+        typer.echo(message)
+
+
 def _label(info: RunInfo) -> str:
     return f"{info.name} ({short_id(info.id)})"
 
@@ -81,10 +89,7 @@ def projects_create(
             state = f" (deleted: cairn projects undelete {name})" if found.deleted else ""
             raise AlreadyExists(f"project {name!r} exists already{state}", kind="project")
         info = client.set_project(name, description=description, tags=tags).info
-    if as_json:
-        print_json(info)
-    else:
-        typer.echo(f"created project {info.name} ({info.id})")
+    _show(info, as_json, f"created project {info.name} ({info.id})")
 
 
 @projects.command("delete")
@@ -101,10 +106,7 @@ def projects_delete(
         project = client.get_project(name)
         project.delete()
         info = project.info
-    if as_json:
-        print_json(info)
-    else:
-        typer.echo(f"deleted project {info.name} ({info.id})")
+    _show(info, as_json, f"deleted project {info.name} ({info.id})")
 
 
 @projects.command("undelete")
@@ -120,10 +122,7 @@ def projects_undelete(
         project = client.get_project(name)
         project.undelete()
         info = project.info
-    if as_json:
-        print_json(info)
-    else:
-        typer.echo(f"restored project {info.name} ({info.id})")
+    _show(info, as_json, f"restored project {info.name} ({info.id})")
 
 
 @experiments.command("create")
@@ -152,10 +151,7 @@ def experiments_create(
 
     with connect(url, home, store) as client:
         info = find_in_project(client, path, "name", "churn/baseline", create).info
-    if as_json:
-        print_json(info)
-    else:
-        typer.echo(f"created experiment {path} ({info.id})")
+    _show(info, as_json, f"created experiment {path} ({info.id})")
 
 
 @experiments.command("delete")
@@ -172,10 +168,7 @@ def experiments_delete(
         experiment = find_experiment(client, path)
         experiment.delete()
         info = experiment.info
-    if as_json:
-        print_json(info)
-    else:
-        typer.echo(f"deleted experiment {path} ({info.id})")
+    _show(info, as_json, f"deleted experiment {path} ({info.id})")
 
 
 @experiments.command("undelete")
@@ -191,10 +184,7 @@ def experiments_undelete(
         experiment = find_experiment(client, path, deleted=True)
         experiment.undelete()
         info = experiment.info
-    if as_json:
-        print_json(info)
-    else:
-        typer.echo(f"restored experiment {path} ({info.id})")
+    _show(info, as_json, f"restored experiment {path} ({info.id})")
 
 
 # -- a run's lifecycle and tags -------------------------------------------------------------
@@ -220,10 +210,7 @@ def runs_end(
         found = client.get_run(run)
         found.end(status.value)
         info = found.info
-    if as_json:
-        print_json(info)
-    else:
-        typer.echo(f"run {_label(info)}: {status_text(info)}")
+    _show(info, as_json, f"run {_label(info)}: {status_text(info)}")
 
 
 @runs.command("delete")
@@ -239,10 +226,7 @@ def runs_delete(
         found = client.get_run(run)
         found.delete()
         info = found.info
-    if as_json:
-        print_json(info)
-    else:
-        typer.echo(f"deleted run {_label(info)}; undo with: cairn runs undelete {info.id}")
+    _show(info, as_json, f"deleted run {_label(info)}; undo with: cairn runs undelete {info.id}")
 
 
 @runs.command("undelete")
@@ -258,10 +242,7 @@ def runs_undelete(
         found = client.get_run(run)
         found.undelete()
         info = found.info
-    if as_json:
-        print_json(info)
-    else:
-        typer.echo(f"undeleted run {_label(info)}")
+    _show(info, as_json, f"undeleted run {_label(info)}")
 
 
 def _retag(
