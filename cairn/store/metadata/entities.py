@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import Row, Table, func, literal, or_, select, union_all, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.interfaces import DBAPICursor
+from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import ColumnElement
 
 from cairn.core.model import EntityKind, ExperimentInfo, ProjectInfo, RunInfo, RunStatus
 from cairn.store.metadata import dialect
@@ -68,6 +70,14 @@ def _run(row: Row[Any]) -> RunInfo:
         updated_at=m["updated_at"],
         deleted_at=m["deleted_at"],
         heartbeat_at=m["heartbeat_at"],
+    )
+
+
+def _update_running(which: ColumnElement[bool]) -> Update:
+    """An UPDATE of the runs ``which`` picks that are running and not deleted: the check
+    that a run may record and the write that records it, in one statement."""
+    return update(runs).where(
+        which, runs.c.status == RunStatus.RUNNING.value, runs.c.deleted_at.is_(None)
     )
 
 
@@ -147,13 +157,7 @@ class EntityRows:
         for start in range(0, len(wanted), 500):  # stay under bound-parameter limits
             chunk: Sequence[str] = wanted[start : start + 500]
             result = self._conn.execute(
-                update(runs)
-                .where(
-                    runs.c.id.in_(chunk),
-                    runs.c.deleted_at.is_(None),
-                    runs.c.status == RunStatus.RUNNING.value,
-                )
-                .values(heartbeat_at=now)
+                _update_running(runs.c.id.in_(chunk)).values(heartbeat_at=now)
             )
             touched += result.rowcount
         return touched
@@ -185,29 +189,14 @@ class EntityRows:
     def touch_running(self, run_id: str, values: Mapping[str, Any]) -> bool:
         """Set ``values`` on the run if it is running and not deleted; whether it was.
         The check that a run may record and the write it makes, in one statement."""
-        result = self._conn.execute(
-            update(runs)
-            .where(
-                runs.c.id == run_id,
-                runs.c.status == RunStatus.RUNNING.value,
-                runs.c.deleted_at.is_(None),
-            )
-            .values(**values)
-        )
+        result = self._conn.execute(_update_running(runs.c.id == run_id).values(**values))
         return bool(result.rowcount == 1)
 
     def end_running(self, run_id: str, values: Mapping[str, Any]) -> RunInfo | None:
         """:meth:`touch_running`, returning the run as it now is (None if it was not
         running): ending a run in one statement."""
         row = self._conn.execute(
-            update(runs)
-            .where(
-                runs.c.id == run_id,
-                runs.c.status == RunStatus.RUNNING.value,
-                runs.c.deleted_at.is_(None),
-            )
-            .values(**values)
-            .returning(*runs.c)
+            _update_running(runs.c.id == run_id).values(**values).returning(*runs.c)
         ).first()
         return None if row is None else _run(row)
 

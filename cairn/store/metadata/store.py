@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
 
 from sqlalchemy import create_engine, inspect, text
@@ -54,7 +54,9 @@ class MetadataStore:
         # process take turns on a Python lock instead, which wakes the next one at once
         # (a run's capture thread and its training thread write side by side). Other
         # processes still meet the busy handler.
-        self._writers = threading.RLock() if self._engine.dialect.name == "sqlite" else None
+        self._writers: AbstractContextManager[object] = (
+            threading.RLock() if self._engine.dialect.name == "sqlite" else nullcontext()
+        )
         try:
             self._ensure_schema()
         except DBAPIError as exc:
@@ -69,17 +71,9 @@ class MetadataStore:
         return self._engine
 
     @contextmanager
-    def _turn(self) -> Iterator[None]:
-        if self._writers is None:
-            yield
-            return
-        with self._writers:
-            yield
-
-    @contextmanager
     def write(self) -> Iterator[MetadataTx]:
         with (
-            self._turn(),
+            self._writers,
             self._engine.connect().execution_options(cairn_write=True) as conn,
         ):
             with conn.begin():
@@ -92,21 +86,18 @@ class MetadataStore:
     def run_writer(self) -> Iterator[RunWriter]:
         """A write transaction for create_run's hot path, on the bare DB-API connection:
         committed when the block ends, rolled back if it raises."""
-        with self._turn():
-            yield from self._run_writer()
-
-    def _run_writer(self) -> Iterator[RunWriter]:
-        conn = self._engine.raw_connection()
-        try:
-            with closing(conn.cursor()) as cursor:
-                if self._write_begin is not None:
-                    cursor.execute(self._write_begin)
-                yield RunWriter(cursor, self._run_sql)
-            conn.commit()
-        finally:
-            # Back to the pool, which rolls back what did not commit (and drops a
-            # connection that cannot).
-            conn.close()
+        with self._writers:
+            conn = self._engine.raw_connection()
+            try:
+                with closing(conn.cursor()) as cursor:
+                    if self._write_begin is not None:
+                        cursor.execute(self._write_begin)
+                    yield RunWriter(cursor, self._run_sql)
+                conn.commit()
+            finally:
+                # Back to the pool, which rolls back what did not commit (and drops a
+                # connection that cannot).
+                conn.close()
 
     @contextmanager
     def read(self) -> Iterator[MetadataTx]:
