@@ -113,7 +113,7 @@ class RunCapture:
             if last is None or last[0] != state.diff:
                 return None  # a diff not stored yet
         captured = self._blobs(what, state)
-        refs = {path: (blob.KIND, self._digest(blob)) for path, blob in captured.items()}
+        refs = self._refs(captured)
         if not all(ref in self._stored_blobs for ref in refs.values()):
             return None
         return {path: (kind, str(digest)) for path, (kind, digest) in refs.items()}
@@ -131,7 +131,7 @@ class RunCapture:
         captured = self._blobs(what, state)
         if not captured:
             return
-        refs = {path: (blob.KIND, self._digest(blob)) for path, blob in captured.items()}
+        refs = self._refs(captured)
         if all(ref in self._stored_blobs for ref in refs.values()):
             try:
                 self._repositories.link_capture(run_id, refs)
@@ -157,6 +157,9 @@ class RunCapture:
         if what in ("all", "environment"):
             captured[ENVIRONMENT] = capture_python(self._environ, self._variables)
         return captured
+
+    def _refs(self, captured: Mapping[str, Blob]) -> dict[str, tuple[str, Digest]]:
+        return {path: (blob.KIND, self._digest(blob)) for path, blob in captured.items()}
 
     def _digest(self, blob: Blob) -> Digest:
         """The blob's digest; the environment blob is the same object run after run (its

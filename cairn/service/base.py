@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from cairn.core.errors import Conflict, NotFound
+from cairn.core.digest import Digest, parse_digest
+from cairn.core.errors import Conflict, InvalidArgument, NotFound
 from cairn.core.model import EntityKind, RunInfo, RunStatus
 from cairn.core.settings import Settings
-from cairn.core.validation import check_entity_id
+from cairn.core.validation import check_entity_id, check_name
+from cairn.core.versioning.tree import check_path
 from cairn.store.metadata import MetadataStore
 from cairn.store.metadata.tx import MetadataTx
 from cairn.store.objects import ObjectStore
 
-__all__ = ["Clock", "Context", "ServicePart", "system_clock"]
+__all__ = ["Clock", "Context", "ServicePart", "check_refs", "not_stored", "system_clock"]
 
 Clock = Callable[[], int]
 
@@ -39,6 +41,25 @@ class Context:
     def close(self) -> None:
         self.metadata.close()
         self.objects.close()
+
+
+def check_refs(refs: Mapping[str, tuple[str, str]], field: str) -> dict[str, tuple[str, Digest]]:
+    """Ingredients named by kind and digest, path by path (what a run captured)."""
+    if not isinstance(refs, Mapping):
+        raise InvalidArgument(field, "must be a mapping of path -> (kind, digest)")
+    return {
+        check_path(path): (
+            check_name(kind, f"{field}[{path!r}].kind"),
+            parse_digest(digest, f"{field}[{path!r}].digest"),
+        )
+        for path, (kind, digest) in refs.items()
+    }
+
+
+def not_stored(path: str, kind: str, digest: str) -> NotFound:
+    return NotFound(
+        f"no {kind} ingredient {digest[:12]} is stored (for {path!r})", kind="object", id=digest
+    )
 
 
 class ServicePart:
@@ -107,6 +128,16 @@ class ServicePart:
         check_entity_id(run_id, "run_id")
         if not tx.entities.touch_running(run_id, {"updated_at": self.clock()}):
             self._require_run(tx, run_id, recording=True)  # raises, saying why
+
+    @staticmethod
+    def _link_stored(tx: MetadataTx, run_id: str, refs: Mapping[str, tuple[str, Digest]]) -> None:
+        """The run captured ``refs``, replacing what it had; each must be stored, with
+        that kind (``NotFound`` otherwise)."""
+        stored = tx.versioning.kinds(digest for _, digest in refs.values())
+        for path, (kind, digest) in refs.items():
+            if stored.get(digest) != kind:
+                raise not_stored(path, kind, digest)
+        tx.versioning.set_captures(run_id, refs)
 
     def _present(self, run: RunInfo) -> RunInfo:
         """The run as readers see it: running with a heartbeat older than the timeout

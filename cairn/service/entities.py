@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal, overload
 
 from cairn.core.columns import MetricBatch
-from cairn.core.digest import Digest, parse_digest
+from cairn.core.digest import Digest
 from cairn.core.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from cairn.core.ids import new_id
 from cairn.core.model import EntityKind, ExperimentInfo, ProjectInfo, RunInfo, RunStatus
@@ -20,8 +20,7 @@ from cairn.core.validation import (
     check_names,
     check_text,
 )
-from cairn.core.versioning.tree import check_path
-from cairn.service.base import ServicePart
+from cairn.service.base import ServicePart, check_refs, not_stored
 from cairn.store.metadata.tx import MetadataTx
 
 __all__ = ["EntityService"]
@@ -31,29 +30,6 @@ _NAME_ATTEMPTS = 20
 
 def _check_tags(tags: Iterable[str] | None) -> list[str]:
     return [] if tags is None else check_names(tags, "tag")
-
-
-def _check_captures(
-    captures: Mapping[str, tuple[str, str]] | None,
-) -> dict[str, tuple[str, Digest]] | None:
-    if captures is None:
-        return None
-    if not isinstance(captures, Mapping):
-        raise InvalidArgument("captures", "must be a mapping of path -> (kind, digest)")
-    checked: dict[str, tuple[str, Digest]] = {}
-    for path, (kind, digest) in captures.items():
-        checked[check_path(path)] = (
-            check_name(kind, f"captures[{path!r}].kind"),
-            parse_digest(digest, f"captures[{path!r}].digest"),
-        )
-    return checked
-
-
-def _not_stored(captures: Mapping[str, tuple[str, Digest]]) -> NotFound:
-    listed = ", ".join(
-        f"{path} ({kind} {digest[:12]})" for path, (kind, digest) in captures.items()
-    )
-    return NotFound(f"not every captured ingredient is stored: {listed}", kind="object")
 
 
 class EntityService(ServicePart):
@@ -228,7 +204,7 @@ class EntityService(ServicePart):
             owner,
             tags,
             get_existing=False,
-            captures=_check_captures(captures),
+            captures=None if captures is None else check_refs(captures, "captures"),
         )
 
     def set_run(
@@ -294,8 +270,10 @@ class EntityService(ServicePart):
             project_id = writer.insert(row)
             if project_id is not None:
                 writer.add_tags(row["id"], tag_list, row["created_at"])
-                if captures and not writer.add_captures(row["id"], captures):
-                    raise _not_stored(captures)  # and the run is not created either
+                if captures:
+                    missing = writer.add_captures(row["id"], captures)
+                    if missing is not None:  # and the run is not created either
+                        raise not_stored(missing, *captures[missing])
         if project_id is not None:
             return RunInfo(**{**row, "project_id": project_id, "status": RunStatus.RUNNING})
 
@@ -314,10 +292,7 @@ class EntityService(ServicePart):
                 if tx.entities.insert_ignore(EntityKind.RUN, row):
                     tx.labels.add_tags(row["id"], tag_list, row["created_at"])
                     if captures:
-                        stored = tx.versioning.kinds(d for _, d in captures.values())
-                        if any(stored.get(d) != k for k, d in captures.values()):
-                            raise _not_stored(captures)
-                        tx.versioning.set_captures(row["id"], captures)
+                        self._link_stored(tx, row["id"], captures)
                     return RunInfo(**{**row, "status": RunStatus.RUNNING})  # as inserted
                 if get_existing:
                     run = tx.entities.run_by_name(experiment_id, row["name"])

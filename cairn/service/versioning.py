@@ -46,7 +46,7 @@ from cairn.core.versioning.tree import (
     check_path,
     find,
 )
-from cairn.service.base import ServicePart
+from cairn.service.base import ServicePart, check_refs
 from cairn.store.metadata.tx import MetadataTx
 
 __all__ = ["RepositoryService"]
@@ -589,22 +589,11 @@ class RepositoryService(ServicePart):
         replacing what it had. A sweep's runs capture the same code and environment: the
         later ones name them instead of sending them again. ``NotFound`` if one is not
         stored (then send it with capture_run)."""
-        wanted: dict[str, tuple[str, Digest]] = {}
-        for path, (kind, digest) in refs.items():
-            check_path(path)
-            wanted[path] = (kind, parse_digest(digest, f"refs[{path!r}]"))
+        wanted = check_refs(refs, "refs")
         with self.metadata.write() as tx:
             tx.versioning.lock_run(run_id)
             self._require_run(tx, run_id, live=True)
-            stored = tx.versioning.kinds(d for _, d in wanted.values())
-            for path, (kind, digest) in wanted.items():
-                if stored.get(digest) != kind:
-                    raise NotFound(
-                        f"no {kind} ingredient {digest[:12]} is stored (for {path!r})",
-                        kind="object",
-                        id=digest,
-                    )
-            tx.versioning.set_captures(run_id, wanted)
+            self._link_stored(tx, run_id, wanted)
 
     def get_run_capture(self, run_id: str) -> dict[str, Blob]:
         """What a run captured as it started: path -> blob (empty if nothing)."""

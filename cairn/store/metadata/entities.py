@@ -277,14 +277,14 @@ class RunWriter:
         if names:
             self._cursor.executemany(self._sql.insert_tag, [(run_id, t, now) for t in names])
 
-    def add_captures(self, run_id: str, captures: Mapping[str, tuple[str, str]]) -> bool:
-        """What the new run captured, by stored ingredients; False (and the caller rolls
-        back) if one of them is not stored. One statement each: a sweep's runs name
-        the same two or three."""
+    def add_captures(self, run_id: str, captures: Mapping[str, tuple[str, str]]) -> str | None:
+        """What the new run captured, by stored ingredients; the first path whose
+        ingredient is not stored (and the caller rolls back), or None. One statement
+        each: a sweep's runs name the same two or three."""
         for path, (kind, digest) in captures.items():
             self._cursor.execute(
                 self._sql.insert_capture, (run_id, path, kind, digest, digest, kind)
             )
             if self._cursor.rowcount != 1:
-                return False
-        return True
+                return path
+        return None
