@@ -16,6 +16,7 @@ __all__ = [
     "InvalidArgument",
     "NotFound",
     "PermissionDenied",
+    "QueryError",
     "SchemaOutOfDate",
     "StorageFull",
     "StoreUnavailable",
@@ -57,6 +58,17 @@ class InvalidArgument(CairnError):
     @property
     def field(self) -> str:
         return str(self.details["field"])
+
+
+class QueryError(InvalidArgument):
+    """A search query that does not parse or names an unknown field. ``details``:
+    ``position`` (0-based offset of the offending token), ``expected`` (what would fit
+    there); the message shows the query with a caret under the position."""
+
+    code = "query_error"
+
+    def __init__(self, message: str, *, position: int, expected: list[str], **details: Any) -> None:
+        super().__init__("query", message, position=position, expected=expected, **details)
 
 
 class NotFound(CairnError):

@@ -192,6 +192,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds an SQLite writer waits for another process's write lock.",
     ),
     Setting(
+        "max_search_limit",
+        "CAIRN_MAX_SEARCH_LIMIT",
+        _positive_int,
+        10_000,
+        "Largest page a search or listing returns (`limit=`); a larger limit is refused, "
+        "never cut short silently. Read by whoever runs the query: the server, or the "
+        "embedded client.",
+    ),
+    Setting(
         "url",
         "CAIRN_URL",
         _optional_str,
@@ -249,6 +258,7 @@ class Settings:
     capture: str = "all"
     capture_variables: str = CAPTURE_VARIABLES
     sqlite_busy_timeout: float = 60.0
+    max_search_limit: int = 10_000
     url: str | None = None
     request_timeout: float = 30.0
     retry_timeout: float = 120.0
