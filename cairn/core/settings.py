@@ -19,6 +19,7 @@ __all__ = [
     "CAPTURE_CHOICES",
     "CAPTURE_VARIABLES",
     "SETTINGS",
+    "SQLITE_SYNCHRONOUS_CHOICES",
     "Setting",
     "Settings",
     "settings_from",
@@ -70,6 +71,16 @@ CAPTURE_VARIABLES = (
     "CUDA_*,CUBLAS_*,CUDNN_*,NCCL_*,OMP_*,MKL_*,OPENBLAS_*,PYTHONHASHSEED,TORCH_*,TF_CPP_*,"
     "TF_FORCE_*,TF_ENABLE_*,TF_XLA_*,TF_GPU_*,XLA_*,JAX_*,HF_*,TOKENIZERS_PARALLELISM"
 )
+
+
+SQLITE_SYNCHRONOUS_CHOICES = ("normal", "full")
+
+
+def _sqlite_synchronous(text: str) -> str:
+    value = text.strip().lower()
+    if value not in SQLITE_SYNCHRONOUS_CHOICES:
+        raise ValueError(f"must be one of {', '.join(SQLITE_SYNCHRONOUS_CHOICES)}")
+    return value
 
 
 def _capture(text: str) -> str:
@@ -192,6 +203,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds an SQLite writer waits for another process's write lock.",
     ),
     Setting(
+        "sqlite_synchronous",
+        "CAIRN_SQLITE_SYNCHRONOUS",
+        _sqlite_synchronous,
+        "normal",
+        "How hard the embedded SQLite store (WAL) syncs a commit: `normal` (an acknowledged "
+        "write survives a crash of the process, not a power loss or kernel crash) or `full` "
+        "(survives both; an fsync per commit).",
+    ),
+    Setting(
         "max_search_limit",
         "CAIRN_MAX_SEARCH_LIMIT",
         _positive_int,
@@ -258,6 +278,7 @@ class Settings:
     capture: str = "all"
     capture_variables: str = CAPTURE_VARIABLES
     sqlite_busy_timeout: float = 60.0
+    sqlite_synchronous: str = "normal"
     max_search_limit: int = 10_000
     url: str | None = None
     request_timeout: float = 30.0
