@@ -221,6 +221,15 @@ SETTINGS: tuple[Setting, ...] = (
         "embedded client.",
     ),
     Setting(
+        "temp_grace",
+        "CAIRN_TEMP_GRACE",
+        _positive_float,
+        3600.0,
+        "Seconds after its last write that the server takes a temp file of an unfinished "
+        "object write (an upload cut off, a server killed mid-upload) for abandoned: "
+        "removed at start-up and by a sweep every few minutes.",
+    ),
+    Setting(
         "url",
         "CAIRN_URL",
         _optional_str,
@@ -280,6 +289,7 @@ class Settings:
     sqlite_busy_timeout: float = 60.0
     sqlite_synchronous: str = "normal"
     max_search_limit: int = 10_000
+    temp_grace: float = 3600.0
     url: str | None = None
     request_timeout: float = 30.0
     retry_timeout: float = 120.0
