@@ -20,6 +20,7 @@ __all__ = [
     "CAPTURE_VARIABLES",
     "SETTINGS",
     "SQLITE_SYNCHRONOUS_CHOICES",
+    "SYMLINKS_CHOICES",
     "Setting",
     "Settings",
     "settings_from",
@@ -74,6 +75,15 @@ CAPTURE_VARIABLES = (
 
 
 SQLITE_SYNCHRONOUS_CHOICES = ("normal", "full")
+
+SYMLINKS_CHOICES = ("inside", "refuse", "follow")
+
+
+def _symlinks(text: str) -> str:
+    value = text.strip().lower()
+    if value not in SYMLINKS_CHOICES:
+        raise ValueError(f"must be one of {', '.join(SYMLINKS_CHOICES)}")
+    return value
 
 
 def _sqlite_synchronous(text: str) -> str:
@@ -221,6 +231,17 @@ SETTINGS: tuple[Setting, ...] = (
         "embedded client.",
     ),
     Setting(
+        "symlinks",
+        "CAIRN_SYMLINKS",
+        _symlinks,
+        "inside",
+        "What logging a folder as an artifact does with a symbolic link in it: `inside` "
+        "(stores what a link points to if that stays inside the folder; a link that leaves "
+        "it, or is broken, is refused with an error naming it), `refuse` (any link is "
+        "refused) or `follow` (follows every link, as `cp -rL` does: only for folders whose "
+        "links you trust). Special files (FIFOs, sockets, devices) are always refused.",
+    ),
+    Setting(
         "temp_grace",
         "CAIRN_TEMP_GRACE",
         _positive_float,
@@ -289,6 +310,7 @@ class Settings:
     sqlite_busy_timeout: float = 60.0
     sqlite_synchronous: str = "normal"
     max_search_limit: int = 10_000
+    symlinks: str = "inside"
     temp_grace: float = 3600.0
     url: str | None = None
     request_timeout: float = 30.0
