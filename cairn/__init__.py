@@ -18,6 +18,7 @@ from cairn.core.errors import (
     PermissionDenied,
     SchemaOutOfDate,
     StorageFull,
+    StoreBusy,
     StoreUnavailable,
     Unauthenticated,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "RunStatus",
     "SchemaOutOfDate",
     "StorageFull",
+    "StoreBusy",
     "StoreUnavailable",
     "Unauthenticated",
     "__version__",

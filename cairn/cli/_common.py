@@ -8,7 +8,6 @@ import json
 import logging
 import os
 from collections.abc import Callable, Container, Iterable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -138,15 +137,17 @@ def connect(
         settings = settings.replace(retry_timeout=CLI_RETRY_TIMEOUT)
     if not remote:
         settings = settings.replace(url=None)
-        if existing and settings.store_uri is None:
-            db = Path(settings.home) / "cairn.db"
-            if not db.is_file():
-                raise NotFound(
-                    f"no Cairn store in {settings.home!r} (no cairn.db): give --home, --store "
-                    "or --url, or set CAIRN_HOME, CAIRN_STORE_URI or CAIRN_URL "
-                    "(`cairn demo` makes one to look at)",
-                    home=settings.home,
-                )
+        from cairn.service.admin import check_home
+
+        # A missing or empty cairn.db beside objects is an error (check_home); with nothing
+        # there at all, a read says so and makes nothing.
+        if not check_home(settings) and existing:
+            raise NotFound(
+                f"no Cairn store in {settings.home!r} yet (no cairn.db): give --home, --store "
+                "or --url, or set CAIRN_HOME, CAIRN_STORE_URI or CAIRN_URL "
+                "(`cairn demo` makes one to look at)",
+                home=settings.home,
+            )
     from cairn.client import Client
 
     return Client(settings=settings)

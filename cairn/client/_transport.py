@@ -4,10 +4,11 @@ raised.
 
 Every Cairn request is safe to repeat (idempotent by design, or by idempotency key), so
 every method is retried: after a connection that failed, broke or timed out, and after a
-502, 503 or 504 answer, with jittered exponential backoff, until ``retry_timeout``
-seconds have passed (:class:`DeadlineRetry`). A TLS certificate that is not trusted, an
-``https://`` URL answered in plain HTTP, or a proxy that refuses a tunnel for good (407, 403,
-...), is reported at once.
+502, 503 or 504 answer, with jittered exponential backoff (or the wait a 503's
+``Retry-After`` asks for: a server whose store is busy says when to come back), until
+``retry_timeout`` seconds have passed (:class:`DeadlineRetry`). A TLS certificate that is
+not trusted, an ``https://`` URL answered in plain HTTP, or a proxy that refuses a tunnel
+for good (407, 403, ...), is reported at once.
 
 Retries are not silent: once a server has failed for half a second, one warning goes to the
 ``cairn.client`` logger (one per outage: again only after a call got through or gave up), and
@@ -192,7 +193,9 @@ class DeadlineRetry(Retry):
             backoff_factor=_FIRST_DELAY / 2,
             backoff_max=_MAX_DELAY,
             backoff_jitter=_FIRST_DELAY,  # many clients retrying at once arrive apart
-            respect_retry_after_header=False,  # a proxy's "come back in an hour" included
+            # A server's 503 says when its store may take the request (Retry-After):
+            # honoured, but never past the deadline (a proxy's "come back in an hour").
+            respect_retry_after_header=True,
             tries=tries,
         )
 
@@ -205,6 +208,18 @@ class DeadlineRetry(Retry):
         # while idle fails the first try, and must not count against the deadline.
         past = time.monotonic() >= self.deadline and len(self.history) > 1
         return super().is_exhausted() or past
+
+    def get_retry_after(self, response: urllib3.BaseHTTPResponse) -> float | None:
+        """The wait a 503 asks for (Retry-After, in seconds or as a date), cut to the time
+        left before the deadline; None (the usual backoff) for a header that says nothing
+        usable."""
+        try:
+            asked = super().get_retry_after(response)
+        except HTTPError:  # not a number of seconds, nor a date
+            return None
+        if asked is None:
+            return None
+        return min(asked, max(0.0, self.deadline - time.monotonic()))
 
     def get_backoff_time(self) -> float:
         return min(super().get_backoff_time(), max(0.0, self.deadline - time.monotonic()))

@@ -19,6 +19,7 @@ __all__ = [
     "QueryError",
     "SchemaOutOfDate",
     "StorageFull",
+    "StoreBusy",
     "StoreUnavailable",
     "Unauthenticated",
     "error_from_wire",
@@ -101,6 +102,14 @@ class StoreUnavailable(CairnError):
     """A store could not be reached or opened."""
 
     code = "store_unavailable"
+
+
+class StoreBusy(StoreUnavailable):
+    """The store is there but could not take this request now: another process held the
+    write lock past the busy timeout, or a concurrent transaction was in the way (a
+    serialization failure, a deadlock). Nothing was written; trying again is safe."""
+
+    code = "store_busy"
 
 
 class StorageFull(CairnError):

@@ -28,6 +28,7 @@ from cairn.core.errors import (
 )
 
 __all__ = [
+    "RETRY_AFTER_SECONDS",
     "STATUS",
     "ErrorBody",
     "ErrorOut",
@@ -54,6 +55,9 @@ STATUS: dict[type[CairnError], int] = {
     StoreUnavailable: 503,
     StorageFull: 507,
 }
+# Seconds a client should wait before trying again after a 503 of a store that is busy or
+# could not be reached (sent as Retry-After; the HTTP client honours it until its deadline).
+RETRY_AFTER_SECONDS = 1
 _HTTP_CODES = {
     400: "invalid_argument",
     401: "unauthenticated",
@@ -141,7 +145,10 @@ def cairn_error_response(exc: CairnError) -> JSONResponse:
     status = _status_of(exc)
     if status >= 500:
         log.error("request failed: %s", exc)
-    return error_response(status, exc.code, exc.message, exc.details)
+    response = error_response(status, exc.code, exc.message, exc.details)
+    if isinstance(exc, StoreUnavailable):  # busy, or gone for now: worth another try
+        response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 async def _cairn_error(_: Request, exc: Exception) -> JSONResponse:

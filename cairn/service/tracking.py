@@ -3,17 +3,16 @@ clock). It keeps the :class:`~cairn.service.contracts.Backend` contract."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from cairn.core.errors import InvalidArgument
 from cairn.core.settings import DIRECT_IO_CHOICES, Settings
-from cairn.service.admin import store_url
+from cairn.service.admin import objects_folder, open_metadata
 from cairn.service.artifacts import ArtifactService
 from cairn.service.base import Clock, Context, system_clock
 from cairn.service.entities import EntityService
 from cairn.service.labels import LabelService
 from cairn.service.metrics import MetricService
 from cairn.service.objects import ObjectService
+from cairn.service.search import SearchService
 from cairn.service.versioning import RepositoryService
 from cairn.store.metadata import MetadataStore
 from cairn.store.objects import LocalObjectStore, ObjectStore
@@ -43,6 +42,7 @@ class TrackingService:
         self.artifacts = ArtifactService(self.context)
         self.repositories = RepositoryService(self.context)
         self.objects = ObjectService(self.context)
+        self.search = SearchService(self.context)
 
     @property
     def settings(self) -> Settings:
@@ -60,14 +60,19 @@ def open_service(
     ``server``: the service answers a server's requests, which turns ``direct_io="auto"``
     on (a server keeps many big objects that it writes once and rarely reads back at
     once; a laptop's embedded store often reads a model right after logging it).
+
+    A home with no store gets a new one; a home whose database is missing or empty
+    beside objects is an error, never a new store (:func:`~cairn.service.admin.check_home`).
     """
-    url = store_url(settings)
     if settings.direct_io not in DIRECT_IO_CHOICES:
         choices = ", ".join(DIRECT_IO_CHOICES)
         raise InvalidArgument("direct_io", f"must be one of {choices}, not {settings.direct_io!r}")
     direct_io = settings.direct_io == "on" or (settings.direct_io == "auto" and server)
-    objects = LocalObjectStore(
-        settings.objects_uri or Path(settings.home) / "objects", direct_io=direct_io
-    )
-    metadata = MetadataStore(url, busy_timeout=settings.sqlite_busy_timeout)
+    # The database first: its checks look at the objects folder before anything is made.
+    metadata = open_metadata(settings)
+    try:
+        objects = LocalObjectStore(objects_folder(settings), direct_io=direct_io)
+    except BaseException:
+        metadata.close()
+        raise
     return TrackingService(metadata, objects, settings, clock)

@@ -12,7 +12,13 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.sql.dml import Insert
 
-from cairn.core.errors import InvalidArgument, StoreUnavailable
+from cairn.core.errors import (
+    CairnError,
+    InvalidArgument,
+    StorageFull,
+    StoreBusy,
+    StoreUnavailable,
+)
 
 __all__ = [
     "BulkStatement",
@@ -29,6 +35,7 @@ __all__ = [
     "lock_series",
     "name_of",
     "placeholder",
+    "store_fault",
     "write_begin",
 ]
 
@@ -47,6 +54,9 @@ def name_of(url: str) -> str:
     return backend
 
 
+SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}  # the setting's value: SQLite's pragma
+
+
 def engine_options(url: str, busy_timeout: float) -> dict[str, Any]:
     if name_of(url) == "sqlite":
         return {
@@ -55,8 +65,10 @@ def engine_options(url: str, busy_timeout: float) -> dict[str, Any]:
     return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
 
 
-def install_hooks(engine: Engine) -> None:
-    """SQLite: WAL, foreign keys, and BEGIN IMMEDIATE for writes.
+def install_hooks(engine: Engine, synchronous: str = "normal") -> None:
+    """SQLite: WAL, ``synchronous`` (the ``sqlite_synchronous`` setting: in WAL, NORMAL
+    syncs at checkpoints only, so a commit survives the process, not the machine; FULL
+    syncs the WAL at every commit), foreign keys, and BEGIN IMMEDIATE for writes.
 
     pysqlite's own transaction handling starts transactions lazily and DEFERRED;
     a deferred reader that later writes can fail with SQLITE_BUSY without the
@@ -64,13 +76,14 @@ def install_hooks(engine: Engine) -> None:
     """
     if engine.dialect.name != "sqlite":
         return
+    pragma = f"PRAGMA synchronous={SYNCHRONOUS[synchronous]}"
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(pragma)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -255,5 +268,103 @@ def is_missing_driver(exc: BaseException) -> bool:
 
 
 def unavailable(exc: DBAPIError | OperationalError, url: str) -> StoreUnavailable:
+    return unavailable_cause(exc.orig or exc, url)
+
+
+def unavailable_cause(cause: BaseException, url: str) -> StoreUnavailable:
     safe = make_url(url).render_as_string(hide_password=True)
-    return StoreUnavailable(f"cannot use the metadata store at {safe}: {exc.orig}", url=safe)
+    return StoreUnavailable(f"cannot use the metadata store at {safe}: {cause}", url=safe)
+
+
+# SQLite's primary result codes (sqlite3.Error.sqlite_errorcode & 0xFF).
+_SQLITE_BUSY = {5, 6}  # SQLITE_BUSY: another connection's lock; SQLITE_LOCKED: this one's
+_SQLITE_FULL = 13
+# The file cannot be read or written as a database: named, and 503 (not a bug of ours).
+_SQLITE_BROKEN = {
+    8: "the database file is read-only",
+    10: "a disk I/O error",
+    11: "the database file is damaged",
+    14: "the database file cannot be opened",
+    26: "the file is not a database",
+}
+# PostgreSQL's SQLSTATEs (psycopg.Error.sqlstate).
+_PG_RETRY = {
+    "40001": "could not serialize this transaction with a concurrent one",
+    "40P01": "deadlock with a concurrent transaction",
+    "55P03": "a lock was not available",
+    "53300": "too many connections",
+    "57P03": "the server is starting up or shutting down",
+}
+_PG_FULL = "53100"
+_PG_GONE = ("08", "57P")  # connection exceptions; the server shut the connection down
+
+
+def store_fault(
+    exc: BaseException, url: str, busy_timeout: float, *, lost: bool = False
+) -> CairnError | None:
+    """The Cairn error for a database error that is the store's state, not a bug: another
+    writer's lock held past the busy timeout or a concurrent transaction in the way
+    (:class:`StoreBusy`: try again), a full disk (:class:`StorageFull`), a lost connection
+    or a file that cannot be used (:class:`StoreUnavailable`). None for anything else (a
+    constraint or an SQL error is the caller's, and stays as it is). ``exc`` is
+    SQLAlchemy's wrapper or the driver's own error (the raw connection of create_run,
+    whose caller says whether the connection was ``lost``)."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if not isinstance(orig, Exception):
+        return None
+    safe = make_url(url).render_as_string(hide_password=True)
+    cause = " ".join(str(orig).split()) or type(orig).__name__
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return _sqlite_fault(code & 0xFF, safe, cause, busy_timeout)
+    state = getattr(orig, "sqlstate", None)
+    if isinstance(state, str) and state in _PG_RETRY:
+        return StoreBusy(
+            f"the metadata store at {safe} is busy: {_PG_RETRY[state]} "
+            f"(SQLSTATE {state}: {cause}); try again",
+            url=safe,
+            cause=cause,
+            sqlstate=state,
+        )
+    if state == _PG_FULL:
+        return _full(safe, cause, sqlstate=state)
+    lost = lost or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    if lost or (isinstance(state, str) and state.startswith(_PG_GONE)):
+        return StoreUnavailable(
+            f"lost the connection to the metadata store at {safe}: {cause}; try again",
+            url=safe,
+            cause=cause,
+        )
+    return None
+
+
+def _sqlite_fault(code: int, safe: str, cause: str, busy_timeout: float) -> CairnError | None:
+    if code in _SQLITE_BUSY:
+        return StoreBusy(
+            f"the metadata store at {safe} is busy: another process held its write lock "
+            f"for longer than the busy timeout ({busy_timeout:g} s, "
+            f"CAIRN_SQLITE_BUSY_TIMEOUT): {cause}; try again",
+            url=safe,
+            cause=cause,
+            busy_timeout=busy_timeout,
+        )
+    if code == _SQLITE_FULL:
+        return _full(safe, cause)
+    if code in _SQLITE_BROKEN:
+        return StoreUnavailable(
+            f"cannot use the metadata store at {safe}: {_SQLITE_BROKEN[code]} ({cause})",
+            url=safe,
+            cause=cause,
+        )
+    return None
+
+
+def _full(safe: str, cause: str, **details: Any) -> StorageFull:
+    return StorageFull(
+        f"the metadata store at {safe} has no room left on its disk ({cause}): nothing of "
+        "this write was stored; free some space, then try again",
+        url=safe,
+        cause=cause,
+        **details,
+    )
+
