@@ -64,9 +64,18 @@ class VerifyingReader(io.RawIOBase):
     without a further read) and again at EOF (so extra or missing bytes are caught). A
     failed check is sticky: later reads raise again. Wrap it in ``io.BufferedReader`` to
     get a ``BinaryIO``.
+
+    ``on_corrupt`` is called once, when a check first fails (a store moves the object
+    aside there); what it returns, if anything, is added to the error's message.
     """
 
-    def __init__(self, raw: RawSource, digest: Digest, size: int | None = None) -> None:
+    def __init__(
+        self,
+        raw: RawSource,
+        digest: Digest,
+        size: int | None = None,
+        on_corrupt: Callable[[], str | None] | None = None,
+    ) -> None:
         super().__init__()
         self._raw = raw
         self._digest = digest
@@ -75,6 +84,8 @@ class VerifyingReader(io.RawIOBase):
         self._pos = 0
         self._verified_at = -1
         self._failed = False
+        self._on_corrupt = on_corrupt
+        self._note: str | None = None
 
     def readable(self) -> bool:
         return True
@@ -115,11 +126,14 @@ class VerifyingReader(io.RawIOBase):
         self._verified_at = self._pos
         if self._hasher.hexdigest() != self._digest:
             self._failed = True
+            if self._on_corrupt is not None:
+                self._note = self._on_corrupt()
             raise self._corrupt()
 
     def _corrupt(self) -> CorruptObject:
+        note = f"; {self._note}" if self._note else ""
         return CorruptObject(
-            f"object {self._digest} is corrupt: its stored bytes do not match its digest",
+            f"object {self._digest} is corrupt: its stored bytes do not match its digest{note}",
             digest=self._digest,
             actual=self._hasher.hexdigest(),
             bytes_read=self._pos,

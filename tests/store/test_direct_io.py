@@ -128,6 +128,10 @@ def test_truncated_big_object_is_corrupt(
     os.truncate(path, BIG - 10 * MiB)
     with store.open(digest) as f, pytest.raises(CorruptObject):
         f.read()
+    assert not path.exists()  # quarantined by the read
+    store.put_bytes(data)
+    path.chmod(0o644)
+    os.truncate(path, BIG - 10 * MiB)
     with pytest.raises(CorruptObject):
         store.copy_to_file(digest, tmp_path / "out.bin")
     assert not (tmp_path / "out.bin").exists()

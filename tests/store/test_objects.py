@@ -85,6 +85,10 @@ class ObjectStoreContract:
         """How many objects the backend really holds."""
         raise NotImplementedError
 
+    def truncate(self, store: ObjectStore, digest: Digest) -> None:
+        """Cut the last byte off the stored bytes of ``digest``."""
+        raise NotImplementedError
+
     # -- writes and reads ----------------------------------------------------
 
     def test_put_bytes_round_trip(self, store: ObjectStore) -> None:
@@ -345,11 +349,14 @@ class ObjectStoreContract:
         with store.open(digest) as f, pytest.raises(CorruptObject):
             while f.read(4096):
                 pass
+        store.put_bytes(data)  # stored again (the read quarantined it), damaged again
+        self.corrupt(store, digest)
         with store.open(digest) as f, pytest.raises(CorruptObject):
             f.read(len(data))  # exactly the size: caught without a further read
 
     def test_corrupt_object_is_never_copied(self, store: ObjectStore, tmp_path: Path) -> None:
-        digest = store.put_bytes(os.urandom(50_000)).digest
+        data = os.urandom(50_000)
+        digest = store.put_bytes(data).digest
         self.corrupt(store, digest)
         out = tmp_path / "out"
         out.mkdir()
@@ -357,10 +364,98 @@ class ObjectStoreContract:
             store.copy_to_file(digest, out / "new.bin")
         assert list(out.iterdir()) == []
         (out / "old.bin").write_bytes(b"keep me")
+        store.put_bytes(data)  # stored again (the copy quarantined it), damaged again
+        self.corrupt(store, digest)
         with pytest.raises(CorruptObject):
             store.copy_to_file(digest, out / "old.bin")
         assert list(out.iterdir()) == [out / "old.bin"]
         assert (out / "old.bin").read_bytes() == b"keep me"
+
+    # -- healing: quarantine on a bad read, replacement on a put ---------------------
+
+    def test_a_read_that_finds_an_object_corrupt_quarantines_it(
+        self, store: ObjectStore, tmp_path: Path
+    ) -> None:
+        data = os.urandom(70_000)
+        digest = store.put_bytes(data).digest
+        self.corrupt(store, digest)
+        with store.open(digest) as f, pytest.raises(CorruptObject, match="moved aside"):
+            f.read()
+        assert not store.exists(digest)  # reported missing: the next upload stores it
+        with pytest.raises(NotFound):
+            store.size(digest)
+        # A read still says why it cannot give the bytes: damaged, not absent.
+        with pytest.raises(CorruptObject, match="moved them aside"):
+            store.copy_to_file(digest, tmp_path / "out.bin")
+        with pytest.raises(CorruptObject):
+            store.open(digest)
+        assert not (tmp_path / "out.bin").exists()
+        [aside] = store.quarantined()
+        assert (aside.digest, aside.size) == (digest, len(data))
+        assert store.put_bytes(data).digest == digest
+        with store.open(digest) as f:
+            assert f.read() == data
+        assert store.quarantined() == [aside]  # kept for fsck, until someone removes it
+
+    def test_a_corrupt_copy_to_file_quarantines_too(
+        self, store: ObjectStore, tmp_path: Path
+    ) -> None:
+        digest = store.put_bytes(b"weights" * 5000).digest
+        self.corrupt(store, digest)
+        with pytest.raises(CorruptObject):
+            store.copy_to_file(digest, tmp_path / "out.bin")
+        assert not store.exists(digest)
+        assert [q.digest for q in store.quarantined()] == [digest]
+
+    @pytest.mark.parametrize("way", ["put_bytes", "put_stream", "put_file", "writer"])
+    def test_a_put_of_the_same_bytes_heals_a_corrupt_copy(
+        self, store: ObjectStore, tmp_path: Path, way: str
+    ) -> None:
+        data = os.urandom(3 * 1024 * 1024 + 11)  # several chunks
+        digest = store.put_bytes(data).digest
+        self.corrupt(store, digest)  # unnoticed: nothing has read it
+        source = tmp_path / "source.bin"
+        source.write_bytes(data)
+        if way == "put_bytes":
+            info = store.put_bytes(data)
+        elif way == "put_stream":
+            info = store.put_stream(io.BytesIO(data))
+        elif way == "put_file":
+            info = store.put_file(source)
+        else:
+            with store.open_writer() as writer:
+                writer.write(data)
+                info = writer.commit(digest)
+        assert info == ObjectInfo(digest, len(data))
+        with store.open(digest) as f:
+            assert f.read() == data
+        assert self.stored_count(store) == 1
+        assert store.quarantined() == []
+
+    def test_a_put_heals_a_truncated_copy(self, store: ObjectStore) -> None:
+        data = os.urandom(10_000)
+        digest = store.put_bytes(data).digest
+        self.truncate(store, digest)
+        assert store.put_bytes(data).digest == digest
+        assert store.size(digest) == len(data)
+        with store.open(digest) as f:
+            assert f.read() == data
+
+    def test_verify_finds_and_quarantines_every_corrupt_object(self, store: ObjectStore) -> None:
+        digests = [store.put_bytes(os.urandom(5000 + i)).digest for i in range(5)]
+        self.corrupt(store, digests[1])
+        self.corrupt(store, digests[3])
+        assert sorted(store.verify()) == sorted([digests[1], digests[3]])
+        assert sorted(q.digest for q in store.quarantined()) == sorted([digests[1], digests[3]])
+        assert store.verify() == []
+        assert [store.exists(d) for d in digests] == [True, False, True, False, True]
+        assert store.verify([digests[0], digests[1]]) == [digests[1]]  # still corrupt
+        assert store.verify([MISSING]) == []  # a missing one is skipped
+
+    def test_a_sweep_never_touches_objects(self, store: ObjectStore) -> None:
+        digest = store.put_bytes(b"kept").digest
+        store.sweep(0.0)
+        assert store.exists(digest)
 
     # -- copy_to_file --------------------------------------------------------------
 
@@ -436,6 +531,10 @@ class TestMemoryObjectStore(ObjectStoreContract):
         assert isinstance(store, MemoryObjectStore)
         return len(store._objects)
 
+    def truncate(self, store: ObjectStore, digest: Digest) -> None:
+        assert isinstance(store, MemoryObjectStore)
+        store._objects[digest] = store._objects[digest][:-1]
+
 
 def _object_files(root: Path) -> list[Path]:
     return [p for p in (root / "objects").rglob("*") if p.is_file()]
@@ -459,6 +558,11 @@ class TestLocalObjectStore(ObjectStoreContract):
         root = Path(store.root)
         assert list((root / "tmp").iterdir()) == []  # no temp file outlives a put
         return len(_object_files(root))
+
+    def truncate(self, store: ObjectStore, digest: Digest) -> None:
+        path = self.path_of(store, digest)
+        path.chmod(0o644)
+        path.write_bytes(path.read_bytes()[:-1])
 
     @staticmethod
     def path_of(store: ObjectStore, digest: Digest) -> Path:
@@ -488,6 +592,8 @@ class TestLocalObjectStore(ObjectStoreContract):
         path.write_bytes(data[:-1])
         with store.open(digest) as f, pytest.raises(CorruptObject):
             f.read()
+        store.put_bytes(data)  # stored again (the read quarantined it), cut short again
+        self.truncate(store, digest)
         with pytest.raises(CorruptObject):
             store.copy_to_file(digest, tmp_path / "out")
         assert not (tmp_path / "out").exists()

@@ -1,7 +1,8 @@
 """Objects as files in a local folder.
 
-Layout: ``root/objects/<2 hex>/<62 hex>`` for objects (fan-out keeps folders small) and
-``root/tmp/`` for writes in progress (same filesystem, so the final rename is atomic).
+Layout: ``root/objects/<2 hex>/<62 hex>`` for objects (fan-out keeps folders small),
+``root/tmp/`` for writes in progress (same filesystem, so the final rename is atomic) and
+``root/quarantine/<digest>.<ns>`` for objects a read found corrupt, moved aside.
 A write goes temp file -> fsync -> rename -> fsync of the folder, and the digest is
 computed from the very bytes written, so a source changing under us cannot produce an
 object whose name lies about its content.
@@ -12,17 +13,27 @@ disk is started chunk by chunk, which makes the final fsync nearly free. Every
 streaming write path (``put_stream``, ``put_file``, ``open_writer``) goes through one
 writer; ``put_bytes`` writes a small object in one call. A full disk or quota is
 reported as ``StorageFull`` (:func:`room_for`), with nothing left behind.
+
+A put always installs its own temp file, over a stored copy too: the temp file holds the
+very bytes just hashed, so this heals a damaged copy for the price of a rename, never a
+read of the old one (``put_bytes``, whose bytes are in memory, compares instead: a read
+costs less than a write). Temp files that a killed process left are removed by
+:meth:`LocalObjectStore.sweep`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO, Final
 
 from cairn.core.digest import Digest, digest_bytes, new_hasher, parse_digest
-from cairn.core.errors import NotFound
+from cairn.core.errors import CairnError, CorruptObject, InvalidArgument, NotFound
 from cairn.core.objects import ObjectInfo, Progress
 from cairn.files.direct import start_read_ahead
 from cairn.files.reading import RawSource, ReadInto, VerifyingReader, counting, open_source
@@ -40,11 +51,44 @@ from cairn.files.writing import (
     write_all,
     write_file_atomically,
 )
-from cairn.store.objects.port import AbortingWriter, ClosingStore, check_expected_digest
+from cairn.store.objects.port import (
+    AbortingWriter,
+    ClosingStore,
+    Quarantined,
+    check_expected_digest,
+    verify_each,
+)
 
 __all__ = ["LocalObjectStore", "LocalObjectWriter"]
 
+log = logging.getLogger("cairn.objects")
+
 _OBJECT_MODE: Final = 0o444  # objects are immutable; read-only guards against accidents
+_COMPARE: Final = 1 << 20
+
+
+class _LiveTemps:
+    """The temp files this process is writing, which a sweep leaves alone whatever their
+    age (another process's are judged by age alone)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: set[str] = set()
+
+    def add(self, path: str) -> None:
+        with self._lock:
+            self._paths.add(path)
+
+    def discard(self, path: str) -> None:
+        with self._lock:
+            self._paths.discard(path)
+
+    def __contains__(self, path: object) -> bool:
+        with self._lock:
+            return path in self._paths
+
+
+_live: Final = _LiveTemps()
 
 
 class LocalObjectStore(ClosingStore):
@@ -61,6 +105,7 @@ class LocalObjectStore(ClosingStore):
         self._root = os.path.abspath(os.fspath(root))
         self._objects = os.path.join(self._root, "objects")
         self._tmp = os.path.join(self._root, "tmp")
+        self._quarantine = os.path.join(self._root, "quarantine")
         self._direct_io = direct_io
 
     @property
@@ -85,8 +130,8 @@ class LocalObjectStore(ClosingStore):
             data = bytes(data)  # hash and write one immutable snapshot
         digest = digest_bytes(data)
         info = ObjectInfo(digest, len(data))
-        if os.path.exists(self._path(digest)):
-            return info  # already stored: skip the write entirely
+        if self._holds(digest, data):
+            return info  # already stored, intact: skip the write entirely
         if self._direct_io and len(data) > DIRECT_FROM:
             with self.open_writer() as writer:  # big: around the cache like the others
                 writer.write(data)
@@ -94,13 +139,16 @@ class LocalObjectStore(ClosingStore):
         with room_for(_NEW_OBJECT):
             tmp, fd = self._new_temp()
             try:
-                write_all(fd, memoryview(data))
-                _seal(fd)
-            except BaseException:
-                discard(fd, tmp)
-                raise
-            close_or_remove(fd, tmp)
-            self._install(tmp, digest)
+                try:
+                    write_all(fd, memoryview(data))
+                    _seal(fd)
+                except BaseException:
+                    discard(fd, tmp)
+                    raise
+                close_or_remove(fd, tmp)
+                self._install(tmp, digest)
+            finally:
+                _live.discard(tmp)
         return info
 
     def put_file(
@@ -117,6 +165,39 @@ class LocalObjectStore(ClosingStore):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(digest))
 
+    # -- damage and leftovers ----------------------------------------------------
+
+    def verify(self, digests: Iterable[Digest] | None = None) -> list[Digest]:
+        return verify_each(self, self._digests() if digests is None else digests)
+
+    def quarantined(self) -> list[Quarantined]:
+        found = []
+        for entry in _entries(self._quarantine):
+            digest, _, since_ns = entry.name.partition(".")
+            with contextlib.suppress(OSError, ValueError):
+                size = entry.stat(follow_symlinks=False).st_size
+                found.append(
+                    Quarantined(parse_digest(digest), size, int(since_ns) / 1e9, entry.path)
+                )
+        return sorted(found, key=lambda q: q.since)
+
+    def sweep(self, grace: float) -> list[str]:
+        """Remove temp files no write has touched for ``grace`` seconds, except those this
+        process is writing; returns their paths. A killed process leaves its temp files
+        behind; one that is still writing updates their time with every chunk."""
+        cutoff = time.time() - grace
+        removed = []
+        for entry in _entries(self._tmp):
+            if entry.path in _live:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if entry.stat(follow_symlinks=False).st_mtime <= cutoff:
+                    os.unlink(entry.path)
+                    removed.append(entry.path)
+        if removed:
+            log.info("removed %d abandoned temp files from %s", len(removed), self._tmp)
+        return removed
+
     # -- reads ----------------------------------------------------------------
 
     def open(self, digest: Digest) -> BinaryIO:
@@ -131,7 +212,7 @@ class LocalObjectStore(ClosingStore):
         try:
             return os.stat(path).st_size
         except FileNotFoundError:
-            raise _not_found(digest) from None
+            raise self._not_found(digest) from None
 
     def copy_to_file(
         self, digest: Digest, dest: str | os.PathLike[str], progress: Progress | None = None
@@ -152,10 +233,11 @@ class LocalObjectStore(ClosingStore):
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
-            raise _not_found(digest) from None
+            raise self._unreadable(digest) from None
         raw: RawSource | None = None
         try:
-            size = os.fstat(fd).st_size
+            stat = os.fstat(fd)
+            size, identity = stat.st_size, (stat.st_dev, stat.st_ino)
             if self._direct_io and size > DIRECT_FROM:
                 raw = start_read_ahead(fd, path, size, cached_until=DIRECT_FROM)
             if raw is None:  # small, no direct I/O, or readers enough at work
@@ -164,7 +246,78 @@ class LocalObjectStore(ClosingStore):
         except BaseException:
             os.close(fd)
             raise
-        return VerifyingReader(raw, digest, size)
+        return VerifyingReader(
+            raw, digest, size, on_corrupt=lambda: self._move_aside(digest, path, identity)
+        )
+
+    def _move_aside(self, digest: Digest, path: str, identity: tuple[int, int]) -> str:
+        """Quarantine the corrupt file a reader opened (by ``identity``), unless a put has
+        replaced it since; says what became of it, for the error's message."""
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return "it is no longer stored"
+        if (stat.st_dev, stat.st_ino) != identity:
+            return "a new copy has been stored since it was opened"
+        aside = os.path.join(self._quarantine, f"{digest}.{time.time_ns()}")
+        try:
+            os.makedirs(self._quarantine, exist_ok=True)
+            os.rename(path, aside)
+            fsync_dir(os.path.dirname(path))
+        except OSError as exc:
+            log.error("object %s is corrupt and could not be moved aside: %s", digest, exc)
+            return f"it could not be moved aside ({exc.strerror or exc})"
+        log.warning("object %s is corrupt: moved aside to %s", digest, aside)
+        return f"moved aside to {aside}; storing the same bytes again restores it"
+
+    def _aside(self, digest: Digest) -> str | None:
+        """Where the latest quarantined copy of ``digest`` lies, if there is one."""
+        names = [n for n in _names(self._quarantine) if n.startswith(f"{digest}.")]
+        if not names:
+            return None
+        return os.path.join(self._quarantine, max(names, key=lambda n: int(n.split(".")[1])))
+
+    def _not_found(self, digest: Digest) -> NotFound:
+        aside = self._aside(digest)
+        if aside is None:
+            return NotFound(f"no object {digest}", digest=digest)
+        return NotFound(
+            f"no object {digest}: a corrupt copy was moved aside to {aside}", digest=digest
+        )
+
+    def _unreadable(self, digest: Digest) -> CairnError:
+        """What a read of a missing object raises: ``CorruptObject`` if it is missing
+        because a read found it corrupt (what the caller wants is damaged, not absent)."""
+        aside = self._aside(digest)
+        if aside is None:
+            return NotFound(f"no object {digest}", digest=digest)
+        return CorruptObject(
+            f"object {digest} is corrupt: a read found its stored bytes do not match its "
+            f"digest and moved them aside to {aside}; storing the same bytes again restores it",
+            digest=digest,
+            quarantined=aside,
+        )
+
+    def _holds(self, digest: Digest, data: bytes) -> bool:
+        """Whether the stored copy of ``digest`` is ``data``: sizes first, then bytes."""
+        try:
+            with open(self._path(digest), "rb", buffering=0) as stored:
+                if os.fstat(stored.fileno()).st_size != len(data):
+                    return False
+                view, pos = memoryview(data), 0
+                while chunk := stored.read(_COMPARE):
+                    if view[pos : pos + len(chunk)] != chunk:
+                        return False
+                    pos += len(chunk)
+                return pos == len(data)
+        except FileNotFoundError:
+            return False
+
+    def _digests(self) -> Iterator[Digest]:
+        for fanout in _entries(self._objects):
+            for entry in _entries(fanout.path):
+                with contextlib.suppress(InvalidArgument):
+                    yield parse_digest(fanout.name + entry.name)
 
     def _put_from(self, readinto: ReadInto) -> ObjectInfo:
         with self.open_writer() as writer:
@@ -172,17 +325,17 @@ class LocalObjectStore(ClosingStore):
             return writer.commit()
 
     def _new_temp(self) -> tuple[str, int]:
+        """A new temp file, marked as this process's until :data:`_live` forgets it."""
         os.makedirs(self._tmp, exist_ok=True)
-        return create_exclusive(self._tmp, "", ".tmp", 0o600)
+        tmp, fd = create_exclusive(self._tmp, "", ".tmp", 0o600)
+        _live.add(tmp)
+        return tmp, fd
 
     def _install(self, tmp: str, digest: Digest) -> None:
-        """Move a sealed temp file to its object path, unless the object is there already."""
+        """Move a sealed temp file to its object path, over a stored copy too: that heals
+        a damaged copy, and a racing writer of the same digest wrote the same bytes, so
+        whichever rename wins, the object is right."""
         final = self._path(digest)
-        if os.path.exists(final):
-            # Stored once. A racing writer of the same digest wrote the same bytes, so
-            # whichever rename wins below, the object is the same.
-            os.unlink(tmp)
-            return
         fanout = os.path.dirname(final)
         try:
             mkdir_durable(fanout)
@@ -202,8 +355,13 @@ class LocalObjectWriter(AbortingWriter):
         self._store = store
         with room_for(_NEW_OBJECT):
             self._tmp, self._fd = store._new_temp()
-        direct_path = self._tmp if store._direct_io else None
-        self._pipe = ChunkWriter(self._fd, new_hasher(), direct_path=direct_path)
+        try:
+            direct_path = self._tmp if store._direct_io else None
+            self._pipe = ChunkWriter(self._fd, new_hasher(), direct_path=direct_path)
+        except BaseException:
+            discard(self._fd, self._tmp)
+            _live.discard(self._tmp)
+            raise
         self._open = True
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -230,17 +388,20 @@ class LocalObjectWriter(AbortingWriter):
     def commit(self, expected: Digest | None = None) -> ObjectInfo:
         self._check_open()
         self._open = False
-        with room_for(_NEW_OBJECT):
-            try:
-                self._pipe.finish()
-                digest = self._pipe.digest()
-                check_expected_digest(expected, digest)
-                _seal(self._fd)
-            except BaseException:
-                discard(self._fd, self._tmp)
-                raise
-            close_or_remove(self._fd, self._tmp)
-            self._store._install(self._tmp, digest)
+        try:
+            with room_for(_NEW_OBJECT):
+                try:
+                    self._pipe.finish()
+                    digest = self._pipe.digest()
+                    check_expected_digest(expected, digest)
+                    _seal(self._fd)
+                except BaseException:
+                    discard(self._fd, self._tmp)
+                    raise
+                close_or_remove(self._fd, self._tmp)
+                self._store._install(self._tmp, digest)
+        finally:
+            _live.discard(self._tmp)
         return ObjectInfo(digest, self._pipe.size)
 
     def abort(self) -> None:
@@ -248,6 +409,7 @@ class LocalObjectWriter(AbortingWriter):
             self._open = False
             self._pipe.abort()
             discard(self._fd, self._tmp)
+            _live.discard(self._tmp)
 
     def _check_open(self) -> None:
         if not self._open:
@@ -262,5 +424,18 @@ def _seal(fd: int) -> None:
 _NEW_OBJECT: Final = "a new object in the object store"
 
 
-def _not_found(digest: Digest) -> NotFound:
-    return NotFound(f"no object {digest}", digest=digest)
+def _names(folder: str) -> list[str]:
+    try:
+        return os.listdir(folder)
+    except FileNotFoundError:
+        return []
+
+
+def _entries(folder: str) -> list[os.DirEntry[str]]:
+    """The entries of ``folder``; none if it does not exist (yet)."""
+    try:
+        with os.scandir(folder) as found:
+            return list(found)
+    except FileNotFoundError:
+        return []
+

@@ -5,14 +5,22 @@ from __future__ import annotations
 import io
 import os
 import threading
+import time
+from collections.abc import Iterable
 from typing import BinaryIO
 
 from cairn.core.digest import Digest, digest_bytes, parse_digest
-from cairn.core.errors import InvalidArgument, NotFound
+from cairn.core.errors import CorruptObject, InvalidArgument, NotFound
 from cairn.core.objects import ObjectInfo, Progress
 from cairn.files.reading import VerifyingReader, counting, open_source
 from cairn.files.writing import write_file_atomically
-from cairn.store.objects.port import AbortingWriter, ClosingStore, check_expected_digest
+from cairn.store.objects.port import (
+    AbortingWriter,
+    ClosingStore,
+    Quarantined,
+    check_expected_digest,
+    verify_each,
+)
 
 __all__ = ["MemoryObjectStore", "MemoryObjectWriter"]
 
@@ -25,6 +33,7 @@ class MemoryObjectStore(ClosingStore):
     def __init__(self) -> None:
         # Tests may poke this dict to simulate corruption.
         self._objects: dict[Digest, bytes] = {}
+        self._quarantine: list[Quarantined] = []
         self._lock = threading.Lock()
 
     def put_stream(self, src: BinaryIO, progress: Progress | None = None) -> ObjectInfo:
@@ -71,12 +80,32 @@ class MemoryObjectStore(ClosingStore):
         with self._lock:
             self._objects.pop(digest, None)
 
+    def verify(self, digests: Iterable[Digest] | None = None) -> list[Digest]:
+        return verify_each(self, list(self._objects) if digests is None else digests)
+
+    def quarantined(self) -> list[Quarantined]:
+        with self._lock:
+            return list(self._quarantine)
+
+    def sweep(self, grace: float) -> list[str]:
+        return []  # an unfinished write holds nothing but its own memory
+
     def _add(self, data: bytes, expected: Digest | None = None) -> ObjectInfo:
         digest = digest_bytes(data)
         check_expected_digest(expected, digest)
         with self._lock:
-            self._objects.setdefault(digest, data)
+            if self._objects.get(digest) != data:  # absent, or damaged: the put heals it
+                self._objects[digest] = data
         return ObjectInfo(digest, len(data))
+
+    def _move_aside(self, digest: Digest, data: bytes) -> str:
+        """Quarantine the corrupt bytes a reader had, unless a put replaced them since."""
+        with self._lock:
+            if self._objects.get(digest) is not data:
+                return "a new copy has been stored since it was opened"
+            del self._objects[digest]
+            self._quarantine.append(Quarantined(digest, len(data), time.time(), None))
+        return "moved aside; storing the same bytes again restores it"
 
     def _get(self, digest: Digest) -> bytes:
         digest = parse_digest(digest)
@@ -86,8 +115,20 @@ class MemoryObjectStore(ClosingStore):
             raise NotFound(f"no object {digest}", digest=digest) from None
 
     def _reader(self, digest: Digest) -> VerifyingReader:
-        data = self._get(digest)
-        return VerifyingReader(io.BytesIO(data), parse_digest(digest), len(data))
+        try:
+            data = self._get(digest)
+        except NotFound:
+            if any(q.digest == digest for q in self.quarantined()):
+                raise CorruptObject(
+                    f"object {digest} is corrupt: a read found its stored bytes do not match "
+                    "its digest and moved them aside; storing the same bytes again restores it",
+                    digest=digest,
+                ) from None
+            raise
+        digest = parse_digest(digest)
+        return VerifyingReader(
+            io.BytesIO(data), digest, len(data), on_corrupt=lambda: self._move_aside(digest, data)
+        )
 
 
 class MemoryObjectWriter(AbortingWriter):

@@ -3,17 +3,23 @@
 Adapters (local folder, memory, later S3) implement :class:`ObjectStore` and pass the
 shared contract tests in ``tests/store/test_objects.py``; every adapter hands out streams
 that check what they return (:class:`cairn.files.reading.VerifyingReader`).
+
+Damage heals (docs/architecture.md, *Corrupt objects heal*): a read that finds an
+object's bytes wrong moves the object aside (:meth:`ObjectStore.quarantined` lists it)
+and the store then reports it missing, and a put of bytes already stored leaves an
+intact copy under their digest whatever the stored copy had become.
 """
 
 from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from types import TracebackType
-from typing import BinaryIO, Protocol, Self
+from typing import BinaryIO, NamedTuple, Protocol, Self
 
 from cairn.core.digest import Digest, parse_digest
-from cairn.core.errors import InvalidArgument
+from cairn.core.errors import CorruptObject, InvalidArgument, NotFound
 from cairn.core.objects import ObjectInfo, ObjectWriter, Progress
 
 __all__ = [
@@ -21,8 +27,20 @@ __all__ = [
     "ClosingStore",
     "ObjectStore",
     "ObjectWriter",
+    "Quarantined",
     "check_expected_digest",
+    "verify_each",
 ]
+
+
+class Quarantined(NamedTuple):
+    """An object a read found corrupt, moved aside: its digest, the bytes it held, when
+    it was moved (seconds since the epoch) and where it lies (None in memory)."""
+
+    digest: Digest
+    size: int
+    since: float
+    path: str | None
 
 
 class ObjectStore(Protocol):
@@ -64,6 +82,20 @@ class ObjectStore(Protocol):
 
     def delete(self, digest: Digest) -> None:
         """Remove the object; no error if it is absent."""
+        ...
+
+    def verify(self, digests: Iterable[Digest] | None = None) -> list[Digest]:
+        """Read ``digests`` (every stored object by default) whole; returns those found
+        corrupt, which are quarantined like any read that finds them so."""
+        ...
+
+    def quarantined(self) -> list[Quarantined]:
+        """The objects reads have found corrupt and moved aside, oldest first."""
+        ...
+
+    def sweep(self, grace: float) -> list[str]:
+        """Remove what unfinished writes left behind (temp files not written to for
+        ``grace`` seconds, and not in use by this process); returns what went."""
         ...
 
     def close(self) -> None: ...
@@ -115,3 +147,22 @@ class AbortingWriter(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.abort()
+
+
+_VERIFY_CHUNK = 4 << 20  # whole-object reads: big, for few calls
+
+
+def verify_each(store: ObjectStore, digests: Iterable[Digest]) -> list[Digest]:
+    """Read each object whole through ``store.open`` (whose reader quarantines a corrupt
+    one); the corrupt ones. An object gone meanwhile is skipped."""
+    corrupt = []
+    for digest in digests:
+        try:
+            with store.open(digest) as stream:
+                while stream.read(_VERIFY_CHUNK):
+                    pass
+        except CorruptObject:
+            corrupt.append(digest)
+        except NotFound:
+            continue
+    return corrupt
