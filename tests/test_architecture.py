@@ -57,8 +57,11 @@ CORE_STDLIB = frozenset(
         "__future__",
         "abc",
         "array",
+        "base64",  # opaque search cursors
+        "binascii",
         "collections",
         "dataclasses",
+        "datetime",  # dates written in search queries (parsed; the clock is never read)
         "enum",
         "functools",
         "itertools",
@@ -76,7 +79,8 @@ CORE_STDLIB = frozenset(
         "uuid",
     }
 )
-CORE_THIRD_PARTY = frozenset({"blake3", "packaging"})  # hashing; requirement parsing
+# hashing; the search grammar; requirement parsing
+CORE_THIRD_PARTY = frozenset({"blake3", "lark", "packaging"})
 CORE_FORBIDDEN_BUILTINS = frozenset(
     {"open", "print", "input", "breakpoint", "__import__", "exec", "eval", "compile"}
 )

@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from cairn.store.metadata import dialect
+from cairn.store.metadata.scalars import hyperparameter_int
 from cairn.store.metadata.schema import hyperparameters
 
 __all__ = ["EncodedHyperparameter", "HyperparameterRows"]
@@ -27,7 +28,14 @@ class HyperparameterRows:
         self._conn.execute(
             dialect.insert_ignore(self._engine, hyperparameters),
             [
-                {"run_id": run_id, "key": k, "kind": kind, "value_text": t, "value_num": n}
+                {
+                    "run_id": run_id,
+                    "key": k,
+                    "kind": kind,
+                    "value_text": t,
+                    "value_num": n,
+                    "value_int": hyperparameter_int(kind, t),
+                }
                 for k, kind, t, n in items
             ],
         )
@@ -38,7 +46,14 @@ class HyperparameterRows:
         inserted = 0
         for start in range(0, len(items), 1000):
             rows = [
-                {"run_id": run_id, "key": k, "kind": kind, "value_text": t, "value_num": n}
+                {
+                    "run_id": run_id,
+                    "key": k,
+                    "kind": kind,
+                    "value_text": t,
+                    "value_num": n,
+                    "value_int": hyperparameter_int(kind, t),
+                }
                 for k, kind, t, n in items[start : start + 1000]
             ]
             stmt = dialect.insert_ignore(self._engine, hyperparameters).values(rows)
@@ -54,8 +69,16 @@ class HyperparameterRows:
                 hyperparameters.c.run_id == run_id,
                 hyperparameters.c.key == bindparam("k"),
             )
-            .values(kind=bindparam("kind"), value_text=bindparam("t"), value_num=bindparam("n")),
-            [{"k": k, "kind": kind, "t": t, "n": n} for k, kind, t, n in items],
+            .values(
+                kind=bindparam("kind"),
+                value_text=bindparam("t"),
+                value_num=bindparam("n"),
+                value_int=bindparam("i"),
+            ),
+            [
+                {"k": k, "kind": kind, "t": t, "n": n, "i": hyperparameter_int(kind, t)}
+                for k, kind, t, n in items
+            ],
         )
 
     def of_run(self, run_id: str, keys: Sequence[str] | None = None) -> dict[str, tuple[str, str]]:

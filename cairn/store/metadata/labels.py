@@ -8,9 +8,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection, Engine
 
 from cairn.store.metadata import dialect
+from cairn.store.metadata.scalars import attribute_copies
 from cairn.store.metadata.schema import attributes, tags
 
 __all__ = ["LabelRows"]
+
+_COPIES = ("kind", "value_num", "value_text")
 
 
 class LabelRows:
@@ -49,7 +52,13 @@ class LabelRows:
         self._conn.execute(
             attributes.insert(),
             [
-                {"entity_id": entity_id, "key": k, "value_json": v, "updated_at": now}
+                {
+                    "entity_id": entity_id,
+                    "key": k,
+                    "value_json": v,
+                    "updated_at": now,
+                    **dict(zip(_COPIES, attribute_copies(v), strict=True)),
+                }
                 for k, v in encoded.items()
             ],
         )

@@ -100,6 +100,8 @@ runs = Table(
     # the run reads as crashed.
     Column("heartbeat_at", BigInteger, nullable=True),
     UniqueConstraint("experiment_id", "name"),
+    # An experiment's runs, newest first (ids are UUIDv7: time-ordered), page by page.
+    Index(None, "experiment_id", "id"),
 )
 
 hyperparameters = Table(
@@ -112,6 +114,8 @@ hyperparameters = Table(
     Column("value_text", Text, nullable=False),
     # Numeric copy for search; NULL for strings, booleans and non-finite floats.
     Column("value_num", Float(53), nullable=True),
+    # Exact copy of an int for search (value_num rounds above 2**53); NULL otherwise.
+    Column("value_int", BigInteger, nullable=True),
 )
 
 metric_series = Table(
@@ -126,6 +130,8 @@ metric_series = Table(
     Column("last_timestamp", BigInteger, nullable=False),
     Column("last_value", Float(53), nullable=True),
     UniqueConstraint("run_id", "key"),
+    # Search: `metrics.K > x` and ordering by a metric walk this index.
+    Index(None, "key", "last_value"),
 )
 
 # Points are stored in chunks: per series, parallel little-endian arrays of steps
@@ -164,6 +170,11 @@ attributes = Table(
     Column("key", NAME, primary_key=True),
     Column("value_json", Text, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Typed copies of a scalar value for search, so no query parses JSON:
+    # "number" | "string" | "bool" | "null" | "other" (lists, objects, NaN, infinities).
+    Column("kind", String(8), nullable=False, server_default="other"),
+    Column("value_num", Float(53), nullable=True),  # a number
+    Column("value_text", Text, nullable=True),  # a string, or "true"/"false"
 )
 
 artifacts = Table(

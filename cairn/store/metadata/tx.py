@@ -12,6 +12,7 @@ from cairn.store.metadata.hyperparameters import HyperparameterRows
 from cairn.store.metadata.idempotency import IdempotencyRows
 from cairn.store.metadata.labels import LabelRows
 from cairn.store.metadata.metrics import MetricRows
+from cairn.store.metadata.search import SearchRows
 from cairn.store.metadata.versioning import VersioningRows
 
 __all__ = ["MetadataTx", "SeriesCache"]
@@ -51,6 +52,7 @@ class MetadataTx:
         self.artifacts = ArtifactRows(conn, engine)
         self.idempotency = IdempotencyRows(conn, engine)
         self.versioning = VersioningRows(conn, engine)
+        self.search = SearchRows(conn)
 
     def commit_caches(self) -> None:
         self.metrics.commit_cache()

@@ -1,0 +1,526 @@
+"""Search compiled to SQL: a checked query tree (``cairn.core.query``) becomes one
+parameterized SQLAlchemy statement; user input is only ever a bound value.
+
+Semantics (docs/search.md says them to users; tests hold the SQL to a plain-Python
+reading of the same tree, on both databases):
+
+- A comparison is true only when the key exists and its value has a type the literal
+  compares with (numbers with numbers, strings with strings, booleans with booleans);
+  a NaN metric matches no comparison; ``is null`` means the key is missing.
+- ``not`` is two-valued: ``not metrics.acc > 0.9`` holds for a run without ``acc``. The
+  tree is put in negation normal form and each negated leaf is ``NOT COALESCE(leaf,
+  FALSE)``, so positive leaves stay plain column comparisons the planner can index.
+- Ordering puts missing values (and NaN metrics) last in both directions; ties are
+  broken by id. Pages are keyset pages: the cursor holds the last row's sort values.
+- Strings compare by code point on both databases (PostgreSQL: ``COLLATE "C"``);
+  ``like`` is case-sensitive, ``ilike`` folds ASCII letters only, on both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    null,
+    or_,
+    select,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.expression import FromClause, Label
+from sqlalchemy.sql.selectable import NamedFromClause
+
+from cairn.core.errors import InvalidArgument
+from cairn.core.model import decode_hyperparameter
+from cairn.core.query import (
+    And,
+    Compare,
+    Field,
+    FieldKind,
+    IsNull,
+    Node,
+    Not,
+    Or,
+    OrderKey,
+    Scope,
+    Value,
+    time_ms,
+)
+from cairn.core.search import Cursor
+from cairn.store.metadata.schema import (
+    attributes,
+    experiments,
+    hyperparameters,
+    metric_series,
+    projects,
+    run_commits,
+    runs,
+    tags,
+)
+
+__all__ = ["SearchRequest", "SearchRows"]
+
+_TABLES = {Scope.RUNS: runs, Scope.EXPERIMENTS: experiments, Scope.PROJECTS: projects}
+_IN_CHUNK = 900  # ids per IN list (SQLite's variable limit is far above; PG any)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    """One search, as the service hands it to the store."""
+
+    scope: Scope
+    where: Node | None
+    order: Sequence[OrderKey]
+    limit: int
+    cursor: Cursor | None = None
+    experiment_ids: Sequence[str] | None = None
+    project_ids: Sequence[str] | None = None
+    include_deleted: bool = False
+    now: int = 0  # ms; for durations of running runs
+    crashed_before: int = 0  # ms; running runs whose heartbeat is older read as crashed
+
+
+@dataclass(slots=True)
+class _SortColumn:
+    expr: ColumnElement[Any]
+    descending: bool
+
+
+class _Compiler:
+    """The FROM clause grows one outer join per key a query names (a metric, a
+    hyperparameter, an attribute, the project...), shared by its filter and its order."""
+
+    def __init__(self, conn: Connection, request: SearchRequest) -> None:
+        self.request = request
+        self.postgres = conn.dialect.name == "postgresql"
+        self.table = _TABLES[request.scope]
+        self.source: FromClause = self.table
+        self.joined: dict[tuple[str, str | None], NamedFromClause] = {}
+
+    # -- dialect ------------------------------------------------------------------
+    def text(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:
+        """Strings compare by code point on both databases."""
+        return expr.collate("C") if self.postgres else expr
+
+    def like(self, expr: ColumnElement[Any], pattern: str, fold: bool) -> ColumnElement[bool]:
+        if fold:  # ASCII letters only, as SQLite's LIKE and lower() do
+            if self.postgres:
+                return func.lower(expr.collate("C")).like(
+                    func.lower(literal(pattern).collate("C")), escape="\\"
+                )
+            return expr.like(pattern, escape="\\")
+        if self.postgres:
+            return expr.like(pattern, escape="\\")
+        # SQLite's LIKE ignores ASCII case; GLOB does not.
+        return expr.op("GLOB")(_like_to_glob(pattern))
+
+    # -- joins --------------------------------------------------------------------
+    def join(self, name: str, key: str | None) -> NamedFromClause:
+        found = self.joined.get((name, key))
+        if found is not None:
+            return found
+        entity = self.table.c.id
+        n = len(self.joined)
+        if name == "metrics":
+            alias = metric_series.alias(f"m{n}")
+            on = and_(alias.c.run_id == entity, alias.c.key == key)
+        elif name == "hyperparameters":
+            alias = hyperparameters.alias(f"h{n}")
+            on = and_(alias.c.run_id == entity, alias.c.key == key)
+        elif name == "attributes":
+            alias = attributes.alias(f"a{n}")
+            on = and_(alias.c.entity_id == entity, alias.c.key == key)
+        elif name == "project":
+            alias = projects.alias(f"p{n}")
+            on = alias.c.id == self.table.c.project_id
+        elif name == "experiment":
+            alias = experiments.alias(f"e{n}")
+            on = alias.c.id == self.table.c.experiment_id
+        elif name == "commit":
+            alias = run_commits.alias(f"c{n}")
+            on = alias.c.run_id == entity
+        else:  # pragma: no cover - fields are checked by the parser
+            raise AssertionError(name)
+        self.source = self.source.outerjoin(alias, on)
+        self.joined[(name, key)] = alias
+        return alias
+
+    # -- plain fields -------------------------------------------------------------
+    def column(self, field: Field) -> ColumnElement[Any]:
+        t = self.table
+        name = field.name
+        if name in ("name", "id", "owner", "description"):
+            return t.c[name]
+        if name in ("created_at", "updated_at", "start_time", "end_time"):
+            return t.c[name]
+        if name == "status":
+            return case(
+                (
+                    and_(
+                        t.c.status == "running",
+                        t.c.heartbeat_at < self.request.crashed_before,
+                    ),
+                    literal("crashed"),
+                ),
+                else_=t.c.status,
+            )
+        if name == "duration":
+            end = func.coalesce(t.c.end_time, self.request.now)
+            return (end - t.c.start_time) / 1000.0
+        if name == "project.id":
+            return t.c.project_id
+        if name == "experiment.id":
+            return t.c.experiment_id
+        if name == "parent.id":
+            return t.c.parent_id
+        if name == "project.name":
+            if self.request.scope is Scope.PROJECTS:  # pragma: no cover - not a field there
+                return t.c.name
+            return self.join("project", None).c.name
+        if name == "experiment.name":
+            return self.join("experiment", None).c.name
+        if name == "commit.id":
+            return self.join("commit", None).c.commit
+        raise AssertionError(name)  # pragma: no cover
+
+    # -- the filter ---------------------------------------------------------------
+    def where(self, node: Node, positive: bool = True) -> ColumnElement[bool]:
+        if isinstance(node, Not):
+            return self.where(node.item, not positive)
+        if isinstance(node, (And, Or)):
+            parts = [self.where(item, positive) for item in node.items]
+            use_and = isinstance(node, And) == positive
+            return and_(*parts) if use_and else or_(*parts)
+        leaf = self.leaf(node)
+        if positive:
+            return leaf
+        # Two-valued: a leaf that is unknown (NULL: a missing key) is false, so its
+        # negation is true.
+        return not_(func.coalesce(leaf, false()))
+
+    def leaf(self, node: Compare | IsNull) -> ColumnElement[bool]:
+        field = node.field
+        if isinstance(node, IsNull):
+            return self.missing(field)
+        kind = field.kind
+        if kind is FieldKind.TAGS:
+            return exists().where(tags.c.entity_id == self.table.c.id, tags.c.tag == node.value)
+        if node.op == "in":
+            assert isinstance(node.value, tuple)
+            return or_(*(self.compare(field, "=", v) for v in node.value))
+        if node.op in ("like", "ilike"):
+            assert isinstance(node.value, str)
+            return self.match(field, node.value, node.op == "ilike")
+        assert not isinstance(node.value, tuple)
+        return self.compare(field, node.op, node.value)
+
+    def missing(self, field: Field) -> ColumnElement[bool]:
+        if field.kind is FieldKind.METRIC:
+            return self.join("metrics", field.key).c.id.is_(None)
+        if field.kind is FieldKind.HYPERPARAMETER:
+            return self.join("hyperparameters", field.key).c.run_id.is_(None)
+        if field.kind is FieldKind.ATTRIBUTE:
+            alias = self.join("attributes", field.key)
+            return or_(alias.c.entity_id.is_(None), alias.c.kind == "null")
+        if field.kind is FieldKind.TAGS:
+            return ~exists().where(tags.c.entity_id == self.table.c.id)
+        if field.name in ("end_time", "parent.id", "commit.id"):
+            return self.column(field).is_(None)
+        return false()
+
+    def compare(self, field: Field, op: str, value: Value) -> ColumnElement[bool]:
+        kind = field.kind
+        if kind is FieldKind.METRIC:
+            return _op(self.join("metrics", field.key).c.last_value, op, value)
+        if kind is FieldKind.HYPERPARAMETER:
+            h = self.join("hyperparameters", field.key)
+            if isinstance(value, bool):
+                return and_(h.c.kind == "bool", _op(h.c.value_text, op, _bool_text(value)))
+            if isinstance(value, int):
+                return or_(
+                    and_(h.c.kind == "int", _op(h.c.value_int, op, value)),
+                    and_(h.c.kind == "float", _op(h.c.value_num, op, float(value))),
+                )
+            if isinstance(value, float):
+                return and_(h.c.kind.in_(("int", "float")), _op(h.c.value_num, op, value))
+            return and_(h.c.kind == "str", _op(self.text(h.c.value_text), op, value))
+        if kind is FieldKind.ATTRIBUTE:
+            a = self.join("attributes", field.key)
+            if isinstance(value, bool):
+                return and_(a.c.kind == "bool", _op(a.c.value_text, op, _bool_text(value)))
+            if isinstance(value, (int, float)):
+                return and_(a.c.kind == "number", _op(a.c.value_num, op, float(value)))
+            return and_(a.c.kind == "string", _op(self.text(a.c.value_text), op, value))
+        column = self.column(field)
+        if kind is FieldKind.TIME:
+            ms = time_ms(value) if isinstance(value, dt.datetime) else value
+            return _op(column, op, ms)
+        if kind in (FieldKind.TEXT, FieldKind.STATUS):
+            return _op(self.text(column), op, value)
+        return _op(column, op, value)
+
+    def match(self, field: Field, pattern: str, fold: bool) -> ColumnElement[bool]:
+        if field.kind is FieldKind.HYPERPARAMETER:
+            h = self.join("hyperparameters", field.key)
+            return and_(h.c.kind == "str", self.like(h.c.value_text, pattern, fold))
+        if field.kind is FieldKind.ATTRIBUTE:
+            a = self.join("attributes", field.key)
+            return and_(a.c.kind == "string", self.like(a.c.value_text, pattern, fold))
+        return self.like(self.column(field), pattern, fold)
+
+    # -- order ----------------------------------------------------------------------
+    def sort_columns(self, key: OrderKey) -> list[_SortColumn]:
+        """The SQL columns one order key sorts by, most significant first; NULL in the
+        first one means the value is missing (sorted last)."""
+        field, desc = key.field, key.descending
+        if field.kind is FieldKind.METRIC:
+            return [_SortColumn(self.join("metrics", field.key).c.last_value, desc)]
+        if field.kind is FieldKind.HYPERPARAMETER:
+            h = self.join("hyperparameters", field.key)
+            klass = case(
+                (h.c.kind.in_(("int", "float")), 0),
+                (h.c.kind == "str", 1),
+                (h.c.kind == "bool", 2),
+                else_=null(),
+            )
+            text_value = case((h.c.kind.in_(("str", "bool")), h.c.value_text), else_=null())
+            return [
+                _SortColumn(klass, desc),
+                _SortColumn(h.c.value_num, desc),
+                _SortColumn(self.text(text_value), desc),
+            ]
+        if field.kind is FieldKind.ATTRIBUTE:
+            a = self.join("attributes", field.key)
+            klass = case(
+                (a.c.kind == "number", 0),
+                (a.c.kind == "string", 1),
+                (a.c.kind == "bool", 2),
+                else_=null(),
+            )
+            return [
+                _SortColumn(klass, desc),
+                _SortColumn(a.c.value_num, desc),
+                _SortColumn(self.text(a.c.value_text), desc),
+            ]
+        column = self.column(field)
+        if field.kind in (FieldKind.TEXT, FieldKind.STATUS):
+            column = self.text(column)
+        return [_SortColumn(column, desc)]
+
+
+_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def _op(column: ColumnElement[Any], op: str, value: Any) -> ColumnElement[bool]:
+    result: ColumnElement[bool] = _OPERATORS[op](column, value)
+    return result
+
+
+def _bool_text(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _like_to_glob(pattern: str) -> str:
+    """A LIKE pattern (``%``, ``_``, backslash escapes) as the GLOB pattern that means
+    the same, case-sensitively: GLOB's own specials are put in brackets."""
+    out = []
+    chars = iter(pattern)
+    for char in chars:
+        if char == "\\":
+            following = next(chars, "\\")
+            out.append(_glob_literal(following))
+        elif char == "%":
+            out.append("*")
+        elif char == "_":
+            out.append("?")
+        else:
+            out.append(_glob_literal(char))
+    return "".join(out)
+
+
+def _glob_literal(char: str) -> str:
+    return f"[{char}]" if char in "*?[" else char
+
+
+def _after(
+    columns: Sequence[_SortColumn],
+    values: Sequence[Any],
+    last_id: str,
+    id_column: ColumnElement[Any],
+    id_desc: bool,
+) -> ColumnElement[bool]:
+    """Rows after the cursor in the order (nulls last in both directions)."""
+    alternatives: list[ColumnElement[bool]] = []
+    equal: list[ColumnElement[bool]] = []
+    for column, value in zip(columns, values, strict=True):
+        expr = column.expr
+        if value is None:
+            beyond: ColumnElement[bool] = false()  # nothing sorts after a missing value
+            same = expr.is_(None)
+        else:
+            further = expr < value if column.descending else expr > value
+            beyond = or_(further, expr.is_(None))
+            same = expr == value
+        alternatives.append(and_(*equal, beyond) if equal else beyond)
+        equal.append(same)
+    tail = id_column < last_id if id_desc else id_column > last_id
+    alternatives.append(and_(*equal, tail) if equal else tail)
+    return or_(*alternatives)
+
+
+class SearchRows:
+    """Searches of one transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def _base(self, request: SearchRequest) -> tuple[_Compiler, list[ColumnElement[bool]]]:
+        compiler = _Compiler(self._conn, request)
+        t = compiler.table
+        conditions: list[ColumnElement[bool]] = []
+        if not request.include_deleted:
+            conditions.append(t.c.deleted_at.is_(None))
+            if request.scope is not Scope.PROJECTS:
+                # A deleted project hides what it holds.
+                live = compiler.join("project", None)
+                conditions.append(live.c.deleted_at.is_(None))
+            if request.scope is Scope.RUNS:
+                conditions.append(compiler.join("experiment", None).c.deleted_at.is_(None))
+        if request.experiment_ids is not None and request.scope is Scope.RUNS:
+            conditions.append(_one_of(t.c.experiment_id, request.experiment_ids))
+        if request.project_ids is not None and request.scope is not Scope.PROJECTS:
+            conditions.append(_one_of(t.c.project_id, request.project_ids))
+        if request.scope is Scope.PROJECTS and request.project_ids is not None:
+            conditions.append(_one_of(t.c.id, request.project_ids))
+        if request.where is not None:
+            conditions.append(compiler.where(request.where))
+        return compiler, conditions
+
+    def count(self, request: SearchRequest) -> int:
+        compiler, conditions = self._base(request)
+        query = select(func.count()).select_from(compiler.source).where(*conditions)
+        return int(self._conn.execute(query).scalar_one())
+
+    def page(self, request: SearchRequest) -> tuple[list[Any], tuple[Any, ...] | None]:
+        """The rows of one page (the entity's table row) and, if more follow, the sort
+        values of its last row."""
+        compiler, conditions = self._base(request)
+        columns: list[_SortColumn] = []
+        for key in request.order:
+            columns.extend(compiler.sort_columns(key))
+        t = compiler.table
+        id_desc = columns[-1].descending if columns else True
+        if request.cursor is not None:
+            values = request.cursor.values
+            if len(values) != len(columns):
+                raise InvalidArgument("cursor", "does not fit this order: start again")
+            if columns:
+                conditions.append(_after(columns, values, request.cursor.last_id, t.c.id, id_desc))
+            else:
+                after_id = request.cursor.last_id
+                conditions.append(t.c.id < after_id if id_desc else t.c.id > after_id)
+        labels: list[Label[Any]] = [c.expr.label(f"s{i}") for i, c in enumerate(columns)]
+        order_by: list[Any] = []
+        for column in columns:
+            # Missing values last in both directions, the same on both databases.
+            order_by.append(column.expr.is_(None))
+            order_by.append(column.expr.desc() if column.descending else column.expr.asc())
+        order_by.append(t.c.id.desc() if id_desc else t.c.id.asc())
+        query: Select[Any] = (
+            select(t, *labels)
+            .select_from(compiler.source)
+            .where(*conditions)
+            .order_by(*order_by)
+            .limit(request.limit + 1)
+        )
+        rows = list(self._conn.execute(query))
+        more = len(rows) > request.limit
+        rows = rows[: request.limit]
+        last: tuple[Any, ...] | None = None
+        if more and rows:
+            mapping = rows[-1]._mapping
+            last = tuple(mapping[f"s{i}"] for i in range(len(columns)))
+        return rows, last
+
+    # -- values of a page ---------------------------------------------------------
+    def hyperparameters(
+        self, run_ids: Sequence[str], keys: Sequence[str] | None
+    ) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        h = hyperparameters.c
+        for chunk in _chunks(run_ids):
+            query = select(h.run_id, h.key, h.kind, h.value_text).where(h.run_id.in_(chunk))
+            if keys is not None:
+                query = query.where(h.key.in_(list(keys)))
+            for run_id, key, kind, text in self._conn.execute(query):
+                found.setdefault(run_id, {})[key] = decode_hyperparameter(kind, text)
+        return found
+
+    def metrics(
+        self, run_ids: Sequence[str], keys: Sequence[str] | None
+    ) -> dict[str, dict[str, float]]:
+        found: dict[str, dict[str, float]] = {}
+        m = metric_series.c
+        nan = float("nan")
+        for chunk in _chunks(run_ids):
+            query = select(m.run_id, m.key, m.last_value).where(m.run_id.in_(chunk))
+            if keys is not None:
+                query = query.where(m.key.in_(list(keys)))
+            for run_id, key, value in self._conn.execute(query):
+                found.setdefault(run_id, {})[key] = nan if value is None else value
+        return found
+
+    def tags(self, entity_ids: Sequence[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for chunk in _chunks(entity_ids):
+            query = (
+                select(tags.c.entity_id, tags.c.tag)
+                .where(tags.c.entity_id.in_(chunk))
+                .order_by(tags.c.entity_id, tags.c.tag)
+            )
+            for entity_id, tag in self._conn.execute(query):
+                found.setdefault(entity_id, []).append(tag)
+        return found
+
+    def attributes(
+        self, entity_ids: Sequence[str], keys: Sequence[str] | None
+    ) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        a = attributes.c
+        for chunk in _chunks(entity_ids):
+            query = select(a.entity_id, a.key, a.value_json).where(a.entity_id.in_(chunk))
+            if keys is not None:
+                query = query.where(a.key.in_(list(keys)))
+            for entity_id, key, value in self._conn.execute(query):
+                found.setdefault(entity_id, {})[key] = json.loads(value)
+        return found
+
+
+def _one_of(column: ColumnElement[Any], values: Sequence[str]) -> ColumnElement[bool]:
+    if len(values) == 1:
+        return column == values[0]
+    return column.in_(list(values))
+
+
+def _chunks(ids: Sequence[str]) -> list[list[str]]:
+    return [list(ids[i : i + _IN_CHUNK]) for i in range(0, len(ids), _IN_CHUNK)]
