@@ -457,7 +457,7 @@ class HttpArtifacts:
         ``progress`` is told of the bytes as they are stored."""
         check_artifact_key(key)
         self.list_artifacts(entity_id)  # fail fast, before moving any bytes
-        stored = store_source(self._objects, source, progress)
+        stored = store_source(self._objects, source, progress, self.settings.symlinks)
         return self.record_artifact(entity_id, key, stored.kind, stored.digest)
 
     def record_artifact(self, entity_id: str, key: str, kind: str, digest: str) -> ArtifactInfo:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from cairn.core.digest import Digest
 from cairn.core.versioning.blobs import Blob, GitReference, NotebookCode, PathDataset
 from cairn.files.checkout import checkout, write_json
+from cairn.files.nofollow import check_folders
 
 if TYPE_CHECKING:
     from cairn.client._entities import Run
@@ -37,6 +38,8 @@ def restore_run(run: Run, dest: str | os.PathLike[str]) -> RestoreReport:
     ``hyperparameters.json`` and ``restore.json`` (this report). Every stored byte is
     verified as it is written."""
     root = Path(dest)
+    for folder in ("ingredients", "captured"):  # below dest: never through a link
+        check_folders(root, [folder])
     versions = run._backend.repositories
 
     def fetch(digest: Digest, out: Path) -> int:

@@ -22,6 +22,7 @@ from cairn.core.versioning.blobs import (
     PythonEnvironment,
     SnapshotCode,
 )
+from cairn.files.nofollow import check_folders, make_folders
 from cairn.files.writing import room_for, write_file_atomically
 
 __all__ = ["Fetch", "checkout", "write_json"]
@@ -32,16 +33,30 @@ Fetch = Callable[[Digest, Path], int]
 
 def checkout(blobs: Mapping[str, Blob], dest: str | os.PathLike[str], fetch: Fetch) -> list[Path]:
     """Write each blob under ``dest/<its path>/``; the files written, in order. A path
-    that would leave ``dest`` is refused before anything is written."""
+    that would leave ``dest``, and a symbolic link (or a file) where a folder goes
+    below ``dest``, are refused before anything is written (``cairn.files.nofollow``):
+    nothing is written through a link. ``dest`` itself may be a link: the caller named
+    it."""
     root = Path(dest)
-    targets = {path: root.joinpath(*check_artifact_key(path, "path").split("/")) for path in blobs}
+    targets = {path: check_artifact_key(path, "path").split("/") for path in blobs}
+    for path, blob in blobs.items():
+        check_folders(root, targets[path])
+        for inner in _inner_folders(blob):
+            check_folders(root, [*targets[path], *inner])
     written: list[Path] = []
     with room_for(f"the checkout into {os.fspath(root)!r}", path=os.fspath(root)):
+        root.mkdir(parents=True, exist_ok=True)
         for path, blob in sorted(blobs.items()):
-            folder = targets[path]
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = make_folders(root, targets[path])
             written += _write(blob, folder, fetch)
     return written
+
+
+def _inner_folders(blob: Blob) -> list[list[str]]:
+    """The folders a blob's files go in, below its own (a snapshot's)."""
+    if not isinstance(blob, SnapshotCode):
+        return []
+    return [check_artifact_key(e.path, "file path").split("/")[:-1] for e in blob.files]
 
 
 def _write(blob: Blob, folder: Path, fetch: Fetch) -> list[Path]:
@@ -66,8 +81,8 @@ def _write(blob: Blob, folder: Path, fetch: Fetch) -> list[Path]:
     if isinstance(blob, SnapshotCode):
         files = []
         for entry in blob.files:
-            out = folder.joinpath(*check_artifact_key(entry.path, "file path").split("/"))
-            out.parent.mkdir(parents=True, exist_ok=True)
+            *inner, name = check_artifact_key(entry.path, "file path").split("/")
+            out = make_folders(folder, inner) / name
             fetch(entry.digest, out)
             files.append(out)
         return files

@@ -53,7 +53,7 @@ class ArtifactService(ServicePart):
         check_artifact_key(key)
         with self.metadata.read() as tx:  # fail fast, before moving any bytes
             self._require_kind(tx, entity_id)
-        stored = store_source(self.objects, source, progress)
+        stored = store_source(self.objects, source, progress, self.settings.symlinks)
         return self._record(entity_id, key, stored)
 
     def record_artifact(self, entity_id: str, key: str, kind: str, digest: str) -> ArtifactInfo:
