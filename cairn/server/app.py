@@ -49,7 +49,8 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
         owned = service is None
         app.state.service = open_service(settings, server=True) if owned else service
         try:
-            yield
+            async with artifacts.sweeping(app.state.service, settings.temp_grace):
+                yield
         finally:
             if owned:
                 app.state.service.close()
