@@ -12,6 +12,7 @@ from cairn.core.objects import ObjectInfo, ObjectWriter
 from cairn.core.tree import Tree
 from cairn.service.base import ServicePart
 from cairn.store.objects import ObjectStore
+from cairn.store.objects.port import Quarantined
 
 __all__ = ["ObjectService", "read_tree", "stored_size"]
 
@@ -52,8 +53,22 @@ class ObjectService(ServicePart):
         """A writer for one object arriving piece by piece (commit with its digest)."""
         return self.objects.open_writer()
 
+    def quarantined(self) -> list[Quarantined]:
+        """Objects reads found corrupt and moved aside (what ``cairn fsck`` reports)."""
+        return self.objects.quarantined()
+
+    def verify_all(self) -> list[Digest]:
+        """Read every stored object; the corrupt ones, quarantined now (a full read of
+        the store: for ``cairn fsck``, not for requests)."""
+        return self.objects.verify()
+
+    def sweep(self, grace: float) -> list[str]:
+        """Remove the temp files of writes abandoned ``grace`` seconds ago or more."""
+        return self.objects.sweep(grace)
+
     def verify(self, digest: str) -> ObjectInfo:
-        """Read a whole object and check it; ``CorruptObject`` if its bytes lie."""
+        """Read a whole object and check it; ``CorruptObject`` if its bytes lie (and the
+        object is quarantined: missing until its bytes are stored again)."""
         digest = parse_digest(digest)
         size = 0
         with self.objects.open(digest) as stream:
@@ -72,7 +87,14 @@ class ObjectService(ServicePart):
         wanted = parse_digest(digest)
         digests = [parse_digest(p, "parts") for p in parts]
         if self.objects.exists(wanted):
-            return ObjectInfo(wanted, self.objects.size(wanted))
+            size = self.objects.size(wanted)
+            try:
+                parts_size = sum(self.objects.size(part) for part in digests)
+            except NotFound:
+                parts_size = size  # parts gone: nothing to compare the copy with
+            if size == parts_size:
+                return ObjectInfo(wanted, size)
+            # A copy whose size is not its parts' is damaged: composed again, over it.
         for part in digests:  # every part there before a byte is copied
             stored_size(self.objects, part)
         with self.objects.open_writer() as writer:

@@ -5,12 +5,16 @@ or ``POST /objects`` for a client that hashes while it sends (the answer names t
 digest), big files as parts joined by ``POST /objects/compose``; then one
 ``POST /entities/{id}/artifacts`` records the key. Bodies stream in pieces to a
 worker thread and are never held whole in memory; the server hashes what it receives
-and stores nothing whose digest differs from the one in the URL.
+and stores nothing whose digest differs from the one in the URL. Bytes received for a
+stored digest replace the stored copy (which heals a damaged one); a read that finds a
+copy damaged moves it aside, after which ``HEAD`` answers 404 until it is uploaded again.
+:func:`sweeping` removes the temp files of uploads a killed server left behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, BinaryIO, Final
@@ -35,8 +39,9 @@ from cairn.server.schemas import (
     DigestPath,
     EntityIdPath,
 )
+from cairn.service import TrackingService
 
-__all__ = ["DIGEST_HEADER", "router"]
+__all__ = ["DIGEST_HEADER", "router", "sweeping"]
 
 log = logging.getLogger("cairn.server")
 router = APIRouter(tags=["artifacts"])
@@ -48,6 +53,7 @@ DIGEST_HEADER: Final = "x-cairn-digest"
 _PIECE: Final = 1 << 20
 _READ: Final = 1 << 20
 _OCTETS = "application/octet-stream"
+_SWEEP_EVERY: Final = 300.0  # seconds between sweeps, at most (a shorter grace: grace / 2)
 
 Digest64 = Annotated[str, Field(min_length=64, max_length=64, pattern=DIGEST_PATTERN)]
 _BINARY_BODY = {
@@ -158,7 +164,12 @@ async def verify_object(digest: DigestPath, service: Service) -> ObjectOut:
     "/objects/{digest}",
     status_code=201,
     summary="Upload an object; the server checks that its bytes hash to the digest",
-    responses={200: {"description": "The object was already stored"}},
+    responses={
+        200: {
+            "description": "An object of that digest was already stored: the bytes received "
+            "replaced it (so a damaged copy is healed)"
+        }
+    },
     openapi_extra=_BINARY_BODY,
 )
 async def put_object(digest: DigestPath, request: Request, service: Service) -> JSONResponse:
@@ -289,3 +300,28 @@ async def artifact_files(
         ArtifactFileOut(path=e.path, digest=e.digest, size=e.size) for e in found.entries
     ]
     return ArtifactFilesOut(kind=found.kind, entries=entries)
+
+
+# -- leftovers ------------------------------------------------------------------------------
+@contextlib.asynccontextmanager
+async def sweeping(service: TrackingService, grace: float) -> AsyncIterator[None]:
+    """While the server runs: remove the temp files of object writes abandoned ``grace``
+    seconds ago (an upload cut off, a server killed mid-upload), at start-up and then
+    every few minutes, on a worker thread. Start-up does not wait for the first sweep."""
+    task = asyncio.create_task(_sweep_forever(service, grace), name="cairn-object-sweep")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _sweep_forever(service: TrackingService, grace: float) -> None:
+    every = min(_SWEEP_EVERY, grace / 2)
+    while True:
+        try:
+            await anyio.to_thread.run_sync(service.objects.sweep, grace)
+        except Exception:  # a sweep that fails is tried again later; never the server's end
+            log.exception("sweeping the object store's temp files failed")
+        await asyncio.sleep(every)
