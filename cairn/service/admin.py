@@ -61,7 +61,7 @@ def _holds_files(folder: Path) -> bool:
 
 
 def _lost(what: str, settings: Settings) -> StoreUnavailable:
-    objects = objects_folder(settings)
+    objects = objects_folder(settings).resolve()
     home = settings.home
     return StoreUnavailable(
         f"{what}, but the objects folder {os.fspath(objects)!r} holds objects: this store's "
