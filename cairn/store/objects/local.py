@@ -438,4 +438,3 @@ def _entries(folder: str) -> list[os.DirEntry[str]]:
             return list(found)
     except FileNotFoundError:
         return []
-
