@@ -27,6 +27,7 @@ from itertools import islice
 from typing import Any
 
 from cairn.core.errors import InvalidArgument
+from cairn.core.jsondepth import nests_deeper_than
 from cairn.core.model import MetricPoint, MetricRecord
 
 __all__ = [
@@ -51,6 +52,7 @@ HISTORY_MEDIA_TYPE = "application/x-cairn-metric-history"
 _BATCH_MAGIC = b"CMB2"
 _HISTORY_MAGIC = b"CMH1"
 _U32 = struct.Struct("<I")
+_HEADER_DEPTH = 3  # {"series": [[run_id, key, n], ...]}
 _SWAP = array("H", [1]).tobytes() != b"\x01\x00"  # a big-endian machine
 
 
@@ -166,17 +168,17 @@ def encode_batch(batch: Mapping[tuple[str, str], SeriesPoints]) -> bytes:
 
 
 def decode_batch(data: bytes) -> MetricBatch:
+    """A binary batch, checked whole: any body that is not one is ``InvalidArgument``
+    (never another error: the server answers 400 whatever the bytes)."""
     view = memoryview(data)
     if len(view) < 8 or bytes(view[:4]) != _BATCH_MAGIC:
         raise InvalidArgument("body", "is not a Cairn metric batch (bad magic)")
     (head_len,) = _U32.unpack_from(view, 4)
     pos = 8 + head_len
-    try:
-        header = json.loads(bytes(view[8:pos]))
-        listed = [(str(r), str(k), int(n)) for r, k, n in header["series"]]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidArgument("body", f"has a malformed batch header: {exc}") from None
-    if sum(n * 24 for *_, n in listed) != len(view) - pos or any(n < 0 for *_, n in listed):
+    if pos > len(view):
+        raise InvalidArgument("body", f"is shorter than its {head_len}-byte batch header")
+    listed = _batch_header(view[8:pos])
+    if sum(n * 24 for *_, n in listed) != len(view) - pos:
         raise InvalidArgument("body", "does not hold the points its header lists")
     batch: MetricBatch = {}
     for run_id, key, n in listed:
@@ -188,6 +190,37 @@ def decode_batch(data: bytes) -> MetricBatch:
         batch[(run_id, key)] = SeriesPoints(steps, stamps, values)
         pos += 24 * n
     return batch
+
+
+def _batch_header(head: memoryview) -> list[tuple[str, str, int]]:
+    """``{"series": [[run_id, key, n], ...]}``, nothing else: three levels deep at most
+    (measured before parsing: a header nesting 100,000 deep is refused, not recursed)."""
+    if nests_deeper_than(head, _HEADER_DEPTH):
+        raise InvalidArgument(
+            "body", f"has a batch header nesting deeper than {_HEADER_DEPTH} levels"
+        )
+    try:
+        header = json.loads(bytes(head))
+    except (ValueError, RecursionError) as exc:  # RecursionError: belt and braces
+        raise InvalidArgument("body", f"has a malformed batch header: {exc}") from None
+    series = header.get("series") if isinstance(header, dict) else None
+    if not isinstance(series, list):
+        raise InvalidArgument("body", 'has a batch header without a "series" list')
+    listed = []
+    for item in series:
+        if not (
+            isinstance(item, list)
+            and len(item) == 3
+            and isinstance(item[0], str)
+            and isinstance(item[1], str)
+            and type(item[2]) is int
+            and item[2] >= 0
+        ):
+            raise InvalidArgument(
+                "body", "has a batch header series that is not [run_id, key, points >= 0]"
+            )
+        listed.append((item[0], item[1], item[2]))
+    return listed
 
 
 def history_parts(series: SeriesPoints) -> list[bytes | memoryview]:

@@ -10,11 +10,12 @@ from fastapi import APIRouter, FastAPI
 from fastapi.telemetry import TelemetryConfig
 
 from cairn.core.api import API_PREFIX
+from cairn.core.jsondepth import MAX_JSON_DEPTH
 from cairn.core.settings import Settings
 from cairn.core.version import VERSION
 from cairn.server.errors import install_error_handlers
 from cairn.server.fastpath import FastRoutes
-from cairn.server.limits import BodyLimit
+from cairn.server.limits import BodyLimit, JsonDepthLimit
 from cairn.server.openapi import CairnAPI
 from cairn.server.routes import artifacts, entities, labels, metrics, versioning
 from cairn.server.schemas import MetricsIn
@@ -81,7 +82,8 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
     for module in (entities, labels, metrics, artifacts, versioning):
         api.include_router(module.router)
     app.include_router(api)
-    # Inside BodyLimit: added first.
+    # Inside BodyLimit (added last, so outermost): a body is counted as it is read.
     app.add_middleware(FastRoutes, prefix=API_PREFIX, executor=fast_path)
+    app.add_middleware(JsonDepthLimit, limit=MAX_JSON_DEPTH, exempt=exempt)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes, exempt=exempt)
     return app
