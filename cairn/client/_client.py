@@ -6,10 +6,11 @@ import functools
 import getpass
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+from cairn.client import _search as search
 from cairn.client import _signals as signals
 from cairn.client._batcher import MetricBatcher
 from cairn.client._capture import RunCapture, check_capture
@@ -17,8 +18,10 @@ from cairn.client._entities import Experiment, Project, Run
 from cairn.client._find import find_run
 from cairn.client._heartbeat import Heartbeat
 from cairn.client._repositories import Repository
+from cairn.client._search import ExperimentPage, ProjectPage, RunPage
 from cairn.core.errors import InvalidArgument, NotFound
 from cairn.core.model import RunStatus
+from cairn.core.search import RunRecord
 from cairn.core.settings import Settings, settings_from
 from cairn.service.contracts import Backend
 
@@ -207,6 +210,95 @@ class Client:
 
     def get_experiment(self, id: str) -> Experiment:
         return Experiment(self, self._backend.entities.get_experiment(id))
+
+    # -- search (docs/search.md) ------------------------------------------------------
+    def find_runs(
+        self,
+        query: str = "",
+        *,
+        order_by: Sequence[str] | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        columns: Sequence[str] | None = None,
+        include_deleted: bool = False,
+    ) -> RunPage:
+        """Runs of every project matching ``query``, e.g. ``"metrics.acc > 0.9 and
+        (hyperparameters.lr < 0.01 or tags contains 'best')"``, newest first unless
+        ``order_by`` says otherwise (``["-metrics.acc", "created_at"]``), each with its
+        hyperparameters, latest metrics, tags and attributes (``columns``: only those,
+        e.g. ``["metrics.acc", "hyperparameters"]``). One page of at most ``limit``;
+        ``page.next_cursor`` (None on the last page) as ``cursor=`` asks for the next."""
+        return search.find_runs(
+            self._backend,
+            query,
+            order_by=order_by,
+            limit=limit,
+            cursor=cursor,
+            columns=columns,
+            include_deleted=include_deleted,
+        )
+
+    def iter_runs(
+        self,
+        query: str = "",
+        *,
+        order_by: Sequence[str] | str | None = None,
+        columns: Sequence[str] | None = None,
+        include_deleted: bool = False,
+        page_size: int = 1000,
+    ) -> Iterator[RunRecord]:
+        """Every run :meth:`find_runs` finds, fetched a page at a time."""
+        return search.iter_runs(
+            self._backend,
+            query,
+            page_size=page_size,
+            order_by=order_by,
+            columns=columns,
+            include_deleted=include_deleted,
+        )
+
+    def count_runs(self, query: str = "", *, include_deleted: bool = False) -> int:
+        """How many runs of every project match ``query``."""
+        return self._backend.search.count_runs(query, include_deleted=include_deleted)
+
+    def find_experiments(
+        self,
+        query: str = "",
+        *,
+        order_by: Sequence[str] | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        include_deleted: bool = False,
+    ) -> ExperimentPage:
+        """Experiments of every project matching ``query`` (fields: name, tags,
+        attributes.K, project.name, created_at...), with their tags and attributes."""
+        page = self._backend.search.find_experiments(
+            query,
+            order_by=[order_by] if isinstance(order_by, str) else order_by,
+            limit=limit,
+            cursor=cursor,
+            include_deleted=include_deleted,
+        )
+        return ExperimentPage(page.items, page.next_cursor)
+
+    def find_projects(
+        self,
+        query: str = "",
+        *,
+        order_by: Sequence[str] | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        include_deleted: bool = False,
+    ) -> ProjectPage:
+        """Projects matching ``query``, e.g. ``"tags contains 'prod'"``."""
+        page = self._backend.search.find_projects(
+            query,
+            order_by=[order_by] if isinstance(order_by, str) else order_by,
+            limit=limit,
+            cursor=cursor,
+            include_deleted=include_deleted,
+        )
+        return ProjectPage(page.items, page.next_cursor)
 
     def _current_project(self) -> Project:
         if self._project is None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, overload
 
+from cairn.client import _search
+from cairn.client._search import ExperimentPage, RunPage
 from cairn.core.errors import Conflict, InvalidArgument, NotFound
 from cairn.core.model import (
     ArtifactInfo,
@@ -19,6 +21,7 @@ from cairn.core.model import (
     RunInfo,
     RunStatus,
 )
+from cairn.core.search import RunRecord
 from cairn.core.tree import TreeEntry
 from cairn.core.validation import check_metric_value, check_name, check_step, check_timestamp
 
@@ -128,6 +131,53 @@ class Project(_Entity):
             Experiment(self._client, e) for e in self._backend.entities.list_experiments(self.id)
         ]
 
+    def find_runs(
+        self,
+        query: str = "",
+        *,
+        order_by: Sequence[str] | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        columns: Sequence[str] | None = None,
+        include_deleted: bool = False,
+    ) -> RunPage:
+        """The project's runs matching ``query`` (see :meth:`Client.find_runs`)."""
+        return _search.find_runs(
+            self._backend,
+            query,
+            project_ids=[self.id],
+            order_by=order_by,
+            limit=limit,
+            cursor=cursor,
+            columns=columns,
+            include_deleted=include_deleted,
+        )
+
+    def count_runs(self, query: str = "", *, include_deleted: bool = False) -> int:
+        return self._backend.search.count_runs(
+            query, project_ids=[self.id], include_deleted=include_deleted
+        )
+
+    def find_experiments(
+        self,
+        query: str = "",
+        *,
+        order_by: Sequence[str] | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        include_deleted: bool = False,
+    ) -> ExperimentPage:
+        """The project's experiments matching ``query``."""
+        page = self._backend.search.find_experiments(
+            query,
+            project_ids=[self.id],
+            order_by=[order_by] if isinstance(order_by, str) else order_by,
+            limit=limit,
+            cursor=cursor,
+            include_deleted=include_deleted,
+        )
+        return _search.ExperimentPage(page.items, page.next_cursor)
+
     def set_experiment(self, name: str, **options: Any) -> Experiment:
         return self._client.set_experiment(name, project=self, **options)
 
@@ -163,6 +213,54 @@ class Experiment(_Entity):
     def list_runs(self, *, include_deleted: bool = False) -> list[Run]:
         runs = self._backend.entities.list_runs(self.id, include_deleted=include_deleted)
         return [Run(self._client, r) for r in runs]
+
+    def find_runs(
+        self,
+        query: str = "",
+        *,
+        order_by: Sequence[str] | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        columns: Sequence[str] | None = None,
+        include_deleted: bool = False,
+    ) -> RunPage:
+        """The experiment's runs matching ``query``, e.g. ``"status = 'finished' and
+        hyperparameters.model in ('gbm', 'rf')"`` (see :meth:`Client.find_runs`)."""
+        return _search.find_runs(
+            self._backend,
+            query,
+            experiment_ids=[self.id],
+            order_by=order_by,
+            limit=limit,
+            cursor=cursor,
+            columns=columns,
+            include_deleted=include_deleted,
+        )
+
+    def iter_runs(
+        self,
+        query: str = "",
+        *,
+        order_by: Sequence[str] | str | None = None,
+        columns: Sequence[str] | None = None,
+        include_deleted: bool = False,
+        page_size: int = 1000,
+    ) -> Iterator[RunRecord]:
+        """Every run :meth:`find_runs` finds, fetched a page at a time."""
+        return _search.iter_runs(
+            self._backend,
+            query,
+            page_size=page_size,
+            experiment_ids=[self.id],
+            order_by=order_by,
+            columns=columns,
+            include_deleted=include_deleted,
+        )
+
+    def count_runs(self, query: str = "", *, include_deleted: bool = False) -> int:
+        return self._backend.search.count_runs(
+            query, experiment_ids=[self.id], include_deleted=include_deleted
+        )
 
     def delete(self) -> None:
         """Soft delete: hidden from listings, kept, found by name still;

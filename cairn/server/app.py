@@ -17,7 +17,7 @@ from cairn.server.errors import install_error_handlers
 from cairn.server.fastpath import FastRoutes
 from cairn.server.limits import BodyLimit, JsonDepthLimit
 from cairn.server.openapi import CairnAPI
-from cairn.server.routes import artifacts, entities, labels, metrics, versioning
+from cairn.server.routes import artifacts, entities, labels, metrics, search, versioning
 from cairn.server.schemas import MetricsIn
 from cairn.service import TrackingService, open_service
 
@@ -79,7 +79,7 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": VERSION}
 
-    for module in (entities, labels, metrics, artifacts, versioning):
+    for module in (entities, labels, metrics, artifacts, versioning, search):
         api.include_router(module.router)
     app.include_router(api)
     # Inside BodyLimit (added last, so outermost): a body is counted as it is read.

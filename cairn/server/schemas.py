@@ -38,6 +38,8 @@ __all__ = [
     "ArtifactKey",
     "ArtifactKeyQuery",
     "AttributesIn",
+    "CountOut",
+    "CountRunsIn",
     "CreateRunIn",
     "DescriptionIn",
     "DigestPath",
@@ -45,6 +47,9 @@ __all__ = [
     "EntityId",
     "EntityIdPath",
     "ExperimentIdPath",
+    "FindExperimentsIn",
+    "FindProjectsIn",
+    "FindRunsIn",
     "HeartbeatIn",
     "HeartbeatOut",
     "HyperparametersIn",
@@ -328,3 +333,56 @@ class MetricsIn(_In):
     """JSON form of a metric batch (the client uses the compact binary form)."""
 
     points: Annotated[list[MetricPointIn], Field(max_length=100_000)]
+
+
+# -- search -----------------------------------------------------------------------------
+QueryText = Annotated[
+    str,
+    Field(max_length=16_384, description="The search language (docs/search.md); empty: all"),
+]
+OrderBy = Annotated[
+    list[Annotated[str, Field(max_length=1024)]],
+    Field(max_length=16, description="Fields, '-' first for descending: ['-metrics.acc']"),
+]
+Ids = Annotated[list[EntityId], Field(max_length=10_000)]
+
+
+class _FindIn(_In):
+    query: QueryText = ""
+    order_by: OrderBy | None = None
+    limit: Annotated[int, Field(ge=1, description="At most max_search_limit")] = 100
+    cursor: Annotated[str, Field(max_length=65_536)] | None = Field(
+        None, description="next_cursor of the page before"
+    )
+    include_deleted: StrictBool = False
+
+
+class FindRunsIn(_FindIn):
+    experiment_ids: Ids | None = None
+    project_ids: Ids | None = None
+    columns: (
+        Annotated[
+            list[Annotated[str, Field(max_length=1024)]],
+            Field(max_length=1000, description="Values a page carries: ['metrics.acc', 'tags']"),
+        ]
+        | None
+    ) = None
+
+
+class CountRunsIn(_In):
+    query: QueryText = ""
+    experiment_ids: Ids | None = None
+    project_ids: Ids | None = None
+    include_deleted: StrictBool = False
+
+
+class CountOut(BaseModel):
+    count: int
+
+
+class FindExperimentsIn(_FindIn):
+    project_ids: Ids | None = None
+
+
+class FindProjectsIn(_FindIn):
+    pass

@@ -31,6 +31,7 @@ from cairn.core.model import (
     RunStatus,
 )
 from cairn.core.objects import ObjectInfo, Progress
+from cairn.core.search import ExperimentRecord, Page, ProjectRecord, RunRecord
 from cairn.core.tree import TreeEntry
 from cairn.core.versioning.blobs import Blob, Field
 from cairn.core.versioning.diff import PathChange
@@ -44,7 +45,16 @@ from cairn.core.versioning.info import (
 from cairn.core.versioning.merge import Resolution
 from cairn.files.artifacts import ArtifactSource, ResolvedArtifact
 
-__all__ = ["PARTS", "Artifacts", "Backend", "Entities", "Labels", "Metrics", "Repositories"]
+__all__ = [
+    "PARTS",
+    "Artifacts",
+    "Backend",
+    "Entities",
+    "Labels",
+    "Metrics",
+    "Repositories",
+    "Search",
+]
 
 
 class Entities(Protocol):
@@ -432,6 +442,57 @@ class Repositories(Protocol):
         ...
 
 
+class Search(Protocol):
+    """Runs, experiments and projects found with the query language (docs/search.md),
+    whole, a keyset page at a time; ``limit`` at most ``max_search_limit``."""
+
+    def find_runs(
+        self,
+        query: str = "",
+        *,
+        experiment_ids: Sequence[str] | None = None,
+        project_ids: Sequence[str] | None = None,
+        order_by: Sequence[str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        columns: Sequence[str] | None = None,
+        include_deleted: bool = False,
+    ) -> Page[RunRecord]:
+        """Runs matching ``query`` (every run when empty), newest first unless
+        ``order_by`` says otherwise, each with its values (``columns``: only those)."""
+        ...
+
+    def count_runs(
+        self,
+        query: str = "",
+        *,
+        experiment_ids: Sequence[str] | None = None,
+        project_ids: Sequence[str] | None = None,
+        include_deleted: bool = False,
+    ) -> int: ...
+
+    def find_experiments(
+        self,
+        query: str = "",
+        *,
+        project_ids: Sequence[str] | None = None,
+        order_by: Sequence[str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        include_deleted: bool = False,
+    ) -> Page[ExperimentRecord]: ...
+
+    def find_projects(
+        self,
+        query: str = "",
+        *,
+        order_by: Sequence[str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        include_deleted: bool = False,
+    ) -> Page[ProjectRecord]: ...
+
+
 class Backend(Protocol):
     """Everything the client asks of a store, in-process or over HTTP, one part per
     aggregate."""
@@ -451,6 +512,9 @@ class Backend(Protocol):
     @property
     def repositories(self) -> Repositories: ...
 
+    @property
+    def search(self) -> Search: ...
+
     def close(self) -> None: ...
 
 
@@ -461,4 +525,5 @@ PARTS: dict[str, type[Any]] = {
     "metrics": Metrics,
     "artifacts": Artifacts,
     "repositories": Repositories,
+    "search": Search,
 }

@@ -1,0 +1,132 @@
+"""Search over REST (the :class:`~cairn.service.contracts.Search` part of the HTTP
+backend). The server parses the query, so its errors (``QueryError`` with position and
+caret) come back as they are."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cairn.client._transport import Transport
+from cairn.core.model import ExperimentInfo, ProjectInfo, RunInfo, RunStatus
+from cairn.core.search import ExperimentRecord, Page, ProjectRecord, RunRecord, check_limit
+from cairn.core.settings import Settings
+
+__all__ = ["HttpSearch"]
+
+_RUN_VALUES = ("hyperparameters", "metrics", "tags", "attributes")
+
+
+def _ids(values: Sequence[str] | None) -> list[str] | None:
+    return None if values is None else list(values)
+
+
+def _order(order_by: Sequence[str] | None) -> list[str] | None:
+    if order_by is None:
+        return None
+    return [order_by] if isinstance(order_by, str) else list(order_by)
+
+
+def _run(data: dict[str, Any]) -> RunRecord:
+    values = {name: data.pop(name) for name in _RUN_VALUES}
+    data["status"] = RunStatus(data["status"])
+    return RunRecord(RunInfo(**data), **values)
+
+
+def _values(data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    return data.pop("tags"), data.pop("attributes")
+
+
+class HttpSearch:
+    def __init__(self, transport: Transport, settings: Settings) -> None:
+        self._t = transport
+        self.settings = settings
+
+    def find_runs(
+        self,
+        query: str = "",
+        *,
+        experiment_ids: Sequence[str] | None = None,
+        project_ids: Sequence[str] | None = None,
+        order_by: Sequence[str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        columns: Sequence[str] | None = None,
+        include_deleted: bool = False,
+    ) -> Page[RunRecord]:
+        body = {
+            "query": query,
+            "experiment_ids": _ids(experiment_ids),
+            "project_ids": _ids(project_ids),
+            "order_by": _order(order_by),
+            "limit": check_limit(limit, 1 << 62),  # the server holds its own maximum
+            "cursor": cursor,
+            "columns": _ids(columns),
+            "include_deleted": include_deleted,
+        }
+        found = self._t.post("/search/runs", body)
+        return Page([_run(r) for r in found["runs"]], found["next_cursor"])
+
+    def count_runs(
+        self,
+        query: str = "",
+        *,
+        experiment_ids: Sequence[str] | None = None,
+        project_ids: Sequence[str] | None = None,
+        include_deleted: bool = False,
+    ) -> int:
+        body = {
+            "query": query,
+            "experiment_ids": _ids(experiment_ids),
+            "project_ids": _ids(project_ids),
+            "include_deleted": include_deleted,
+        }
+        return int(self._t.post("/search/runs/count", body)["count"])
+
+    def find_experiments(
+        self,
+        query: str = "",
+        *,
+        project_ids: Sequence[str] | None = None,
+        order_by: Sequence[str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        include_deleted: bool = False,
+    ) -> Page[ExperimentRecord]:
+        body = {
+            "query": query,
+            "project_ids": _ids(project_ids),
+            "order_by": _order(order_by),
+            "limit": check_limit(limit, 1 << 62),
+            "cursor": cursor,
+            "include_deleted": include_deleted,
+        }
+        found = self._t.post("/search/experiments", body)
+        items = []
+        for data in found["experiments"]:
+            tags, attributes = _values(data)
+            items.append(ExperimentRecord(ExperimentInfo(**data), tags, attributes))
+        return Page(items, found["next_cursor"])
+
+    def find_projects(
+        self,
+        query: str = "",
+        *,
+        order_by: Sequence[str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        include_deleted: bool = False,
+    ) -> Page[ProjectRecord]:
+        body = {
+            "query": query,
+            "order_by": _order(order_by),
+            "limit": check_limit(limit, 1 << 62),
+            "cursor": cursor,
+            "include_deleted": include_deleted,
+        }
+        found = self._t.post("/search/projects", body)
+        items = []
+        for data in found["projects"]:
+            tags, attributes = _values(data)
+            items.append(ProjectRecord(ProjectInfo(**data), tags, attributes))
+        return Page(items, found["next_cursor"])

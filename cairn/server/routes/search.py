@@ -1,0 +1,137 @@
+"""Search: runs, experiments and projects found with the query language, a page at a
+time. POST, because a query and its options are a body, not a URL; nothing is written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from cairn.core.search import ExperimentRecord, Page, ProjectRecord, RunRecord
+from cairn.server.deps import JSON, Service
+from cairn.server.errors import error_responses
+from cairn.server.schemas import (
+    CountOut,
+    CountRunsIn,
+    FindExperimentsIn,
+    FindProjectsIn,
+    FindRunsIn,
+)
+
+__all__ = ["page_json", "router"]
+
+router = APIRouter(tags=["search"])
+BAD = error_responses(400)  # a query that does not parse, a limit too large, a stale cursor
+
+_RUN_FIELDS = (
+    "id",
+    "experiment_id",
+    "project_id",
+    "name",
+    "description",
+    "owner",
+    "status",
+    "parent_id",
+    "start_time",
+    "end_time",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "heartbeat_at",
+)
+_ENTITY_FIELDS = ("id", "name", "description", "owner", "created_at", "updated_at", "deleted_at")
+
+
+def _run(record: RunRecord) -> dict[str, Any]:
+    info = record.info
+    found: dict[str, Any] = {name: getattr(info, name) for name in _RUN_FIELDS}
+    found["status"] = info.status.value
+    found["hyperparameters"] = record.hyperparameters
+    found["metrics"] = record.metrics
+    found["tags"] = record.tags
+    found["attributes"] = record.attributes
+    return found
+
+
+def _entity(record: ExperimentRecord | ProjectRecord) -> dict[str, Any]:
+    info = record.info
+    found: dict[str, Any] = {name: getattr(info, name) for name in _ENTITY_FIELDS}
+    if isinstance(record, ExperimentRecord):
+        found["project_id"] = record.info.project_id
+    found["tags"] = record.tags
+    found["attributes"] = record.attributes
+    return found
+
+
+def page_json(page: Page[Any], key: str) -> JSON:
+    item = _run if key == "runs" else _entity
+    return JSON({key: [item(r) for r in page.items], "next_cursor": page.next_cursor})
+
+
+_PAGE_DOC = {"content": {"application/json": {"schema": {"type": "object"}}}}
+
+
+@router.post(
+    "/search/runs",
+    summary="Find runs, each with its values",
+    response_class=JSON,
+    responses={200: _PAGE_DOC, **BAD},
+)
+def find_runs(body: FindRunsIn, service: Service) -> Any:
+    page = service.search.find_runs(
+        body.query,
+        experiment_ids=body.experiment_ids,
+        project_ids=body.project_ids,
+        order_by=body.order_by,
+        limit=body.limit,
+        cursor=body.cursor,
+        columns=body.columns,
+        include_deleted=body.include_deleted,
+    )
+    return page_json(page, "runs")
+
+
+@router.post("/search/runs/count", summary="Count the runs a query finds", responses=BAD)
+def count_runs(body: CountRunsIn, service: Service) -> CountOut:
+    count = service.search.count_runs(
+        body.query,
+        experiment_ids=body.experiment_ids,
+        project_ids=body.project_ids,
+        include_deleted=body.include_deleted,
+    )
+    return CountOut(count=count)
+
+
+@router.post(
+    "/search/experiments",
+    summary="Find experiments",
+    response_class=JSON,
+    responses={200: _PAGE_DOC, **BAD},
+)
+def find_experiments(body: FindExperimentsIn, service: Service) -> Any:
+    page = service.search.find_experiments(
+        body.query,
+        project_ids=body.project_ids,
+        order_by=body.order_by,
+        limit=body.limit,
+        cursor=body.cursor,
+        include_deleted=body.include_deleted,
+    )
+    return page_json(page, "experiments")
+
+
+@router.post(
+    "/search/projects",
+    summary="Find projects",
+    response_class=JSON,
+    responses={200: _PAGE_DOC, **BAD},
+)
+def find_projects(body: FindProjectsIn, service: Service) -> Any:
+    page = service.search.find_projects(
+        body.query,
+        order_by=body.order_by,
+        limit=body.limit,
+        cursor=body.cursor,
+        include_deleted=body.include_deleted,
+    )
+    return page_json(page, "projects")
