@@ -24,6 +24,13 @@ Sections:
    against the same number of points on one series (``run.log_metric("loss", v)``).
 7. ``run.get_metric_columns(key)`` of a 5M-point series: the reading process's peak memory,
    against ``run.get_metric_history(key)`` (a list of points).
+8. Small commits: ``run.log_tag(t)`` calls, one transaction each, against raw ``sqlite3``
+   committing one row per transaction: where SQLite's ``synchronous`` setting shows.
+
+``--synchronous normal|full|both`` runs the SQLite sections under that
+``CAIRN_SQLITE_SYNCHRONOUS`` (the raw ``sqlite3`` baselines with the same pragma); ``both``
+runs them under ``normal`` and again under ``full`` (sections 4 and 5 do not touch SQLite:
+once) and ends with a table of both figures side by side.
 
 ``--pg URL`` (a PostgreSQL server's SQLAlchemy URL) runs sections 6 and 7 on PostgreSQL too,
 each round in a new database on that server, dropped afterwards.
@@ -75,6 +82,10 @@ MLFLOW_HISTORY_POINTS = 100_000
 MLFLOW_HISTORY_READ_S = 3.5
 MLFLOW_IMPORT_S = 2.4
 
+# SQLite's synchronous pragma for the store under test and its raw baselines
+# (--synchronous); main() sets it before each pass.
+SYNCHRONOUS = {"value": "normal"}
+
 Row = tuple[int, int, int, float]
 
 
@@ -95,6 +106,7 @@ class Sizes:
     wide_keys: tuple[int, ...]
     wide_steps: int
     columns_points: int
+    small_commits: int
     scale: float  # time targets scale with the sizes
 
     @classmethod
@@ -112,6 +124,7 @@ class Sizes:
             wide_keys=(1_000, 5_000),
             wide_steps=100,
             columns_points=5_000_000,
+            small_commits=3_000,
             scale=1.0,
         )
 
@@ -131,6 +144,7 @@ class Sizes:
             wide_keys=tuple(k // 10 for k in full.wide_keys),
             wide_steps=full.wide_steps,
             columns_points=full.columns_points // 10,
+            small_commits=full.small_commits // 10,
             scale=0.1,
         )
 
@@ -162,7 +176,7 @@ def sqlite_insert_baseline(db: Path, rows: Sequence[Row]) -> float:
     con = sqlite3.connect(db, isolation_level=None)
     try:
         con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=NORMAL")
+        con.execute(f"PRAGMA synchronous={SYNCHRONOUS['value'].upper()}")
         con.execute(
             "CREATE TABLE points (series_id INTEGER NOT NULL, step BIGINT NOT NULL, "
             "timestamp BIGINT NOT NULL, value FLOAT)"
@@ -704,6 +718,112 @@ def bench_columns(sizes: Sizes, tmp: Path, pg: str | None) -> list[Result]:
     ]
 
 
+# -- 8. small commits --------------------------------------------------------------------
+
+
+def sqlite_commits_baseline(db: Path, count: int) -> float:
+    """Seconds to commit ``count`` one-row transactions with raw sqlite3 (WAL, the pragma
+    under test)."""
+    con = sqlite3.connect(db, isolation_level=None)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute(f"PRAGMA synchronous={SYNCHRONOUS['value'].upper()}")
+        con.execute("CREATE TABLE tags (run_id INTEGER NOT NULL, tag TEXT NOT NULL)")
+        settle()
+        start = time.perf_counter()
+        for i in range(count):
+            con.execute("BEGIN IMMEDIATE")
+            con.execute("INSERT INTO tags VALUES (1, ?)", (f"t{i}",))
+            con.execute("COMMIT")
+        return time.perf_counter() - start
+    finally:
+        con.close()
+
+
+MLFLOW_PYTHON = "/work/peers/mlflow/bin/python"  # MLflow's own virtual environment
+MLFLOW_COMMITS = """
+import sys, time, mlflow
+mlflow.set_tracking_uri(f"sqlite:///{sys.argv[1]}/mlflow.db")
+mlflow.set_experiment("commits")
+with mlflow.start_run():
+    for i in range(20):  # warm-up: imports, tables, connections
+        mlflow.log_metric("warm", i, step=i)
+    count = int(sys.argv[2])
+    start = time.perf_counter()
+    for i in range(count):
+        mlflow.log_metric("loss", i * 0.5, step=i)
+    print(count / (time.perf_counter() - start))
+"""
+
+
+def mlflow_commits(python: str, tmp: Path, count: int) -> float | None:
+    """MLflow's ``log_metric`` calls/s on its SQLite store (each call a commit, at SQLite's
+    defaults: rollback journal, synchronous=FULL), in its own interpreter; None without
+    MLflow."""
+    if not Path(python).exists():
+        return None
+    with fresh_folder(tmp, "mlflow-commits") as folder:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+        env["DO_NOT_TRACK"] = "true"
+        done = subprocess.run(
+            [python, "-c", MLFLOW_COMMITS, str(folder), str(count)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=folder,
+            check=False,
+            timeout=600,
+        )
+    if done.returncode != 0:
+        say(f"  (MLflow failed: {done.stderr.strip()[-300:]})")
+        return None
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def bench_small_commits(sizes: Sizes, tmp: Path, mlflow_python: str | None) -> list[Result]:
+    count = sizes.small_commits
+    ours = base = math.inf
+    for rep in range(sizes.log_reps):
+        with fresh_folder(tmp, f"commits{rep}") as home, cairn.Client(home=home) as client:
+            run = client.start_run()
+            settle()
+            start = time.perf_counter()
+            for i in range(count):
+                run.log_tag(f"t{i}")
+            ours = min(ours, time.perf_counter() - start)
+            unsettle()
+            assert len(run.get_tags()) == count
+        with fresh_folder(tmp, f"commits-baseline{rep}") as folder:
+            base = min(base, sqlite_commits_baseline(folder / "baseline.db", count))
+            unsettle()
+    results = [
+        Result(
+            "8",
+            f"run.log_tag x {count:,} (a commit each)",
+            count / ours,
+            "commits/s",
+            "sqlite3, a row per commit",
+            count / base,
+            base / ours,
+        )
+    ]
+    theirs = None if mlflow_python is None else mlflow_commits(mlflow_python, tmp, count // 10)
+    if theirs is not None:
+        results.append(
+            Result(
+                "8",
+                f"  MLflow log_metric x {count // 10:,} (measured here)",
+                theirs,
+                "commits/s",
+                "cairn log_tag",
+                count / ours,
+                theirs / (count / ours),
+            )
+        )
+    return results
+
+
 # -- MLflow context ---------------------------------------------------------------------
 
 
@@ -769,6 +889,72 @@ def mlflow_context(results: Sequence[Result]) -> list[str]:
     return lines
 
 
+def durability_lines(normal: Sequence[Result], full: Sequence[Result]) -> list[str]:
+    """One line per figure measured under both settings: each value, and full / normal."""
+    pairs = {(r.section, r.name): r for r in full}
+    rows = [("figure", "normal", "full", "full / normal")]
+    for ours in normal:
+        other = pairs.get((ours.section, ours.name))
+        if other is None or ours.value <= 0:
+            continue
+        rows.append(
+            (
+                f"{ours.section}. {ours.name.strip()}",
+                f"{ours.value:,.3g} {ours.unit}"
+                if ours.unit == "s"
+                else f"{ours.value:,.0f} {ours.unit}",
+                f"{other.value:,.3g} {other.unit}"
+                if other.unit == "s"
+                else f"{other.value:,.0f} {other.unit}",
+                f"{other.value / ours.value:.2f}",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  " + "  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  " + "  ".join("-" * w for w in widths))
+    return lines
+
+
+Section = tuple[str, str, Callable[[Path], list[Result]], list[str]]
+
+
+def run_passes(
+    sections: Sequence[Section], choices: Sequence[str], only: str, env: dict[str, str]
+) -> tuple[list[Result], dict[str, list[Result]]]:
+    """Run and report the sections once per ``synchronous`` choice; the first pass's
+    results (for the targets), and every pass's by choice."""
+    results: list[Result] = []
+    by_choice: dict[str, list[Result]] = {}
+    with tempfile.TemporaryDirectory(prefix="cairn-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        for n, choice in enumerate(choices):
+            SYNCHRONOUS["value"] = choice
+            os.environ["CAIRN_SQLITE_SYNCHRONOUS"] = choice
+            env["CAIRN_SQLITE_SYNCHRONOUS"] = choice
+            for key, title, run_section, notes in sections:
+                if key not in only or (n > 0 and key in "45"):
+                    continue  # artifacts and imports do not touch SQLite: measured once
+                if n > 0 and "postgresql" in title.lower():
+                    continue
+                try:
+                    section_results = run_section(tmp)
+                finally:
+                    unsettle()
+                by_choice.setdefault(choice, []).extend(section_results)
+                if n == 0:
+                    results.extend(section_results)
+                report(f"{title} [synchronous={choice}]", section_results, notes)
+        os.environ.pop("CAIRN_SQLITE_SYNCHRONOUS", None)
+    return results, by_choice
+
+
 # -- main -------------------------------------------------------------------------------
 
 
@@ -776,19 +962,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="10x smaller sizes: a smoke test")
     parser.add_argument(
-        "--only",
-        default="1234567",
-        help="sections to run, e.g. --only 13 (default: all)",
-    )
-    parser.add_argument(
         "--pg",
         metavar="URL",
         help="also run sections 6 and 7 on this PostgreSQL server (a SQLAlchemy URL, "
         "e.g. postgresql+psycopg://user@host:5432/postgres); each round gets a new database",
     )
+    parser.add_argument(
+        "--mlflow-python",
+        default=MLFLOW_PYTHON,
+        help="an interpreter with MLflow, for section 8's MLflow figure (skipped if absent)",
+    )
+    parser.add_argument(
+        "--synchronous",
+        choices=("normal", "full", "both"),
+        default="normal",
+        help="CAIRN_SQLITE_SYNCHRONOUS for the SQLite sections (and their raw baselines); "
+        "both: each section under normal, then again under full, side by side at the end",
+    )
+    parser.add_argument(
+        "--only",
+        dest="only",
+        default="12345678",
+        help="sections to run, e.g. --only 13 (default: all)",
+    )
     args = parser.parse_args(argv)
     sizes = Sizes.quick() if args.quick else Sizes.full()
     env = clean_environment()
+    choices = ("normal", "full") if args.synchronous == "both" else (args.synchronous,)
 
     mode = "quick: 10x smaller, time targets scaled" if args.quick else "full sizes"
     say(f"Cairn tracking benchmark ({mode})")
@@ -798,7 +998,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     say("speed vs baseline = baseline time / cairn time for the same work (1.00 = as fast)")
 
-    sections: list[tuple[str, str, Callable[[Path], list[Result]], list[str]]] = [
+    sections: list[Section] = [
         (
             "1",
             "1. log_metric single calls (first call to landed after run.flush())",
@@ -836,6 +1036,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             ],
         ),
     ]
+    sections.append(
+        (
+            "8",
+            f"8. small commits (best of {sizes.log_reps})",
+            lambda tmp: bench_small_commits(sizes, tmp, args.mlflow_python),
+            [
+                "each log_tag is one write transaction: its commit (and, under full, its "
+                "fsync of the WAL) is most of its cost",
+                "MLflow (its own venv, --mlflow-python): log_metric calls on its SQLite store, "
+                "each a commit at SQLite's defaults (rollback journal, synchronous=FULL); its "
+                "ratio is MLflow / cairn",
+            ],
+        )
+    )
     for pg in (None, args.pg) if args.pg else (None,):
         where = store_label(pg)
         sections.append(
@@ -861,18 +1075,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ],
             )
         )
-    results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="cairn-bench-") as tmp_name:
-        tmp = Path(tmp_name)
-        for key, title, run_section, notes in sections:
-            if key not in args.only:
-                continue
-            try:
-                section_results = run_section(tmp)
-            finally:
-                unsettle()
-            results.extend(section_results)
-            report(title, section_results, notes)
+    results, by_choice = run_passes(sections, choices, args.only, env)
 
     say()
     say("Targets")
@@ -882,6 +1085,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     say("For context: MLflow 3.17 figures from the issue (another run, not measured here)")
     for line in mlflow_context(results):
         say(line)
+    if len(choices) > 1:
+        say()
+        say("Durability: the same figures under CAIRN_SQLITE_SYNCHRONOUS=normal and =full")
+        for line in durability_lines(by_choice["normal"], by_choice["full"]):
+            say(line)
     missed = [r.name for r in results if r.status == "MISSED"]
     close = [r.name for r in results if r.status == "close"]
     say()
