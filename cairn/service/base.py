@@ -142,8 +142,16 @@ class ServicePart:
     def _present(self, run: RunInfo) -> RunInfo:
         """The run as readers see it: running with a heartbeat older than the timeout
         reads as crashed."""
-        beat = run.heartbeat_at
-        stale = beat is not None and self.clock() - beat > self.settings.heartbeat_timeout * 1000
-        if stale and run.status is RunStatus.RUNNING:
-            return dataclasses.replace(run, status=RunStatus.CRASHED)
-        return run
+        return self._present_all([run], self.clock())[0]
+
+    def _present_all(self, runs: list[RunInfo], now: int) -> list[RunInfo]:
+        """:meth:`_present` for many runs read at ``now``."""
+        cutoff = now - self.settings.heartbeat_timeout * 1000
+        return [
+            dataclasses.replace(run, status=RunStatus.CRASHED)
+            if run.status is RunStatus.RUNNING
+            and run.heartbeat_at is not None
+            and run.heartbeat_at < cutoff
+            else run
+            for run in runs
+        ]

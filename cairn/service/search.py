@@ -21,7 +21,6 @@ from cairn.core.search import (
 )
 from cairn.core.validation import check_entity_id
 from cairn.service.base import ServicePart
-from cairn.store.metadata.entities import experiment_info, project_info, run_info
 from cairn.store.metadata.search import SearchRequest
 from cairn.store.metadata.tx import MetadataTx
 
@@ -129,8 +128,8 @@ class SearchService(ServicePart):
         )
         wanted = parse_columns(columns)
         with self.metadata.read() as tx:
-            rows, last = tx.search.page(request)
-            infos = [self._present(run_info(r)) for r in rows]
+            found, last = tx.search.page(request)
+            infos = self._present_all(found, request.now)
             ids = [i.id for i in infos]
             values = _values(tx, ids, wanted)
         items = [
@@ -188,8 +187,7 @@ class SearchService(ServicePart):
             include_deleted=include_deleted,
         )
         with self.metadata.read() as tx:
-            rows, last = tx.search.page(request)
-            infos = [experiment_info(r) for r in rows]
+            infos, last = tx.search.page(request)
             ids = [i.id for i in infos]
             tags = tx.search.tags(ids)
             attributes = tx.search.attributes(ids, None)
@@ -218,8 +216,7 @@ class SearchService(ServicePart):
             include_deleted=include_deleted,
         )
         with self.metadata.read() as tx:
-            rows, last = tx.search.page(request)
-            infos = [project_info(r) for r in rows]
+            infos, last = tx.search.page(request)
             ids = [i.id for i in infos]
             tags = tx.search.tags(ids)
             attributes = tx.search.attributes(ids, None)

@@ -16,7 +16,7 @@ from cairn.store.metadata import dialect
 from cairn.store.metadata.named import ProjectNamed
 from cairn.store.metadata.schema import experiments, projects, repositories, runs
 
-__all__ = ["EntityRows", "RunSQL", "RunWriter", "experiment_info", "project_info", "run_info"]
+__all__ = ["EntityRows", "RunSQL", "RunWriter"]
 
 TABLES: Mapping[EntityKind, Table] = {
     EntityKind.PROJECT: projects,
@@ -71,12 +71,6 @@ def _run(row: Row[Any]) -> RunInfo:
         deleted_at=m["deleted_at"],
         heartbeat_at=m["heartbeat_at"],
     )
-
-
-# Rows of any query that selects the whole table, as values.
-project_info = _project
-experiment_info = _experiment
-run_info = _run
 
 
 def _update_running(which: ColumnElement[bool]) -> Update:
