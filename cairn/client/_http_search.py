@@ -4,10 +4,12 @@ caret) come back as they are."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from cairn.client._transport import Transport
+from cairn.core.errors import CairnError
 from cairn.core.model import ExperimentInfo, ProjectInfo, RunInfo, RunStatus
 from cairn.core.search import ExperimentRecord, Page, ProjectRecord, RunRecord, check_limit
 from cairn.core.settings import Settings
@@ -27,10 +29,19 @@ def _order(order_by: Sequence[str] | None) -> list[str] | None:
     return [order_by] if isinstance(order_by, str) else list(order_by)
 
 
-def _run(data: dict[str, Any]) -> RunRecord:
-    values = {name: data.pop(name) for name in _RUN_VALUES}
-    data["status"] = RunStatus(data["status"])
-    return RunRecord(RunInfo(**data), **values)
+_RUN_ROW = [f.name for f in dataclasses.fields(RunInfo)] + list(_RUN_VALUES)
+
+
+def _runs(found: dict[str, Any]) -> list[RunRecord]:
+    """Runs from a page's rows, whose columns ``fields`` names (RunInfo's fields, then
+    the values)."""
+    if found["fields"] != _RUN_ROW:
+        raise CairnError(f"the server sent runs as {found['fields']}, this client reads {_RUN_ROW}")
+    records = []
+    for row in found["runs"]:
+        row[6] = RunStatus(row[6])
+        records.append(RunRecord(RunInfo(*row[:14]), *row[14:]))
+    return records
 
 
 def _values(data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
@@ -65,7 +76,7 @@ class HttpSearch:
             "include_deleted": include_deleted,
         }
         found = self._t.post("/search/runs", body)
-        return Page([_run(r) for r in found["runs"]], found["next_cursor"])
+        return Page(_runs(found), found["next_cursor"])
 
     def count_runs(
         self,

@@ -42,15 +42,33 @@ _RUN_FIELDS = (
 _ENTITY_FIELDS = ("id", "name", "description", "owner", "created_at", "updated_at", "deleted_at")
 
 
-def _run(record: RunRecord) -> dict[str, Any]:
+_RUN_ROW = (*_RUN_FIELDS, "hyperparameters", "metrics", "tags", "attributes")
+
+
+def _run(record: RunRecord) -> list[Any]:
+    # A row in the order of RUN_FIELDS: a page of 1,000 runs as arrays is a third
+    # less JSON to write and read than as objects repeating every field name.
     info = record.info
-    found: dict[str, Any] = {name: getattr(info, name) for name in _RUN_FIELDS}
-    found["status"] = info.status.value
-    found["hyperparameters"] = record.hyperparameters
-    found["metrics"] = record.metrics
-    found["tags"] = record.tags
-    found["attributes"] = record.attributes
-    return found
+    return [
+        info.id,
+        info.experiment_id,
+        info.project_id,
+        info.name,
+        info.description,
+        info.owner,
+        info.status.value,
+        info.parent_id,
+        info.start_time,
+        info.end_time,
+        info.created_at,
+        info.updated_at,
+        info.deleted_at,
+        info.heartbeat_at,
+        record.hyperparameters,
+        record.metrics,
+        record.tags,
+        record.attributes,
+    ]
 
 
 def _entity(record: ExperimentRecord | ProjectRecord) -> dict[str, Any]:
@@ -64,8 +82,14 @@ def _entity(record: ExperimentRecord | ProjectRecord) -> dict[str, Any]:
 
 
 def page_json(page: Page[Any], key: str) -> JSON:
-    item = _run if key == "runs" else _entity
-    return JSON({key: [item(r) for r in page.items], "next_cursor": page.next_cursor})
+    if key == "runs":
+        body = {
+            "fields": _RUN_ROW,
+            "runs": [_run(r) for r in page.items],
+            "next_cursor": page.next_cursor,
+        }
+        return JSON(body)
+    return JSON({key: [_entity(r) for r in page.items], "next_cursor": page.next_cursor})
 
 
 _PAGE_DOC = {"content": {"application/json": {"schema": {"type": "object"}}}}
