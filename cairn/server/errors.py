@@ -21,8 +21,10 @@ from cairn.core.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    QueryError,
     SchemaOutOfDate,
     StorageFull,
+    StoreBusy,
     StoreUnavailable,
     Unauthenticated,
 )
@@ -45,6 +47,7 @@ log = logging.getLogger("cairn.server")
 
 STATUS: dict[type[CairnError], int] = {
     InvalidArgument: 400,
+    QueryError: 400,
     Unauthenticated: 401,
     PermissionDenied: 403,
     NotFound: 404,
@@ -53,6 +56,7 @@ STATUS: dict[type[CairnError], int] = {
     CorruptObject: 500,
     SchemaOutOfDate: 503,
     StoreUnavailable: 503,
+    StoreBusy: 503,
     StorageFull: 507,
 }
 # Seconds a client should wait before trying again after a 503 of a store that is busy or

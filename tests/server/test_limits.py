@@ -28,8 +28,10 @@ from cairn.core.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    QueryError,
     SchemaOutOfDate,
     StorageFull,
+    StoreBusy,
     StoreUnavailable,
     Unauthenticated,
 )
@@ -45,6 +47,7 @@ JSON_TYPE = {"content-type": "application/json"}
 # The wire contract: status and code of every CairnError. Changing a row breaks clients.
 WIRE: dict[type[CairnError], tuple[int, str]] = {
     InvalidArgument: (400, "invalid_argument"),
+    QueryError: (400, "query_error"),
     Unauthenticated: (401, "unauthenticated"),
     PermissionDenied: (403, "permission_denied"),
     NotFound: (404, "not_found"),
@@ -53,6 +56,7 @@ WIRE: dict[type[CairnError], tuple[int, str]] = {
     CorruptObject: (500, "corrupt_object"),
     SchemaOutOfDate: (503, "schema_out_of_date"),
     StoreUnavailable: (503, "store_unavailable"),
+    StoreBusy: (503, "store_busy"),
     StorageFull: (507, "storage_full"),
 }
 
@@ -137,12 +141,20 @@ def test_every_cairn_error_has_the_one_shape(error: type[CairnError], api: Api) 
     def fail() -> None:
         if error is InvalidArgument:
             raise InvalidArgument("thing", "must be better", limit=3)
+        if error is QueryError:
+            raise QueryError("expected a number at position 4", position=4, expected=["1"])
         raise error(f"{error.__name__} happened", id="x", kind="run")
 
     api.app.add_api_route(f"{API_PREFIX}/test-only/fail", fail)
     status, code = WIRE[error]
     found = error_of(api.call("GET", "/test-only/fail"), status, code)
-    if error is InvalidArgument:
+    if error is QueryError:
+        assert found == {
+            "code": "query_error",
+            "message": "query: expected a number at position 4",
+            "details": {"field": "query", "position": 4, "expected": ["1"]},
+        }
+    elif error is InvalidArgument:
         assert found == {
             "code": "invalid_argument",
             "message": "thing: must be better",
