@@ -14,7 +14,9 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-import cairn.cli._runs  # noqa: F401  (importing it adds its commands to the groups)
+# Importing these adds their commands to the groups (_search: runs find, runs count).
+import cairn.cli._runs
+import cairn.cli._search  # noqa: F401
 from cairn.cli import _artifacts, _db, _demo, _entities, _repos, _server
 from cairn.cli._common import fail
 from cairn.core.errors import CairnError

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -25,7 +24,6 @@ from cairn.cli._common import (
     shorten,
 )
 from cairn.core.errors import NotFound
-from cairn.core.ids import short_id
 
 if TYPE_CHECKING:
     from cairn.client import Client, Experiment, Project
@@ -46,9 +44,19 @@ projects = group("Projects: the top of the tree.")
 experiments = group("Experiments: groups of runs in a project.")
 runs = group("Runs: one training or evaluation each.")
 
+WhereOption = Annotated[
+    str | None,
+    typer.Option(
+        "--where",
+        metavar="QUERY",
+        help="Only those matching a search query, e.g. \"tags contains 'prod'\" (docs/search.md).",
+    ),
+]
+
 
 @projects.command("ls")
 def projects_ls(
+    where: WhereOption = None,
     url: UrlOption = None,
     home: HomeOption = None,
     store: StoreOption = None,
@@ -56,7 +64,13 @@ def projects_ls(
 ) -> None:
     """List projects."""
     with connect(url, home, store) as client:
-        found = [p.info for p in client.list_projects()]
+        if where is None:
+            found = [p.info for p in client.list_projects()]
+        else:
+            from cairn.cli._search import find_all_projects, usage_errors
+
+            with usage_errors():
+                found = [p.info for p in find_all_projects(client, where)]
     if as_json:
         print_json(found)
         return
@@ -70,6 +84,7 @@ def projects_ls(
 @experiments.command("ls")
 def experiments_ls(
     project: Annotated[str, typer.Argument(metavar="PROJECT", help="Project name.")],
+    where: WhereOption = None,
     url: UrlOption = None,
     home: HomeOption = None,
     store: StoreOption = None,
@@ -77,7 +92,13 @@ def experiments_ls(
 ) -> None:
     """List the experiments of PROJECT."""
     with connect(url, home, store) as client:
-        found = [e.info for e in client.get_project(project).list_experiments()]
+        if where is None:
+            found = [e.info for e in client.get_project(project).list_experiments()]
+        else:
+            from cairn.cli._search import find_all_experiments, usage_errors
+
+            with usage_errors():
+                found = [e.info for e in find_all_experiments(client, project, where)]
     if as_json:
         print_json(found)
         return
@@ -125,6 +146,16 @@ def runs_ls(
             "or the option repeated).",
         ),
     ] = None,
+    where: WhereOption = None,
+    columns: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--columns",
+            metavar="COLUMN,COLUMN...",
+            help="Add columns: metrics.K, hyperparameters.K, attributes.K, tags, or a "
+            "field (experiment.name, end_time...); comma-separated or repeated.",
+        ),
+    ] = None,
     url: UrlOption = None,
     home: HomeOption = None,
     store: StoreOption = None,
@@ -132,37 +163,18 @@ def runs_ls(
 ) -> None:
     """List the runs of an experiment, oldest first, child runs under their parent."""
     keys = list(dict.fromkeys(k for item in metrics or () for k in item.split(",") if k))
+    from cairn.cli._search import list_runs  # it imports this module
+
     with connect(url, home, store) as client:
-        experiment = find_experiment(client, path)
-        found = experiment.list_runs(include_deleted=include_deleted)
-        infos = [r.info for r in found]
-        latest = [r.get_metrics_latest(keys) if keys else {} for r in found]
-    if as_json:
-        rows: list[Any] = infos
-        if keys:
-            rows = [
-                {**asdict(info), "metrics": {k: p[k].value if k in p else None for k in keys}}
-                for info, p in zip(infos, latest, strict=True)
-            ]
-        print_json(rows)
-        return
-    values = {info.id: points for info, points in zip(infos, latest, strict=True)}
-    _print_list(
-        ("NAME", "ID", "STATUS", "STARTED", "DURATION", "OWNER", *keys),
-        [
-            (
-                "  " * depth + r.name,
-                short_id(r.id),
-                status_text(r),
-                format_time(r.start_time),
-                duration_text(r),
-                r.owner,
-                *(format_number(values[r.id][k].value) if k in values[r.id] else "" for k in keys),
-            )
-            for r, depth in nested(infos)
-        ],
-        f"no runs in {path!r}",
-    )
+        list_runs(
+            client,
+            path,
+            where=where,
+            columns=columns,
+            metrics=keys,
+            include_deleted=include_deleted,
+            as_json=as_json,
+        )
 
 
 def nested(infos: list[RunInfo]) -> list[tuple[RunInfo, int]]:
