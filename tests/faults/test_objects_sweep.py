@@ -132,9 +132,11 @@ def test_a_server_killed_mid_upload_sweeps_its_temp_file_after_a_restart(
 
     server.start(CAIRN_TEMP_GRACE="2")
     data = os.urandom(24 * MiB)
-    fresh = SlowUpload(server.url, data, pause=0.25)  # ~6 s: past the grace and sweeps
+    fresh = SlowUpload(server.url, data, pause=0.4)  # ~10 s: past the grace and sweeps
     fresh.start()
+    wait_for(lambda: set(temp_files(server.home)) - set(left), 15, "the fresh upload's file")
     wait_for(lambda: not set(left) & set(temp_files(server.home)), 15, "the leftover swept")
+    time.sleep(1.5)  # more sweeps (every grace / 2) while the fresh upload goes on
     during = temp_files(server.home)
     assert fresh.is_alive() and len(during) == 1, during  # the fresh upload's file stays
     fresh.join(30)
