@@ -304,9 +304,10 @@ class LocalObjectStore(ClosingStore):
             with open(self._path(digest), "rb", buffering=0) as stored:
                 if os.fstat(stored.fileno()).st_size != len(data):
                     return False
-                view, pos = memoryview(data), 0
+                pos = 0
                 while chunk := stored.read(_COMPARE):
-                    if view[pos : pos + len(chunk)] != chunk:
+                    # bytes against bytes is a memcmp; a memoryview compares item by item.
+                    if data[pos : pos + len(chunk)] != chunk:
                         return False
                     pos += len(chunk)
                 return pos == len(data)
