@@ -155,7 +155,8 @@ class Client:
         return Project(self, self._backend.entities.get_project_by_name(name))
 
     def list_projects(self) -> list[Project]:
-        return [Project(self, p) for p in self._backend.entities.list_projects()]
+        """Every project not deleted, oldest first, fetched a page at a time."""
+        return [Project(self, record.info) for record in search.iter_projects(self._backend)]
 
     def set_experiment(
         self,

@@ -127,8 +127,11 @@ class Project(_Entity):
         return f"Project(id={self.id!r}, name={self.name!r})"
 
     def list_experiments(self) -> list[Experiment]:
+        """Every experiment of the project not deleted, oldest first, fetched a page at a
+        time."""
         return [
-            Experiment(self._client, e) for e in self._backend.entities.list_experiments(self.id)
+            Experiment(self._client, record.info)
+            for record in _search.iter_experiments(self._backend, project_ids=[self.id])
         ]
 
     def find_runs(
@@ -211,8 +214,18 @@ class Experiment(_Entity):
         return f"Experiment(id={self.id!r}, name={self.name!r})"
 
     def list_runs(self, *, include_deleted: bool = False) -> list[Run]:
-        runs = self._backend.entities.list_runs(self.id, include_deleted=include_deleted)
-        return [Run(self._client, r) for r in runs]
+        """Every run of the experiment, oldest first, fetched a page at a time (use
+        :meth:`find_runs` for one page, with values)."""
+        found = _search.iter_runs(
+            self._backend,
+            "",
+            page_size=_search.LIST_PAGE,
+            experiment_ids=[self.id],
+            order_by=["id"],
+            columns=[],
+            include_deleted=include_deleted,
+        )
+        return [Run(self._client, record.info) for record in found]
 
     def find_runs(
         self,

@@ -14,7 +14,18 @@ from cairn.service.contracts import Backend
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["ExperimentPage", "ProjectPage", "RunPage", "find_runs", "iter_runs"]
+__all__ = [
+    "LIST_PAGE",
+    "ExperimentPage",
+    "ProjectPage",
+    "RunPage",
+    "find_runs",
+    "iter_experiments",
+    "iter_projects",
+    "iter_runs",
+]
+
+LIST_PAGE = 1000  # entities per request when a listing fetches them all
 
 _INFO = ("id", "name", "status", "owner", "experiment_id", "project_id", "parent_id")
 
@@ -131,6 +142,32 @@ def iter_runs(
             columns=columns,
             include_deleted=include_deleted,
         )
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def iter_experiments(
+    backend: Backend, *, project_ids: Sequence[str] | None = None
+) -> Iterator[ExperimentRecord]:
+    """Every experiment not deleted (of ``project_ids``), oldest first, a page at a time."""
+    cursor: str | None = None
+    while True:
+        page = backend.search.find_experiments(
+            "", project_ids=project_ids, order_by=["id"], limit=LIST_PAGE, cursor=cursor
+        )
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+def iter_projects(backend: Backend) -> Iterator[ProjectRecord]:
+    """Every project not deleted, oldest first, a page at a time."""
+    cursor: str | None = None
+    while True:
+        page = backend.search.find_projects("", order_by=["id"], limit=LIST_PAGE, cursor=cursor)
         yield from page.items
         if page.next_cursor is None:
             return

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cairn.core.errors import InvalidArgument
+from cairn.core.errors import InvalidArgument, NotFound
 from cairn.core.query import OrderKey, Scope, parse_order, parse_query
 from cairn.core.search import (
     Cursor,
@@ -128,6 +128,7 @@ class SearchService(ServicePart):
         )
         wanted = parse_columns(columns)
         with self.metadata.read() as tx:
+            _check_scope(tx, request)
             found, last = tx.search.page(request)
             infos = self._present_all(found, request.now)
             ids = [i.id for i in infos]
@@ -164,6 +165,7 @@ class SearchService(ServicePart):
             include_deleted=include_deleted,
         )
         with self.metadata.read() as tx:
+            _check_scope(tx, request)
             return tx.search.count(request)
 
     def find_experiments(
@@ -187,6 +189,7 @@ class SearchService(ServicePart):
             include_deleted=include_deleted,
         )
         with self.metadata.read() as tx:
+            _check_scope(tx, request)
             infos, last = tx.search.page(request)
             ids = [i.id for i in infos]
             tags = tx.search.tags(ids)
@@ -216,6 +219,7 @@ class SearchService(ServicePart):
             include_deleted=include_deleted,
         )
         with self.metadata.read() as tx:
+            _check_scope(tx, request)
             infos, last = tx.search.page(request)
             ids = [i.id for i in infos]
             tags = tx.search.tags(ids)
@@ -225,6 +229,13 @@ class SearchService(ServicePart):
             for i in infos
         ]
         return Page(items, _next(last, infos, fingerprint))
+
+
+def _check_scope(tx: MetadataTx, request: SearchRequest) -> None:
+    unknown = tx.search.unknown(request)
+    if unknown is not None:
+        kind, entity_id = unknown
+        raise NotFound(f"no {kind} with id {entity_id}", kind=kind, id=entity_id)
 
 
 def _values(

@@ -417,10 +417,16 @@ class SearchRows:
             conditions.append(t.c.deleted_at.is_(None))
             # A deleted project or experiment hides what it holds. Few are deleted: the
             # database reads their ids once, rather than joining them to every row.
+            # Named containers are searched as asked, deleted or not (an experiment's
+            # own listing shows its runs).
             gone_projects = select(projects.c.id).where(projects.c.deleted_at.is_not(None))
-            if request.scope is Scope.EXPERIMENTS:
+            if request.scope is Scope.EXPERIMENTS and request.project_ids is None:
                 conditions.append(t.c.project_id.not_in(gone_projects))
-            if request.scope is Scope.RUNS:
+            if (
+                request.scope is Scope.RUNS
+                and request.experiment_ids is None
+                and request.project_ids is None
+            ):
                 gone = select(experiments.c.id).where(
                     or_(
                         experiments.c.deleted_at.is_not(None),
@@ -437,6 +443,23 @@ class SearchRows:
         if request.where is not None:
             conditions.append(compiler.where(request.where))
         return compiler, conditions
+
+    def unknown(self, request: SearchRequest) -> tuple[str, str] | None:
+        """The first experiment or project the request names that does not exist, as
+        (kind, id); None when all do."""
+        for kind, table, ids in (
+            ("experiment", experiments, request.experiment_ids),
+            ("project", projects, request.project_ids),
+        ):
+            if ids:
+                found = {
+                    r[0]
+                    for r in self._conn.execute(select(table.c.id).where(_one_of(table.c.id, ids)))
+                }
+                for entity_id in ids:
+                    if entity_id not in found:
+                        return kind, entity_id
+        return None
 
     def count(self, request: SearchRequest) -> int:
         compiler, conditions = self._base(request)
