@@ -5,12 +5,13 @@ pages, count, columns, to_pandas, experiments and projects, and the errors a cal
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pytest
 
 import cairn
-from cairn.core.search import RunRecord
+from cairn.core.search import ExperimentRecord, ProjectRecord, RunRecord
 
 from .conftest import MakeClient, MakeSettings, expect_error
 
@@ -58,7 +59,7 @@ def store(client: cairn.Client) -> Store:
     return _fill(client)
 
 
-def _names(records: list[RunRecord] | cairn.client.RunPage) -> list[str]:
+def _names(records: Iterable[RunRecord | ExperimentRecord | ProjectRecord]) -> list[str]:
     return [r.name for r in records]
 
 
