@@ -311,27 +311,30 @@ class RemoteObjects:
             assert isinstance(spool, io.FileIO)
             return self._upload(_FileSource(spool), spool.tell(), progress)
 
-    def exists(self, digest: Digest) -> bool:
+    def exists(self, digest: Digest, size: int | None = None) -> bool:
+        """The server has the object (of ``size`` bytes, if given: a stored copy of
+        another size is damaged, and sending the bytes heals it)."""
         path = f"/objects/{digest}"
         response = self._t.open("HEAD", path)
         if response.status == 404:
             return False
         check(Response(response.status, response.headers, response.data, self._t.url(path)))
-        return True
+        length = response.headers.get("Content-Length")
+        return size is None or length is None or int(length) == size
 
     def _upload(self, source: _Source, size: int, progress: Progress | None) -> ObjectInfo:
         meter = _Meter(progress)
         if STREAM_THRESHOLD <= size <= MULTIPART_THRESHOLD:
             return self._send_while_hashing(source, size, meter)
         plan = _plan(source, size)
-        if self.exists(plan.digest):
+        if self.exists(plan.digest, size):
             meter.skipped(size)
             return ObjectInfo(plan.digest, size)
         if not plan.parts:
             self._put(source, plan.digest, 0, size, meter)
         else:
             for offset, length, digest in plan.parts:
-                if self.exists(digest):
+                if self.exists(digest, length):
                     meter.skipped(length)
                 else:
                     self._put(source, digest, offset, length, meter)

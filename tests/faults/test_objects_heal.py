@@ -136,3 +136,22 @@ def test_a_read_over_http_quarantines_and_the_next_log_stores_it_again(
         run.log_artifact("weights-again.bin", source)  # HEAD says missing: uploaded
         run.download_artifact("weights.bin", tmp_path / "out.bin")
         assert (tmp_path / "out.bin").read_bytes() == data
+
+
+def test_an_http_log_of_the_same_bytes_heals_a_truncated_copy(
+    served: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The client's HEAD before an upload compares sizes: a stored copy of another size
+    is damaged, so the bytes are sent (and installed over it) instead of skipped."""
+    api, objects = served
+    data = os.urandom(300_000)
+    source = tmp_path / "weights.bin"
+    source.write_bytes(data)
+    url = api.removesuffix(API_PREFIX)
+    with cairn.Client(settings=Settings(url=url, retry_timeout=5.0)) as client:
+        run = client.start_run()
+        digest = run.log_artifact("weights.bin", source).digest
+        damage(object_path(objects, digest), truncate=True)
+        run.log_artifact("weights-again.bin", source)
+        assert object_path(objects, digest).read_bytes() == data
+        assert quarantine(objects) == []
