@@ -109,8 +109,11 @@ class _Compiler:
     """The FROM clause grows one outer join per key a query names (a metric, a
     hyperparameter, an attribute, the project...), shared by its filter and its order."""
 
-    def __init__(self, conn: Connection, request: SearchRequest) -> None:
+    def __init__(
+        self, conn: Connection, request: SearchRequest, inner: tuple[str, str] | None = None
+    ) -> None:
         self.request = request
+        self.inner = inner  # the one join made inner (see SearchRows.page)
         self.postgres = conn.dialect.name == "postgresql"
         self.table = _TABLES[request.scope]
         self.source: FromClause = self.table
@@ -160,7 +163,10 @@ class _Compiler:
             on = alias.c.run_id == entity
         else:  # pragma: no cover - fields are checked by the parser
             raise AssertionError(name)
-        self.source = self.source.outerjoin(alias, on)
+        if (name, key) == self.inner:
+            self.source = self.source.join(alias, on)
+        else:
+            self.source = self.source.outerjoin(alias, on)
         self.joined[(name, key)] = alias
         return alias
 
@@ -409,8 +415,10 @@ class SearchRows:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def _base(self, request: SearchRequest) -> tuple[_Compiler, list[ColumnElement[bool]]]:
-        compiler = _Compiler(self._conn, request)
+    def _base(
+        self, request: SearchRequest, inner: tuple[str, str] | None = None
+    ) -> tuple[_Compiler, list[ColumnElement[bool]]]:
+        compiler = _Compiler(self._conn, request, inner)
         t = compiler.table
         conditions: list[ColumnElement[bool]] = []
         if not request.include_deleted:
@@ -468,40 +476,77 @@ class SearchRows:
 
     def page(self, request: SearchRequest) -> tuple[list[Any], tuple[Any, ...] | None]:
         """The entities of one page (RunInfo, ExperimentInfo or ProjectInfo) and, if
-        more follow, the sort values of its last row."""
-        compiler, conditions = self._base(request)
-        columns: list[_SortColumn] = []
-        for key in request.order:
-            columns.extend(compiler.sort_columns(key))
-        t = compiler.table
-        id_desc = columns[-1].descending if columns else True
-        if request.cursor is not None:
-            values = request.cursor.values
-            if len(values) != len(columns):
-                raise InvalidArgument("cursor", "does not fit this order: start again")
-            if columns:
-                conditions.append(_after(columns, values, request.cursor.last_id, t.c.id, id_desc))
-            else:
-                after_id = request.cursor.last_id
-                conditions.append(t.c.id < after_id if id_desc else t.c.id > after_id)
-        labels: list[Label[Any]] = [c.expr.label(f"s{i}") for i, c in enumerate(columns)]
-        order_by = [compiler.order(column) for column in columns]
-        order_by.append(t.c.id.desc() if id_desc else t.c.id.asc())
-        query: Select[Any] = (
-            select(t, *labels)
-            .select_from(compiler.source)
-            .where(*conditions)
-            .order_by(*order_by)
-            .limit(request.limit + 1)
-        )
-        width = len(t.c)
-        rows = [tuple(row) for row in self._conn.execute(query)]
+        more follow, the sort values of its last row.
+
+        Ordered by a metric first, a page is read in two parts: runs that have a value,
+        through an inner join the database can walk down the metric's index and stop at
+        the limit (an outer join makes it read every run: 190 ms against 1 ms at 100,000
+        runs), then, if the page is not full, the runs without one (missing or NaN)."""
+        first = request.order[0].field if request.order else None
+        if first is None or first.kind is not FieldKind.METRIC or first.key is None:
+            rows = self._part(request, request.cursor, request.limit + 1, None)
+        else:
+            cursor = request.cursor
+            rows = []
+            if cursor is None or cursor.values[:1] != (None,):
+                rows = self._part(request, cursor, request.limit + 1, ("metrics", first.key))
+                cursor = None  # runs without a value all come after the last with one
+            if len(rows) <= request.limit:
+                rest = self._part(request, cursor, request.limit + 1 - len(rows), "missing")
+                rows.extend(rest)
+        width = len(_TABLES[request.scope].c)
         more = len(rows) > request.limit
         rows = rows[: request.limit]
         last: tuple[Any, ...] | None = None
         if more and rows:
             last = rows[-1][width:]
         return [_INFO[request.scope](row[:width]) for row in rows], last
+
+    def _part(
+        self,
+        request: SearchRequest,
+        cursor: Cursor | None,
+        limit: int,
+        part: tuple[str, str] | str | None,
+    ) -> list[tuple[Any, ...]]:
+        """Rows (table columns, then sort values) of a page, or of one part of it:
+        ``(family, key)`` those with a value for the first order key, "missing" those
+        without."""
+        inner = part if isinstance(part, tuple) else None
+        compiler, conditions = self._base(request, inner)
+        columns: list[_SortColumn] = []
+        for key in request.order:
+            columns.extend(compiler.sort_columns(key))
+        t = compiler.table
+        id_desc = columns[-1].descending if columns else True
+        ordered = columns
+        if part is not None:
+            first = columns[0].expr
+            conditions.append(first.is_not(None) if inner else first.is_(None))
+            if not inner:
+                ordered = columns[1:]  # all missing: the first column orders nothing
+        if cursor is not None:
+            values = cursor.values
+            if len(values) != len(columns):
+                raise InvalidArgument("cursor", "does not fit this order: start again")
+            if ordered is not columns:
+                values = values[1:]
+            if ordered:
+                conditions.append(_after(ordered, values, cursor.last_id, t.c.id, id_desc))
+            else:
+                after_id = cursor.last_id
+                conditions.append(t.c.id < after_id if id_desc else t.c.id > after_id)
+        labels: list[Label[Any]] = [c.expr.label(f"s{i}") for i, c in enumerate(columns)]
+        order_by = [compiler.order(column) for column in ordered]
+        order_by.append(t.c.id.desc() if id_desc else t.c.id.asc())
+        query: Select[Any] = (
+            select(t, *labels)
+            .select_from(compiler.source)
+            .where(*conditions)
+            .order_by(*order_by)
+            .limit(limit)
+        )
+        return [tuple(row) for row in self._conn.execute(query)]
 
     # -- values of a page ---------------------------------------------------------
     # On the bare DB-API cursor, one list parameter per statement: a page of 1,000 runs
