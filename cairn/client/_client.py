@@ -18,7 +18,7 @@ from cairn.client._entities import Experiment, Project, Run
 from cairn.client._find import find_run
 from cairn.client._heartbeat import Heartbeat
 from cairn.client._repositories import Repository
-from cairn.client._search import ExperimentPage, ProjectPage, RunPage
+from cairn.client._search import ExperimentPage, ProjectPage, RepositoryPage, RunPage
 from cairn.core.errors import InvalidArgument, NotFound
 from cairn.core.model import RunStatus
 from cairn.core.search import RunRecord
@@ -281,6 +281,24 @@ class Client:
             include_deleted=include_deleted,
         )
         return ExperimentPage(page.items, page.next_cursor)
+
+    def find_repositories(
+        self,
+        query: str = "",
+        *,
+        order_by: Sequence[str] | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> RepositoryPage:
+        """Repositories of every project matching ``query`` (fields: name, tags,
+        attributes.K, project.name, created_at...), with their tags and attributes."""
+        page = self._backend.search.find_repositories(
+            query,
+            order_by=[order_by] if isinstance(order_by, str) else order_by,
+            limit=limit,
+            cursor=cursor,
+        )
+        return RepositoryPage(page.items, page.next_cursor)
 
     def find_projects(
         self,

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, BinaryIO, overload
 
 from cairn.client import _search
-from cairn.client._search import ExperimentPage, RunPage
+from cairn.client._search import ExperimentPage, RepositoryPage, RunPage
 from cairn.core.errors import Conflict, InvalidArgument, NotFound
 from cairn.core.model import (
     ArtifactInfo,
@@ -160,6 +160,24 @@ class Project(_Entity):
         return self._backend.search.count_runs(
             query, project_ids=[self.id], include_deleted=include_deleted
         )
+
+    def find_repositories(
+        self,
+        query: str = "",
+        *,
+        order_by: Sequence[str] | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> RepositoryPage:
+        """The project's repositories matching ``query``."""
+        page = self._backend.search.find_repositories(
+            query,
+            project_ids=[self.id],
+            order_by=[order_by] if isinstance(order_by, str) else order_by,
+            limit=limit,
+            cursor=cursor,
+        )
+        return _search.RepositoryPage(page.items, page.next_cursor)
 
     def find_experiments(
         self,

@@ -11,8 +11,16 @@ from typing import Any
 from cairn.client._transport import Transport
 from cairn.core.errors import CairnError
 from cairn.core.model import ExperimentInfo, ProjectInfo, RunInfo, RunStatus
-from cairn.core.search import ExperimentRecord, Page, ProjectRecord, RunRecord, check_limit
+from cairn.core.search import (
+    ExperimentRecord,
+    Page,
+    ProjectRecord,
+    RepositoryRecord,
+    RunRecord,
+    check_limit,
+)
 from cairn.core.settings import Settings
+from cairn.core.versioning.info import RepositoryInfo
 
 __all__ = ["HttpSearch"]
 
@@ -117,6 +125,29 @@ class HttpSearch:
         for data in found["experiments"]:
             tags, attributes = _values(data)
             items.append(ExperimentRecord(ExperimentInfo(**data), tags, attributes))
+        return Page(items, found["next_cursor"])
+
+    def find_repositories(
+        self,
+        query: str = "",
+        *,
+        project_ids: Sequence[str] | None = None,
+        order_by: Sequence[str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[RepositoryRecord]:
+        body = {
+            "query": query,
+            "project_ids": _ids(project_ids),
+            "order_by": _order(order_by),
+            "limit": check_limit(limit, 1 << 62),
+            "cursor": cursor,
+        }
+        found = self._t.post("/search/repositories", body)
+        items = []
+        for data in found["repositories"]:
+            tags, attributes = _values(data)
+            items.append(RepositoryRecord(RepositoryInfo(**data), tags, attributes))
         return Page(items, found["next_cursor"])
 
     def find_projects(

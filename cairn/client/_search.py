@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cairn.core.search import ExperimentRecord, Page, ProjectRecord, RunRecord
+from cairn.core.search import ExperimentRecord, Page, ProjectRecord, RepositoryRecord, RunRecord
 from cairn.service.contracts import Backend
 
 if TYPE_CHECKING:
@@ -18,6 +18,7 @@ __all__ = [
     "LIST_PAGE",
     "ExperimentPage",
     "ProjectPage",
+    "RepositoryPage",
     "RunPage",
     "find_runs",
     "iter_experiments",
@@ -57,6 +58,11 @@ class ExperimentPage(Page[ExperimentRecord]):
 @dataclass(frozen=True, slots=True)
 class ProjectPage(Page[ProjectRecord]):
     """A page of projects with their tags and attributes."""
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryPage(Page[RepositoryRecord]):
+    """A page of repositories with their tags and attributes."""
 
 
 def _time(ms: int | None) -> dt.datetime | None:

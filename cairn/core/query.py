@@ -56,6 +56,7 @@ class Scope(enum.StrEnum):
     RUNS = "runs"
     EXPERIMENTS = "experiments"
     PROJECTS = "projects"
+    REPOSITORIES = "repositories"
 
 
 class FieldKind(enum.StrEnum):
@@ -150,6 +151,11 @@ _COMMON = {
 _PLAIN: dict[Scope, dict[str, FieldKind]] = {
     Scope.PROJECTS: dict(_COMMON),
     Scope.EXPERIMENTS: {**_COMMON, "project.name": FieldKind.TEXT, "project.id": FieldKind.TEXT},
+    Scope.REPOSITORIES: {
+        **_COMMON,
+        "project.name": FieldKind.TEXT,
+        "project.id": FieldKind.TEXT,
+    },
     Scope.RUNS: {
         **_COMMON,
         "status": FieldKind.STATUS,
@@ -167,6 +173,7 @@ _PLAIN: dict[Scope, dict[str, FieldKind]] = {
 _KEYED_IN: dict[Scope, tuple[str, ...]] = {
     Scope.PROJECTS: ("attributes",),
     Scope.EXPERIMENTS: ("attributes",),
+    Scope.REPOSITORIES: ("attributes",),
     Scope.RUNS: ("metrics", "hyperparameters", "params", "attributes"),
 }
 

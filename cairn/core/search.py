@@ -13,12 +13,14 @@ from typing import Any, Generic, TypeVar
 from cairn.core.digest import digest_bytes
 from cairn.core.errors import InvalidArgument
 from cairn.core.model import ExperimentInfo, HyperparameterValue, ProjectInfo, RunInfo
+from cairn.core.versioning.info import RepositoryInfo
 
 __all__ = [
     "Cursor",
     "ExperimentRecord",
     "Page",
     "ProjectRecord",
+    "RepositoryRecord",
     "RunRecord",
     "check_limit",
     "decode_cursor",
@@ -67,6 +69,21 @@ class ExperimentRecord:
 @dataclass(frozen=True, slots=True)
 class ProjectRecord:
     info: ProjectInfo
+    tags: list[str] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryRecord:
+    info: RepositoryInfo
     tags: list[str] = field(default_factory=list)
     attributes: dict[str, Any] = field(default_factory=dict)
 

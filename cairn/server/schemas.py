@@ -49,6 +49,7 @@ __all__ = [
     "ExperimentIdPath",
     "FindExperimentsIn",
     "FindProjectsIn",
+    "FindRepositoriesIn",
     "FindRunsIn",
     "HeartbeatIn",
     "HeartbeatOut",
@@ -386,3 +387,13 @@ class FindExperimentsIn(_FindIn):
 
 class FindProjectsIn(_FindIn):
     pass
+
+
+class FindRepositoriesIn(_In):
+    query: QueryText = ""
+    project_ids: Ids | None = None
+    order_by: OrderBy | None = None
+    limit: Annotated[int, Field(ge=1, description="At most max_search_limit")] = 100
+    cursor: Annotated[str, Field(max_length=65_536)] | None = Field(
+        None, description="next_cursor of the page before"
+    )

@@ -31,7 +31,7 @@ from cairn.core.model import (
     RunStatus,
 )
 from cairn.core.objects import ObjectInfo, Progress
-from cairn.core.search import ExperimentRecord, Page, ProjectRecord, RunRecord
+from cairn.core.search import ExperimentRecord, Page, ProjectRecord, RepositoryRecord, RunRecord
 from cairn.core.tree import TreeEntry
 from cairn.core.versioning.blobs import Blob, Field
 from cairn.core.versioning.diff import PathChange
@@ -481,6 +481,16 @@ class Search(Protocol):
         cursor: str | None = None,
         include_deleted: bool = False,
     ) -> Page[ExperimentRecord]: ...
+
+    def find_repositories(
+        self,
+        query: str = "",
+        *,
+        project_ids: Sequence[str] | None = None,
+        order_by: Sequence[str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[RepositoryRecord]: ...
 
     def find_projects(
         self,

@@ -13,6 +13,7 @@ from cairn.core.search import (
     ExperimentRecord,
     Page,
     ProjectRecord,
+    RepositoryRecord,
     RunRecord,
     check_limit,
     decode_cursor,
@@ -196,6 +197,36 @@ class SearchService(ServicePart):
             attributes = tx.search.attributes(ids, None)
         items = [
             ExperimentRecord(i, tags=tags.get(i.id, []), attributes=attributes.get(i.id, {}))
+            for i in infos
+        ]
+        return Page(items, _next(last, infos, fingerprint))
+
+    def find_repositories(
+        self,
+        query: str = "",
+        *,
+        project_ids: Sequence[str] | None = None,
+        order_by: Sequence[str] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[RepositoryRecord]:
+        request, fingerprint = self._request(
+            Scope.REPOSITORIES,
+            query,
+            order_by,
+            limit,
+            cursor,
+            default_order=(),
+            project_ids=project_ids,
+        )
+        with self.metadata.read() as tx:
+            _check_scope(tx, request)
+            infos, last = tx.search.page(request)
+            ids = [i.id for i in infos]
+            tags = tx.search.tags(ids)
+            attributes = tx.search.attributes(ids, None)
+        items = [
+            RepositoryRecord(i, tags=tags.get(i.id, []), attributes=attributes.get(i.id, {}))
             for i in infos
         ]
         return Page(items, _next(last, infos, fingerprint))

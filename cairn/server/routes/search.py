@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from cairn.core.search import ExperimentRecord, Page, ProjectRecord, RunRecord
+from cairn.core.search import ExperimentRecord, Page, ProjectRecord, RepositoryRecord, RunRecord
 from cairn.server.deps import JSON, Service
 from cairn.server.errors import error_responses
 from cairn.server.schemas import (
@@ -15,6 +15,7 @@ from cairn.server.schemas import (
     CountRunsIn,
     FindExperimentsIn,
     FindProjectsIn,
+    FindRepositoriesIn,
     FindRunsIn,
 )
 
@@ -71,10 +72,12 @@ def _run(record: RunRecord) -> list[Any]:
     ]
 
 
-def _entity(record: ExperimentRecord | ProjectRecord) -> dict[str, Any]:
+def _entity(record: ExperimentRecord | ProjectRecord | RepositoryRecord) -> dict[str, Any]:
     info = record.info
-    found: dict[str, Any] = {name: getattr(info, name) for name in _ENTITY_FIELDS}
-    if isinstance(record, ExperimentRecord):
+    found: dict[str, Any] = {
+        name: getattr(info, name) for name in _ENTITY_FIELDS if hasattr(info, name)
+    }
+    if isinstance(record, ExperimentRecord | RepositoryRecord):
         found["project_id"] = record.info.project_id
     found["tags"] = record.tags
     found["attributes"] = record.attributes
@@ -159,3 +162,20 @@ def find_projects(body: FindProjectsIn, service: Service) -> Any:
         include_deleted=body.include_deleted,
     )
     return page_json(page, "projects")
+
+
+@router.post(
+    "/search/repositories",
+    summary="Find repositories",
+    response_class=JSON,
+    responses={200: _PAGE_DOC, **BAD},
+)
+def find_repositories(body: FindRepositoriesIn, service: Service) -> Any:
+    page = service.search.find_repositories(
+        body.query,
+        project_ids=body.project_ids,
+        order_by=body.order_by,
+        limit=body.limit,
+        cursor=body.cursor,
+    )
+    return page_json(page, "repositories")

@@ -66,6 +66,7 @@ from cairn.core.query import (
     time_ms,
 )
 from cairn.core.search import Cursor
+from cairn.core.versioning.info import RepositoryInfo
 from cairn.store.metadata import dialect
 from cairn.store.metadata.schema import (
     attributes,
@@ -73,6 +74,7 @@ from cairn.store.metadata.schema import (
     hyperparameters,
     metric_series,
     projects,
+    repositories,
     run_commits,
     runs,
     tags,
@@ -80,7 +82,12 @@ from cairn.store.metadata.schema import (
 
 __all__ = ["SearchRequest", "SearchRows"]
 
-_TABLES = {Scope.RUNS: runs, Scope.EXPERIMENTS: experiments, Scope.PROJECTS: projects}
+_TABLES = {
+    Scope.RUNS: runs,
+    Scope.EXPERIMENTS: experiments,
+    Scope.PROJECTS: projects,
+    Scope.REPOSITORIES: repositories,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,13 +429,17 @@ class SearchRows:
         t = compiler.table
         conditions: list[ColumnElement[bool]] = []
         if not request.include_deleted:
-            conditions.append(t.c.deleted_at.is_(None))
+            if "deleted_at" in t.c:  # repositories are never deleted
+                conditions.append(t.c.deleted_at.is_(None))
             # A deleted project or experiment hides what it holds. Few are deleted: the
             # database reads their ids once, rather than joining them to every row.
             # Named containers are searched as asked, deleted or not (an experiment's
             # own listing shows its runs).
             gone_projects = select(projects.c.id).where(projects.c.deleted_at.is_not(None))
-            if request.scope is Scope.EXPERIMENTS and request.project_ids is None:
+            if (
+                request.scope in (Scope.EXPERIMENTS, Scope.REPOSITORIES)
+                and request.project_ids is None
+            ):
                 conditions.append(t.c.project_id.not_in(gone_projects))
             if (
                 request.scope is Scope.RUNS
@@ -667,6 +678,7 @@ _INFO: dict[Scope, Callable[[tuple[Any, ...]], Any]] = {
     Scope.RUNS: _run,
     Scope.EXPERIMENTS: lambda row: ExperimentInfo(*row),
     Scope.PROJECTS: lambda row: ProjectInfo(*row),
+    Scope.REPOSITORIES: lambda row: RepositoryInfo(*row),
 }
 
 
