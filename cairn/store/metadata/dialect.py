@@ -160,9 +160,7 @@ def positions(engine: Engine, sql_type: str) -> str:
     """Like ``list_values``, with each value's 0-based position in the list as ``n``."""
     if engine.dialect.name == "sqlite":
         return "SELECT key AS n, value FROM json_each(?)"
-    return (
-        f"SELECT n - 1 AS n, value FROM unnest(%b::{sql_type}[]) WITH ORDINALITY AS u(value, n)"
-    )
+    return f"SELECT n - 1 AS n, value FROM unnest(%b::{sql_type}[]) WITH ORDINALITY AS u(value, n)"
 
 
 def list_param(engine: Engine, values: Sequence[int] | Sequence[str]) -> Any:
@@ -380,4 +378,3 @@ def _full(safe: str, cause: str, **details: Any) -> StorageFull:
         cause=cause,
         **details,
     )
-
