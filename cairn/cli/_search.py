@@ -37,11 +37,11 @@ from cairn.cli._entities import (
 )
 from cairn.core.errors import InvalidArgument, QueryError
 from cairn.core.ids import short_id
-from cairn.core.query import And, Compare, Field, IsNull, Node, Not, Or, parse_order, parse_query
 
 if TYPE_CHECKING:
     from cairn.client import Client
     from cairn.core.model import RunInfo
+    from cairn.core.query import Field, Node
     from cairn.core.search import ExperimentRecord, ProjectRecord, RunRecord
 
 __all__ = [
@@ -141,6 +141,8 @@ def parse_columns(items: Sequence[str] | None) -> list[Column]:
 
 
 def _fields(node: Node | None) -> Iterator[Field]:
+    from cairn.core.query import And, Compare, IsNull, Not, Or
+
     if node is None:
         return
     if isinstance(node, (And, Or)):
@@ -155,6 +157,9 @@ def _fields(node: Node | None) -> Iterator[Field]:
 def named_columns(query: str, order: Sequence[str]) -> list[Column]:
     """The metrics, hyperparameters and attributes a query and its order name: a listing
     shows what it was asked about."""
+    # Imported here: building the grammar costs every other command ~0.15 s at start.
+    from cairn.core.query import parse_order, parse_query
+
     fields = [*_fields(parse_query(query)), *(k.field for k in parse_order(order))]
     found: dict[str, Column] = {}
     for field in fields:
