@@ -385,3 +385,19 @@ def test_json_values_keep_nan(invoke: Invoke, tmp_path: Path) -> None:
         json.loads(out)["runs"][0]["metrics"]["acc"] != json.loads(out)["runs"][0]["metrics"]["acc"]
     )
     assert ok(invoke("runs", "find", "metrics.acc >= 0", "--home", home)) == "no runs match\n"
+
+
+def test_listings_page_within_a_small_max_search_limit(invoke: Invoke, store: Store) -> None:
+    env = {"CAIRN_MAX_SEARCH_LIMIT": "2"}  # the store's maximum, below the listing's pages
+    listed = json_of(
+        invoke(
+            "runs", "ls", "churn/baseline", "--where", "", "--json", "--home", store.home, env=env
+        )
+    )
+    assert [r["name"] for r in listed] == [f"a{i}" for i in range(6)]
+    named = json_of(
+        invoke("projects", "ls", "--where", "", "--json", "--home", store.home, env=env)
+    )
+    assert [p["name"] for p in named] == ["churn", "vision"]
+    over = invoke("runs", "find", "", "--limit", "3", "--home", store.home, env=env)
+    assert over.exit_code == 2 and "at most 2" in over.stderr
