@@ -549,6 +549,13 @@ class SearchRows:
                 conditions.append(t.c.id < after_id if id_desc else t.c.id > after_id)
         labels: list[Label[Any]] = [c.expr.label(f"s{i}") for i, c in enumerate(columns)]
         order_by = [compiler.order(column) for column in ordered]
+        if inner:
+            # No missing values in this part: the first column in its plain direction,
+            # which PostgreSQL's index on (key, last_value) can walk backwards and stop.
+            first_column = columns[0]
+            order_by[0] = (
+                first_column.expr.desc() if first_column.descending else first_column.expr.asc()
+            )
         order_by.append(t.c.id.desc() if id_desc else t.c.id.asc())
         query: Select[Any] = (
             select(t, *labels)
