@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 import cairn
-from cairn.core.search import ExperimentRecord, ProjectRecord, RunRecord
+from cairn.core.search import ExperimentRecord, ProjectRecord, RepositoryRecord, RunRecord
 
 from .conftest import MakeClient, MakeSettings, expect_error
 
@@ -59,7 +59,9 @@ def store(client: cairn.Client) -> Store:
     return _fill(client)
 
 
-def _names(records: Iterable[RunRecord | ExperimentRecord | ProjectRecord]) -> list[str]:
+def _names(
+    records: Iterable[RunRecord | ExperimentRecord | ProjectRecord | RepositoryRecord],
+) -> list[str]:
     return [r.name for r in records]
 
 
@@ -209,6 +211,12 @@ def test_find_experiments_and_projects(client: cairn.Client, store: Store) -> No
     rest = client.find_experiments(order_by="name", limit=2, cursor=first.next_cursor)
     assert _names(rest) == ["vit"] and rest.next_cursor is None
     expect_error(cairn.QueryError, "a run field", client.find_projects, "status = 'finished'")
+
+    client.set_repository("ingredients", tags=["data"], project=vision)
+    client.set_repository("other", project=client.get_project("nlp"))
+    found = client.find_repositories("tags contains 'data' and project.name = 'vision'")
+    assert _names(found) == ["ingredients"] and found[0].tags == ["data"]
+    assert _names(vision.find_repositories()) == ["ingredients"]
 
 
 def test_query_errors_point_at_the_problem(client: cairn.Client, store: Store) -> None:
