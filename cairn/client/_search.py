@@ -4,10 +4,11 @@ their next cursor, and a run page as a pandas table."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from cairn.core.errors import InvalidArgument
 from cairn.core.search import ExperimentRecord, Page, ProjectRecord, RepositoryRecord, RunRecord
 from cairn.service.contracts import Backend
 
@@ -27,6 +28,7 @@ __all__ = [
 ]
 
 LIST_PAGE = 1000  # entities per request when a listing fetches them all
+T = TypeVar("T")
 
 _INFO = ("id", "name", "status", "owner", "experiment_id", "project_id", "parent_id")
 
@@ -123,6 +125,25 @@ def find_runs(
     return RunPage(page.items, page.next_cursor)
 
 
+def _pages(fetch: Callable[[int, str | None], Page[T]], page_size: int) -> Iterator[T]:
+    """Every item of every page; a page size above the store's ``max_search_limit`` is
+    brought down to it (the limit's error says what it is) rather than failing."""
+    cursor: str | None = None
+    while True:
+        try:
+            page = fetch(page_size, cursor)
+        except InvalidArgument as exc:
+            maximum = exc.details.get("maximum")
+            if exc.field != "limit" or not isinstance(maximum, int) or maximum >= page_size:
+                raise
+            page_size = maximum
+            continue
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
 def iter_runs(
     backend: Backend,
     query: str,
@@ -135,46 +156,40 @@ def iter_runs(
     include_deleted: bool = False,
 ) -> Iterator[RunRecord]:
     """Every run the query finds, a page at a time."""
-    cursor: str | None = None
-    while True:
-        page = find_runs(
+
+    def fetch(limit: int, cursor: str | None) -> Page[RunRecord]:
+        return find_runs(
             backend,
             query,
             experiment_ids=experiment_ids,
             project_ids=project_ids,
             order_by=order_by,
-            limit=page_size,
+            limit=limit,
             cursor=cursor,
             columns=columns,
             include_deleted=include_deleted,
         )
-        yield from page.items
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
+
+    return _pages(fetch, page_size)
 
 
 def iter_experiments(
     backend: Backend, *, project_ids: Sequence[str] | None = None
 ) -> Iterator[ExperimentRecord]:
     """Every experiment not deleted (of ``project_ids``), oldest first, a page at a time."""
-    cursor: str | None = None
-    while True:
-        page = backend.search.find_experiments(
-            "", project_ids=project_ids, order_by=["id"], limit=LIST_PAGE, cursor=cursor
+
+    def fetch(limit: int, cursor: str | None) -> Page[ExperimentRecord]:
+        return backend.search.find_experiments(
+            "", project_ids=project_ids, order_by=["id"], limit=limit, cursor=cursor
         )
-        yield from page.items
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
+
+    return _pages(fetch, LIST_PAGE)
 
 
 def iter_projects(backend: Backend) -> Iterator[ProjectRecord]:
     """Every project not deleted, oldest first, a page at a time."""
-    cursor: str | None = None
-    while True:
-        page = backend.search.find_projects("", order_by=["id"], limit=LIST_PAGE, cursor=cursor)
-        yield from page.items
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
+
+    def fetch(limit: int, cursor: str | None) -> Page[ProjectRecord]:
+        return backend.search.find_projects("", order_by=["id"], limit=limit, cursor=cursor)
+
+    return _pages(fetch, LIST_PAGE)

@@ -319,12 +319,12 @@ def _syntax_error(text: str, exc: UnexpectedInput) -> QueryError:
     if isinstance(exc, UnexpectedEOF):
         position = len(text)
         expected = exc.expected
-        found = "the query ends"
+        found = "but the query ends"
     elif isinstance(exc, UnexpectedToken):
         start = exc.token.start_pos
         position = start if isinstance(start, int) else len(text)
         expected = exc.accepts or exc.expected
-        found = "the query ends" if exc.token.type == "$END" else f"found {exc.token.value!r}"
+        found = "but the query ends" if exc.token.type == "$END" else f"found {exc.token.value!r}"
         if exc.token.type == "$END":
             position = len(text)
     elif isinstance(exc, UnexpectedCharacters):
@@ -430,7 +430,7 @@ class _Builder:
                 raise self.fail(value_tree, "tags contains a 'string'", expected=["a 'string'"])
             found = Compare(field, "contains", value)
         else:
-            pattern = _string(children[-1])
+            pattern = _string(children[-1], keep="%_\\")
             found = Compare(field, name, pattern)
         return Not(found) if negated else found
 
@@ -554,7 +554,9 @@ def _number(text: str) -> int | float:
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0"}
 
 
-def _string(token: Token | Any) -> str:
+def _string(token: Token | Any, keep: str = "") -> str:
+    """A quoted string's text. ``keep``: characters whose escapes stay escaped (a like
+    pattern keeps ``\\%``, ``\\_`` and ``\\\\`` for the pattern to read)."""
     raw = str(token)[1:-1]
     if "\\" not in raw:
         return raw
@@ -563,7 +565,10 @@ def _string(token: Token | Any) -> str:
     for char in chars:
         if char == "\\":
             following = next(chars, "\\")
-            out.append(_ESCAPES.get(following, following))
+            if following in keep:
+                out.append("\\" + following)
+            else:
+                out.append(_ESCAPES.get(following, following))
         else:
             out.append(char)
     return "".join(out)
