@@ -127,9 +127,12 @@ class _Compiler:
         self.joined: dict[tuple[str, str | None], NamedFromClause] = {}
 
     # -- dialect ------------------------------------------------------------------
-    def text(self, expr: ColumnElement[Any]) -> ColumnElement[Any]:
-        """Strings compare by code point on both databases."""
-        return expr.collate("C") if self.postgres else expr
+    def text(self, expr: ColumnElement[Any], op: str = "<") -> ColumnElement[Any]:
+        """Strings order by code point on both databases. Equality needs no collation
+        (and on PostgreSQL a COLLATE hides the column's statistics from the planner)."""
+        if op in ("=", "!=") or not self.postgres:
+            return expr
+        return expr.collate("C")
 
     def like(self, expr: ColumnElement[Any], pattern: str, fold: bool) -> ColumnElement[bool]:
         if fold:  # ASCII letters only, as SQLite's LIKE and lower() do
@@ -275,20 +278,20 @@ class _Compiler:
                 )
             if isinstance(value, float):
                 return and_(h.c.kind.in_(("int", "float")), _op(h.c.value_num, op, value))
-            return and_(h.c.kind == "str", _op(self.text(h.c.value_text), op, value))
+            return and_(h.c.kind == "str", _op(self.text(h.c.value_text, op), op, value))
         if kind is FieldKind.ATTRIBUTE:
             a = self.join("attributes", field.key)
             if isinstance(value, bool):
                 return and_(a.c.kind == "bool", _op(a.c.value_text, op, _bool_text(value)))
             if isinstance(value, (int, float)):
                 return and_(a.c.kind == "number", _op(a.c.value_num, op, float(value)))
-            return and_(a.c.kind == "string", _op(self.text(a.c.value_text), op, value))
+            return and_(a.c.kind == "string", _op(self.text(a.c.value_text, op), op, value))
         column = self.column(field)
         if kind is FieldKind.TIME:
             ms = time_ms(value) if isinstance(value, dt.datetime) else value
             return _op(column, op, ms)
         if kind in (FieldKind.TEXT, FieldKind.STATUS):
-            return _op(self.text(column), op, value)
+            return _op(self.text(column, op), op, value)
         return _op(column, op, value)
 
     def match(self, field: Field, pattern: str, fold: bool) -> ColumnElement[bool]:
@@ -639,9 +642,30 @@ class SearchRows:
         self, entity_ids: Sequence[str], keys: Sequence[str] | None
     ) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
-        rows = self._rows("attributes", "t.key, t.value_json", "entity_id", entity_ids, keys)
-        for n, key, value in rows:
-            found.setdefault(entity_ids[n], {})[key] = json.loads(value)
+        # Scalars from their typed copies (json.loads costs more than the query); only
+        # numbers need their text, for int or float; lists and objects are parsed.
+        rows = self._rows(
+            "attributes",
+            "t.key, t.kind, t.value_text, "
+            "CASE WHEN t.kind IN ('number', 'other') THEN t.value_json END",
+            "entity_id",
+            entity_ids,
+            keys,
+        )
+        last, values = -1, {}
+        for n, key, kind, text, raw in rows:
+            if n != last:
+                last, values = n, found.setdefault(entity_ids[n], {})
+            if kind == "string":
+                values[key] = text
+            elif kind == "number":
+                values[key] = int(raw) if raw.isdigit() or raw[1:].isdigit() else float(raw)
+            elif kind == "bool":
+                values[key] = text == "true"
+            elif kind == "null":
+                values[key] = None
+            else:
+                values[key] = json.loads(raw)
         return found
 
 

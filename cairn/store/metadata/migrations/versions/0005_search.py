@@ -55,13 +55,15 @@ def upgrade() -> None:
             ),
             updates,
         )
-    op.create_index("ix_metric_series_key_last_value", "metric_series", ["key", "last_value"])
+    op.create_index(
+        "ix_metric_series_key_last_value_run_id", "metric_series", ["key", "last_value", "run_id"]
+    )
     op.create_index("ix_runs_experiment_id_id", "runs", ["experiment_id", "id"])
 
 
 def downgrade() -> None:
     op.drop_index("ix_runs_experiment_id_id", table_name="runs")
-    op.drop_index("ix_metric_series_key_last_value", table_name="metric_series")
+    op.drop_index("ix_metric_series_key_last_value_run_id", table_name="metric_series")
     with op.batch_alter_table("attributes", schema=None) as batch_op:
         batch_op.drop_column("value_text")
         batch_op.drop_column("value_num")
