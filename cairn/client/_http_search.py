@@ -15,6 +15,7 @@ from cairn.core.search import (
     ExperimentRecord,
     Page,
     ProjectRecord,
+    Record,
     RepositoryRecord,
     RunRecord,
     check_limit,
@@ -52,8 +53,14 @@ def _runs(found: dict[str, Any]) -> list[RunRecord]:
     return records
 
 
-def _values(data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    return data.pop("tags"), data.pop("attributes")
+def _records(found: dict[str, Any], key: str, info: type[Any]) -> Page[Any]:
+    """A page of experiments, projects or repositories (objects with tags and
+    attributes beside the entity's fields)."""
+    items = []
+    for data in found[key]:
+        tags, attributes = data.pop("tags"), data.pop("attributes")
+        items.append(Record(info(**data), tags, attributes))
+    return Page(items, found["next_cursor"])
 
 
 class HttpSearch:
@@ -120,12 +127,7 @@ class HttpSearch:
             "cursor": cursor,
             "include_deleted": include_deleted,
         }
-        found = self._t.post("/search/experiments", body)
-        items = []
-        for data in found["experiments"]:
-            tags, attributes = _values(data)
-            items.append(ExperimentRecord(ExperimentInfo(**data), tags, attributes))
-        return Page(items, found["next_cursor"])
+        return _records(self._t.post("/search/experiments", body), "experiments", ExperimentInfo)
 
     def find_repositories(
         self,
@@ -143,12 +145,7 @@ class HttpSearch:
             "limit": check_limit(limit, 1 << 62),
             "cursor": cursor,
         }
-        found = self._t.post("/search/repositories", body)
-        items = []
-        for data in found["repositories"]:
-            tags, attributes = _values(data)
-            items.append(RepositoryRecord(RepositoryInfo(**data), tags, attributes))
-        return Page(items, found["next_cursor"])
+        return _records(self._t.post("/search/repositories", body), "repositories", RepositoryInfo)
 
     def find_projects(
         self,
@@ -166,9 +163,4 @@ class HttpSearch:
             "cursor": cursor,
             "include_deleted": include_deleted,
         }
-        found = self._t.post("/search/projects", body)
-        items = []
-        for data in found["projects"]:
-            tags, attributes = _values(data)
-            items.append(ProjectRecord(ProjectInfo(**data), tags, attributes))
-        return Page(items, found["next_cursor"])
+        return _records(self._t.post("/search/projects", body), "projects", ProjectInfo)

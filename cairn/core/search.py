@@ -20,6 +20,7 @@ __all__ = [
     "ExperimentRecord",
     "Page",
     "ProjectRecord",
+    "Record",
     "RepositoryRecord",
     "RunRecord",
     "check_limit",
@@ -29,6 +30,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+Info = TypeVar("Info", ExperimentInfo, ProjectInfo, RepositoryInfo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +54,10 @@ class RunRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class ExperimentRecord:
-    info: ExperimentInfo
+class Record(Generic[Info]):
+    """An experiment, project or repository with its tags and attributes."""
+
+    info: Info
     tags: list[str] = field(default_factory=list)
     attributes: dict[str, Any] = field(default_factory=dict)
 
@@ -66,34 +70,9 @@ class ExperimentRecord:
         return self.info.name
 
 
-@dataclass(frozen=True, slots=True)
-class ProjectRecord:
-    info: ProjectInfo
-    tags: list[str] = field(default_factory=list)
-    attributes: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        return self.info.id
-
-    @property
-    def name(self) -> str:
-        return self.info.name
-
-
-@dataclass(frozen=True, slots=True)
-class RepositoryRecord:
-    info: RepositoryInfo
-    tags: list[str] = field(default_factory=list)
-    attributes: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        return self.info.id
-
-    @property
-    def name(self) -> str:
-        return self.info.name
+ExperimentRecord = Record[ExperimentInfo]
+ProjectRecord = Record[ProjectInfo]
+RepositoryRecord = Record[RepositoryInfo]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from cairn.core.search import (
     ExperimentRecord,
     Page,
     ProjectRecord,
+    Record,
     RepositoryRecord,
     RunRecord,
     check_limit,
@@ -169,6 +170,18 @@ class SearchService(ServicePart):
             _check_scope(tx, request)
             return tx.search.count(request)
 
+    def _records(self, request: SearchRequest, fingerprint: str) -> Page[Any]:
+        """A page of experiments, projects or repositories with their tags and
+        attributes."""
+        with self.metadata.read() as tx:
+            _check_scope(tx, request)
+            infos, last = tx.search.page(request)
+            ids = [i.id for i in infos]
+            tags = tx.search.tags(ids)
+            attributes = tx.search.attributes(ids, None)
+        items = [Record(i, tags.get(i.id, []), attributes.get(i.id, {})) for i in infos]
+        return Page(items, _next(last, infos, fingerprint))
+
     def find_experiments(
         self,
         query: str = "",
@@ -189,17 +202,7 @@ class SearchService(ServicePart):
             project_ids=project_ids,
             include_deleted=include_deleted,
         )
-        with self.metadata.read() as tx:
-            _check_scope(tx, request)
-            infos, last = tx.search.page(request)
-            ids = [i.id for i in infos]
-            tags = tx.search.tags(ids)
-            attributes = tx.search.attributes(ids, None)
-        items = [
-            ExperimentRecord(i, tags=tags.get(i.id, []), attributes=attributes.get(i.id, {}))
-            for i in infos
-        ]
-        return Page(items, _next(last, infos, fingerprint))
+        return self._records(request, fingerprint)
 
     def find_repositories(
         self,
@@ -219,17 +222,7 @@ class SearchService(ServicePart):
             default_order=(),
             project_ids=project_ids,
         )
-        with self.metadata.read() as tx:
-            _check_scope(tx, request)
-            infos, last = tx.search.page(request)
-            ids = [i.id for i in infos]
-            tags = tx.search.tags(ids)
-            attributes = tx.search.attributes(ids, None)
-        items = [
-            RepositoryRecord(i, tags=tags.get(i.id, []), attributes=attributes.get(i.id, {}))
-            for i in infos
-        ]
-        return Page(items, _next(last, infos, fingerprint))
+        return self._records(request, fingerprint)
 
     def find_projects(
         self,
@@ -249,17 +242,7 @@ class SearchService(ServicePart):
             default_order=(),
             include_deleted=include_deleted,
         )
-        with self.metadata.read() as tx:
-            _check_scope(tx, request)
-            infos, last = tx.search.page(request)
-            ids = [i.id for i in infos]
-            tags = tx.search.tags(ids)
-            attributes = tx.search.attributes(ids, None)
-        items = [
-            ProjectRecord(i, tags=tags.get(i.id, []), attributes=attributes.get(i.id, {}))
-            for i in infos
-        ]
-        return Page(items, _next(last, infos, fingerprint))
+        return self._records(request, fingerprint)
 
 
 def _check_scope(tx: MetadataTx, request: SearchRequest) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from cairn.core.model import ProjectInfo
 from cairn.core.search import ExperimentRecord, Page, ProjectRecord, RepositoryRecord, RunRecord
 from cairn.server.deps import JSON, Service
 from cairn.server.errors import error_responses
@@ -77,7 +78,7 @@ def _entity(record: ExperimentRecord | ProjectRecord | RepositoryRecord) -> dict
     found: dict[str, Any] = {
         name: getattr(info, name) for name in _ENTITY_FIELDS if hasattr(info, name)
     }
-    if isinstance(record, ExperimentRecord | RepositoryRecord):
+    if not isinstance(record.info, ProjectInfo):
         found["project_id"] = record.info.project_id
     found["tags"] = record.tags
     found["attributes"] = record.attributes
