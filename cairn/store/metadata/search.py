@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Select,
     and_,
@@ -231,7 +232,7 @@ class _Compiler:
             return leaf
         # Two-valued: a leaf that is unknown (NULL: a missing key) is false, so its
         # negation is true.
-        return not_(func.coalesce(leaf, false()))
+        return not_(func.coalesce(leaf, false(), type_=Boolean))
 
     def leaf(self, node: Compare | IsNull) -> ColumnElement[bool]:
         field = node.field
