@@ -7,6 +7,8 @@ any entity through one ``entity_id`` column.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -20,9 +22,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
 )
+from sqlalchemy.engine import Connection
 
 __all__ = [
+    "HYPERPARAMETER_STATISTICS",
     "artifacts",
     "attributes",
     "commits",
@@ -117,6 +122,23 @@ hyperparameters = Table(
     # Exact copy of an int for search (value_num rounds above 2**53); NULL otherwise.
     Column("value_int", BigInteger, nullable=True),
 )
+
+# PostgreSQL plans a search by how many rows each comparison keeps, and multiplies the
+# estimates of `key = 'model'` and `value_text = 'tree'` as if they were independent (379
+# rows estimated, 24,800 found at 100,000 runs): it then read the whole table instead of
+# walking the metric index down (96 ms against 3). Statistics over the columns together
+# tell it what the pairs are.
+HYPERPARAMETER_STATISTICS = (
+    "CREATE STATISTICS IF NOT EXISTS st_hyperparameters_key_value (mcv) "
+    "ON key, kind, value_text FROM hyperparameters"
+)
+
+
+@event.listens_for(hyperparameters, "after_create")
+def _hyperparameter_statistics(_table: Table, connection: Connection, **_: Any) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(HYPERPARAMETER_STATISTICS)
+
 
 metric_series = Table(
     "metric_series",

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from cairn.store.metadata.scalars import attribute_copies
+from cairn.store.metadata.schema import HYPERPARAMETER_STATISTICS
 
 revision = "0005"
 down_revision = "0004"
@@ -59,9 +60,13 @@ def upgrade() -> None:
         "ix_metric_series_key_last_value_run_id", "metric_series", ["key", "last_value", "run_id"]
     )
     op.create_index("ix_runs_experiment_id_id", "runs", ["experiment_id", "id"])
+    if conn.dialect.name == "postgresql":
+        op.execute(HYPERPARAMETER_STATISTICS)
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP STATISTICS IF EXISTS st_hyperparameters_key_value")
     op.drop_index("ix_runs_experiment_id_id", table_name="runs")
     op.drop_index("ix_metric_series_key_last_value_run_id", table_name="metric_series")
     with op.batch_alter_table("attributes", schema=None) as batch_op:
