@@ -281,8 +281,17 @@ def parse_query(text: str, scope: Scope = Scope.RUNS) -> Node | None:
         raise _error(text, MAX_QUERY_CHARS, f"longer than {MAX_QUERY_CHARS} characters")
     if not text.strip():
         return None
+    _check_encodable(text)
     tree = _parse(text, "query")
     return _Builder(text, scope).node(tree, 0)
+
+
+def _check_encodable(text: str) -> None:
+    """Text that is not Unicode (a lone surrogate) cannot reach a database."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _error(text, exc.start, "not valid Unicode (a lone surrogate)") from None
 
 
 def parse_order(keys: Sequence[str], scope: Scope = Scope.RUNS) -> list[OrderKey]:
@@ -296,6 +305,7 @@ def parse_order(keys: Sequence[str], scope: Scope = Scope.RUNS) -> list[OrderKey
                 expected=["a field"],
                 order_by=str(text)[:100],
             )
+        _check_encodable(text)
         tree = _parse(text, "order_key")
         children = tree.children
         descending = len(children) == 2
@@ -431,6 +441,8 @@ class _Builder:
             found = Compare(field, "contains", value)
         else:
             pattern = _string(children[-1], keep="%_\\")
+            if "\x00" in pattern:
+                raise self.fail(children[-1], "a pattern cannot hold NUL (no stored text does)")
             found = Compare(field, name, pattern)
         return Not(found) if negated else found
 
@@ -480,7 +492,10 @@ class _Builder:
         if kind == "string":
             value = _string(token)
         elif kind == "number":
-            value = _number(str(token))
+            try:
+                value = _number(str(token))
+            except ValueError:  # Python reads at most 4,300 digits of an int
+                raise self.fail(token, "a number of more than 4,300 digits") from None
         elif kind == "datetime":
             value = self.time(token)
         elif kind in ("true", "false"):
@@ -494,6 +509,16 @@ class _Builder:
     def fit(self, token: Token, field: Field, value: Value) -> Value:
         """The value as the field compares it, or an error if it never could."""
         kind = field.kind
+        if isinstance(value, str) and "\x00" in value:
+            raise self.fail(token, "a string in a query cannot hold NUL (no stored text does)")
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and not _INT64_MIN <= value <= _INT64_MAX
+        ):
+            # Beyond what any stored integer can be: compared as a float (infinite past
+            # the float range), which orders it right against every stored number.
+            value = _as_float(value)
         if kind is FieldKind.TIME:
             if isinstance(value, str):
                 value = self.time(token, value)
@@ -543,6 +568,16 @@ def _start(item: Tree[Token] | Token) -> int:
     if isinstance(item, Token):
         return item.start_pos or 0
     return item.meta.start_pos if not item.meta.empty else 0
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _as_float(value: int) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
 
 
 def _number(text: str) -> int | float:

@@ -126,7 +126,7 @@ def encode_cursor(cursor: Cursor) -> str:
         [cursor.fingerprint, cursor.last_id, list(cursor.values)],
         separators=(",", ":"),
         ensure_ascii=False,
-        allow_nan=False,
+        allow_nan=True,  # a metric may be infinite (NaN never: it sorts as missing)
     )
     return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
 

@@ -28,11 +28,11 @@ from cairn.service import TrackingService
 
 from ._oracle import Context, OracleRun
 
-# Known bugs (each pinned by a strict xfail test): the drawn data and queries leave these
-# out until the fix lands; set True then so the differential test covers them too.
-INFINITE_METRICS = False  # test_paging_past_an_infinite_metric
-HUGE_INT_LITERALS = False  # test_an_int_literal_beyond_64_bits_is_no_error
-BIG_INT_METRIC_LITERALS = False  # test_a_metric_compares_with_a_big_int_the_same_on_both
+# Cases of bugs found and fixed (each has its own test); drawn too, so the differential
+# test keeps covering them (False leaves them out while hunting another bug).
+INFINITE_METRICS = True  # test_paging_past_an_infinite_metric
+HUGE_INT_LITERALS = True  # test_an_int_literal_beyond_64_bits_is_no_error
+BIG_INT_METRIC_LITERALS = True  # test_a_metric_compares_with_a_big_int_the_same_on_both
 
 START_MS = 1_700_000_000_000
 

@@ -1,5 +1,5 @@
 """The edge cases the search semantics name, one test each, on SQLite and PostgreSQL;
-and the known bugs, as strict xfails with the smallest case that shows them."""
+and the bugs they found, each with the smallest case that showed it."""
 
 from __future__ import annotations
 
@@ -302,7 +302,6 @@ def test_pages_stay_stable_when_runs_are_added_between_reads(
 
 
 # -- known bugs -----------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="bug: int literal beyond 64 bits reaches the driver")
 @pytest.mark.parametrize(
     "query",
     [
@@ -327,7 +326,6 @@ def test_an_int_literal_beyond_64_bits_is_no_error(
     assert _names(service, query) == ["r"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a cursor cannot hold an infinite sort value")
 def test_paging_past_an_infinite_metric(
     service: TrackingService, experiment: ExperimentInfo
 ) -> None:
@@ -345,9 +343,6 @@ def test_paging_past_an_infinite_metric(
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True, reason="bug: SQLite compares a metric with an int exactly, PostgreSQL as floats"
-)
 def test_a_metric_compares_with_a_big_int_the_same_on_both(
     sqlite_url: str, pg_url: str, tmp_path: object, clock: Clock
 ) -> None:
@@ -364,19 +359,16 @@ def test_a_metric_compares_with_a_big_int_the_same_on_both(
     assert found[0] == found[1]
 
 
-def test_an_attribute_string_with_nul_is_stored_and_found(
-    service: TrackingService, experiment: ExperimentInfo, request: pytest.FixtureRequest
+def test_an_attribute_string_with_nul_is_stored_and_not_searched(
+    service: TrackingService, experiment: ExperimentInfo
 ) -> None:
-    if "postgresql" in request.node.name:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: PostgreSQL text refuses NUL in the "
-                "attribute's string copy (value_text)",
-            )
-        )
-    _run(service, experiment, "r", attributes={"s": "a\x00b"})
-    assert _names(service, r"attributes.s = 'a\0b'") == ["r"]
+    """PostgreSQL text cannot hold NUL: such a string is kept (as JSON) and read back, and
+    a query cannot name it (a string with NUL in a query is a QueryError)."""
+    run_id = _run(service, experiment, "r", attributes={"s": "a\x00b"})
+    assert service.labels.get_attributes(run_id) == {"s": "a\x00b"}
+    assert _names(service, "attributes.s is not null") == ["r"]
+    with pytest.raises(cairn.QueryError):
+        service.search.find_runs(r"attributes.s = 'a\0b'")
 
 
 @pytest.mark.parametrize(
@@ -389,15 +381,6 @@ def test_a_string_with_nul_finds_nothing(
     request: pytest.FixtureRequest,
     query: str,
 ) -> None:
-    if "postgresql" in request.node.name or "like" in query:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: a NUL ('\\0') in a string literal is "
-                "a DataError on PostgreSQL; SQLite's GLOB stops at it, so "
-                "like '%\\0%' matches every name",
-            )
-        )
     _run(service, experiment, "r", hyperparameters={"x": "a"}, attributes={"s": "a"})
     try:
         assert _names(service, query) == ([] if "!=" not in query else ["r"])
@@ -405,11 +388,6 @@ def test_a_string_with_nul_finds_nothing(
         assert error.field == "query"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a lone surrogate in a query is a "
-    "UnicodeEncodeError (query_fingerprint), not a QueryError",
-)
 def test_a_lone_surrogate_in_a_query_is_a_query_error(
     service: TrackingService, experiment: ExperimentInfo
 ) -> None:

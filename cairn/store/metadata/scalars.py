@@ -26,6 +26,8 @@ def attribute_copies(value_json: str) -> tuple[str, float | None, str | None]:
     if isinstance(value, float):
         return ("number", value, None) if math.isfinite(value) else ("other", None, None)
     if isinstance(value, str):
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL: kept as JSON only
+            return "other", None, None
         return "string", None, value
     if value is None:
         return "null", None, None

@@ -267,7 +267,10 @@ class _Compiler:
     def compare(self, field: Field, op: str, value: Value) -> ColumnElement[bool]:
         kind = field.kind
         if kind is FieldKind.METRIC:
-            return _op(self.join("metrics", field.key).c.last_value, op, value)
+            # Metrics are floats: an int literal is one too (SQLite would compare an int
+            # above 2**53 exactly, PostgreSQL as a float).
+            number = float(value) if isinstance(value, int) else value
+            return _op(self.join("metrics", field.key).c.last_value, op, number)
         if kind is FieldKind.HYPERPARAMETER:
             h = self.join("hyperparameters", field.key)
             if isinstance(value, bool):
