@@ -151,4 +151,3 @@ def test_sqlite_refusing_to_grow_is_storage_full(tmp_path: Path) -> None:
         service.entities.set_project("q", description="x" * 60_000)  # room again
     finally:
         service.close()
-

@@ -135,9 +135,7 @@ def test_a_lost_database_with_its_wal_left_is_an_error(tmp_path: Path) -> None:
         cairn.Client(home=home)
 
 
-def test_an_empty_postgres_database_beside_objects_is_an_error(
-    pg_url: str, tmp_path: Path
-) -> None:
+def test_an_empty_postgres_database_beside_objects_is_an_error(pg_url: str, tmp_path: Path) -> None:
     objects = tmp_path / "objects"
     a_store(tmp_path / "old")
     shutil.copytree(tmp_path / "old" / "objects", objects)
@@ -202,4 +200,3 @@ def test_db_backup_of_a_postgres_store_names_pg_dump(pg_url: str) -> None:
     with pytest.raises(InvalidArgument, match="pg_dump"):
         backup_store(Settings(store_uri=pg_url), "x.db")
     assert not os.path.exists("x.db")
-
