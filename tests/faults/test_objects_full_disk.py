@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,26 +26,10 @@ from cairn.core.digest import digest_bytes
 from cairn.core.errors import StorageFull
 from cairn.core.settings import Settings
 from cairn.store.objects import LocalObjectStore
+from tests.faults.conftest import tmpfs
 from tests.servers import serve_in_thread
 
 MiB = 1 << 20
-
-
-@contextlib.contextmanager
-def tmpfs(folder: Path, size: str) -> Iterator[Path]:
-    folder.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ import cairn
 from cairn.core.errors import StorageFull, StoreUnavailable
 from cairn.core.settings import Settings
 from cairn.service import open_service
+from tests.faults.conftest import tmpfs
 from tests.servers import serve_in_thread
 
 SMALL = "4m"  # the tmpfs: room for a new store and a few writes
@@ -33,20 +33,8 @@ SMALL = "4m"  # the tmpfs: room for a new store and a few writes
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A folder on a tmpfs of its own, unmounted at the end."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={SMALL}", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "small", SMALL) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def fill(folder: Path) -> Path:

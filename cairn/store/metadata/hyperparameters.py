@@ -27,17 +27,7 @@ class HyperparameterRows:
             return
         self._conn.execute(
             dialect.insert_ignore(self._engine, hyperparameters),
-            [
-                {
-                    "run_id": run_id,
-                    "key": k,
-                    "kind": kind,
-                    "value_text": t,
-                    "value_num": n,
-                    "value_int": hyperparameter_int(kind, t),
-                }
-                for k, kind, t, n in items
-            ],
+            [_row(run_id, item) for item in items],
         )
 
     def insert_new(self, run_id: str, items: Sequence[EncodedHyperparameter]) -> int:
@@ -45,17 +35,7 @@ class HyperparameterRows:
         per 1,000 keys (multi-row VALUES, whose row count every driver reports)."""
         inserted = 0
         for start in range(0, len(items), 1000):
-            rows = [
-                {
-                    "run_id": run_id,
-                    "key": k,
-                    "kind": kind,
-                    "value_text": t,
-                    "value_num": n,
-                    "value_int": hyperparameter_int(kind, t),
-                }
-                for k, kind, t, n in items[start : start + 1000]
-            ]
+            rows = [_row(run_id, item) for item in items[start : start + 1000]]
             stmt = dialect.insert_ignore(self._engine, hyperparameters).values(rows)
             inserted += self._conn.execute(stmt).rowcount
         return inserted
@@ -89,3 +69,15 @@ class HyperparameterRows:
         if keys is not None:
             query = query.where(hyperparameters.c.key.in_(list(keys)))
         return {k: (kind, t) for k, kind, t in self._conn.execute(query.order_by("key"))}
+
+
+def _row(run_id: str, item: EncodedHyperparameter) -> dict[str, object]:
+    key, kind, text, number = item
+    return {
+        "run_id": run_id,
+        "key": key,
+        "kind": kind,
+        "value_text": text,
+        "value_num": number,
+        "value_int": hyperparameter_int(kind, text),
+    }
