@@ -146,24 +146,30 @@ def test_a_metric_batch_sent_while_the_lock_is_held_lands_once_when_it_goes(
 
 
 class _Busy(BaseHTTPRequestHandler):
-    """Answers 503 with the server's Retry-After once, then an empty list."""
+    """Answers 503 with the server's Retry-After once, then no projects."""
 
     retry_after = "1"
     seen: ClassVar[list[float]] = []
 
     def do_GET(self) -> None:
+        if self.command == "POST":  # read the body, or the connection desyncs
+            self.rfile.read(int(self.headers.get("content-length", 0)))
         self.seen.append(time.monotonic())
         if len(self.seen) == 1:
             body = b'{"error": {"code": "store_busy", "message": "busy", "details": {}}}'
             self.send_response(503)
             self.send_header("retry-after", self.retry_after)
         else:
-            body = b"[]"
+            # A listing pages through POST /search/projects; GET lists answer a list.
+            body = b'{"projects": [], "next_cursor": null}' if self.command == "POST" else b"[]"
             self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        self.do_GET()
 
     def log_message(self, *_: object) -> None:
         pass

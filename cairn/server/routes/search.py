@@ -23,7 +23,9 @@ from cairn.server.schemas import (
 __all__ = ["page_json", "router"]
 
 router = APIRouter(tags=["search"])
-BAD = error_responses(400)  # a query that does not parse, a limit too large, a stale cursor
+# A query that does not parse, a limit too large, a stale cursor; a named project or
+# experiment that does not exist.
+BAD = error_responses(400, 404)
 
 _RUN_FIELDS = (
     "id",
