@@ -275,7 +275,7 @@ class Client:
         attributes.K, project.name, created_at...), with their tags and attributes."""
         page = self._backend.search.find_experiments(
             query,
-            order_by=[order_by] if isinstance(order_by, str) else order_by,
+            order_by=order_by,
             limit=limit,
             cursor=cursor,
             include_deleted=include_deleted,
@@ -294,7 +294,7 @@ class Client:
         attributes.K, project.name, created_at...), with their tags and attributes."""
         page = self._backend.search.find_repositories(
             query,
-            order_by=[order_by] if isinstance(order_by, str) else order_by,
+            order_by=order_by,
             limit=limit,
             cursor=cursor,
         )
@@ -312,7 +312,7 @@ class Client:
         """Projects matching ``query``, e.g. ``"tags contains 'prod'"``."""
         page = self._backend.search.find_projects(
             query,
-            order_by=[order_by] if isinstance(order_by, str) else order_by,
+            order_by=order_by,
             limit=limit,
             cursor=cursor,
             include_deleted=include_deleted,

@@ -173,7 +173,7 @@ class Project(_Entity):
         page = self._backend.search.find_repositories(
             query,
             project_ids=[self.id],
-            order_by=[order_by] if isinstance(order_by, str) else order_by,
+            order_by=order_by,
             limit=limit,
             cursor=cursor,
         )
@@ -192,7 +192,7 @@ class Project(_Entity):
         page = self._backend.search.find_experiments(
             query,
             project_ids=[self.id],
-            order_by=[order_by] if isinstance(order_by, str) else order_by,
+            order_by=order_by,
             limit=limit,
             cursor=cursor,
             include_deleted=include_deleted,

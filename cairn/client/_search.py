@@ -111,12 +111,11 @@ def find_runs(
     columns: Sequence[str] | None = None,
     include_deleted: bool = False,
 ) -> RunPage:
-    order = [order_by] if isinstance(order_by, str) else order_by
     page = backend.search.find_runs(
         query,
         experiment_ids=experiment_ids,
         project_ids=project_ids,
-        order_by=order,
+        order_by=order_by,  # a lone key as a string too: both backends take one
         limit=limit,
         cursor=cursor,
         columns=columns,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -236,13 +237,19 @@ SIGNED_NUMBER: /[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?/
 %ignore /\s+/
 """
 
-_PARSER = Lark(
-    GRAMMAR,
-    start=["query", "order_key"],
-    parser="lalr",
-    propagate_positions=True,
-    maybe_placeholders=False,
-)
+
+@functools.cache
+def _parser() -> Lark:
+    # Built at the first query, not at import: building the tables takes ~80 ms, which
+    # every embedded client (the service imports this module) would pay at start-up.
+    return Lark(
+        GRAMMAR,
+        start=["query", "order_key"],
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
 
 # How lark's terminal names read in an error message.
 _SHOWN = {
@@ -318,7 +325,7 @@ def parse_order(keys: Sequence[str], scope: Scope = Scope.RUNS) -> list[OrderKey
 
 def _parse(text: str, start: str) -> Tree[Token]:
     try:
-        return _PARSER.parse(text, start=start)
+        return _parser().parse(text, start=start)
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
 

@@ -3,11 +3,12 @@ time. POST, because a query and its options are a body, not a URL; nothing is wr
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter
 
-from cairn.core.model import ProjectInfo
+from cairn.core.model import ProjectInfo, RunInfo
 from cairn.core.search import ExperimentRecord, Page, ProjectRecord, RepositoryRecord, RunRecord
 from cairn.server.deps import JSON, Service
 from cairn.server.errors import error_responses
@@ -27,22 +28,7 @@ router = APIRouter(tags=["search"])
 # experiment that does not exist.
 BAD = error_responses(400, 404)
 
-_RUN_FIELDS = (
-    "id",
-    "experiment_id",
-    "project_id",
-    "name",
-    "description",
-    "owner",
-    "status",
-    "parent_id",
-    "start_time",
-    "end_time",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-    "heartbeat_at",
-)
+_RUN_FIELDS = tuple(f.name for f in dataclasses.fields(RunInfo))  # as _run lists them
 _ENTITY_FIELDS = ("id", "name", "description", "owner", "created_at", "updated_at", "deleted_at")
 
 
