@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -30,6 +31,7 @@ __all__ = [
     "HYPERPARAMETER_STATISTICS",
     "artifacts",
     "attributes",
+    "audit_events",
     "commits",
     "experiments",
     "hyperparameters",
@@ -37,6 +39,8 @@ __all__ = [
     "metadata",
     "metric_chunks",
     "metric_series",
+    "project_roles",
+    "project_storage",
     "projects",
     "refs",
     "repositories",
@@ -44,6 +48,8 @@ __all__ = [
     "run_commits",
     "runs",
     "tags",
+    "tokens",
+    "users",
     "version_objects",
 ]
 
@@ -289,4 +295,67 @@ run_captures = Table(
     Column("path", String(1024), primary_key=True),  # "code/git", "environment/python"
     Column("kind", String(32), nullable=False),
     Column("digest", String(64), nullable=False),
+)
+
+
+# -- identity, roles, quotas, audit --------------------------------------------------------
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", NAME, nullable=False, unique=True),
+    Column("password_hash", Text, nullable=True),  # argon2; None: tokens only
+    Column("admin", Boolean, nullable=False, default=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("disabled_at", BigInteger, nullable=True),
+)
+
+# API tokens: only a hash of the secret is kept (the secret is shown once, at creation).
+# Secrets are long and random, so a fast hash is enough (no salt or slow hash needed).
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    UniqueConstraint("user_id", "name"),
+)
+
+# A user's role in a project: "reader" | "writer" | "owner" (cairn.core.identity.Role).
+project_roles = Table(
+    "project_roles",
+    metadata,
+    Column("project_id", ID, ForeignKey("projects.id"), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id"), primary_key=True, index=True),
+    Column("role", String(8), nullable=False),
+    Column("granted_at", BigInteger, nullable=False),
+    Column("granted_by", NAME, nullable=False, default=""),
+)
+
+# Bytes a project's artifacts hold, kept as they are logged (the per-project quota).
+project_storage = Table(
+    "project_storage",
+    metadata,
+    Column("project_id", ID, ForeignKey("projects.id"), primary_key=True),
+    Column("bytes", BigInteger, nullable=False),
+)
+
+# Every write and every authentication event: who, what, when, from where.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("time", BigInteger, nullable=False, index=True),
+    Column("actor", NAME, nullable=False, default=""),  # user name; "" when anonymous
+    Column("action", String(64), nullable=False, index=True),  # "runs.create", "auth.login_failed"
+    Column("target", String(1024), nullable=False, default=""),  # what it acted on
+    Column("remote", String(128), nullable=False, default=""),  # client address
+    Column("status", Integer, nullable=False),  # the HTTP status answered
+    Column("detail", Text, nullable=False, default=""),  # JSON
 )

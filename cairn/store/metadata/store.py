@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 # The migration chain, oldest first. A test checks it against Alembic's scripts.
-REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005")
+REVISIONS: tuple[str, ...] = ("0001", "0002", "0003", "0004", "0005", "0006")
 HEAD_REVISION = REVISIONS[-1]
 _MIGRATIONS = Path(__file__).with_name("migrations")
 UPGRADE_HINT = "run `python -m cairn db upgrade` (with the same store) to migrate it"
