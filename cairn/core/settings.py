@@ -93,6 +93,19 @@ def _sqlite_synchronous(text: str) -> str:
     return value
 
 
+_ON = ("on", "true", "1", "yes")
+_OFF = ("off", "false", "0", "no")
+
+
+def _on_off(text: str) -> bool:
+    value = text.strip().lower()
+    if value in _ON:
+        return True
+    if value in _OFF:
+        return False
+    raise ValueError("must be on or off")
+
+
 def _capture(text: str) -> str:
     value = text.strip().lower()
     if value not in CAPTURE_CHOICES:
@@ -289,6 +302,65 @@ SETTINGS: tuple[Setting, ...] = (
         64 * 1024 * 1024,
         "Largest request body the server accepts, except artifact uploads (streamed).",
     ),
+    Setting(
+        "auth",
+        "CAIRN_AUTH",
+        _on_off,
+        False,
+        "Whether `cairn server` requires an API token (`Authorization: Bearer`) on every "
+        "route but `/api/v1/health`: `on` or `off` (`cairn server --auth`). Off is refused "
+        "on a non-loopback address unless `--insecure-no-auth` is given.",
+    ),
+    Setting(
+        "auth_cache_ttl",
+        "CAIRN_AUTH_CACHE_TTL",
+        _positive_float,
+        5.0,
+        "Seconds a server process trusts a token it has checked without reading the "
+        "database again: a revoked token or a disabled user is refused within this time "
+        "(at once by the process that revoked or disabled it).",
+    ),
+    Setting(
+        "login_token_lifetime",
+        "CAIRN_LOGIN_TOKEN_LIFETIME",
+        _positive_float,
+        43_200.0,
+        "Seconds a token made by a password login (`POST /api/v1/auth/login`, the web UI) "
+        "stays valid.",
+    ),
+    Setting(
+        "token",
+        "CAIRN_TOKEN",
+        _optional_str,
+        None,
+        "API token the HTTP client and the CLI send to the server. Unset: the credentials "
+        "file's.",
+        secret=True,
+    ),
+    Setting(
+        "credentials_file",
+        "CAIRN_CREDENTIALS",
+        _optional_str,
+        None,
+        "File of API tokens the HTTP client reads when no token is given (refused if group "
+        "or others may read it). Unset: `$XDG_CONFIG_HOME/cairn/credentials` "
+        "(`~/.config/cairn/credentials`).",
+    ),
+    Setting(
+        "ssl_certfile",
+        "CAIRN_SSL_CERTFILE",
+        _optional_str,
+        None,
+        "TLS certificate (PEM, with its chain) `cairn server` serves HTTPS with. Unset: "
+        "plain HTTP.",
+    ),
+    Setting(
+        "ssl_keyfile",
+        "CAIRN_SSL_KEYFILE",
+        _optional_str,
+        None,
+        "Private key (PEM) of `ssl_certfile`.",
+    ),
 )
 
 
@@ -319,6 +391,13 @@ class Settings:
     port: int = 5000
     workers: int = 1
     max_request_bytes: int = 64 * 1024 * 1024
+    auth: bool = False
+    auth_cache_ttl: float = 5.0
+    login_token_lifetime: float = 43_200.0
+    token: str | None = None
+    credentials_file: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
