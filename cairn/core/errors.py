@@ -17,6 +17,7 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "QueryError",
+    "RateLimited",
     "SchemaOutOfDate",
     "StorageFull",
     "StoreBusy",
@@ -124,6 +125,12 @@ class PermissionDenied(CairnError):
 
 class Unauthenticated(CairnError):
     code = "unauthenticated"
+
+
+class RateLimited(CairnError):
+    """Too many attempts (failed logins); ``details['retry_after']``: seconds to wait."""
+
+    code = "rate_limited"
 
 
 def _all_error_types() -> dict[str, type[CairnError]]:

@@ -22,6 +22,7 @@ from cairn.core.errors import (
     NotFound,
     PermissionDenied,
     QueryError,
+    RateLimited,
     SchemaOutOfDate,
     StorageFull,
     StoreBusy,
@@ -53,6 +54,7 @@ STATUS: dict[type[CairnError], int] = {
     NotFound: 404,
     AlreadyExists: 409,
     Conflict: 409,
+    RateLimited: 429,
     CorruptObject: 500,
     SchemaOutOfDate: 503,
     StoreUnavailable: 503,
@@ -152,6 +154,10 @@ def cairn_error_response(exc: CairnError) -> JSONResponse:
     response = error_response(status, exc.code, exc.message, exc.details)
     if isinstance(exc, StoreUnavailable):  # busy, or gone for now: worth another try
         response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+    elif isinstance(exc, Unauthenticated):  # RFC 6750: say which scheme is wanted
+        response.headers["www-authenticate"] = 'Bearer realm="cairn"'
+    elif isinstance(exc, RateLimited):
+        response.headers["retry-after"] = str(exc.details.get("retry_after", 1))
     return response
 
 
