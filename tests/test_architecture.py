@@ -87,7 +87,9 @@ CORE_FORBIDDEN_BUILTINS = frozenset(
 # Store packages that must not import each other, and object-store modules that may
 # import only the port (and their own helpers).
 STORE_SIDES = ("cairn.store.metadata", "cairn.store.objects")
-OBJECT_ADAPTERS = frozenset({"cairn.store.objects.local", "cairn.store.objects.memory"})
+OBJECT_ADAPTERS = frozenset(
+    {"cairn.store.objects.local", "cairn.store.objects.memory", "cairn.store.objects.s3"}
+)
 
 
 @dataclass(frozen=True)
