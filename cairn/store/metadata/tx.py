@@ -10,6 +10,7 @@ from cairn.store.metadata.artifacts import ArtifactRows
 from cairn.store.metadata.entities import EntityRows
 from cairn.store.metadata.hyperparameters import HyperparameterRows
 from cairn.store.metadata.idempotency import IdempotencyRows
+from cairn.store.metadata.identity import IdentityRows
 from cairn.store.metadata.labels import LabelRows
 from cairn.store.metadata.metrics import MetricRows
 from cairn.store.metadata.search import SearchRows
@@ -53,6 +54,7 @@ class MetadataTx:
         self.idempotency = IdempotencyRows(conn, engine)
         self.versioning = VersioningRows(conn, engine)
         self.search = SearchRows(conn)
+        self.identity = IdentityRows(conn)
 
     def commit_caches(self) -> None:
         self.metrics.commit_cache()
