@@ -459,6 +459,45 @@ class ObjectStoreContract:
 
     # -- copy_to_file --------------------------------------------------------------
 
+    # -- batches ------------------------------------------------------------
+
+    def test_missing_names_what_is_not_stored_once_in_order(self, store: ObjectStore) -> None:
+        a = store.put_bytes(b"a").digest
+        b, c = digest_bytes(b"b"), digest_bytes(b"c")
+        assert store.missing([c, a, b, c, a]) == [c, b]
+        assert store.missing([]) == []
+        with pytest.raises(InvalidArgument):
+            store.missing(["../x"])  # type: ignore[list-item]
+
+    def test_put_many_stores_each_like_put_bytes(self, store: ObjectStore) -> None:
+        items = [os.urandom(n) for n in (0, 1, 4096, 70_000)] + [b"same", b"same"]
+        infos = store.put_many(items)
+        assert infos == [ObjectInfo(digest_bytes(i), len(i)) for i in items]
+        assert store.missing([i.digest for i in infos]) == []
+        for item, info in zip(items, infos, strict=True):
+            with store.open(info.digest) as f:
+                assert f.read() == item
+        assert store.put_many([]) == []
+        assert store.put_many(items[:2]) == infos[:2]  # stored again: the same, once
+
+    def test_put_many_heals_a_corrupt_copy(self, store: ObjectStore) -> None:
+        data = os.urandom(5000)
+        digest = store.put_bytes(data).digest
+        self.corrupt(store, digest)
+        assert store.put_many([data, b"other"])[0] == ObjectInfo(digest, len(data))
+        with store.open(digest) as f:
+            assert f.read() == data
+
+    def test_put_many_after_a_read_quarantined_the_object(self, store: ObjectStore) -> None:
+        data = os.urandom(5000)
+        digest = store.put_bytes(data).digest
+        self.corrupt(store, digest)
+        with pytest.raises(CorruptObject), store.open(digest) as f:
+            f.read()
+        assert store.missing([digest]) == [digest]
+        store.put_many([data])
+        assert store.missing([digest]) == []
+
     def test_copy_to_file_replaces_atomically(self, store: ObjectStore, tmp_path: Path) -> None:
         out = tmp_path / "out"
         out.mkdir()

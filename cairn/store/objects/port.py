@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import BinaryIO, NamedTuple, Protocol, Self
+from typing import Any, BinaryIO, NamedTuple, Protocol, Self
 
 from cairn.core.digest import Digest, parse_digest
 from cairn.core.errors import CorruptObject, InvalidArgument, NotFound
@@ -98,6 +98,17 @@ class ObjectStore(Protocol):
         ``grace`` seconds, and not in use by this process); returns what went."""
         ...
 
+    def missing(self, digests: Iterable[Digest]) -> list[Digest]:
+        """Those of ``digests`` the store lacks, each once, in the order given: one
+        question for many objects (a client asks it before sending)."""
+        ...
+
+    def put_many(self, items: Sequence[bytes]) -> list[ObjectInfo]:
+        """Store many small objects at once, as ``put_bytes`` of each would (identical
+        bytes stored once, a damaged copy healed), made durable together: all of them
+        survive a crash once this returns. The infos are in the order of ``items``."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -113,7 +124,24 @@ def check_expected_digest(expected: Digest | None, actual: Digest) -> None:
 
 
 class ClosingStore:
-    """The lifecycle both adapters share: ``close()`` and use as a context manager."""
+    """What every adapter shares: ``close()``, use as a context manager, and the batch
+    calls done one object at a time (correct for any adapter; one that can do better,
+    as the local folder does, overrides them)."""
+
+    def missing(self, digests: Iterable[Digest]) -> list[Digest]:
+        store: Any = self
+        seen: set[Digest] = set()
+        lacking = []
+        for digest in map(parse_digest, digests):
+            if digest not in seen:
+                seen.add(digest)
+                if not store.exists(digest):
+                    lacking.append(digest)
+        return lacking
+
+    def put_many(self, items: Sequence[bytes]) -> list[ObjectInfo]:
+        store: Any = self
+        return [store.put_bytes(item) for item in items]
 
     def close(self) -> None:
         """Nothing to release by default: each call opens and closes its own files."""
