@@ -7,6 +7,7 @@ from cairn.core.errors import InvalidArgument
 from cairn.core.settings import DIRECT_IO_CHOICES, Settings
 from cairn.service.admin import objects_folder, open_metadata
 from cairn.service.artifacts import ArtifactService
+from cairn.service.auth import AuthService
 from cairn.service.base import Clock, Context, system_clock
 from cairn.service.entities import EntityService
 from cairn.service.labels import LabelService
@@ -43,13 +44,17 @@ class TrackingService:
         self.repositories = RepositoryService(self.context)
         self.objects = ObjectService(self.context)
         self.search = SearchService(self.context)
+        self.auth = AuthService(self.context)  # users, tokens, logins, the audit log
 
     @property
     def settings(self) -> Settings:
         return self.context.settings
 
     def close(self) -> None:
-        self.context.close()
+        try:
+            self.auth.close()  # the audit events still queued
+        finally:
+            self.context.close()
 
 
 def open_service(
