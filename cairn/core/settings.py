@@ -9,6 +9,7 @@ module is pure: the caller hands it the environment mapping.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,37 @@ def _positive_float(text: str) -> float:
 
 def _optional_str(text: str) -> str | None:
     return text or None
+
+
+def _optional_positive_int(text: str) -> int | None:
+    return _positive_int(text) if text.strip() else None
+
+
+# A host name or IPv4 address, a bracketed IPv6 address, or a wildcard of a domain.
+_HOST_PATTERN = re.compile(r"\*|(\*\.)?[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?|\[[0-9a-f:.]+\]")
+_ORIGIN = re.compile(r"https?://([a-z0-9_.-]+|\[[0-9a-f:.]+\])(:[0-9]{1,5})?")
+
+
+def _hosts(text: str) -> str:
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    for name in names:
+        if not _HOST_PATTERN.fullmatch(name):
+            raise ValueError(
+                f"{name!r} is not a host name, an IP address ([::1] for IPv6), "
+                "'*.domain' or '*' (no scheme, no port: any port is allowed)"
+            )
+    return ",".join(names)
+
+
+def _origins(text: str) -> str:
+    origins = [origin.strip().lower().rstrip("/") for origin in text.split(",") if origin.strip()]
+    for origin in origins:
+        if not _ORIGIN.fullmatch(origin):
+            raise ValueError(
+                f"{origin!r} is not an origin: scheme://host[:port], e.g. "
+                "https://notebooks.example.com (no path; '*' is not accepted)"
+            )
+    return ",".join(origins)
 
 
 DIRECT_IO_CHOICES = ("auto", "on", "off")
@@ -303,6 +335,44 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest request body the server accepts, except artifact uploads (streamed).",
     ),
     Setting(
+        "allowed_hosts",
+        "CAIRN_ALLOWED_HOSTS",
+        _hosts,
+        "",
+        "Comma-separated host names the server answers to besides the address it binds, "
+        "`localhost`, `127.0.0.1` and `[::1]` (any port): the names clients reach it by, "
+        "e.g. `cairn.example.com,10.0.0.5`; `*.example.com` takes a domain, `*` any name. "
+        "A request for any other `Host` is refused (400): this stops DNS rebinding.",
+    ),
+    Setting(
+        "cors_origins",
+        "CAIRN_CORS_ORIGINS",
+        _origins,
+        "",
+        "Comma-separated web origins (`https://host[:port]`) whose pages may call the API "
+        "from a browser: they get CORS headers and may write. Unset: no CORS headers, and "
+        "a write from any other web page is refused (403).",
+    ),
+    Setting(
+        "max_upload_bytes",
+        "CAIRN_MAX_UPLOAD_BYTES",
+        _optional_positive_int,
+        None,
+        "Largest object the server stores, whether it arrives in one upload or as parts "
+        "joined by `POST /objects/compose`; larger is refused (413) before a byte is "
+        "written. Unset: no limit but the disk's.",
+    ),
+    Setting(
+        "project_quota_bytes",
+        "CAIRN_PROJECT_QUOTA_BYTES",
+        _optional_positive_int,
+        None,
+        "Bytes of artifacts each project may hold (the sizes of its own, its experiments' "
+        "and its runs' artifacts, deleted runs included); an artifact or upload that "
+        "would pass it is refused (507 `quota_exceeded`). Read by whoever records the "
+        "artifact: the server, or the embedded client. Unset: no quota.",
+    ),
+    Setting(
         "auth",
         "CAIRN_AUTH",
         _on_off,
@@ -391,6 +461,10 @@ class Settings:
     port: int = 5000
     workers: int = 1
     max_request_bytes: int = 64 * 1024 * 1024
+    allowed_hosts: str = ""
+    cors_origins: str = ""
+    max_upload_bytes: int | None = None
+    project_quota_bytes: int | None = None
     auth: bool = False
     auth_cache_ttl: float = 5.0
     login_token_lifetime: float = 43_200.0
