@@ -9,6 +9,7 @@ from cairn.service.admin import objects_folder, open_metadata
 from cairn.service.artifacts import ArtifactService
 from cairn.service.auth import AuthService
 from cairn.service.base import Clock, Context, system_clock
+from cairn.service.charts import ChartService
 from cairn.service.entities import EntityService
 from cairn.service.labels import LabelService
 from cairn.service.metrics import MetricService
@@ -45,6 +46,7 @@ class TrackingService:
         self.objects = ObjectService(self.context)
         self.search = SearchService(self.context)
         self.auth = AuthService(self.context)  # users, tokens, logins, the audit log
+        self.charts = ChartService(self.context)  # the web UI's downsampled series
 
     @property
     def settings(self) -> Settings:

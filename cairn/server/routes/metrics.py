@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -17,6 +17,7 @@ from cairn.core.columns import (
     encode_history,
     history_parts,
 )
+from cairn.core.downsample import MAX_POINTS, MIN_POINTS
 from cairn.core.errors import InvalidArgument
 from cairn.core.model import MetricRecord
 from cairn.server.deps import JSON, Service
@@ -136,6 +137,25 @@ def metric_history(
     return StreamingResponse(
         _pieces(series), media_type=HISTORY_MEDIA_TYPE, headers={"content-length": str(size)}
     )
+
+
+@router.get(
+    "/runs/{run_id}/metrics/chart",
+    response_class=JSON,
+    summary="One metric downsampled for a chart: min and max per bucket, NaN/inf kept",
+    responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}, **MISSING},
+)
+def metric_chart(
+    run_id: RunIdPath,
+    key: Annotated[
+        str, Query(min_length=1, max_length=256, json_schema_extra={"pattern": NAME_PATTERN})
+    ],
+    service: Service,
+    points: Annotated[int, Query(ge=MIN_POINTS, le=MAX_POINTS)] = 2000,
+    x: Literal["step", "time"] = "step",
+) -> Any:
+    # A plain def: the read and the downsampling run on a worker thread.
+    return JSON(service.charts.metric_chart(run_id, key, points, x).to_json())
 
 
 async def _pieces(series: SeriesPoints) -> AsyncIterator[bytes | memoryview]:
