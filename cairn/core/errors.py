@@ -17,6 +17,7 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "QueryError",
+    "QuotaExceeded",
     "RateLimited",
     "SchemaOutOfDate",
     "StorageFull",
@@ -117,6 +118,14 @@ class StorageFull(CairnError):
     """A disk or quota has no room for what is being written; nothing half-written stays."""
 
     code = "storage_full"
+
+
+class QuotaExceeded(StorageFull):
+    """A project's storage quota (``CAIRN_PROJECT_QUOTA_BYTES``) has no room for what is
+    being stored; nothing was written. ``details``: ``project_id``, ``quota``, ``used``
+    (bytes its artifacts hold) and ``incoming`` (bytes asked for)."""
+
+    code = "quota_exceeded"
 
 
 class PermissionDenied(CairnError):

@@ -22,6 +22,7 @@ from cairn.core.errors import (
     NotFound,
     PermissionDenied,
     QueryError,
+    QuotaExceeded,
     RateLimited,
     SchemaOutOfDate,
     StorageFull,
@@ -60,6 +61,7 @@ STATUS: dict[type[CairnError], int] = {
     StoreUnavailable: 503,
     StoreBusy: 503,
     StorageFull: 507,
+    QuotaExceeded: 507,
 }
 # Seconds a client should wait before trying again after a 503 of a store that is busy or
 # could not be reached (sent as Retry-After; the HTTP client honours it until its deadline).

@@ -29,6 +29,7 @@ from cairn.core.errors import (
     NotFound,
     PermissionDenied,
     QueryError,
+    QuotaExceeded,
     SchemaOutOfDate,
     StorageFull,
     StoreBusy,
@@ -58,6 +59,7 @@ WIRE: dict[type[CairnError], tuple[int, str]] = {
     StoreUnavailable: (503, "store_unavailable"),
     StoreBusy: (503, "store_busy"),
     StorageFull: (507, "storage_full"),
+    QuotaExceeded: (507, "quota_exceeded"),
 }
 
 
