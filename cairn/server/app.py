@@ -20,6 +20,7 @@ from cairn.server.openapi import CairnAPI
 from cairn.server.routes import artifacts, entities, labels, metrics, search, versioning
 from cairn.server.schemas import MetricsIn
 from cairn.service import TrackingService, open_service
+from cairn.ui import mount as mount_ui
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -64,7 +65,7 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
         version=VERSION,
         description="Versioning and metadata for machine-learning models.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served by cairn.ui.apidocs from a package, offline
         redoc_url=None,
         lifespan=lifespan,
         telemetry=_NO_TELEMETRY,
@@ -82,6 +83,7 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
     for module in (entities, labels, metrics, artifacts, versioning, search):
         api.include_router(module.router)
     app.include_router(api)
+    mount_ui(app)  # the web UI under /, and the API docs page; outside the OpenAPI document
     # Inside BodyLimit (added last, so outermost): a body is counted as it is read.
     app.add_middleware(FastRoutes, prefix=API_PREFIX, executor=fast_path)
     app.add_middleware(JsonDepthLimit, limit=MAX_JSON_DEPTH, exempt=exempt)
