@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from cairn.core.digest import Digest, parse_digest
 from cairn.core.errors import InvalidArgument, NotFound
+from cairn.core.identity import Role
 from cairn.core.model import ArtifactInfo
 from cairn.core.objects import Progress
 from cairn.core.tree import Tree, TreeEntry
@@ -51,6 +52,7 @@ class ArtifactService(ServicePart):
         """Log a file, a folder (kept as a tree), bytes or a binary file object;
         ``progress`` is told of the bytes as they are stored."""
         check_artifact_key(key)
+        self._allow(entity_id, Role.WRITER)
         with self.metadata.read() as tx:  # fail fast, before moving any bytes
             self._require_kind(tx, entity_id)
         stored = store_source(self.objects, source, progress, self.settings.symlinks)
@@ -67,6 +69,7 @@ class ArtifactService(ServicePart):
         if kind not in ARTIFACT_KINDS:
             raise InvalidArgument("kind", f"must be 'file' or 'tree', got {kind!r}")
         digest = parse_digest(digest)
+        self._allow(entity_id, Role.WRITER)
         with self.metadata.read() as tx:
             self._require_kind(tx, entity_id)
         if kind == "file":
@@ -97,6 +100,7 @@ class ArtifactService(ServicePart):
         return info
 
     def list_artifacts(self, entity_id: str) -> list[ArtifactInfo]:
+        self._allow(entity_id, Role.READER)
         with self.metadata.read() as tx:
             self._require_kind(tx, entity_id)
             return tx.artifacts.of_entity(entity_id)
@@ -127,6 +131,7 @@ class ArtifactService(ServicePart):
     def resolve_artifact(self, entity_id: str, key: str) -> ResolvedArtifact:
         """A key names an artifact, or a file or folder inside a tree artifact."""
         check_artifact_key(key)
+        self._allow(entity_id, Role.READER)
         with self.metadata.read() as tx:
             self._require_kind(tx, entity_id)
             info, rest = self._find(tx, entity_id, key)

@@ -6,14 +6,17 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cairn.core.digest import Digest, parse_digest
 from cairn.core.errors import Conflict, InvalidArgument, NotFound
+from cairn.core.identity import Role
 from cairn.core.model import EntityKind, RunInfo, RunStatus
 from cairn.core.settings import Settings
 from cairn.core.validation import check_entity_id, check_name
 from cairn.core.versioning.tree import check_path
+from cairn.service.access import Access, entity_missing, missing
+from cairn.service.identity import current_principal
 from cairn.store.metadata import MetadataStore
 from cairn.store.metadata.tx import MetadataTx
 from cairn.store.objects import ObjectStore
@@ -37,6 +40,10 @@ class Context:
     objects: ObjectStore
     settings: Settings
     clock: Clock = system_clock
+    access: Access = field(init=False)  # the role checks, and their caches
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "access", Access(self.metadata, self.settings.auth_cache_ttl))
 
     def close(self) -> None:
         self.metadata.close()
@@ -71,6 +78,31 @@ class ServicePart:
         self.objects = context.objects
         self.settings = context.settings
         self.clock = context.clock
+        self.access = context.access
+
+    # -- authorization ----------------------------------------------------------------
+    def _allow(self, entity_id: str, need: Role, kind: str | None = None) -> None:
+        """The caller may act at ``need`` on the entity (a ``kind`` -- project, experiment,
+        run, repository -- or any kind when None); else the NotFound of one that does not
+        exist (it cannot read it) or PermissionDenied (it can, but not enough)."""
+        if self.access.restricted() is None:
+            return
+        check_entity_id(entity_id, f"{kind}_id" if kind else "entity_id")
+        gone = entity_missing(entity_id) if kind is None else missing(kind, entity_id)
+        self.access.require(entity_id, need, gone)
+
+    def _readable(self, project_id: str | None) -> bool:
+        """The caller may read the project (None: no project, so no)."""
+        principal = self.access.restricted()
+        if principal is None:
+            return True
+        return project_id is not None and self.access.can_read(principal, project_id)
+
+    @staticmethod
+    def _owner(given: str) -> str:
+        """Who owns what the caller makes: the principal, whatever the caller says."""
+        principal = current_principal()
+        return given if principal is None else principal.name
 
     # -- lookups shared by the parts --------------------------------------------------
     @staticmethod

@@ -8,6 +8,7 @@ from typing import Any, Literal, overload
 from cairn.core.columns import MetricBatch
 from cairn.core.digest import Digest
 from cairn.core.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from cairn.core.identity import Role
 from cairn.core.ids import new_id
 from cairn.core.model import EntityKind, ExperimentInfo, ProjectInfo, RunInfo, RunStatus
 from cairn.core.names import generate_run_name
@@ -20,7 +21,10 @@ from cairn.core.validation import (
     check_names,
     check_text,
 )
+from cairn.service.access import denied
 from cairn.service.base import ServicePart, check_refs, not_stored
+from cairn.service.identity import current_principal
+from cairn.store.metadata.roles import RoleRows
 from cairn.store.metadata.tx import MetadataTx
 
 __all__ = ["EntityService"]
@@ -44,12 +48,17 @@ class EntityService(ServicePart):
         owner: str = "",
         tags: Iterable[str] | None = None,
     ) -> ProjectInfo:
-        """Get the project called ``name``, creating it if needed (race-safe)."""
+        """Get the project called ``name``, creating it if needed (race-safe). With a
+        principal, a new project is the principal's, who becomes its owner; an existing one
+        needs the writer role (a name taken by a project the caller cannot read is an
+        ``AlreadyExists``: names are unique across the server)."""
         check_name(name, "project name")
         tag_list = _check_tags(tags)
+        principal = current_principal()
+        owner = self._owner(owner)
         with self.metadata.write() as tx:
             now = self.clock()
-            tx.entities.insert_ignore(
+            inserted = tx.entities.insert_ignore(
                 EntityKind.PROJECT,
                 {
                     "id": new_id(now),
@@ -62,6 +71,10 @@ class EntityService(ServicePart):
             )
             project = tx.entities.project_by_name(name)
             assert project is not None  # inserted or already there, in this transaction
+            if principal is not None and inserted:  # its creator owns it, from the start
+                RoleRows(tx.conn).put(project.id, principal.user_id, Role.OWNER, now, "")
+            elif self.access.restricted() is not None:
+                self._may_set_project(tx, project, name)
             if project.deleted:
                 raise Conflict(
                     f"project {name!r} is deleted; restore it (project.undelete()) or choose "
@@ -70,10 +83,29 @@ class EntityService(ServicePart):
                     id=project.id,
                 )
             self._apply_common(tx, EntityKind.PROJECT, project, description, tag_list)
-            return tx.entities.project(project.id) or project
+            found = tx.entities.project(project.id) or project
+        if principal is not None and inserted:
+            self.access.remember(found.id, found.id)
+            self.access.changed(principal.user_id, found.id, Role.OWNER)
+        return found
+
+    def _may_set_project(self, tx: MetadataTx, project: ProjectInfo, name: str) -> None:
+        """set_project of an existing project: the caller writes to it."""
+        principal = self.access.restricted()
+        assert principal is not None
+        held = RoleRows(tx.conn).role(principal.user_id, project.id)
+        if held is None:  # as a name taken: it does not say more
+            raise AlreadyExists(
+                f"the project name {name!r} is taken; choose another name",
+                kind="project",
+                name=name,
+            )
+        if held < Role.WRITER:
+            raise denied(principal, project.id, held, Role.WRITER)
 
     def get_project(self, project_id: str) -> ProjectInfo:
         check_entity_id(project_id, "project_id")
+        self._allow(project_id, Role.READER, "project")
         with self.metadata.read() as tx:
             project = tx.entities.project(project_id)
         if project is None:
@@ -84,13 +116,19 @@ class EntityService(ServicePart):
         check_name(name, "project name")
         with self.metadata.read() as tx:
             project = tx.entities.project_by_name(name)
-        if project is None:
+        principal = self.access.restricted()
+        if project is None or (
+            principal is not None and not self.access.can_read(principal, project.id)
+        ):
             raise NotFound(f"no project named {name!r}", kind="project", name=name)
         return project
 
     def list_projects(self) -> list[ProjectInfo]:
-        """The projects not deleted."""
+        """The projects not deleted (that the caller may read)."""
+        principal = self.access.restricted()
         with self.metadata.read() as tx:
+            if principal is not None:
+                return RoleRows(tx.conn).readable_projects(principal.user_id)
             return tx.entities.projects()
 
     def delete_project(self, project_id: str) -> ProjectInfo:
@@ -114,6 +152,8 @@ class EntityService(ServicePart):
         check_entity_id(project_id, "project_id")
         check_name(name, "experiment name")
         tag_list = _check_tags(tags)
+        self._allow(project_id, Role.WRITER, "project")
+        owner = self._owner(owner)
         with self.metadata.write() as tx:
             project = tx.entities.project(project_id)
             if project is None:
@@ -145,10 +185,13 @@ class EntityService(ServicePart):
                     id=experiment.id,
                 )
             self._apply_common(tx, EntityKind.EXPERIMENT, experiment, description, tag_list)
-            return tx.entities.experiment(experiment.id) or experiment
+            found = tx.entities.experiment(experiment.id) or experiment
+        self.access.remember(found.id, project_id)
+        return found
 
     def get_experiment(self, experiment_id: str) -> ExperimentInfo:
         check_entity_id(experiment_id, "experiment_id")
+        self._allow(experiment_id, Role.READER, "experiment")
         with self.metadata.read() as tx:
             experiment = tx.entities.experiment(experiment_id)
         if experiment is None:
@@ -162,13 +205,14 @@ class EntityService(ServicePart):
         check_name(name, "experiment name")
         with self.metadata.read() as tx:
             experiment = tx.entities.experiment_by_name(project_id, name)
-        if experiment is None:
+        if experiment is None or not self._readable(project_id):
             raise NotFound(f"no experiment named {name!r}", kind="experiment", name=name)
         return experiment
 
     def list_experiments(self, project_id: str) -> list[ExperimentInfo]:
         """The experiments of the project not deleted."""
         check_entity_id(project_id, "project_id")
+        self._allow(project_id, Role.READER, "project")
         with self.metadata.read() as tx:
             if tx.entities.project(project_id) is None:
                 raise NotFound(f"no project with id {project_id}", kind="project", id=project_id)
@@ -242,6 +286,8 @@ class EntityService(ServicePart):
             check_entity_id(parent_id, "parent_id")
         tag_list = _check_tags(tags)
         text = check_text(description or "", "description")
+        self._allow(experiment_id, Role.WRITER, "experiment")
+        owner = self._owner(owner)
         owner = check_name(owner, "owner") if owner else ""
 
         def new_row() -> dict[str, Any]:
@@ -275,6 +321,7 @@ class EntityService(ServicePart):
                     if missing is not None:  # and the run is not created either
                         raise not_stored(missing, *captures[missing])
         if project_id is not None:
+            self.access.remember(row["id"], project_id)
             return RunInfo(**{**row, "project_id": project_id, "status": RunStatus.RUNNING})
 
         with self.metadata.write() as tx:
@@ -308,6 +355,7 @@ class EntityService(ServicePart):
             raise Conflict("could not generate a unique run name; give the run a name")
 
     def get_run(self, run_id: str) -> RunInfo:
+        self._allow(run_id, Role.READER, "run")
         with self.metadata.read() as tx:
             return self._present(self._require_run(tx, run_id))
 
@@ -316,7 +364,7 @@ class EntityService(ServicePart):
         check_name(name, "run name")
         with self.metadata.read() as tx:
             run = tx.entities.run_by_name(experiment_id, name)
-        if run is None:
+        if run is None or not self._readable(run.project_id):
             raise NotFound(f"no run named {name!r}", kind="run", name=name)
         return self._present(run)
 
@@ -325,10 +373,12 @@ class EntityService(ServicePart):
         case ignored): how people give the short ids they see. At most 10."""
         bare = check_id_fragment(fragment, "run id")
         with self.metadata.read() as tx:
-            return [self._present(r) for r in tx.entities.runs_by_id_fragment(bare, 10)]
+            found = tx.entities.runs_by_id_fragment(bare, 10)
+        return [self._present(r) for r in found if self._readable(r.project_id)]
 
     def list_runs(self, experiment_id: str, *, include_deleted: bool = False) -> list[RunInfo]:
         check_entity_id(experiment_id, "experiment_id")
+        self._allow(experiment_id, Role.READER, "experiment")
         with self.metadata.read() as tx:
             if tx.entities.experiment(experiment_id) is None:
                 raise NotFound(
@@ -338,6 +388,7 @@ class EntityService(ServicePart):
         return [self._present(r) for r in found]
 
     def list_child_runs(self, run_id: str, *, include_deleted: bool = False) -> list[RunInfo]:
+        self._allow(run_id, Role.READER, "run")
         with self.metadata.read() as tx:
             self._require_run(tx, run_id)
             found = tx.entities.runs(parent_id=run_id, include_deleted=include_deleted)
@@ -372,6 +423,7 @@ class EntityService(ServicePart):
             points = metrics
         if idempotency_key is not None:
             check_idempotency_key(idempotency_key)
+        self._allow(run_id, Role.WRITER, "run")
         with self.metadata.write() as tx:
             now = self.clock()
             if idempotency_key is not None and not tx.idempotency.claim(idempotency_key, now):
@@ -398,6 +450,7 @@ class EntityService(ServicePart):
     def resume_run(self, run_id: str) -> RunInfo:
         """An ended (or crashed) run running again, to record more: its end time is
         cleared; metrics logged without a step continue after the last one."""
+        self._allow(run_id, Role.WRITER, "run")
         with self.metadata.write() as tx:
             self._require_run(tx, run_id, live=True)
             now = self.clock()
@@ -417,6 +470,10 @@ class EntityService(ServicePart):
         """The runs' process is alive: of ``run_ids``, those running and not deleted are
         marked so (how many is returned); the others are left as they are."""
         ids = [check_entity_id(r, "run_ids") for r in run_ids]
+        if self.access.restricted() is not None:  # a run it cannot read is as none
+            ids = [r for r in ids if self._readable(self.access.project_of(r))]
+            for run_id in ids:
+                self._allow(run_id, Role.WRITER, "run")
         if not ids:
             return 0
         with self.metadata.write() as tx:
@@ -424,6 +481,7 @@ class EntityService(ServicePart):
 
     def delete_run(self, run_id: str) -> RunInfo:
         """Soft delete: hidden from listings, restorable with restore_run."""
+        self._allow(run_id, Role.WRITER, "run")
         with self.metadata.write() as tx:
             run = self._require_run(tx, run_id)
             if not run.deleted:
@@ -432,6 +490,7 @@ class EntityService(ServicePart):
             return self._present(self._require_run(tx, run_id))
 
     def restore_run(self, run_id: str) -> RunInfo:
+        self._allow(run_id, Role.WRITER, "run")
         with self.metadata.write() as tx:
             run = self._require_run(tx, run_id)
             if run.deleted:
@@ -442,6 +501,7 @@ class EntityService(ServicePart):
 
     def set_description(self, entity_id: str, description: str) -> None:
         text = check_text(description, "description")
+        self._allow(entity_id, Role.WRITER)
         with self.metadata.write() as tx:
             kind = self._require_writable(tx, entity_id)
             tx.entities.update(kind, entity_id, {"description": text})
@@ -461,6 +521,10 @@ class EntityService(ServicePart):
         self, kind: EntityKind, entity_id: str, *, deleted: bool
     ) -> ProjectInfo | ExperimentInfo:
         check_entity_id(entity_id, f"{kind.value}_id")
+        # Deleting a project hides everything in it: its owners' call.
+        self._allow(
+            entity_id, Role.OWNER if kind is EntityKind.PROJECT else Role.WRITER, kind.value
+        )
         with self.metadata.write() as tx:
             read = tx.entities.project if kind is EntityKind.PROJECT else tx.entities.experiment
             found = read(entity_id)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cairn.core.errors import Conflict
+from cairn.core.identity import Role
 from cairn.core.model import (
     HyperparameterValue,
     decode_hyperparameter,
@@ -31,17 +32,20 @@ class LabelService(ServicePart):
     # -- tags -------------------------------------------------------------------------
     def add_tags(self, entity_id: str, tags: Iterable[str]) -> None:
         names = check_names(tags, "tag")
+        self._allow(entity_id, Role.WRITER)
         with self.metadata.write() as tx:
             self._require_writable(tx, entity_id)
             tx.labels.add_tags(entity_id, names, self.clock())
 
     def remove_tags(self, entity_id: str, tags: Iterable[str]) -> None:
         names = check_names(tags, "tag")
+        self._allow(entity_id, Role.WRITER)
         with self.metadata.write() as tx:
             self._require_writable(tx, entity_id)
             tx.labels.remove_tags(entity_id, names)
 
     def get_tags(self, entity_id: str) -> list[str]:
+        self._allow(entity_id, Role.READER)
         with self.metadata.read() as tx:
             self._require_kind(tx, entity_id)
             return tx.labels.tags(entity_id)
@@ -54,12 +58,14 @@ class LabelService(ServicePart):
             check_name(k, "attribute key"): encode_attribute(v, f"attribute {k!r}", limit)
             for k, v in values.items()
         }
+        self._allow(entity_id, Role.WRITER)
         with self.metadata.write() as tx:
             self._require_writable(tx, entity_id)
             tx.labels.put_attributes(entity_id, encoded, self.clock())
 
     def get_attributes(self, entity_id: str, keys: Iterable[str] | None = None) -> dict[str, Any]:
         wanted = None if keys is None else check_names(keys, "attribute key")
+        self._allow(entity_id, Role.READER)
         with self.metadata.read() as tx:
             self._require_kind(tx, entity_id)
             rows = tx.labels.attributes(entity_id, wanted)
@@ -67,6 +73,7 @@ class LabelService(ServicePart):
 
     def remove_attributes(self, entity_id: str, keys: Iterable[str]) -> None:
         names = check_names(keys, "attribute key")
+        self._allow(entity_id, Role.WRITER)
         with self.metadata.write() as tx:
             self._require_writable(tx, entity_id)
             tx.labels.remove_attributes(entity_id, names)
@@ -85,6 +92,7 @@ class LabelService(ServicePart):
                 check_hyperparameter_value(value, f"hyperparameter {key!r}")
             )
             items.append((key, kind, text, number))
+        self._allow(run_id, Role.WRITER, "run")
         with self.metadata.write() as tx:
             self._require_recording_run(tx, run_id)  # an empty call still names one
             if not items:
@@ -107,6 +115,7 @@ class LabelService(ServicePart):
             tx.hyperparameters.replace(run_id, changed)
 
     def get_hyperparameters(self, run_id: str) -> dict[str, HyperparameterValue]:
+        self._allow(run_id, Role.READER, "run")
         with self.metadata.read() as tx:
             self._require_run(tx, run_id)
             rows = tx.hyperparameters.of_run(run_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from cairn.core.columns import MetricBatch, SeriesPoints, batch_from_records
+from cairn.core.identity import Role
 from cairn.core.model import MetricPoint, MetricRecord
 from cairn.core.validation import check_batch, check_idempotency_key, check_name, check_record
 from cairn.service.base import Context, ServicePart
@@ -50,6 +51,9 @@ class MetricService(ServicePart):
             check_idempotency_key(idempotency_key)
         if not any(len(points) for points in batch.values()):
             return
+        if self.access.restricted() is not None:
+            for run_id in sorted({run_id for run_id, _ in batch}):
+                self._allow(run_id, Role.WRITER, "run")
         with self.metadata.write() as tx:
             if idempotency_key is not None:
                 now = self.clock()
@@ -71,6 +75,7 @@ class MetricService(ServicePart):
     ) -> dict[str, MetricPoint]:
         """Latest point per key: highest step, then latest timestamp."""
         wanted = None if keys is None else [check_name(k, "metric key") for k in keys]
+        self._allow(run_id, Role.READER, "run")
         with self.metadata.read() as tx:
             self._require_run(tx, run_id)
             return tx.metrics.latest(run_id, wanted)
@@ -78,6 +83,7 @@ class MetricService(ServicePart):
     def get_metric_history(self, run_id: str, key: str) -> SeriesPoints:
         """Every point of one series, in (step, timestamp) order."""
         check_name(key, "metric key")
+        self._allow(run_id, Role.READER, "run")
         with self.metadata.read() as tx:
             self._require_run(tx, run_id)
             return tx.metrics.history(run_id, key)

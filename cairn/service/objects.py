@@ -50,7 +50,9 @@ class ObjectService(ServicePart):
         return self.objects.open(parse_digest(digest))
 
     def writer(self) -> ObjectWriter:
-        """A writer for one object arriving piece by piece (commit with its digest)."""
+        """A writer for one object arriving piece by piece (commit with its digest).
+        With a principal: a writer of some project (see docs/roles.md, *Objects*)."""
+        self.access.require_uploader()
         return self.objects.open_writer()
 
     def quarantined(self) -> list[Quarantined]:
@@ -84,6 +86,7 @@ class ObjectService(ServicePart):
         """
         if not parts:
             raise InvalidArgument("parts", "must list at least one object")
+        self.access.require_uploader()
         wanted = parse_digest(digest)
         digests = [parse_digest(p, "parts") for p in parts]
         if self.objects.exists(wanted):

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cairn.core.errors import InvalidArgument, NotFound
+from cairn.core.identity import Role
 from cairn.core.query import OrderKey, Scope, parse_order, parse_query
 from cairn.core.search import (
     Cursor,
@@ -82,6 +83,11 @@ class SearchService(ServicePart):
             if ids is not None:
                 for entity_id in ids:
                     check_entity_id(entity_id, name)
+        principal = self.access.restricted()
+        if principal is not None:  # a named container it cannot read is as none
+            for kind, ids in (("experiment", experiment_ids), ("project", project_ids)):
+                for entity_id in ids or ():
+                    self._allow(entity_id, Role.READER, kind)
         scope_text = repr(
             (sorted(experiment_ids or []), sorted(project_ids or []), include_deleted)
         )
@@ -101,6 +107,7 @@ class SearchService(ServicePart):
             include_deleted=include_deleted,
             now=now,
             crashed_before=now - int(self.settings.heartbeat_timeout * 1000),
+            readable_by=None if principal is None else principal.user_id,
         ), fingerprint
 
     def find_runs(

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from cairn.core.digest import Digest, parse_digest
 from cairn.core.errors import AlreadyExists, Conflict, CorruptObject, InvalidArgument, NotFound
+from cairn.core.identity import Role
 from cairn.core.ids import new_id
 from cairn.core.model import EntityKind, RunInfo
 from cairn.core.objects import ObjectInfo, Progress
@@ -145,6 +146,8 @@ class RepositoryService(ServicePart):
         check_name(name, "repository name")
         tag_list = [] if tags is None else check_names(tags, "tag")
         text = check_text(description or "", "description")
+        self._allow(project_id, Role.WRITER, "project")
+        owner = self._owner(owner)
         owner = check_name(owner, "owner") if owner else ""
         with self.metadata.write() as tx:
             if tx.entities.project(project_id) is None:
@@ -176,9 +179,12 @@ class RepositoryService(ServicePart):
                 )
             if tag_list:
                 tx.labels.add_tags(found.id, tag_list, now)
-            return tx.versioning.repository(found.id) or found
+            made = tx.versioning.repository(found.id) or found
+        self.access.remember(made.id, project_id)
+        return made
 
     def get_repository(self, repository_id: str) -> RepositoryInfo:
+        self._allow(repository_id, Role.READER, "repository")
         with self.metadata.read() as tx:
             return self._repository(tx, repository_id)
 
@@ -187,12 +193,13 @@ class RepositoryService(ServicePart):
         check_name(name, "repository name")
         with self.metadata.read() as tx:
             found = tx.versioning.repository_by_name(project_id, name)
-        if found is None:
+        if found is None or not self._readable(project_id):
             raise NotFound(f"no repository named {name!r}", kind="repository", name=name)
         return found
 
     def list_repositories(self, project_id: str) -> list[RepositoryInfo]:
         check_entity_id(project_id, "project_id")
+        self._allow(project_id, Role.READER, "project")
         with self.metadata.read() as tx:
             if tx.entities.project(project_id) is None:
                 raise NotFound(f"no project with id {project_id}", kind="project", id=project_id)
@@ -202,16 +209,19 @@ class RepositoryService(ServicePart):
     def get_commit(self, repository_id: str, ref: str) -> CommitInfo:
         """The commit a ref names: a branch, a tag, or a commit id (or a unique prefix of
         one, from 7 characters)."""
+        self._allow(repository_id, Role.READER, "repository")
         with self.metadata.read() as tx:
             return self._commit_of(tx, repository_id, ref)
 
     def list_refs(self, repository_id: str) -> list[RefInfo]:
+        self._allow(repository_id, Role.READER, "repository")
         with self.metadata.read() as tx:
             self._repository(tx, repository_id)
             return tx.versioning.refs(repository_id)
 
     def list_paths(self, repository_id: str, ref: str) -> dict[str, str]:
         """Every ingredient of a commit: path -> blob kind, in path order."""
+        self._allow(repository_id, Role.READER, "repository")
         with self.metadata.read() as tx:
             commit = self._commit_of(tx, repository_id, ref)
             objects = _Objects(tx)
@@ -223,6 +233,7 @@ class RepositoryService(ServicePart):
         """The blobs at ``paths`` of a commit (every one if None); ``NotFound`` for a path
         that holds none."""
         wanted = None if paths is None else [check_path(p) for p in _strings(paths, "paths")]
+        self._allow(repository_id, Role.READER, "repository")
         with self.metadata.read() as tx:
             commit = self._commit_of(tx, repository_id, ref)
             objects = _Objects(tx)
@@ -258,6 +269,7 @@ class RepositoryService(ServicePart):
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
         ):
             raise InvalidArgument("limit", "must be a positive number of commits")
+        self._allow(repository_id, Role.READER, "repository")
         with self.metadata.read() as tx:
             self._repository(tx, repository_id)
             start = self._resolve(tx, repository_id, ref)
@@ -279,6 +291,7 @@ class RepositoryService(ServicePart):
     def diff(self, repository_id: str, a: str, b: str) -> list[PathChange]:
         """What changed from commit ``a`` to commit ``b``, path by path and, inside a blob,
         field by field."""
+        self._allow(repository_id, Role.READER, "repository")
         with self.metadata.read() as tx:
             first = self._commit_of(tx, repository_id, a)
             second = self._commit_of(tx, repository_id, b)
@@ -302,6 +315,8 @@ class RepositoryService(ServicePart):
         check_ref_name(branch, "branch")
         check_text(message, "message")
         entries, blobs = self._staged(changes)
+        self._allow(repository_id, Role.WRITER, "repository")
+        author = self._owner(author)
         with self.metadata.write() as tx:
             self._repository(tx, repository_id)
             head = self._branch(tx, repository_id, branch)
@@ -345,6 +360,7 @@ class RepositoryService(ServicePart):
         meanwhile), or whatever it is at with ``force``. A move to a commit that does not
         descend from the branch's also needs ``force``."""
         check_ref_name(name, "branch")
+        self._allow(repository_id, Role.WRITER, "repository")
         with self.metadata.write() as tx:
             self._repository(tx, repository_id)
             target = self._resolve(tx, repository_id, commit)
@@ -380,6 +396,7 @@ class RepositoryService(ServicePart):
     def create_tag(self, repository_id: str, name: str, commit: str) -> RefInfo:
         """Name ``commit`` for good: a tag never moves (``AlreadyExists`` if it exists)."""
         check_ref_name(name, "tag")
+        self._allow(repository_id, Role.WRITER, "repository")
         with self.metadata.write() as tx:
             self._repository(tx, repository_id)
             target = self._resolve(tx, repository_id, commit)
@@ -410,6 +427,8 @@ class RepositoryService(ServicePart):
         check_ref_name(into, "into")
         if message is not None:
             check_text(message, "message")
+        self._allow(repository_id, Role.READER if dry_run else Role.WRITER, "repository")
+        author = self._owner(author)
         with self.metadata.write() as tx:
             self._repository(tx, repository_id)
             theirs = self._resolve(tx, repository_id, source)
@@ -471,6 +490,8 @@ class RepositoryService(ServicePart):
         first parent), merged three-way into the branch's head: ``Conflict`` if later
         commits changed the same fields."""
         check_ref_name(branch, "branch")
+        self._allow(repository_id, Role.WRITER, "repository")
+        author = self._owner(author)
         with self.metadata.write() as tx:
             undone = self._commit_of(tx, repository_id, commit)
             head = self._branch(tx, repository_id, branch)
@@ -528,6 +549,8 @@ class RepositoryService(ServicePart):
             check_name(k, "key"): check_path(v, f"key_paths[{k!r}]")
             for k, v in (key_paths or {}).items()
         }
+        self._allow(run_id, Role.WRITER, "run")
+        self._allow(repository_id, Role.READER, "repository")
         with self.metadata.write() as tx:
             tx.versioning.lock_run(run_id)
             self._require_run(tx, run_id, live=True)
@@ -557,6 +580,7 @@ class RepositoryService(ServicePart):
             return RunCommitInfo(run_id, repository_id, target, merged)
 
     def get_run_commit(self, run_id: str) -> RunCommitInfo | None:
+        self._allow(run_id, Role.READER, "run")
         with self.metadata.read() as tx:
             self._require_run(tx, run_id)
             return tx.versioning.run_link(run_id)
@@ -564,18 +588,22 @@ class RepositoryService(ServicePart):
     def list_commit_runs(
         self, repository_id: str, commit: str, *, include_deleted: bool = False
     ) -> list[RunInfo]:
+        self._allow(repository_id, Role.READER, "repository")
         with self.metadata.read() as tx:
             self._repository(tx, repository_id)
             target = self._resolve(tx, repository_id, commit)
             ids = tx.versioning.runs_of_commit(
                 repository_id, target, include_deleted=include_deleted
             )
-            return [self._present(r) for r in map(tx.entities.run, ids) if r is not None]
+            found = [r for r in map(tx.entities.run, ids) if r is not None]
+        # Runs of other projects may use the commit: only those the caller may read.
+        return [self._present(r) for r in found if self._readable(r.project_id)]
 
     def capture_run(self, run_id: str, captured: Mapping[str, Blob]) -> None:
         """What a run captured as it started (its code, its environment): path -> blob,
         replacing what it had. Blobs are stored once, however many runs share them."""
         _, blobs = self._staged(captured, allow_removal=False)
+        self._allow(run_id, Role.WRITER, "run")
         with self.metadata.write() as tx:
             tx.versioning.lock_run(run_id)
             self._require_run(tx, run_id, live=True)
@@ -590,6 +618,7 @@ class RepositoryService(ServicePart):
         later ones name them instead of sending them again. ``NotFound`` if one is not
         stored (then send it with capture_run)."""
         wanted = check_refs(refs, "refs")
+        self._allow(run_id, Role.WRITER, "run")
         with self.metadata.write() as tx:
             tx.versioning.lock_run(run_id)
             self._require_run(tx, run_id, live=True)
@@ -597,6 +626,7 @@ class RepositoryService(ServicePart):
 
     def get_run_capture(self, run_id: str) -> dict[str, Blob]:
         """What a run captured as it started: path -> blob (empty if nothing)."""
+        self._allow(run_id, Role.READER, "run")
         with self.metadata.read() as tx:
             self._require_run(tx, run_id)
             objects = _Objects(tx)
@@ -610,9 +640,11 @@ class RepositoryService(ServicePart):
         self, path: str | os.PathLike[str], progress: Progress | None = None
     ) -> ObjectInfo:
         """Store a file's bytes as an object (once per content)."""
+        self.access.require_uploader()
         return self.objects.put_file(path, progress)
 
     def store_bytes(self, data: bytes) -> ObjectInfo:
+        self.access.require_uploader()
         return self.objects.put_bytes(bytes(data))
 
     def fetch_object(

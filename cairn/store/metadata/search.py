@@ -69,6 +69,7 @@ from cairn.core.query import (
 from cairn.core.search import Cursor
 from cairn.core.versioning.info import RepositoryInfo
 from cairn.store.metadata import dialect
+from cairn.store.metadata.roles import readable_by
 from cairn.store.metadata.schema import (
     attributes,
     experiments,
@@ -104,6 +105,7 @@ class SearchRequest:
     project_ids: Sequence[str] | None = None
     include_deleted: bool = False
     now: int = 0  # ms; for durations of running runs
+    readable_by: str | None = None  # a user id: only projects it holds a role in (None: all)
     crashed_before: int = 0  # ms; running runs whose heartbeat is older read as crashed
 
 
@@ -466,6 +468,9 @@ class SearchRows:
             conditions.append(_one_of(t.c.project_id, request.project_ids))
         if request.scope is Scope.PROJECTS and request.project_ids is not None:
             conditions.append(_one_of(t.c.id, request.project_ids))
+        if request.readable_by is not None:  # in the statement: pages and counts stay right
+            owner = t.c.id if request.scope is Scope.PROJECTS else t.c.project_id
+            conditions.append(readable_by(owner, request.readable_by))
         if request.where is not None:
             conditions.append(compiler.where(request.where))
         return compiler, conditions
