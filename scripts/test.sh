@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/setup.sh
+bash scripts/chromium.sh  # for tests/ui; installs Debian's chromium if missing
 
 if [ -n "${CAIRN_TEST_PG_URL:-}" ]; then
     echo "test.sh: PostgreSQL from CAIRN_TEST_PG_URL=$CAIRN_TEST_PG_URL"
