@@ -17,6 +17,7 @@ from typing import Literal
 
 from cairn.core.downsample import downsample
 from cairn.core.errors import InvalidArgument
+from cairn.core.identity import Role
 from cairn.core.validation import check_name
 from cairn.service.base import ServicePart
 
@@ -63,6 +64,7 @@ class ChartService(ServicePart):
         check_name(key, "metric key")
         if x not in X_AXES:
             raise InvalidArgument("x", f"must be one of {', '.join(X_AXES)}, not {x!r}")
+        self._allow(run_id, Role.READER, "run")
         with self.metadata.read() as tx:
             self._require_run(tx, run_id)
             series = tx.metrics.history(run_id, key)
