@@ -12,6 +12,7 @@ from cairn.client._http_artifacts import HttpArtifacts
 from cairn.client._http_entities import HttpEntities
 from cairn.client._http_labels import HttpLabels
 from cairn.client._http_metrics import HttpMetrics
+from cairn.client._http_roles import HttpRoles
 from cairn.client._http_search import HttpSearch
 from cairn.client._http_versioning import HttpRepositories
 from cairn.client._transport import Transport
@@ -32,6 +33,7 @@ class HttpBackend:
         self.artifacts = HttpArtifacts(self.transport, settings)
         self.repositories = HttpRepositories(self.transport, settings)
         self.search = HttpSearch(self.transport, settings)
+        self.roles = HttpRoles(self.transport, settings)
 
     def close(self) -> None:
         self.transport.close()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from cairn.core.columns import MetricBatch, SeriesPoints
+from cairn.core.identity import Role
 from cairn.core.model import (
     ArtifactInfo,
     ExperimentInfo,
@@ -31,6 +32,7 @@ from cairn.core.model import (
     RunStatus,
 )
 from cairn.core.objects import ObjectInfo, Progress
+from cairn.core.roles import RoleInfo
 from cairn.core.search import ExperimentRecord, Page, ProjectRecord, RepositoryRecord, RunRecord
 from cairn.core.tree import TreeEntry
 from cairn.core.versioning.blobs import Blob, Field
@@ -53,6 +55,7 @@ __all__ = [
     "Labels",
     "Metrics",
     "Repositories",
+    "Roles",
     "Search",
 ]
 
@@ -503,6 +506,16 @@ class Search(Protocol):
     ) -> Page[ProjectRecord]: ...
 
 
+class Roles(Protocol):
+    """Who may read, write or own a project (docs/roles.md): its owners' and admins' call."""
+
+    def list_roles(self, project_id: str) -> list[RoleInfo]: ...
+
+    def grant_role(self, project_id: str, user: str, role: Role | str) -> RoleInfo: ...
+
+    def revoke_role(self, project_id: str, user: str) -> None: ...
+
+
 class Backend(Protocol):
     """Everything the client asks of a store, in-process or over HTTP, one part per
     aggregate."""
@@ -525,6 +538,9 @@ class Backend(Protocol):
     @property
     def search(self) -> Search: ...
 
+    @property
+    def roles(self) -> Roles: ...
+
     def close(self) -> None: ...
 
 
@@ -536,4 +552,5 @@ PARTS: dict[str, type[Any]] = {
     "artifacts": Artifacts,
     "repositories": Repositories,
     "search": Search,
+    "roles": Roles,
 }

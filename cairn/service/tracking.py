@@ -14,6 +14,7 @@ from cairn.service.entities import EntityService
 from cairn.service.labels import LabelService
 from cairn.service.metrics import MetricService
 from cairn.service.objects import ObjectService
+from cairn.service.roles import RoleService
 from cairn.service.search import SearchService
 from cairn.service.versioning import RepositoryService
 from cairn.store.metadata import MetadataStore
@@ -45,6 +46,7 @@ class TrackingService:
         self.repositories = RepositoryService(self.context)
         self.objects = ObjectService(self.context)
         self.search = SearchService(self.context)
+        self.roles = RoleService(self.context)
         self.auth = AuthService(self.context)  # users, tokens, logins, the audit log
         self.charts = ChartService(self.context)  # the web UI's downsampled series
 
