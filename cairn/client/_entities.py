@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from cairn.client._columns import MetricColumns
     from cairn.client._repositories import Commit
     from cairn.client._restore import RestoreReport
+    from cairn.core.identity import Role
     from cairn.core.objects import Progress
+    from cairn.core.roles import RoleInfo
     from cairn.core.versioning.blobs import Blob
     from cairn.files.artifacts import ArtifactSource
 
@@ -216,6 +218,20 @@ class Project(_Entity):
 
     def undelete(self) -> None:
         self._backend.entities.restore_project(self.id)
+
+    # -- roles (docs/roles.md): the project's owners and admins ----------------------------
+    def roles(self) -> list[RoleInfo]:
+        """Who holds which role in the project (reader, writer, owner), by user name."""
+        return self._backend.roles.list_roles(self.id)
+
+    def grant(self, user: str, role: Role | str) -> RoleInfo:
+        """Give ``user`` ``role`` (``"reader"``, ``"writer"`` or ``"owner"``) in the
+        project, replacing the role it held."""
+        return self._backend.roles.grant_role(self.id, user, role)
+
+    def revoke(self, user: str) -> None:
+        """Take away the role ``user`` holds in the project (the last owner stays)."""
+        self._backend.roles.revoke_role(self.id, user)
 
 
 class Experiment(_Entity):
