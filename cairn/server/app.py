@@ -13,11 +13,12 @@ from cairn.core.api import API_PREFIX
 from cairn.core.jsondepth import MAX_JSON_DEPTH
 from cairn.core.settings import Settings
 from cairn.core.version import VERSION
+from cairn.server.auth import Authenticate
 from cairn.server.errors import install_error_handlers
 from cairn.server.fastpath import FastRoutes
 from cairn.server.limits import BodyLimit, JsonDepthLimit
 from cairn.server.openapi import CairnAPI
-from cairn.server.routes import artifacts, entities, labels, metrics, search, versioning
+from cairn.server.routes import artifacts, auth, entities, labels, metrics, search, versioning
 from cairn.server.schemas import MetricsIn
 from cairn.service import TrackingService, open_service
 from cairn.ui import mount as mount_ui
@@ -69,6 +70,7 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
         redoc_url=None,
         lifespan=lifespan,
         telemetry=_NO_TELEMETRY,
+        auth=settings.auth,  # documents the bearer token and the 401s
     )
     if service is not None:  # usable before start-up too (tests drive the app directly)
         app.state.service = service
@@ -80,7 +82,7 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": VERSION}
 
-    for module in (entities, labels, metrics, artifacts, versioning, search):
+    for module in (entities, labels, metrics, artifacts, versioning, search, auth):
         api.include_router(module.router)
     app.include_router(api)
     mount_ui(app)  # the web UI under /, and the API docs page; outside the OpenAPI document
@@ -88,4 +90,7 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
     app.add_middleware(FastRoutes, prefix=API_PREFIX, executor=fast_path)
     app.add_middleware(JsonDepthLimit, limit=MAX_JSON_DEPTH, exempt=exempt)
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes, exempt=exempt)
+    # Outside the body limit: a request without a valid token is refused before its body
+    # is read. It also writes the audit event of every write.
+    app.add_middleware(Authenticate, required=settings.auth, prefix=API_PREFIX)
     return app

@@ -34,17 +34,19 @@ class CairnAPI(FastAPI):
         *,
         exempt: tuple[str, ...] = (),
         extra_models: Sequence[type[BaseModel]] = (),
+        auth: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._exempt = exempt
+        self._auth = auth
         self._extra_models: tuple[type[BaseModel], ...] = (ErrorOut, *extra_models)
         self._finished: dict[str, Any] | None = None
 
     def openapi(self) -> dict[str, Any]:
         document = super().openapi()  # cached by FastAPI until the routes change
         if document is not self._finished:
-            finish(document, exempt=self._exempt, extra_models=self._extra_models)
+            finish(document, exempt=self._exempt, extra_models=self._extra_models, auth=self._auth)
             self._finished = document
         return document
 
@@ -61,8 +63,10 @@ def finish(
     *,
     exempt: tuple[str, ...] = (),
     extra_models: Sequence[type[BaseModel]] = (ErrorOut,),
+    auth: bool = False,
 ) -> None:
-    """Finish ``document`` in place (idempotent)."""
+    """Finish ``document`` in place (idempotent). ``auth``: every operation but the health
+    check needs a bearer token, and may answer 401."""
     schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
@@ -71,6 +75,12 @@ def finish(
         for name, schema in defs.get("$defs", {}).items():
             schemas.setdefault(name, schema)
     _exact_int64_bounds(document)
+    if auth:
+        document["components"].setdefault("securitySchemes", {})["bearer"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token (`cairn tokens create`)",
+        }
     for path, item in document.get("paths", {}).items():
         for method, operation in item.items():
             if method not in _METHODS:
@@ -80,6 +90,9 @@ def finish(
             responses: dict[str, Any] = operation.setdefault("responses", {})
             responses.pop("422", None)
             statuses: list[int | str] = []
+            if auth and not path.endswith(("/health", "/auth/login")):  # open to all
+                operation.setdefault("security", [{"bearer": []}])
+                statuses.append(401)
             if operation.get("parameters") or "requestBody" in operation:
                 statuses.append(400)
             if "requestBody" in operation and not path.startswith(exempt):

@@ -1,0 +1,161 @@
+"""Authentication and the audit of writes, as ASGI middleware around the app's routes.
+
+With authentication on (``cairn server --auth``, ``CAIRN_AUTH=on``), every request but
+``GET /api/v1/health`` and ``POST /api/v1/auth/login`` must carry an API token:
+``Authorization: Bearer <token>``, or the ``cairn_token`` cookie (HttpOnly, set by the login
+when asked: the web UI's pages). Without one, or with one that is unknown, expired, revoked
+or whose user is disabled, the answer is 401 in the error shape with ``WWW-Authenticate:
+Bearer``. A token checked within ``auth_cache_ttl`` seconds is trusted without a database
+read (on the event loop: a hash and a dict lookup); otherwise it is checked on a worker
+thread.
+
+The request then runs as its principal (:func:`cairn.service.identity.acting_as`), which the
+service's checks read; Starlette's thread pool and the fast path's executor carry it (a
+context variable) to the threads store calls run on.
+
+Every request that may write (any method but GET, HEAD, OPTIONS), and every 401, becomes
+an audit event (who, method and path, the client's address, the status answered), auth on
+or off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from typing import TYPE_CHECKING
+
+from starlette.requests import cookie_parser
+
+from cairn.core.errors import Unauthenticated
+from cairn.server.errors import cairn_error_response
+from cairn.service.audit import from_address
+from cairn.service.identity import acting_as
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from cairn.core.identity import Principal
+    from cairn.core.settings import Settings
+    from cairn.service import TrackingService
+
+__all__ = ["COOKIE", "Authenticate", "check_exposure", "is_loopback"]
+
+COOKIE = "cairn_token"
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or name to bind) reaches this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings, insecure_no_auth: bool) -> str | None:
+    """Why the server must not start as set (None: it may): binding an address other
+    machines can reach needs authentication, unless ``insecure_no_auth`` says otherwise."""
+    if settings.auth or insecure_no_auth or is_loopback(settings.host):
+        return None
+    return (
+        f"--host {settings.host} lets other machines reach the server, and authentication "
+        "is off: anyone who can reach the port could read, change and delete everything. "
+        "Turn it on with --auth (or CAIRN_AUTH=on) after making an admin "
+        "(`cairn users create NAME --admin`, `cairn tokens create NAME --user NAME`), or, "
+        "if the network itself is trusted, say so with --insecure-no-auth"
+    )
+
+
+def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The token of ``Authorization: Bearer``, else of the ``cairn_token`` cookie."""
+    cookie = None
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").strip().partition(" ")
+            if scheme.lower() == "bearer" and credentials.strip():
+                return credentials.strip()
+            return ""  # another scheme, or none: refused as a token that is not ours
+        if name == b"cookie" and cookie is None:
+            cookie = cookie_parser(value.decode("latin-1")).get(COOKIE)
+    return cookie or None
+
+
+class Authenticate:
+    def __init__(self, app: ASGIApp, *, required: bool, prefix: str) -> None:
+        self.app = app
+        self.required = required
+        # Open to all: the health check, and the login that makes a token.
+        self.open_paths = frozenset({f"{prefix}/health", f"{prefix}/auth/login"})
+        self.auth_paths = f"{prefix}/auth/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        service: TrackingService = scope["app"].state.service
+        client = scope.get("client")
+        remote = client[0] if client else ""
+        principal: Principal | None = None
+        if self.required and scope["path"] not in self.open_paths:
+            secret = bearer_token(scope["headers"])
+            try:
+                principal = await _authenticate(service, secret)
+            except Unauthenticated as exc:
+                await _refuse(service, scope, remote, exc, secret is not None)(scope, receive, send)
+                return
+        if scope["method"] in _READS or scope["path"].startswith(self.auth_paths):
+            # Reads are not audited; logins and logouts are, by the service, in its words.
+            with acting_as(principal), from_address(remote):
+                await self.app(scope, receive, send)
+            return
+        status = 500  # what the client sees if the app fails before answering
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with acting_as(principal), from_address(remote):
+            try:
+                await self.app(scope, receive, watch)
+            finally:
+                service.auth.audit.record(
+                    f"request.{scope['method'].lower()}", target=scope["path"], status=status
+                )
+
+
+async def _authenticate(service: TrackingService, secret: str | None) -> Principal:
+    if secret is None:
+        raise Unauthenticated(
+            "this server requires an API token: send Authorization: Bearer <token> (the "
+            "client reads CAIRN_TOKEN or the credentials file; `cairn tokens create` makes "
+            "one)",
+            reason="missing",
+        )
+    principal = service.auth.trusted(secret)
+    if principal is None:
+        # A database read: on a worker thread, never on the event loop.
+        loop = asyncio.get_running_loop()
+        principal = await loop.run_in_executor(None, service.auth.authenticate, secret)
+    return principal
+
+
+def _refuse(
+    service: TrackingService, scope: Scope, remote: str, exc: Unauthenticated, sent: bool
+) -> ASGIApp:
+    reason = str(exc.details.get("reason", ""))
+    service.auth.audit.record(
+        "auth.rejected",
+        target=f"{scope['method']} {scope['path']}",
+        actor="",
+        remote=remote,
+        status=401,
+        detail={"reason": reason},
+    )
+    response = cairn_error_response(exc)
+    if sent:  # RFC 6750: a token was given, and it is not good
+        response.headers["www-authenticate"] = 'Bearer realm="cairn", error="invalid_token"'
+    return response
