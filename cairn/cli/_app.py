@@ -14,7 +14,9 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-# Importing these adds their commands to the groups (_search: runs find, runs count).
+# Importing these adds their commands to the groups (_search: runs find, runs count;
+# _roles: projects roles, grant, revoke).
+import cairn.cli._roles
 import cairn.cli._runs
 import cairn.cli._search  # noqa: F401
 from cairn.cli import _artifacts, _db, _demo, _entities, _repos, _server
