@@ -51,7 +51,8 @@ class Client:
     SQLite plus a local object folder, nothing to start. ``home=`` picks another
     folder; ``store=`` (or ``$CAIRN_STORE_URI``) a database URL such as
     ``postgresql+psycopg://user@host/db``. ``Client("http://host:port")`` (or
-    ``$CAIRN_URL``) talks to a ``cairn server`` instead, with the same API.
+    ``$CAIRN_URL``) talks to a ``cairn server`` instead, with the same API; ``token=``
+    (or ``$CAIRN_TOKEN``, or the credentials file) is the API token it sends.
     """
 
     def __init__(
@@ -63,12 +64,14 @@ class Client:
         settings: Settings | None = None,
         clock: Callable[[], int] | None = None,
         environ: Mapping[str, str] | None = None,
+        token: str | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
         overrides = {
             "home": None if home is None else os.fspath(home),
             "store_uri": store,
             "url": url,
+            "token": token,
         }
         if settings is None:
             self.settings = settings_from(env, **overrides)

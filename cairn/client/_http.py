@@ -8,6 +8,9 @@ sent; the server checks again.
 
 from __future__ import annotations
 
+import os
+
+from cairn.client._credentials import credentials_path, token_for
 from cairn.client._http_artifacts import HttpArtifacts
 from cairn.client._http_entities import HttpEntities
 from cairn.client._http_labels import HttpLabels
@@ -24,8 +27,15 @@ __all__ = ["HttpBackend"]
 class HttpBackend:
     def __init__(self, url: str, settings: Settings) -> None:
         self.settings = settings
+        # The API token: given (Client(token=...), CAIRN_TOKEN), else the credentials file's.
+        token = settings.token or token_for(
+            url, credentials_path(settings.credentials_file, os.environ)
+        )
         self.transport = Transport(
-            url, timeout=settings.request_timeout, retry_timeout=settings.retry_timeout
+            url,
+            timeout=settings.request_timeout,
+            retry_timeout=settings.retry_timeout,
+            token=token,
         )
         self.entities = HttpEntities(self.transport, settings)
         self.labels = HttpLabels(self.transport, settings)

@@ -352,7 +352,9 @@ def _tunnel_refusal(error: BaseException) -> int | None:
 class Transport:
     """Requests to one Cairn server through urllib3's pool of keep-alive connections."""
 
-    def __init__(self, base_url: str, *, timeout: float, retry_timeout: float) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float, retry_timeout: float, token: str | None = None
+    ) -> None:
         parts = urlsplit(base_url.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidArgument("url", f"must be an http:// or https:// URL, got {base_url!r}")
@@ -363,6 +365,11 @@ class Transport:
                 "url", f"must not hold credentials: {parts.scheme}://{parts.hostname}..."
             )
         self.base_url = base_url.rstrip("/")
+        # Sent with every request; never part of a URL, a message or a log line.
+        if token is not None and (not token.isascii() or not token.isprintable() or " " in token):
+            # http.client would refuse it later with the header's value in its message.
+            raise InvalidArgument("token", "must be printable ASCII without spaces (not shown)")
+        self._authorization = None if token is None else f"Bearer {token}"
         self.timeout = timeout
         self.retry_timeout = retry_timeout
         self._host = parts.hostname
@@ -440,6 +447,8 @@ class Transport:
         # Every header in its usual capitals: urllib3's proxy manager adds its own Accept
         # and Host, which ours must replace rather than join.
         sent = {"User-Agent": _USER_AGENT}
+        if self._authorization is not None:
+            sent["Authorization"] = self._authorization
         sent.update((name.title(), value) for name, value in (headers or {}).items())
         now = time.monotonic()
         tries = _Tries(self._outage, now, now + self.retry_timeout)
