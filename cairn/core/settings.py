@@ -287,6 +287,17 @@ SETTINGS: tuple[Setting, ...] = (
         "links you trust). Special files (FIFOs, sockets, devices) are always refused.",
     ),
     Setting(
+        "stat_cache",
+        "CAIRN_STAT_CACHE",
+        _optional_str,
+        None,
+        "SQLite file where logging a folder remembers each file's digest with its stat "
+        "(device, inode, size, mtime, ctime), so that logging it again reads only files "
+        "whose stat changed (or that were written less than 2 s before they were read); "
+        "`off`: no cache, every file is read. Unset: `$XDG_CACHE_HOME/cairn/stat-cache.sqlite` "
+        "(`~/.cache/cairn/stat-cache.sqlite`). Read by the client that logs.",
+    ),
+    Setting(
         "temp_grace",
         "CAIRN_TEMP_GRACE",
         _positive_float,
@@ -453,6 +464,7 @@ class Settings:
     sqlite_synchronous: str = "normal"
     max_search_limit: int = 10_000
     symlinks: str = "inside"
+    stat_cache: str | None = None
     temp_grace: float = 3600.0
     url: str | None = None
     request_timeout: float = 30.0
