@@ -31,6 +31,29 @@ def server(
     workers: Annotated[int | None, setting_option("workers", "--workers", metavar="N")] = None,
     home: HomeOption = None,
     store: StoreOption = None,
+    auth: Annotated[
+        bool,
+        typer.Option(
+            "--auth",
+            help="Require an API token on every route but /api/v1/health (CAIRN_AUTH=on). "
+            "Make the first admin and its token with `cairn users create` and `cairn tokens "
+            "create` on the same store.",
+        ),
+    ] = False,
+    insecure_no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-auth",
+            help="Serve a non-loopback --host without authentication: anyone who can reach "
+            "the port may read, change and delete everything. Only on a trusted network.",
+        ),
+    ] = False,
+    ssl_certfile: Annotated[
+        str | None, setting_option("ssl_certfile", "--ssl-certfile", metavar="PEM")
+    ] = None,
+    ssl_keyfile: Annotated[
+        str | None, setting_option("ssl_keyfile", "--ssl-keyfile", metavar="PEM")
+    ] = None,
     log_level: Annotated[
         LogLevel,
         typer.Option(
@@ -45,8 +68,20 @@ def server(
     Logs are JSON lines on stderr; GET /api/v1/health answers once it is up.
     """
     settings = settings_from(
-        os.environ, host=host, port=port, workers=workers, home=home, store_uri=store
+        os.environ,
+        host=host,
+        port=port,
+        workers=workers,
+        home=home,
+        store_uri=store,
+        auth=True if auth else None,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
     )
+    if bool(settings.ssl_certfile) != bool(settings.ssl_keyfile):
+        raise typer.BadParameter(
+            "give both --ssl-certfile and --ssl-keyfile (or neither)", param_hint="--ssl-keyfile"
+        )
     try:
         from cairn.server.serve import serve
     except ModuleNotFoundError as exc:
@@ -56,5 +91,10 @@ def server(
                 "pip install 'cairn[server]'"
             )
         raise
+    from cairn.server.auth import check_exposure
+
+    refusal = check_exposure(settings, insecure_no_auth)
+    if refusal is not None:
+        fail(refusal)
     if not serve(settings, log_level=log_level.value):
         fail("the server did not start (the log above says why)")

@@ -305,6 +305,9 @@ def serve(settings: Settings, *, log_level: str = "info", loop: str = "auto") ->
         # starters, over and over.
         "timeout_worker_healthcheck": 30,
     }
+    if settings.ssl_certfile:  # HTTPS of its own (else behind a TLS proxy, or plain HTTP)
+        options["ssl_certfile"] = settings.ssl_certfile
+        options["ssl_keyfile"] = settings.ssl_keyfile
     try:
         if settings.workers == 1:
             return _serve_one(settings, options)
