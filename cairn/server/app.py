@@ -18,7 +18,16 @@ from cairn.server.errors import install_error_handlers
 from cairn.server.fastpath import FastRoutes
 from cairn.server.limits import BodyLimit, JsonDepthLimit
 from cairn.server.openapi import CairnAPI
-from cairn.server.routes import artifacts, auth, entities, labels, metrics, search, versioning
+from cairn.server.routes import (
+    artifacts,
+    auth,
+    entities,
+    labels,
+    metrics,
+    roles,
+    search,
+    versioning,
+)
 from cairn.server.schemas import MetricsIn
 from cairn.service import TrackingService, open_service
 from cairn.ui import mount as mount_ui
@@ -82,7 +91,7 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": VERSION}
 
-    for module in (entities, labels, metrics, artifacts, versioning, search, auth):
+    for module in (entities, labels, metrics, artifacts, versioning, search, auth, roles):
         api.include_router(module.router)
     app.include_router(api)
     mount_ui(app)  # the web UI under /, and the API docs page; outside the OpenAPI document
