@@ -236,7 +236,7 @@ class AuthService(ServicePart):
         seconds (None: until revoked). Its secret is in the answer, and nowhere else."""
         whose = self._whose(user, "make")
         if whose is None:
-            raise InvalidArgument("user", "name the user the token is for")
+            raise InvalidArgument("user", "name the user the token is for (--user)")
         check_name(name, "token name")
         if expires_in is not None and not (isinstance(expires_in, int | float) and expires_in > 0):
             raise InvalidArgument(
