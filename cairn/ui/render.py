@@ -33,11 +33,13 @@ from cairn.core.api import API_PREFIX
 from cairn.core.errors import CairnError, InvalidArgument, NotFound, PermissionDenied
 from cairn.core.version import VERSION
 from cairn.service import TrackingService
+from cairn.ui.markdown import plain_summary, render_markdown
 
 __all__ = [
     "CSP",
     "TEMPLATES",
     "call",
+    "cell_text",
     "environment",
     "page",
     "render",
@@ -107,7 +109,7 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes} min {sec:02d} s"
 
 
-def _value(value: Any) -> str:
+def cell_text(value: Any) -> str:
     """A value for a table cell: floats short, everything else as JSON would say it."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -132,8 +134,10 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.do"],
     )
-    env.filters.update(when=_when, ago=_ago, duration=_duration, value=_value, pretty=_pretty)
+    env.filters.update(when=_when, ago=_ago, duration=_duration, value=cell_text, pretty=_pretty)
+    env.filters.update(markdown=render_markdown, summary=plain_summary)
     env.globals.update(api=API_PREFIX, version=VERSION)
     return env
 

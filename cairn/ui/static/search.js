@@ -34,8 +34,10 @@
 
   function scopeBody(query) {
     const body = { query: query };
-    if (form.dataset.experiment) body.experiment_ids = [form.dataset.experiment];
-    if (form.dataset.project) body.project_ids = [form.dataset.project];
+    const holder = document.getElementById("runs-table");
+    const where = holder ? holder.dataset : {};
+    if (where.experiment) body.experiment_ids = [where.experiment];
+    if (where.project) body.project_ids = [where.project];
     return body;
   }
 

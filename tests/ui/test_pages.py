@@ -1,0 +1,42 @@
+"""The project and experiment pages and the runs table, in Chromium."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.ui.conftest import Seeded
+
+
+def test_project_page(page: Any, ui_url: str, ui_data: Seeded, shot: Any) -> None:
+    page.goto(f"{ui_url}/projects/{ui_data.project}")
+    assert page.locator("h1").inner_text() == "vision"
+    description = page.locator("#description")
+    assert description.locator("h3").inner_text() == "Vision models"
+    assert description.locator("strong").inner_text() == "shop"
+    link = description.locator("a")
+    assert link.get_attribute("href") == "https://example.org/wiki"
+    assert "nofollow" in (link.get_attribute("rel") or "")
+    assert "<script>" in description.inner_text()  # shown as text, not run
+    assert page.locator("#experiments a.name").all_inner_texts() == ["resnet"]
+    assert "perception" in page.locator("#attributes").inner_text()
+    assert "README.txt" in page.locator("#artifacts").inner_text()
+    shot(page, "project")
+
+
+def test_experiment_page_and_runs_table(page: Any, ui_url: str, ui_data: Seeded, shot: Any) -> None:
+    page.goto(f"{ui_url}/experiments/{ui_data.experiment}")
+    assert page.locator("h1").inner_text() == "resnet"
+    assert "shop-v3" in page.locator("#attributes").inner_text()
+    assert "config.json" in page.locator("#artifacts").inner_text()
+    rows = page.locator("#runs tbody tr")
+    # 26 top-level runs (24 + the parent + the live one): a page of 50, children nested.
+    assert page.locator("#runs tbody tr:not(.child)").count() == 26
+    parent = page.locator(f"#runs tr[data-run='{ui_data.parent}']")
+    nxt = parent.locator("xpath=following-sibling::tr[1]")
+    assert "child" in (nxt.get_attribute("class") or "")
+    assert rows.count() == 28
+    live = page.locator(f"#runs tr[data-run='{ui_data.running}']")
+    assert live.locator(".status").inner_text() == "running"
+    header = page.locator("#runs thead").inner_text()
+    assert "lr" in header and "acc" in header and "loss" in header
+    shot(page, "experiment")
