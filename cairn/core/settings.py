@@ -397,9 +397,10 @@ SETTINGS: tuple[Setting, ...] = (
         "CAIRN_AUTH_CACHE_TTL",
         _positive_float,
         5.0,
-        "Seconds a server process trusts a token it has checked without reading the "
-        "database again: a revoked token or a disabled user is refused within this time "
-        "(at once by the process that revoked or disabled it).",
+        "Seconds a server process trusts a token it has checked, and a user's role in a "
+        "project, without reading the database again: a revoked token, a disabled user or a "
+        "revoked role is refused within this time (at once by the process that made the "
+        "change; see [roles.md](roles.md)).",
     ),
     Setting(
         "login_token_lifetime",
