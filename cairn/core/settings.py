@@ -167,7 +167,9 @@ SETTINGS: tuple[Setting, ...] = (
         "CAIRN_OBJECTS_URI",
         _optional_str,
         None,
-        "Folder of the object store. Unset: `$CAIRN_HOME/objects`.",
+        "Where objects (artifact bytes) live: a folder, or `s3://bucket/prefix` for an S3 "
+        "bucket (AWS or any S3-compatible server; credentials from the standard AWS "
+        "variables and files). Unset: `$CAIRN_HOME/objects`.",
     ),
     Setting(
         "direct_io",
@@ -177,6 +179,22 @@ SETTINGS: tuple[Setting, ...] = (
         "Whether the object folder writes and reads objects over 8 MiB around the page "
         "cache (`O_DIRECT`): `on`, `off`, or `auto` (on in `cairn server`, off in the "
         "embedded client).",
+    ),
+    Setting(
+        "s3_endpoint_url",
+        "CAIRN_S3_ENDPOINT_URL",
+        _optional_str,
+        None,
+        "Endpoint of an S3-compatible server for an `s3://` `objects_uri`, e.g. "
+        "`http://127.0.0.1:9000` (MinIO, Swift, Ceph). Unset: AWS S3.",
+    ),
+    Setting(
+        "s3_region",
+        "CAIRN_S3_REGION",
+        _optional_str,
+        None,
+        "Region of the `s3://` bucket. Unset: `AWS_REGION` / `AWS_DEFAULT_REGION` or the AWS "
+        "profile's, else `us-east-1`.",
     ),
     Setting(
         "max_attribute_bytes",
@@ -452,6 +470,8 @@ class Settings:
     store_uri: str | None = None
     objects_uri: str | None = None
     direct_io: str = "auto"
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
     max_attribute_bytes: int = 1024 * 1024
     flush_interval: float = 0.5
     batch_size: int = 50_000
