@@ -136,6 +136,10 @@ class Row:
     duration: float | None
     orphan: bool = False  # a child shown without its parent
 
+    @property
+    def indent(self) -> int:
+        return min(self.depth, _NEST_DEPTH)
+
 
 @dataclass
 class RunsTable:
