@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cairn.core.errors import InvalidArgument
 from cairn.core.settings import DIRECT_IO_CHOICES, Settings
-from cairn.service.admin import objects_folder, open_metadata
+from cairn.service.admin import open_metadata
 from cairn.service.artifacts import ArtifactService
 from cairn.service.auth import AuthService
 from cairn.service.base import Clock, Context, system_clock
@@ -13,12 +13,13 @@ from cairn.service.charts import ChartService
 from cairn.service.entities import EntityService
 from cairn.service.labels import LabelService
 from cairn.service.metrics import MetricService
+from cairn.service.object_stores import open_objects
 from cairn.service.objects import ObjectService
 from cairn.service.roles import RoleService
 from cairn.service.search import SearchService
 from cairn.service.versioning import RepositoryService
 from cairn.store.metadata import MetadataStore
-from cairn.store.objects import LocalObjectStore, ObjectStore
+from cairn.store.objects import ObjectStore
 
 __all__ = ["TrackingService", "open_service"]
 
@@ -64,7 +65,8 @@ class TrackingService:
 def open_service(
     settings: Settings, clock: Clock = system_clock, *, server: bool = False
 ) -> TrackingService:
-    """The embedded store: SQLite (or ``store_uri``) plus a local object folder.
+    """The embedded store: SQLite (or ``store_uri``) plus the object store that
+    ``objects_uri`` names (a local folder by default, or an S3 bucket).
 
     ``server``: the service answers a server's requests, which turns ``direct_io="auto"``
     on (a server keeps many big objects that it writes once and rarely reads back at
@@ -80,7 +82,7 @@ def open_service(
     # The database first: its checks look at the objects folder before anything is made.
     metadata = open_metadata(settings)
     try:
-        objects = LocalObjectStore(objects_folder(settings), direct_io=direct_io)
+        objects = open_objects(settings, direct_io=direct_io)
     except BaseException:
         metadata.close()
         raise
