@@ -31,6 +31,12 @@ def server(
     workers: Annotated[int | None, setting_option("workers", "--workers", metavar="N")] = None,
     home: HomeOption = None,
     store: StoreOption = None,
+    objects_uri: Annotated[
+        str | None, setting_option("objects_uri", "--objects-uri", metavar="URI")
+    ] = None,
+    s3_endpoint_url: Annotated[
+        str | None, setting_option("s3_endpoint_url", "--s3-endpoint-url", metavar="URL")
+    ] = None,
     auth: Annotated[
         bool,
         typer.Option(
@@ -74,6 +80,8 @@ def server(
         workers=workers,
         home=home,
         store_uri=store,
+        objects_uri=objects_uri,
+        s3_endpoint_url=s3_endpoint_url,
         auth=True if auth else None,
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
