@@ -15,6 +15,10 @@ here against :class:`RemoteObjects`, which speaks the object routes:
   rewound when urllib3 tries again.
 * down: ``GET`` streams into a temp file beside the destination, hashed on the way; a
   mismatch raises ``CorruptObject`` and leaves nothing; then rename.
+* many small objects (a folder's files up to 1 MiB): ``POST /objects/missing`` asks
+  which the server lacks, ``POST /objects/batch`` sends those framed, many per request
+  (:mod:`cairn.core.frames`), and ``POST /objects/batch/read`` brings a folder's small
+  files down the same way, each checked against its digest here.
 
 Nothing holds a whole file in memory.
 """
@@ -25,7 +29,7 @@ import io
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
@@ -33,9 +37,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 import urllib3
 
 from cairn.client._transport import NETWORK_ERRORS, Response, Transport, check
+from cairn.core import frames
 from cairn.core.digest import Digest, digest_bytes, new_hasher, parse_digest
 from cairn.core.errors import (
     CairnError,
+    CorruptObject,
     InvalidArgument,
     StoreUnavailable,
 )
@@ -52,6 +58,7 @@ from cairn.files.artifacts import (
     store_source,
 )
 from cairn.files.reading import VerifyingReader, open_source
+from cairn.files.statcache import open_stat_cache
 from cairn.files.writing import write_file_atomically
 
 if TYPE_CHECKING:
@@ -79,6 +86,12 @@ _CHUNK: Final = 4 * MiB  # reads from disk, for hashing
 _RESPONSE_BUFFER: Final = MiB
 _SLOWEST_DISK: Final = 20 * MiB  # bytes/s a server copies at, at worst (for timeouts)
 _OCTETS: Final = {"content-type": "application/octet-stream"}
+# Small objects go up and down framed, many a request (cairn/core/frames.py), within
+# the server's bounds: digests per question, objects and bytes per batch.
+_ASK_AT_ONCE: Final = 50_000
+_FRAMED_UP_TO: Final = 1 * MiB
+_FRAMED_OBJECTS: Final = 4096
+_FRAMED_BYTES: Final = 16 * MiB
 
 
 def _content_length(response: urllib3.BaseHTTPResponse) -> int | None:
@@ -311,6 +324,76 @@ class RemoteObjects:
             assert isinstance(spool, io.FileIO)
             return self._upload(_FileSource(spool), spool.tell(), progress)
 
+    def missing(self, digests: Iterable[Digest]) -> list[Digest]:
+        """Those of ``digests`` the server lacks: one ``POST /objects/missing`` for up
+        to :data:`_ASK_AT_ONCE` of them."""
+        asked = list(dict.fromkeys(parse_digest(d) for d in digests))
+        lacking: list[Digest] = []
+        for start in range(0, len(asked), _ASK_AT_ONCE):
+            body = {"digests": asked[start : start + _ASK_AT_ONCE]}
+            answer = self._t.request("POST", "/objects/missing", json=body).json()
+            lacking.extend(parse_digest(d) for d in answer["missing"])
+        return lacking
+
+    def put_many(self, items: Sequence[bytes]) -> list[ObjectInfo]:
+        """Store small objects: ask which the server lacks, send those framed, many
+        per ``POST /objects/batch`` (each checked there; bigger ones one by one)."""
+        infos = [ObjectInfo(digest_bytes(item), len(item)) for item in items]
+        lacking = set(self.missing(info.digest for info in infos))
+        batch: list[tuple[Digest, bytes]] = []
+        held = 0
+        for item, info in zip(items, infos, strict=True):
+            if info.digest not in lacking:
+                continue
+            lacking.discard(info.digest)  # sent once
+            if len(item) > _FRAMED_UP_TO:
+                self.put_bytes(bytes(item))
+                continue
+            if batch and (len(batch) == _FRAMED_OBJECTS or held + len(item) > _FRAMED_BYTES):
+                self._send_batch(batch)
+                batch, held = [], 0
+            batch.append((info.digest, bytes(item)))
+            held += len(item)
+        if batch:
+            self._send_batch(batch)
+        return infos
+
+    def _send_batch(self, batch: list[tuple[Digest, bytes]]) -> None:
+        self._t.request("POST", "/objects/batch", content=frames.encode(batch), headers=_OCTETS)
+
+    def read_many(self, entries: Sequence[tuple[Digest, int]]) -> Iterator[tuple[Digest, bytes]]:
+        """The bytes of small objects, many per ``POST /objects/batch/read``, each
+        checked against its digest here (``CorruptObject`` if one does not match)."""
+        wanted = list(dict.fromkeys((parse_digest(d), size) for d, size in entries))
+        start = 0
+        while start < len(wanted):
+            end, held = start, 0
+            while end < len(wanted) and end - start < _FRAMED_OBJECTS:
+                if end > start and held + wanted[end][1] > _FRAMED_BYTES:
+                    break
+                held += wanted[end][1]
+                end += 1
+            digests = [digest for digest, _ in wanted[start:end]]
+            yield from self._read_batch(digests)
+            start = end
+
+    def _read_batch(self, digests: list[Digest]) -> list[tuple[Digest, bytes]]:
+        answer = self._t.request("POST", "/objects/batch/read", json={"digests": digests})
+        got = frames.decode(answer.content)
+        if [digest for digest, _ in got] != digests:
+            raise CairnError("the server answered a batch read with other objects")
+        out = []
+        for digest, data in got:
+            actual = digest_bytes(data)
+            if actual != digest:
+                raise CorruptObject(
+                    f"object {digest} arrived corrupt: its bytes hash to {actual}",
+                    digest=digest,
+                    actual=actual,
+                )
+            out.append((digest, bytes(data)))
+        return out
+
     def exists(self, digest: Digest, size: int | None = None) -> bool:
         """The server has the object (of ``size`` bytes, if given: a stored copy of
         another size is damaged, and sending the bytes heals it)."""
@@ -460,7 +543,8 @@ class HttpArtifacts:
         ``progress`` is told of the bytes as they are stored."""
         check_artifact_key(key)
         self.list_artifacts(entity_id)  # fail fast, before moving any bytes
-        stored = store_source(self._objects, source, progress, self.settings.symlinks)
+        cache = open_stat_cache(self.settings.stat_cache)
+        stored = store_source(self._objects, source, progress, self.settings.symlinks, cache)
         return self.record_artifact(entity_id, key, stored.kind, stored.digest)
 
     def record_artifact(self, entity_id: str, key: str, kind: str, digest: str) -> ArtifactInfo:

@@ -12,23 +12,27 @@ import os
 import secrets
 import shutil
 import stat
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol
+from typing import BinaryIO, Final, Literal, Protocol, runtime_checkable
 
-from cairn.core.digest import Digest
-from cairn.core.errors import InvalidArgument
+from cairn.core.digest import Digest, digest_bytes
+from cairn.core.errors import CairnError, InvalidArgument
 from cairn.core.objects import ObjectInfo, Progress
 from cairn.core.settings import SYMLINKS_CHOICES
 from cairn.core.tree import Tree, TreeEntry
 from cairn.core.validation import check_artifact_key
 from cairn.files.nofollow import check_folders, link_refused, make_folders
-from cairn.files.writing import fsync_dir, room_for
+from cairn.files.statcache import Stamp, StatCache
+from cairn.files.writing import fsync_dir, room_for, write_all
 
 __all__ = [
     "ARTIFACT_KINDS",
     "ArtifactKind",
     "ArtifactSource",
+    "BatchSource",
     "ObjectSink",
     "ObjectSource",
     "ResolvedArtifact",
@@ -54,13 +58,31 @@ class ObjectSink(Protocol):
 
     def put_stream(self, src: BinaryIO, progress: Progress | None = None) -> ObjectInfo: ...
 
+    def missing(self, digests: Iterable[Digest]) -> list[Digest]: ...
+
+    def put_many(self, items: Sequence[bytes]) -> list[ObjectInfo]:
+        """Store many small objects (a sink sends only those the store lacks)."""
+        ...
+
 
 class ObjectSource(Protocol):
-    """What placing an artifact on disk needs: a verified, atomic copy of one object."""
+    """What placing an artifact on disk needs: a verified, atomic copy of one object,
+    and a verified read of a small one."""
 
     def copy_to_file(
         self, digest: Digest, dest: str | os.PathLike[str], progress: Progress | None = None
     ) -> int: ...
+
+    def open(self, digest: Digest) -> BinaryIO: ...
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """A source that reads many small objects in one go (over HTTP: one request)."""
+
+    def read_many(self, entries: Sequence[tuple[Digest, int]]) -> Iterator[tuple[Digest, bytes]]:
+        """The bytes of each (digest, size), verified, each digest once, in any order."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +117,12 @@ def store_source(
     source: ArtifactSource,
     progress: Progress | None = None,
     symlinks: str = "inside",
+    stat_cache: StatCache | None = None,
 ) -> StoredArtifact:
     """Store a file, a folder (as a tree), bytes or a binary file object. ``progress``
     is told of the bytes of the source as they are stored (not of a tree's manifest).
-    ``symlinks`` says what a link inside a folder is taken for (:func:`store_folder`)."""
+    ``symlinks`` says what a link inside a folder is taken for (:func:`store_folder`);
+    ``stat_cache`` spares reading a folder's unchanged files again."""
     if isinstance(source, bytes | bytearray | memoryview):
         ref = objects.put_bytes(bytes(source))
         if progress is not None:
@@ -107,7 +131,7 @@ def store_source(
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         if path.is_dir():
-            tree = store_folder(objects, path, progress, symlinks)
+            tree = store_folder(objects, path, progress, symlinks, stat_cache)
             ref = objects.put_bytes(tree.encode())
             return StoredArtifact("tree", ref.digest, tree.size, len(tree.entries))
         if path.is_file():
@@ -123,7 +147,11 @@ def store_source(
 
 
 def store_folder(
-    objects: ObjectSink, root: Path, progress: Progress | None = None, symlinks: str = "inside"
+    objects: ObjectSink,
+    root: Path,
+    progress: Progress | None = None,
+    symlinks: str = "inside",
+    stat_cache: StatCache | None = None,
 ) -> Tree:
     """Store every file under ``root``; the tree lists them by relative path.
 
@@ -134,22 +162,135 @@ def store_folder(
     leads back into a folder being walked, and any special file (FIFO, socket, device),
     is refused. Every refusal names the path, before a byte of the folder is stored
     (the walk comes first, the uploads after). ``root`` itself may be a link: it is
-    what the caller named. Empty folders are not kept."""
+    what the caller named. Empty folders are not kept.
+
+    Files the ``stat_cache`` knows unchanged are not read, unless the store lacks
+    their bytes (one ``missing`` question for all of them). Small files are read whole
+    and go to the store in batches (``put_many``: one flush, or one request, for
+    many), only those it lacks; big ones stream one by one. A file that changes while
+    it is read (its stat before and after differ) is refused, naming it."""
     if symlinks not in SYMLINKS_CHOICES:
         raise InvalidArgument("symlinks", f"must be one of {', '.join(SYMLINKS_CHOICES)}")
     files = _walk(root, symlinks)
-    entries: list[TreeEntry] = []
-    for relative, real in files:
-        ref = objects.put_file(real, progress)
-        entries.append(TreeEntry(relative, ref.digest, ref.size))
-    return Tree.of(entries)
+    stamps = {real: Stamp.of(info) for _, real, info in files}
+    known = stat_cache.lookup(stamps) if stat_cache is not None else {}
+    lacking = set(objects.missing(sorted(set(known.values())))) if known else set()
+    found: dict[str, tuple[Digest, int]] = {}
+    for real, digest in known.items():
+        if digest not in lacking:
+            found[real] = (digest, stamps[real].size)
+            if progress is not None and stamps[real].size:
+                progress(stamps[real].size)
+    batch = _Batch(objects, progress)
+    for relative, real, _ in files:
+        if real in found or real in batch:
+            continue  # cached, or a second link to a file already taken
+        if stamps[real].size > SMALL_FILE:
+            batch.flush(found)
+            found[real] = _put_big(objects, real, progress)
+        elif batch.add(real, os.path.join(os.fspath(root), *relative.split("/"))):
+            batch.flush(found)
+    batch.flush(found)
+    if stat_cache is not None:
+        stat_cache.remember(batch.read)
+    return Tree.of([TreeEntry(relative, *found[real]) for relative, real, _ in files])
 
 
-def _walk(root: Path, symlinks: str) -> list[tuple[str, str]]:
-    """(path in the tree, real path to read) of every file the folder holds, by the
-    rules of :func:`store_folder`; the paths are checked as tree paths."""
+# Files up to this size are read whole and stored in batches of up to _BATCH_FILES
+# files or _BATCH_BYTES bytes (a bound on the memory a batch holds, and on a request).
+SMALL_FILE: Final = 1 << 20
+_BATCH_FILES: Final = 4096
+_BATCH_BYTES: Final = 16 << 20
+
+
+class _Batch:
+    """Small files read whole, waiting to be stored together."""
+
+    def __init__(self, objects: ObjectSink, progress: Progress | None) -> None:
+        self._objects = objects
+        self._progress = progress
+        self._held: list[tuple[str, bytes, Digest]] = []
+        self._paths: set[str] = set()
+        self._bytes = 0
+        # (real path, stamp before the read, digest, time before the read): for the cache
+        self.read: list[tuple[str, Stamp, Digest, int]] = []
+
+    def __contains__(self, real: str) -> bool:
+        return real in self._paths
+
+    def add(self, real: str, shown: str) -> bool:
+        """Read one file; whether the batch is full."""
+        read_ns = time.time_ns()
+        data, stamp = _read_small(real, shown)
+        digest = digest_bytes(data)
+        self._held.append((real, data, digest))
+        self._paths.add(real)
+        self.read.append((real, stamp, digest, read_ns))
+        self._bytes += len(data)
+        return len(self._held) >= _BATCH_FILES or self._bytes >= _BATCH_BYTES
+
+    def flush(self, found: dict[str, tuple[Digest, int]]) -> None:
+        """Store what the store lacks of the batch; note every file's digest in ``found``."""
+        if not self._held:
+            return
+        send: dict[Digest, bytes] = {}
+        for _, data, digest in self._held:
+            send.setdefault(digest, data)
+        stored = self._objects.put_many(list(send.values()))  # what the store lacks
+        if [info.digest for info in stored] != list(send):
+            raise CairnError("the object store hashed a batch otherwise than its sender")
+        for real, data, digest in self._held:
+            found[real] = (digest, len(data))
+            if self._progress is not None and data:
+                self._progress(len(data))
+        self._held, self._bytes = [], 0
+        self._paths.clear()
+
+
+def _read_small(real: str, shown: str) -> tuple[bytes, Stamp]:
+    """The whole bytes of a small file, and its stamp, refused if it changed meanwhile."""
+    try:
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise InvalidArgument(
+            "source", f"{shown!r} cannot be read: {exc.strerror}", path=shown
+        ) from None
+    try:
+        before = Stamp.of(os.fstat(fd))
+        data = os.read(fd, before.size)
+        if len(data) < before.size:  # a short read: the rest, to EOF
+            parts = [data]
+            while part := os.read(fd, 1 << 16):
+                parts.append(part)
+            data = b"".join(parts)
+        # Bytes written or appended during the read change the stamp (size, mtime).
+        after = Stamp.of(os.fstat(fd))
+    finally:
+        os.close(fd)
+    if after != before or len(data) != before.size:
+        raise _changed(shown)
+    return data, before
+
+
+def _put_big(objects: ObjectSink, real: str, progress: Progress | None) -> tuple[Digest, int]:
+    """Stream one big file to the store (not cached: its stamp could change mid-read)."""
+    ref = objects.put_file(real, progress)
+    return ref.digest, ref.size
+
+
+def _changed(shown: str) -> InvalidArgument:
+    return InvalidArgument(
+        "source",
+        f"{shown!r} changed while it was being read: log the folder once it is written",
+        path=shown,
+    )
+
+
+def _walk(root: Path, symlinks: str) -> list[tuple[str, str, os.stat_result]]:
+    """(path in the tree, real path to read, its stat) of every file the folder holds,
+    by the rules of :func:`store_folder`; the paths are checked as tree paths."""
     top = os.path.realpath(root)
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str, str, os.stat_result]] = []
     # (real folder, its path in the tree, the (device, inode) of it and of the folders
     # above it in this walk: a link back to one of them would loop forever)
     pending: list[tuple[str, str, frozenset[tuple[int, int]]]] = [
@@ -182,7 +323,7 @@ def _walk(root: Path, symlinks: str) -> list[tuple[str, str]]:
                     )
                 pending.append((real, f"{relative}/", above | {identity}))
             elif stat.S_ISREG(info.st_mode):
-                found.append((relative, real))
+                found.append((relative, real, info))
             else:
                 raise InvalidArgument(
                     "source",
@@ -262,14 +403,74 @@ def place_artifact(
         _check_tree_target(target, paths)  # before a byte is downloaded
         staging = _new_folder(target.parent, f".{target.name[:100]}.")
         try:
-            for entry, path in zip(found.entries, paths, strict=True):
-                out = staging.joinpath(*path.split("/"))
-                out.parent.mkdir(parents=True, exist_ok=True)
-                objects.copy_to_file(entry.digest, out, progress)
+            _fill(objects, staging, found.entries, paths, progress)
             _move_into(staging, target, paths)
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed whole
     return target
+
+
+def _fill(
+    objects: ObjectSource,
+    staging: Path,
+    entries: Sequence[TreeEntry],
+    paths: list[str],
+    progress: Progress | None,
+) -> None:
+    """Write a tree's files into the new, hidden ``staging`` folder: big ones copied
+    one by one, small ones read in batches (verified) and written straight to their
+    paths (no temp file each: the staging folder is renamed or discarded whole)."""
+    made: set[Path] = {staging}
+    small: dict[Digest, list[Path]] = {}
+    sizes: dict[Digest, int] = {}
+    for entry, path in zip(entries, paths, strict=True):
+        out = staging.joinpath(*path.split("/"))
+        if out.parent not in made:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            made.add(out.parent)
+        if entry.size > SMALL_FILE:
+            objects.copy_to_file(entry.digest, out, progress)
+        else:
+            small.setdefault(entry.digest, []).append(out)
+            sizes[entry.digest] = entry.size
+    wanted = list(sizes.items())
+    for start in range(0, len(wanted), _BATCH_FILES):
+        for digest, data in _read_many(objects, wanted[start : start + _BATCH_FILES]):
+            for out in small[digest]:
+                _write_new(out, data)
+                if progress is not None and data:
+                    progress(len(data))
+
+
+def _read_many(
+    objects: ObjectSource, wanted: Sequence[tuple[Digest, int]]
+) -> Iterator[tuple[Digest, bytes]]:
+    """The verified bytes of small objects: in one go from a batch source, else each
+    through a verifying stream read to its end."""
+    if isinstance(objects, BatchSource):
+        yield from objects.read_many(wanted)
+        return
+    for digest, size in wanted:
+        with objects.open(digest) as stream:
+            data = stream.read(size + 1)
+            if len(data) > size:
+                stream.read()  # to the end: verified (CorruptObject if the bytes lie)
+            if len(data) != size:
+                raise CairnError(
+                    f"object {digest} holds {len(data)} bytes where its tree says {size}",
+                    digest=digest,
+                )
+        yield digest, data
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """A new file in the staging folder (never through a link: it is ours and new)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o666)  # the umask applies
+    try:
+        write_all(fd, memoryview(data))
+    finally:
+        os.close(fd)
 
 
 def _check_tree_target(target: Path, paths: list[str]) -> None:

@@ -24,6 +24,7 @@ from cairn.server.routes import (
     entities,
     labels,
     metrics,
+    objects_batch,
     roles,
     search,
     versioning,
@@ -93,6 +94,7 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
 
     for module in (entities, labels, metrics, artifacts, versioning, search, auth, roles):
         api.include_router(module.router)
+    api.include_router(objects_batch.router)  # many small objects per request
     app.include_router(api)
     mount_ui(app)  # the web UI under /, and the API docs page; outside the OpenAPI document
     # Inside BodyLimit (added last, so outermost): a body is counted as it is read.

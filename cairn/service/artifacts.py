@@ -32,6 +32,7 @@ from cairn.files.artifacts import (
     place_artifact,
     store_source,
 )
+from cairn.files.statcache import open_stat_cache
 from cairn.service.base import ServicePart
 from cairn.service.objects import read_tree, stored_size
 from cairn.store.metadata.tx import MetadataTx
@@ -55,7 +56,8 @@ class ArtifactService(ServicePart):
         self._allow(entity_id, Role.WRITER)
         with self.metadata.read() as tx:  # fail fast, before moving any bytes
             self._require_kind(tx, entity_id)
-        stored = store_source(self.objects, source, progress, self.settings.symlinks)
+        cache = open_stat_cache(self.settings.stat_cache)
+        stored = store_source(self.objects, source, progress, self.settings.symlinks, cache)
         return self._record(entity_id, key, stored)
 
     def record_artifact(self, entity_id: str, key: str, kind: str, digest: str) -> ArtifactInfo:

@@ -45,6 +45,16 @@ class ObjectService(ServicePart):
         """Size of a stored object; ``NotFound`` if there is none."""
         return self.objects.size(parse_digest(digest))
 
+    def missing(self, digests: Sequence[str]) -> list[Digest]:
+        """Those of ``digests`` not stored, each once, in the order given."""
+        return self.objects.missing([parse_digest(d, "digests") for d in digests])
+
+    def put_many(self, items: Sequence[bytes]) -> list[ObjectInfo]:
+        """Store many small objects, durable together (each hashed by the store).
+        With a principal: a writer of some project, as :meth:`writer`."""
+        self.access.require_uploader()
+        return self.objects.put_many(items)
+
     def open(self, digest: str) -> BinaryIO:
         """A verifying read stream of one object."""
         return self.objects.open(parse_digest(digest))
