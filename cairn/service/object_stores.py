@@ -21,9 +21,11 @@ def open_objects(settings: Settings, *, direct_io: bool = False) -> ObjectStore:
         from cairn.store.objects.s3 import S3ObjectStore, parse_s3_uri
 
         bucket, prefix = parse_s3_uri(uri or "")
-        return S3ObjectStore(
+        store = S3ObjectStore(
             bucket, prefix, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
         )
+        store.check()  # a missing bucket or refused credentials: an error now, not later
+        return store
     if scheme == "file":
         return LocalObjectStore((uri or "")[len("file://") :], direct_io=direct_io)
     if scheme:

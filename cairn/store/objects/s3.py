@@ -141,8 +141,9 @@ _uploads: Final = _Uploads()
 class S3ObjectStore(ClosingStore):
     """Content-addressed objects under ``prefix`` in an S3 ``bucket``.
 
-    Cheap to construct: the bucket is first checked (one LIST) by the first call that
-    needs it, which then fails with ``StoreUnavailable`` naming what is wrong.
+    Cheap to construct: the bucket is first checked (one LIST) by :meth:`check` or by
+    the first call that needs it, which then fails with ``StoreUnavailable`` naming what
+    is wrong.
     ``retry_timeout``: seconds obstore keeps retrying a request that failed for a reason
     worth retrying (5xx, throttling, a dropped connection), with exponential backoff.
     """
@@ -338,9 +339,10 @@ class S3ObjectStore(ClosingStore):
     def _where(self, key: str) -> str:
         return f"s3://{self._bucket}/{self._full(key)}".rstrip("/")
 
-    def _check(self) -> None:
+    def check(self) -> None:
         """Once per store: the bucket is there and the credentials open it (a HEAD of a
-        missing bucket's key is a plain 404, which would read as a missing object)."""
+        missing bucket's key is a plain 404, which would read as a missing object);
+        ``StoreUnavailable`` saying what is wrong otherwise. Every call does it first."""
         if self._checked:
             return
         with self._errors(""):
@@ -389,7 +391,7 @@ class S3ObjectStore(ClosingStore):
         ) from None
 
     def _head(self, key: str) -> dict[str, Any] | None:
-        self._check()
+        self.check()
         try:
             with self._errors(key):
                 return dict(obstore.head(self._store, key))
@@ -397,7 +399,7 @@ class S3ObjectStore(ClosingStore):
             return None
 
     def _list(self, prefix: str) -> Iterator[dict[str, Any]]:
-        self._check()
+        self.check()
         with self._errors(prefix):
             for batch in obstore.list(self._store, prefix, chunk_size=1000):
                 yield from (dict(meta) for meta in batch)
@@ -414,7 +416,7 @@ class S3ObjectStore(ClosingStore):
             self._send_big(digest, len(data), io.BytesIO(data), None, "the bytes")
             return
         key = self._key(digest)
-        self._check()
+        self.check()
         with self._errors(key):
             obstore.put(self._store, key, data, use_multipart=False)
 
@@ -442,7 +444,7 @@ class S3ObjectStore(ClosingStore):
 
     def _reader(self, digest: Digest) -> VerifyingReader:
         key = self._key(digest)
-        self._check()
+        self.check()
         try:
             with self._errors(key):
                 got = obstore.get(self._store, key)
