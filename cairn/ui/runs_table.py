@@ -203,13 +203,12 @@ def _default_columns(available: dict[str, list[str]]) -> list[Column]:
     return chosen
 
 
-def _children(
-    svc: TrackingService,
-    parents: list[str],
-    scope: dict[str, Any],
-    order: list[str] | None,
-) -> dict[str, list[RunRecord]]:
-    """Children of ``parents``, a few levels down, each parent's in table order."""
+def _children(svc: TrackingService, parents: list[str]) -> dict[str, list[RunRecord]]:
+    """Children of ``parents``, a few levels down, each parent's in creation order (a
+    sweep's order; sorting them as the table is sorted tripled the page's time). Not
+    scoped to the experiment: the parent ids say where to look, and with the experiment
+    too the planner walked the experiment's runs instead of the parent index (40 ms
+    against 10 at 10,000 runs)."""
     found: dict[str, list[RunRecord]] = {}
     level = parents
     fetched = 0
@@ -218,9 +217,9 @@ def _children(
             break
         query = f"parent.id in ({', '.join(_quote(p) for p in level)})"
         limit = min(_MAX_CHILDREN - fetched, svc.settings.max_search_limit)
-        page = svc.search.find_runs(query, order_by=order, limit=limit, **scope)
+        page = svc.search.find_runs(query, limit=limit)
         fetched += len(page)
-        for record in page:
+        for record in reversed(page.items):  # newest first: reversed, oldest first
             assert record.info.parent_id is not None
             found.setdefault(record.info.parent_id, []).append(record)
         level = [r.id for r in page]
@@ -278,7 +277,7 @@ def load_table(
     top = list(page)
     children: dict[str, list[RunRecord]] = {}
     if table.nested and top:
-        children = _children(svc, [r.id for r in top], scope, order)
+        children = _children(svc, [r.id for r in top])
     elif query:  # a child found with its parent goes under it
         on_page = {r.id for r in top}
         for record in top:
