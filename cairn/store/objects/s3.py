@@ -40,7 +40,8 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, NoReturn
 
 import obstore
@@ -169,6 +170,8 @@ class S3ObjectStore(ClosingStore):
         self._concurrency = concurrency
         self._checked = False
         self._admin: Any = None  # a boto3 client, made on the first sweep
+        self._threads: ThreadPoolExecutor | None = None  # for the batch calls, made on use
+        self._pool_lock = threading.Lock()
         credentials, session_region = _boto3_credentials()
         self._region = region or session_region or os.environ.get("AWS_REGION") or "us-east-1"
         config: dict[str, Any] = {"region": self._region}
@@ -250,6 +253,23 @@ class S3ObjectStore(ClosingStore):
     def open_writer(self) -> S3ObjectWriter:
         return S3ObjectWriter(self)
 
+    def put_many(self, items: Sequence[bytes]) -> list[ObjectInfo]:
+        """Many small objects, ``concurrency`` PUTs in flight at once (S3 has no batched
+        put; each PUT is durable once answered)."""
+        return list(self._pool().map(self.put_bytes, items))
+
+    def missing(self, digests: Iterable[Digest]) -> list[Digest]:
+        """One HEAD per digest, ``concurrency`` in flight at once; in the order given."""
+        unique = list(dict.fromkeys(map(parse_digest, digests)))
+        present = self._pool().map(self.exists, unique)
+        return [digest for digest, there in zip(unique, present, strict=True) if not there]
+
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._threads = self._threads, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
     def delete(self, digest: Digest) -> None:
         key = self._key(digest)
         with self._errors(key):
@@ -327,6 +347,14 @@ class S3ObjectStore(ClosingStore):
         return removed
 
     # -- internals ------------------------------------------------------------
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(
+                    self._concurrency * 2, thread_name_prefix="cairn-s3"
+                )
+            return self._threads
 
     def _key(self, digest: Digest) -> str:
         digest = parse_digest(digest)  # the only guard between a caller's string and a key
