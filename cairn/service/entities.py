@@ -72,7 +72,9 @@ class EntityService(ServicePart):
             project = tx.entities.project_by_name(name)
             assert project is not None  # inserted or already there, in this transaction
             if principal is not None and inserted:  # its creator owns it, from the start
-                RoleRows(tx.conn).put(project.id, principal.user_id, Role.OWNER, now, "")
+                RoleRows(tx.conn).put(
+                    project.id, principal.user_id, Role.OWNER, now, principal.name
+                )
             elif self.access.restricted() is not None:
                 self._may_set_project(tx, project, name)
             if project.deleted:
