@@ -173,7 +173,7 @@ def store_folder(
         raise InvalidArgument("symlinks", f"must be one of {', '.join(SYMLINKS_CHOICES)}")
     files = _walk(root, symlinks)
     stamps = {real: Stamp.of(info) for _, real, info in files}
-    known = stat_cache.lookup(stamps) if stat_cache is not None else {}
+    known = stat_cache.lookup(stamps, os.path.realpath(root)) if stat_cache is not None else {}
     lacking = set(objects.missing(sorted(set(known.values())))) if known else set()
     found: dict[str, tuple[Digest, int]] = {}
     for real, digest in known.items():

@@ -82,11 +82,12 @@ class StatCache:
         self.path = path
         self._lock = threading.Lock()
 
-    def lookup(self, stamps: Mapping[str, Stamp]) -> dict[str, Digest]:
-        """The digests of those of ``stamps`` (real path -> stamp now) that are unchanged."""
+    def lookup(self, stamps: Mapping[str, Stamp], under: str | None = None) -> dict[str, Digest]:
+        """The digests of those of ``stamps`` (real path -> stamp now) that are unchanged;
+        ``under``, the real folder that holds most of them, reads them in one scan."""
         if not stamps:
             return {}
-        rows = self._rows(stamps)
+        rows = self._rows(stamps, under)
         found: dict[str, Digest] = {}
         for path, dev, ino, size, mtime_ns, ctime_ns, digest, read_ns in rows:
             stamp = stamps.get(path)
@@ -107,24 +108,26 @@ class StatCache:
             if db is not None:
                 db.executemany("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)", rows)
 
-    def _rows(self, stamps: Mapping[str, Stamp]) -> Sequence[_Row]:
-        paths = sorted(stamps)
+    def _rows(self, stamps: Mapping[str, Stamp], under: str | None) -> Sequence[_Row]:
         rows: list[_Row] = []
         with self._connected() as db:
             if db is None:
                 return []
-            # One range scan of the common folder (a folder of files is contiguous in
-            # the primary key), then one lookup each for paths outside it.
-            top = os.path.commonpath(paths) if len(paths) > 1 else paths[0]
-            low, high = top + os.sep, top + chr(ord(os.sep) + 1)
-            rows += db.execute(
-                "SELECT * FROM files WHERE path >= ? AND path < ?", (low, high)
-            ).fetchall()
-            rows += db.execute("SELECT * FROM files WHERE path = ?", (top,)).fetchall()
-            if len(rows) < len(paths):
+            # One range scan of the folder (its files are contiguous in the primary key),
+            # then one lookup each for paths outside it.
+            low = None
+            if under is not None:
+                low, high = (
+                    under.rstrip(os.sep) + os.sep,
+                    under.rstrip(os.sep) + chr(ord(os.sep) + 1),
+                )
+                rows += db.execute(
+                    "SELECT * FROM files WHERE path >= ? AND path < ?", (low, high)
+                ).fetchall()
+            if len(rows) < len(stamps):
                 seen = {row[0] for row in rows}
-                for path in paths:
-                    if path not in seen and not path.startswith(low):
+                for path in stamps:
+                    if path not in seen and (low is None or not path.startswith(low)):
                         rows += db.execute("SELECT * FROM files WHERE path = ?", (path,)).fetchall()
         return rows
 

@@ -13,11 +13,11 @@ nothing of it is stored.
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Final, TypeVar
 
 import anyio.to_thread
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from cairn.core import frames
@@ -43,6 +43,9 @@ Digest64 = Annotated[str, Field(min_length=64, max_length=64, pattern=DIGEST_PAT
 class DigestsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     digests: Annotated[list[Digest64], Field(max_length=MAX_DIGESTS)]
+
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class MissingOut(BaseModel):
@@ -75,6 +78,16 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
+def _parse(model: type[_M], body: bytes) -> _M:
+    """A JSON body read by hand (bounded first), refused as any bad body is (400)."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "body"
+        raise InvalidArgument(where, error["msg"]) from None
+
+
 @router.post(
     "/objects/missing",
     summary="Which of these objects the server lacks (one question for many)",
@@ -85,7 +98,7 @@ async def _body(request: Request, limit: int) -> bytes:
     responses=error_responses(413),
 )
 async def missing_objects(request: Request, service: Service) -> MissingOut:
-    body = DigestsIn.model_validate_json(await _body(request, _QUESTION_BYTES))
+    body = _parse(DigestsIn, await _body(request, _QUESTION_BYTES))
     lacking = await anyio.to_thread.run_sync(service.objects.missing, body.digests)
     return MissingOut(missing=list(lacking))
 
@@ -155,7 +168,7 @@ def _store(service: TrackingService, body: bytes) -> BatchOut:
     responses={200: {"content": {_OCTETS: {}}}, **error_responses(404, 413)},
 )
 async def read_batch(request: Request, service: Service) -> Response:
-    body = ReadIn.model_validate_json(await _body(request, _QUESTION_BYTES))
+    body = _parse(ReadIn, await _body(request, _QUESTION_BYTES))
     framed = await anyio.to_thread.run_sync(_read, service, body.digests)
     return Response(framed, media_type=_OCTETS)
 

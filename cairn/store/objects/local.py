@@ -169,6 +169,8 @@ class LocalObjectStore(ClosingStore):
         left: set[str] = set()
         try:
             with room_for(_NEW_OBJECT):
+                if items:
+                    os.makedirs(self._tmp, exist_ok=True)
                 for item in items:
                     data = item if isinstance(item, bytes) else bytes(item)
                     if len(data) > _BATCHED_UP_TO:
@@ -191,6 +193,18 @@ class LocalObjectStore(ClosingStore):
                         os.unlink(tmp)  # not installed: an error on the way
                 _live.discard(tmp)
         return infos
+
+    def missing(self, digests: Iterable[Digest]) -> list[Digest]:
+        # One stat each (a listing of the fan-out folders would grow with the store).
+        lacking, seen = [], set()
+        for digest in map(parse_digest, digests):
+            if digest not in seen:
+                seen.add(digest)
+                try:
+                    os.stat(os.path.join(self._objects, digest[:2], digest[2:]))
+                except FileNotFoundError:
+                    lacking.append(digest)
+        return lacking
 
     def put_file(
         self, path: str | os.PathLike[str], progress: Progress | None = None
@@ -374,11 +388,12 @@ class LocalObjectStore(ClosingStore):
         return tmp, fd
 
     def _write_temp(self, data: bytes) -> str:
-        """A new read-only temp file holding ``data``, written but not yet synced."""
-        tmp, fd = self._new_temp()
+        """A new read-only temp file holding ``data``, written but not yet synced (made
+        read-only as it is created: the descriptor still writes)."""
+        tmp, fd = create_exclusive(self._tmp, "", ".tmp", _OBJECT_MODE)
+        _live.add(tmp)
         try:
             write_all(fd, memoryview(data))
-            os.fchmod(fd, _OBJECT_MODE)
         except BaseException:
             discard(fd, tmp)
             _live.discard(tmp)
