@@ -113,7 +113,17 @@ window.cairnCharts = (function () {
 
   const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["sendDataToCloud"] };
 
-  function draw(div, traces, lay) {
+  // plotly.js is loaded after the page scripts (so that their fetches start first): its
+  // script has run by DOMContentLoaded, which fires after every deferred script.
+  const ready = new Promise((resolve) => {
+    const check = () => { if (window.Plotly) resolve(); };
+    check();
+    document.addEventListener("DOMContentLoaded", check);
+    window.addEventListener("load", check);
+  });
+
+  async function draw(div, traces, lay) {
+    await ready;
     return window.Plotly.react(div, traces, lay, CONFIG);
   }
 
@@ -138,5 +148,5 @@ window.cairnCharts = (function () {
     return node;
   }
 
-  return { COLORS, esc, parseLenient, getJSON, series, smooth, lineTraces, layout, draw, nonfiniteNote, el, CONFIG };
+  return { ready, COLORS, esc, parseLenient, getJSON, series, smooth, lineTraces, layout, draw, nonfiniteNote, el, CONFIG };
 })();
