@@ -3,13 +3,16 @@
 - ``embedded``: ``cairn.Client(home=..., store=...)`` on the store under test (SQLite and
   PostgreSQL, from ``store_url``);
 - ``http``: ``cairn.Client(url)`` against a real server on loopback that serves the same
-  home and store (SQLite; the server's own PostgreSQL path is the embedded one).
+  home and store (SQLite; the server's own PostgreSQL path is the embedded one);
+- ``http-auth``: the same with authentication on, the client sending an admin's token
+  (named as the OS user, so owners read the same), for the modules in :data:`AUTH_MODULES`.
 
 Clients are closed when the test ends. A test that depends on in-process settings is
 marked ``embedded_only``."""
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -43,26 +46,78 @@ def make_settings(home: Path, store_url: str) -> MakeSettings:
     return make
 
 
-@pytest.fixture(params=["embedded", "http"])
+# The client suite's modules that also run through a server with authentication on: every
+# aggregate's calls, with a token, as the plain http backend runs them.
+AUTH_MODULES = frozenset(
+    {
+        "test_artifacts",
+        "test_entities",
+        "test_hyperparameters",
+        "test_labels",
+        "test_metrics",
+        "test_search",
+    }
+)
+# With authentication on, owners come from the token, whatever the client says
+# (tests/service/test_roles.py): this test is about the client's word.
+AUTH_EXEMPT = frozenset({"test_owner_is_the_os_user_unless_given"})
+
+
+def _off_the_auth_subset(item: pytest.Item) -> bool:
+    if "http-auth" not in item.nodeid:
+        return False
+    module = Path(item.nodeid.partition("::")[0]).stem
+    return module not in AUTH_MODULES or item.name.partition("[")[0] in AUTH_EXEMPT
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    dropped = [item for item in items if _off_the_auth_subset(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if i not in dropped]
+
+
+@pytest.fixture(params=["embedded", "http", "http-auth"])
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
-    if name == "http" and request.node.get_closest_marker("embedded_only"):
+    if name != "embedded" and request.node.get_closest_marker("embedded_only"):
         pytest.skip("about in-process settings of the embedded client")
     return name
 
 
 @pytest.fixture
-def server_url(backend: str, home: Path, store_url: str) -> Iterator[str | None]:
-    """A real server on the test's home and store, for the http backend."""
-    if backend != "http":
+def server_token(backend: str, home: Path, store_url: str) -> str | None:
+    """For the http-auth backend: an admin's token, made on the store before it is served."""
+    if backend != "http-auth":
+        return None
+    from cairn.service import open_service
+
+    service = open_service(Settings(home=str(home), store_uri=store_url))
+    try:
+        name = getpass.getuser()
+        service.auth.create_user(name, admin=True)
+        return service.auth.create_token("tests", user=name).secret
+    finally:
+        service.close()
+
+
+@pytest.fixture
+def server_url(
+    backend: str, home: Path, store_url: str, server_token: str | None
+) -> Iterator[str | None]:
+    """A real server on the test's home and store, for the http backends."""
+    if backend == "embedded":
         yield None
         return
-    with serve_in_thread(Settings(home=str(home), store_uri=store_url)) as url:
+    settings = Settings(home=str(home), store_uri=store_url, auth=server_token is not None)
+    with serve_in_thread(settings) as url:
         yield url
 
 
 @pytest.fixture
-def open_client(home: Path, store_url: str, server_url: str | None) -> Iterator[MakeClient]:
+def open_client(
+    home: Path, store_url: str, server_url: str | None, server_token: str | None
+) -> Iterator[MakeClient]:
     """Open another client on the same home and store (through the server for the http
     backend); every one is closed at the end."""
     made: list[cairn.Client] = []
@@ -74,6 +129,8 @@ def open_client(home: Path, store_url: str, server_url: str | None) -> Iterator[
         elif "settings" not in options:
             options.setdefault("home", home)
             options.setdefault("store", store_url)
+        if server_token is not None and options.get("url") == server_url:
+            options.setdefault("token", server_token)
         client = cairn.Client(**options)
         made.append(client)
         return client
