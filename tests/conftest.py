@@ -7,6 +7,7 @@ it); without it the PostgreSQL tests skip, except under ``CI=true``, where they 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,3 +111,22 @@ def no_capture_unless_asked(
         return
     monkeypatch.setenv("CAIRN_CAPTURE", "none")
     monkeypatch.setattr("cairn.client._capture.RunCapture.start", lambda *_, **__: None)
+
+
+# The web UI tests (tests/ui) write screenshots here; the run names the folder at its end.
+# In this root conftest because under pytest-xdist only the controller writes the summary,
+# and it loads no conftest below tests/ when given the whole folder.
+UI_SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "ui"
+_STARTED = pytest.StashKey[float]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_STARTED] = time.time()
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    started = config.stash.get(_STARTED, 0.0)
+    if UI_SHOTS.is_dir() and any(p.stat().st_mtime >= started for p in UI_SHOTS.glob("*.png")):
+        terminalreporter.write_line(f"web UI screenshots: {UI_SHOTS}")
