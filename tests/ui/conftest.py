@@ -42,7 +42,7 @@ import pytest
 from tests.proxy import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "test-artifacts" / "ui"
+SHOTS = ROOT / "test-artifacts" / "ui"  # named at the end of the run (tests/conftest.py)
 CHROMIUM = os.environ.get("CAIRN_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -70,11 +70,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.ui)
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if SHOTS.is_dir() and any(SHOTS.glob("*.png")):
-        terminalreporter.write_line(f"web UI screenshots: {SHOTS}")
 
 
 def _no_browser(reason: str) -> None:
