@@ -1,6 +1,6 @@
 """The object-store port: content-addressed bytes, keyed by their digest.
 
-Adapters (local folder, memory, later S3) implement :class:`ObjectStore` and pass the
+Adapters (local folder, memory, S3 in ``s3.py``) implement :class:`ObjectStore` and pass the
 shared contract tests in ``tests/store/test_objects.py``; every adapter hands out streams
 that check what they return (:class:`cairn.files.reading.VerifyingReader`).
 
