@@ -54,5 +54,4 @@ async def projects(request: Request, q: str = "", cursor: str | None = None) -> 
         nav="projects",
         query=q,
         listing=listing,
-        status=400 if listing.error else 200,
     )
