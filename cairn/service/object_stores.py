@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cairn.core.errors import InvalidArgument
+from cairn.core.errors import InvalidArgument, StoreUnavailable
 from cairn.core.settings import Settings
 from cairn.service.admin import objects_folder
 from cairn.store.objects import LocalObjectStore, ObjectStore
@@ -18,7 +18,14 @@ def open_objects(settings: Settings, *, direct_io: bool = False) -> ObjectStore:
     scheme = uri.partition("://")[0].lower() if uri and "://" in uri else ""
     if scheme == "s3":
         # Imported here: obstore loads only for a store that uses it.
-        from cairn.store.objects.s3 import S3ObjectStore, parse_s3_uri
+        try:
+            from cairn.store.objects.s3 import S3ObjectStore, parse_s3_uri
+        except ModuleNotFoundError as exc:
+            raise StoreUnavailable(
+                f"objects_uri {uri!r} needs the s3 extra ({exc.name} is missing): "
+                "pip install 'cairn[s3]'",
+                missing=exc.name,
+            ) from None
 
         bucket, prefix = parse_s3_uri(uri or "")
         store = S3ObjectStore(

@@ -143,3 +143,18 @@ def test_refused_credentials_stop_the_embedded_client(
     monkeypatch.setenv("CAIRN_S3_ENDPOINT_URL", swift_server.endpoint)
     with pytest.raises(StoreUnavailable, match="access denied"):
         cairn.Client(home=tmp_path / "home").set_project("p")
+
+
+def test_without_the_s3_extra_the_error_says_which(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from cairn.core.settings import Settings
+    from cairn.service import open_service
+
+    monkeypatch.delitem(sys.modules, "cairn.store.objects.s3", raising=False)
+    monkeypatch.setitem(sys.modules, "obstore", None)  # as if not installed
+    settings = Settings(home=str(tmp_path / "home"), objects_uri="s3://b/p")
+    with pytest.raises(StoreUnavailable, match=r"needs the s3 extra .*cairn\[s3\]"):
+        open_service(settings)
