@@ -126,6 +126,11 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2, default=str)
 
 
+def _auth_on(request: Request | None) -> bool:
+    """Whether the server asks for credentials (the nav then offers the login page)."""
+    return request is not None and bool(service(request).settings.auth)
+
+
 @functools.cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -138,7 +143,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters.update(when=_when, ago=_ago, duration=_duration, value=cell_text, pretty=_pretty)
     env.filters.update(markdown=render_markdown, summary=plain_summary)
-    env.globals.update(api=API_PREFIX, version=VERSION)
+    env.globals.update(api=API_PREFIX, version=VERSION, auth_on=_auth_on)
     return env
 
 
