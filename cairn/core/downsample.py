@@ -11,9 +11,10 @@ are always kept, so the line spans the whole range.
 Values that are not finite are kept visible, never averaged away: in a bucket holding NaN,
 +inf or -inf, the min and max are taken over its finite values, and the bucket also keeps
 its first NaN, its first +inf and its first -inf. The caller draws them as it likes (the
-chart route sends them as gaps, marked). Buckets then keep up to five points each, so a
-series with any non-finite value is cut into fewer buckets; either way the result never
-holds more than ``points`` indices.
+chart route sends them as gaps, marked). Such a bucket keeps up to five points, so when
+the series holds non-finite values the buckets are counted again, fewer, until the points
+kept fit (a few NaNs cost a bucket or two; after three tries every bucket gets a budget
+of five). The result never holds more than ``points`` indices.
 
 Pure Python over the stored arrays (numpy is not a dependency): each bucket costs a few
 C-level passes (slice, ``sum``, ``min``, ``max``, ``index``), a Python loop only in a
@@ -28,7 +29,14 @@ from itertools import pairwise
 
 from cairn.core.errors import InvalidArgument
 
-__all__ = ["MAX_POINTS", "MIN_POINTS", "bucket_bounds", "downsample"]
+__all__ = [
+    "MAX_POINTS",
+    "MIN_POINTS",
+    "bucket_bounds",
+    "bucket_count",
+    "downsample",
+    "downsample_buckets",
+]
 
 # Below this a chart cannot keep first, last and one bucket of five; above it a browser
 # draws slowly and the series is better read whole (the history route).
@@ -37,19 +45,20 @@ MAX_POINTS = 20_000
 # Indices a bucket keeps: min and max; with non-finite values also a NaN, +inf and -inf.
 _FINITE_KEEPS = 2
 _MIXED_KEEPS = 5
+_TRIES = 3  # bucket counts tried before every bucket gets the budget of five
 
 
-def bucket_bounds(
-    n: int, points: int, xs: Sequence[float] | None = None, *, finite: bool = True
-) -> list[int]:
-    """Where the buckets of a series of ``n`` points start and end: ``bounds[k]`` to
+def bucket_count(points: int, keeps: int = _FINITE_KEEPS) -> int:
+    """Buckets for ``points`` indices when each bucket keeps up to ``keeps`` of them."""
+    return max(1, (points - 2) // keeps)
+
+
+def bucket_bounds(n: int, count: int, xs: Sequence[float] | None = None) -> list[int]:
+    """Where ``count`` buckets of a series of ``n`` points start and end: ``bounds[k]`` to
     ``bounds[k + 1]`` is bucket ``k``, over the inner points ``1 .. n - 2`` (the first
     and last are kept apart). With ``xs`` (non-decreasing, one per point) buckets span
     equal ranges of x, like a chart's pixels, and may be empty; without, they hold equal
-    counts. ``finite``: whether every value is finite (then buckets keep two points each,
-    else five, and there are fewer of them)."""
-    keeps = _FINITE_KEEPS if finite else _MIXED_KEEPS
-    count = max(1, (points - 2) // keeps)
+    counts."""
     inner = n - 2
     if inner <= 0:
         return [1, 1]
@@ -84,17 +93,39 @@ def downsample(
     non-decreasing (steps, or timestamps when they rise), to cut buckets by equal ranges
     of x; None cuts them by equal counts. ``values`` is best an ``array('d')``: its
     slices are copied in C."""
+    return downsample_buckets(values, points, xs)[0]
+
+
+def downsample_buckets(
+    values: Sequence[float], points: int, xs: Sequence[float] | None = None
+) -> tuple[list[int], list[int]]:
+    """:func:`downsample`, and the bounds of the buckets it used (see :func:`bucket_bounds`;
+    empty when the series is kept whole)."""
     if not MIN_POINTS <= points <= MAX_POINTS:
         raise InvalidArgument("points", f"must be from {MIN_POINTS} to {MAX_POINTS}, not {points}")
     n = len(values)
     if xs is not None and len(xs) != n:
         raise InvalidArgument("xs", f"must hold one x per value ({n}), not {len(xs)}")
     if n <= points:
-        return list(range(n))
+        return list(range(n)), []
     # One C pass tells whether any value is NaN or infinite (a sum that overflows only
     # takes the careful path for nothing).
     finite = math.isfinite(sum(values))
-    bounds = bucket_bounds(n, points, xs, finite=finite)
+    count = bucket_count(points)
+    for _ in range(_TRIES):
+        bounds = bucket_bounds(n, count, xs)
+        kept = _pick(values, bounds, finite)
+        if len(kept) <= points:
+            return kept, bounds
+        # Buckets holding non-finite values kept more than two: fewer buckets, as many as
+        # fit at the points per bucket this try kept.
+        count = max(1, min(count - 1, (points - 2) * count // (len(kept) - 2)))
+    bounds = bucket_bounds(n, bucket_count(points, _MIXED_KEEPS), xs)
+    return _pick(values, bounds, finite), bounds
+
+
+def _pick(values: Sequence[float], bounds: list[int], finite: bool) -> list[int]:
+    """The first and last indices and each bucket's picks."""
     kept = [0]
     for start, end in pairwise(bounds):
         if start >= end:
@@ -110,7 +141,7 @@ def downsample(
             if i != last:
                 kept.append(start + i)
                 last = i
-    kept.append(n - 1)
+    kept.append(len(values) - 1)
     return kept
 
 
