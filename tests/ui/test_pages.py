@@ -40,3 +40,23 @@ def test_experiment_page_and_runs_table(page: Any, ui_url: str, ui_data: Seeded,
     header = page.locator("#runs thead").inner_text()
     assert "lr" in header and "acc" in header and "loss" in header
     shot(page, "experiment")
+
+
+def test_laptop_and_wide_widths(browser: Any, ui_url: str, ui_data: Seeded, shot: Any) -> None:
+    """No page scrolls sideways at a laptop's width (a wide table scrolls in its own box),
+    and wide screens use the room."""
+    for width, height in ((1280, 800), (1920, 1080)):
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        for name, path in (
+            ("projects", "/"),
+            ("project", f"/projects/{ui_data.project}"),
+            ("experiment", f"/experiments/{ui_data.experiment}"),
+        ):
+            page.goto(ui_url + path)
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{path} at {width}px is {overflow}px too wide"
+            shot(page, f"{name}-{width}", full_page=False)
+        main_width = page.evaluate("document.querySelector('main').clientWidth")
+        assert main_width > (1400 if width == 1920 else 1100)
+        context.close()
