@@ -20,7 +20,8 @@ Measured:
 a. ``GET /experiments/{id}``: the experiment page with its runs table's first page (50
    top-level runs with their children, default columns, the count). Target < 300 ms.
 b. the same sorted by a metric (``?order=-metrics.acc``), and c. with a query
-   (``?q=metrics.acc > 0.5 and hyperparameters.lr < 0.05``), d. the second page (cursor).
+   (``?q=metrics.acc > 0.5 and hyperparameters.lr < 0.05``), d. the second page (cursor);
+e. the projects page (``/``: the project's counts and last activity over its 10,000 runs).
 
 Baseline, same server, same run: ``POST /api/v1/search/runs`` of the same page (50 runs of
 the experiment with all their values), the JSON a script would fetch; the ratio says what
@@ -205,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                                   params={"q": "metrics.acc > 0.5 and hyperparameters.lr < 0.05"})),
                 ("d. second page (cursor)",
                  lambda: http.get(f"/experiments/{experiment_id}?cursor={cursor}")),
+                ("e. projects page (counts, last activity)", lambda: http.get("/")),
             ]  # fmt: skip
             for name, send in cases:
                 served, wall = measure(server, send, args.repeats)

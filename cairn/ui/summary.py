@@ -57,7 +57,6 @@ def summarize(
         ]
         latest += [_latest(r.info) for r in found]
     experiments = None
-    if project_id is not None:
-        limit = service.settings.max_search_limit
-        experiments = len(search.find_experiments(project_ids=[project_id], limit=limit))
+    if project_id is not None:  # the plain list: a search would read their labels too
+        experiments = len(service.entities.list_experiments(project_id))
     return Summary(experiments, runs, max(latest))
