@@ -51,6 +51,7 @@ class Mine:
     """This module's own runs, in a project of their own (the shared fill stays as it is)."""
 
     rich: str  # artifacts of every kind, attributes to draw, NaN points, a linked commit
+    hostile: str  # hostile artifact names, contents and attribute keys
     million: str  # one metric of a million points
     client: cairn.Client
 
@@ -83,6 +84,11 @@ def mine(ui_url: str, ui_data: Seeded, tmp_path_factory: pytest.TempPathFactory)
     (folder / "meta" / "info.json").write_bytes(b'{"epoch": 3}')
     rich.log_artifact("checkpoint", folder)
     rich.end()
+    hostile = client.start_run(HOSTILE[0])
+    hostile.log_artifact(f"{HOSTILE[1]}.txt", HOSTILE[0].encode())
+    hostile.log_artifact("cells.csv", f"a,b\n{HOSTILE[1]},{HOSTILE[3]}\n".encode())
+    hostile.log_attributes({HOSTILE[3]: [1, 2, 3]})
+    hostile.end()
     big = client.start_run("million")
     n = MILLION
     values = array("d", (math.sin(i / 20_000) for i in range(n)))
@@ -90,7 +96,7 @@ def mine(ui_url: str, ui_data: Seeded, tmp_path_factory: pytest.TempPathFactory)
     client._backend.metrics.log_metric_batch({(big.id, "signal"): points})
     big.end()
     client.flush()
-    yield Mine(rich.id, big.id, client)
+    yield Mine(rich.id, hostile.id, big.id, client)
     client.close()
 
 
@@ -266,3 +272,37 @@ def test_hostile_names_are_text(
     assert page.locator("img[src=x]").count() == 0
     assert page.locator("#hyperparameters").inner_text().count("<script>") >= 1
     shot(page, "run-hostile")
+
+
+def test_hostile_artifacts_and_attributes_are_text(
+    page: Any, ui_url: str, mine: Mine, page_errors: Any, shot: Any
+) -> None:
+    page_errors.allow(r"/x\b")
+    page.goto(f"{ui_url}/runs/{mine.hostile}")
+    buttons = page.locator("button.preview")
+    assert buttons.count() == 2
+    names = [buttons.nth(i).get_attribute("data-name") for i in range(2)]
+    assert sorted(names) == sorted([f"{HOSTILE[1]}.txt", "cells.csv"])
+    for i in range(2):
+        buttons.nth(i).click()
+        page.wait_for_function(
+            "() => document.getElementById('preview-body').childElementCount > 0"
+        )
+        body = page.locator("#preview-body").inner_text()
+        assert HOSTILE[0] in body or "<img src=x onerror" in body  # shown as text
+    page.wait_for_function(
+        "() => document.querySelector('.attr-chart')?.querySelector('.main-svg')"
+    )
+    assert page.evaluate("() => window.__pwned") is None
+    assert page.locator("img[src=x], #preview-body script, #preview-body b").count() == 0
+    shot(page, "run-hostile-artifacts")
+
+
+def test_missing_and_malformed_runs_are_error_pages(
+    page: Any, ui_url: str, ui_data: Seeded, page_errors: Any
+) -> None:
+    page_errors.allow(r"status of (400|404)")
+    response = page.goto(f"{ui_url}/runs/0190a5d2-0000-7000-8000-000000000000")
+    assert response.status == 404
+    response = page.goto(f"{ui_url}/runs/not-a-run")
+    assert response.status in (400, 404)
