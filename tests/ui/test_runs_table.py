@@ -43,6 +43,7 @@ def test_search_error_shows_position(
     assert page.locator("#query-error").is_visible()
     assert page.locator(".query-error-caret").inner_text().split("\n")[1] == " " * 14 + "^"
     assert page.locator("#runs").count() == 0
+    assert page.locator("#compare-button").count() == 0  # nothing to select
     shot(page, "runs-query-error")
 
 
