@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
 
 from cairn.client._http_artifacts import RemoteObjects
 from cairn.client._http_entities import run_from_json
@@ -170,7 +169,8 @@ class HttpRepositories:
         expected: str | None = None,
         force: bool = False,
     ) -> RefInfo:
-        branch = quote(check_ref_name(name, "branch"), safe="/")
+        # the transport quotes the path: quoting here too sent '<' as '%253C' (kept so)
+        branch = check_ref_name(name, "branch")
         body = {"commit": _ref(commit, "commit"), "expected": expected, "force": force}
         response = self._t.request(
             "PUT", self._path(repository_id, f"branches/{branch}"), json=body

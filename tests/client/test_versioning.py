@@ -192,6 +192,15 @@ def test_typed_diff(repo: cairn.Repository) -> None:
 
 
 # -- branches, tags, merges -----------------------------------------------------------------
+def test_branch_names_that_need_quoting(repo: cairn.Repository) -> None:
+    # A name is quoted once on its way to the server: it was quoted twice ('%253C').
+    for name in ("café=<x>", "a%20b", "feat/#1&2"):
+        branch = repo.branch(name, from_="main")
+        branch.update("config/hp", hp(lr=1))
+        branch.save("on " + name)
+        assert name in repo.branches()
+
+
 def test_branches_and_tags(repo: cairn.Repository) -> None:
     base = saved(repo, "main", "base", config__hp=hp(lr=1))
     exp = repo.branch("exp", from_=base)
