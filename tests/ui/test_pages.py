@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tests.ui.conftest import Seeded
@@ -20,6 +21,10 @@ def test_project_page(page: Any, ui_url: str, ui_data: Seeded, shot: Any) -> Non
     assert page.locator("#experiments a.name").all_inner_texts() == ["resnet"]
     assert "perception" in page.locator("#attributes").inner_text()
     assert "README.txt" in page.locator("#artifacts").inner_text()
+    with page.expect_download() as downloading:
+        page.click("#artifacts a[download]")
+    saved = downloading.value.path()
+    assert Path(saved).read_bytes() == b"the vision project\n"
     shot(page, "project")
 
 
