@@ -1,5 +1,6 @@
 """The API docs page at ``/api/v1/docs``, offline: Swagger UI's files come from the
-``swagger-ui-bundle-v2`` package (import name ``swagger_ui_bundle``), never from a CDN.
+``swagger-ui-bundle-v2`` package (the ``ui`` extra; import name ``swagger_ui_bundle``),
+never from a CDN.
 Without that package (or with the old ``swagger-ui-bundle``, whose Swagger UI 4 cannot read
 OpenAPI 3.1), the page lists every operation, rendered here from the OpenAPI document, and
 says how to get the interactive one. Plain strings only: this works without the ui extra.
@@ -37,7 +38,7 @@ _CSP = (
     "frame-ancestors 'none'"
 )
 _HEADERS = {"content-security-policy": _CSP, "x-content-type-options": "nosniff"}
-_HINT = "pip install swagger-ui-bundle-v2"
+_HINT = "pip install 'cairn[ui]'"  # brings swagger-ui-bundle-v2
 
 
 def swagger_files() -> Path | None:

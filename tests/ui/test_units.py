@@ -117,9 +117,20 @@ def test_api_docs_without_swagger_lists_operations(app_client: TestClient) -> No
         if swagger_files() is None:  # the plain listing: every operation, no script
             assert "<script" not in docs.text
             assert "/api/v1/search/runs" in docs.text
-            assert "swagger-ui-bundle-v2" in docs.text
+            assert "cairn[ui]" in docs.text
         else:
             assert '<script src="/api/v1/docs/files/swagger-ui-bundle.js">' in docs.text
             bundle = client.get("/api/v1/docs/files/swagger-ui-bundle.js")
             assert bundle.status_code == 200
         assert client.get("/api/v1/docs/files/../../etc/passwd").status_code == 404
+
+
+def test_api_docs_listing_without_the_package(tmp_path: Path) -> None:
+    """The page a server without swagger-ui-bundle-v2 serves: every operation, no script."""
+    from cairn.ui.apidocs import _listing
+
+    document = create_app(Settings(home=str(tmp_path))).openapi()
+    page = _listing(document)
+    assert "<script" not in page and "cairn[ui]" in page
+    for path in document["paths"]:
+        assert f"<code>{path}</code>" in page
