@@ -37,6 +37,7 @@ __all__ = [
     "Cell",
     "ChangeRow",
     "ConflictRow",
+    "ConflictSide",
     "PathDiff",
     "Section",
     "blob_view",
@@ -326,6 +327,29 @@ def change_row(kind: str, change: FieldChange) -> ChangeRow:
     return ChangeRow(label, status, _side(before, shown), _side(after, shown))
 
 
+def _rows(kind: str, change: FieldChange) -> list[ChangeRow]:
+    """A field whose two sides are objects (a git reference, a notebook) as one row per
+    key that differs; a dataset file stays one row (its note says what changed)."""
+    before, after = change.before, change.after
+    if kind == PathDataset.KIND or not (isinstance(before, dict) and isinstance(after, dict)):
+        return [change_row(kind, change)]
+    name = ".".join(change.field)
+    return [
+        ChangeRow(
+            f"{name}.{key}",
+            STATUS[_status_of(before.get(key), after.get(key))],
+            _side(before.get(key), shown),
+            _side(after.get(key), shown),
+        )
+        for key in sorted(before.keys() | after.keys())
+        if before.get(key) != after.get(key)
+    ]
+
+
+def _status_of(before: Json, after: Json) -> str:
+    return "added" if before is None else "deleted" if after is None else "modified"
+
+
 def path_diff(change: PathChange) -> PathDiff:
     before, after = change.before, change.after
     either = after if after is not None else before
@@ -333,7 +357,7 @@ def path_diff(change: PathChange) -> PathDiff:
     kind = row_kind
     if before is not None and after is not None and before.KIND != after.KIND:
         kind = f"{before.KIND} → {after.KIND}"
-    rows = [change_row(row_kind, f) for f in change.fields]
+    rows = [row for f in change.fields for row in _rows(row_kind, f)]
     return PathDiff(change.path, STATUS[change.status], kind, rows)
 
 
@@ -341,22 +365,32 @@ def path_diff(change: PathChange) -> PathDiff:
 
 
 @dataclass(frozen=True, slots=True)
+class ConflictSide:
+    """One side of a conflict: its text, and a whole blob drawn (a path in conflict as a
+    whole: a git reference changed on both sides, a path added twice)."""
+
+    text: str
+    blob: BlobView | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ConflictRow:
     path: str
     field: str  # "" for the path as a whole
-    base: str
-    ours: str
-    theirs: str
+    base: ConflictSide
+    ours: ConflictSide
+    theirs: ConflictSide
 
 
-def _conflict_side(value: Any) -> str:
+def _conflict_side(value: Any) -> ConflictSide:
     if value is None:
-        return "(absent)"
+        return ConflictSide("(absent)")
     if value is FOLDER:
-        return "(a folder)"
+        return ConflictSide("(a folder)")
     if isinstance(value, Blob):
-        return f"a {value.KIND} blob: {blob_view(value).summary}".rstrip(": ")
-    return shown(value)
+        view = blob_view(value)
+        return ConflictSide(f"{value.KIND}: {view.summary}".rstrip(": "), view)
+    return ConflictSide(shown(value))
 
 
 def conflict_row(conflict: MergeConflict) -> ConflictRow:

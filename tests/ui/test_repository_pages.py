@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -26,6 +27,7 @@ from tests.ui.conftest import Seeded
 HOSTILE_BRANCH = "<img/src=x/onerror=window.__pwned=1>"  # git's rules: no spaces
 HOSTILE = "<img src=x onerror=window.__pwned=1>"
 SCRIPT = "<script>window.__pwned=1</script>"
+REMOTE = "https://example.org/shop.git"
 
 
 @dataclass
@@ -82,10 +84,13 @@ def repo(ui_url: str, ui_data: Seeded, tmp_path_factory: pytest.TempPathFactory)
     branch.update("data/train", DataPath(data))
     branch.update("config/hp", Hyperparameters({"lr": 0.8, "epochs": 60, "dropout": 0.1}))
     branch.update("env/python", _python(["numpy==2.0.0", "pandas==2.1.0", "scipy==1.11.0"]))
+    branch.update("code/git", GitReference(remote=REMOTE, commit="b" * 40, branch="data"))
+    branch.remove("env/docker")  # while feature changes it: a conflict on the whole path
     more_data = branch.save("more rows; lr 0.8; numpy 2")
 
     main = repository.get_commit(branch="main")
     main.update("config/hp", Hyperparameters({"lr": 0.3, "epochs": 120, "dropout": 0.1}))
+    main.update("code/git", GitReference(remote=REMOTE, commit="c" * 40, branch="dev"))
     main.save("lr 0.3, 120 epochs")
     feature = repository.branch("feature", from_=first)
     feature.update("env/docker", Docker("pytorch/pytorch", "2.2.0", "sha256:" + "cd" * 32))
@@ -205,7 +210,7 @@ def test_diff_page_shows_changes_per_kind(page: Any, ui_url: str, repo: Repo, sh
     page.goto(f"{ui_url}/repositories/{repo.id}/diff?base={repo.first}&other={repo.more_data}")
     changed = page.locator(".path-diff")
     paths = [changed.nth(i).get_attribute("data-path") for i in range(changed.count())]
-    assert paths == ["config/hp", "data/train", "env/python"]
+    assert paths == ["code/git", "config/hp", "data/train", "env/docker", "env/python"]
 
     def rows(path: str) -> dict[str, list[str]]:
         found = page.locator(f".path-diff[data-path='{path}'] table tbody tr").all_inner_texts()
@@ -222,7 +227,14 @@ def test_diff_page_shows_changes_per_kind(page: Any, ui_url: str, repo: Repo, sh
     assert data["train.csv"][3].startswith("size, digest")
     assert "labels.csv" not in data
     summary = page.locator("#diff-summary").inner_text()
-    assert "3 paths differ" in summary and "3 changed" in summary
+    assert "5 paths differ" in summary and "1 removed, 4 changed" in summary
+    removed = page.locator(".path-diff[data-path='env/docker']")
+    assert removed.get_attribute("data-status") == "removed"
+    assert rows("env/docker")["repository"] == ["removed", "pytorch/pytorch", "", ""]
+    assert rows("code/git") == {
+        "reference.branch": ["changed", "dev", "data", ""],
+        "reference.commit": ["changed", "a" * 40, "b" * 40, ""],
+    }
     shot(page, "diff")
 
     # the same two commits by name, swapped: what was added is removed
@@ -243,8 +255,22 @@ def test_merge_page_shows_base_ours_theirs(page: Any, ui_url: str, repo: Repo, s
     page.click("#merge-form button[type='submit']")
     page.wait_for_url("**/merge?*")
     conflicts = [r.split("\t") for r in page.locator("#conflicts tbody tr").all_inner_texts()]
-    assert conflicts == [["config/hp", "values.lr", "0.5", "0.3", "0.8"]]
-    assert "1 conflict" in page.locator("#merge-status").inner_text()
+    assert ["config/hp", "values.lr", "0.5", "0.3", "0.8"] in conflicts
+    assert "3 conflicts" in page.locator("#merge-status").inner_text()
+    git = page.locator("#conflicts tbody tr", has_text="code/git")
+    assert git.locator("td.field").inner_text() == "reference"
+    for side, commit in (("base", "a"), ("ours", "c"), ("theirs", "b")):
+        assert commit * 40 in git.locator(f"td.{side}").inner_text()
+    # removed on one side, changed on the other: a conflict on the path as a whole, each
+    # side's blob drawn (folded)
+    whole = page.locator("#conflicts tbody tr", has_text="env/docker")
+    assert whole.locator("td.field").inner_text() == "(whole)"
+    assert whole.locator("td.theirs").inner_text() == "(absent)"
+    for side, tag in (("base", "2.1.0"), ("ours", "2.2.0")):
+        cell = whole.locator(f"td.{side}")
+        assert cell.locator("summary").inner_text() == f"environment.docker: pytorch/pytorch:{tag}"
+        cell.locator("summary").click()
+        assert tag in cell.locator("dl.facts").inner_text()
     changed = page.locator("#merge-changed li").all_inner_texts()
     assert "data/train" in changed and "env/python" in changed
     shot(page, "merge-conflicts")
@@ -253,8 +279,11 @@ def test_merge_page_shows_base_ours_theirs(page: Any, ui_url: str, repo: Repo, s
     main = page.locator("#branches tr", has_text="main").first
     assert repo.main[:10] in main.inner_text()
     # a clean merge, and one already done
-    page.goto(f"{ui_url}/repositories/{repo.id}/merge?source=feature&into=more-data")
+    into = quote(HOSTILE_BRANCH, safe="")
+    page.goto(f"{ui_url}/repositories/{repo.id}/merge?source=more-data&into={into}")
     assert page.locator("#merge-status").inner_text() == "Merges cleanly."
+    assert page.locator("#pick-into").input_value() == HOSTILE_BRANCH
+    _safe(page)
     page.goto(f"{ui_url}/repositories/{repo.id}/merge?source=feature&into=main")
     assert "already in" in page.locator("#merge-status").inner_text()
 
@@ -271,7 +300,7 @@ def test_hostile_names_stay_text(page: Any, ui_url: str, repo: Repo, shot: Any) 
     blob = page.locator("li.blob").filter(has_text=HOSTILE).first
     assert blob.locator(".name").inner_text() == HOSTILE
     keys = blob.locator("table tbody tr").all_inner_texts()
-    assert [k.split("\t") for k in keys][0] == [HOSTILE, "str", SCRIPT]
+    assert keys[0].split("\t") == [HOSTILE, "str", SCRIPT]
     _safe(page)
     shot(page, "commit-hostile")
     page.goto(f"{ui_url}/repositories/{repo.id}/merge?source={HOSTILE_BRANCH}&into=main")
