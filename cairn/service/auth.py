@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from cairn.core.auth import AuditEvent, NewToken, TokenInfo, UserInfo, check_user_name
 from cairn.core.errors import (
     AlreadyExists,
+    Conflict,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -258,7 +259,7 @@ class AuthService(ServicePart):
             if owner is None:
                 raise NotFound(f"no user named {user!r}", kind="user", id=user)
             if owner.disabled:
-                raise InvalidArgument("user", f"{user!r} is disabled")
+                raise Conflict(f"user {user!r} is disabled: no new tokens", user=user)
             if name in tx.identity.token_names(owner.id):
                 raise AlreadyExists(
                     f"{user!r} has a token named {name!r} (revoked tokens keep their names)",

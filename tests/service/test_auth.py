@@ -9,6 +9,7 @@ from sqlalchemy import event, select
 
 from cairn.core.errors import (
     AlreadyExists,
+    Conflict,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -162,7 +163,7 @@ def test_admins_manage_users_and_users_their_own_tokens(service: TrackingService
         service.auth.create_token("for-bob", user="bob")
         assert [t.name for t in service.auth.list_tokens("bob")] == ["for-bob"]
         service.auth.disable_user("bob")
-        with pytest.raises(InvalidArgument, match="disabled"):
+        with pytest.raises(Conflict, match="disabled"):
             service.auth.create_token("again", user="bob")
 
 
