@@ -7,6 +7,7 @@ templates."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jinja2.filters import do_filesizeformat
-from packaging.requirements import InvalidRequirement, Requirement
 
 from cairn.core.api import API_PREFIX
 from cairn.core.versioning.blobs import (
@@ -256,23 +256,24 @@ class PathDiff:
     status: str  # added, removed, changed
     kind: str  # the kind after (before, for a removed path); "a → b" if it changed kind
     rows: list[ChangeRow]
+    left_out: bool = False  # its fields, in a diff too long to show them all
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.rows if r.status == status)
+
+
+# The library name at the start of a requirement line (packaging's normal form keeps the
+# name first): read with a pattern, as parsing 1,000 lines again costs half a second.
+_NAME = re.compile(r"\s*[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 
 
 def _requirement_version(line: Json) -> str:
     """``numpy==1.26`` -> ``==1.26``: what a requirement asks of its library."""
     if not isinstance(line, str):
         return shown(line)
-    try:
-        parsed = Requirement(line)
-    except InvalidRequirement:
-        return line
-    extras = f"[{','.join(sorted(parsed.extras))}]" if parsed.extras else ""
-    wanted = f"@ {parsed.url}" if parsed.url else str(parsed.specifier) or "(any version)"
-    marker = f" ; {parsed.marker}" if parsed.marker else ""
-    return f"{extras}{wanted}{marker}"
+    found = _NAME.match(line)
+    rest = line[found.end() :].strip() if found else line
+    return rest or "(any version)"
 
 
 def _component(value: Json) -> str:
@@ -350,15 +351,18 @@ def _status_of(before: Json, after: Json) -> str:
     return "added" if before is None else "deleted" if after is None else "modified"
 
 
-def path_diff(change: PathChange) -> PathDiff:
+def path_diff(change: PathChange, fields: bool = True) -> PathDiff:
+    """A path's change; ``fields=False`` leaves its fields out (a diff too long to show
+    every field of every path)."""
     before, after = change.before, change.after
     either = after if after is not None else before
     row_kind = "" if either is None else either.KIND
     kind = row_kind
     if before is not None and after is not None and before.KIND != after.KIND:
         kind = f"{before.KIND} → {after.KIND}"
-    rows = [row for f in change.fields for row in _rows(row_kind, f)]
-    return PathDiff(change.path, STATUS[change.status], kind, rows)
+    rows = [row for f in change.fields for row in _rows(row_kind, f)] if fields else []
+    left_out = not fields and bool(change.fields)
+    return PathDiff(change.path, STATUS[change.status], kind, rows, left_out)
 
 
 # -- merge conflicts -----------------------------------------------------------------------

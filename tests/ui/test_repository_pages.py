@@ -7,10 +7,11 @@ without a browser."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import pytest
@@ -18,8 +19,11 @@ import pytest
 import cairn
 from cairn.core.digest import Digest
 from cairn.core.settings import Settings
+from cairn.core.versioning.blobs import Blob
+from cairn.core.versioning.diff import PathChange, diff_blobs
 from cairn.core.versioning.info import CommitInfo
 from cairn.ui.commit_graph import LANE, graph_rows, newest_first
+from cairn.ui.ingredients import blob_view, path_diff
 from cairn.versioning import Docker, GitReference, Hyperparameters, PythonEnvironment, Snapshot
 from cairn.versioning import Path as DataPath
 from tests.ui.conftest import Seeded
@@ -38,6 +42,7 @@ class Repo:
     main: str  # main's head: the merge of feature
     merge: str
     hostile: str  # the head of the hostile branch
+    run: str  # a run built from first
 
 
 def _python(requirements: list[str]) -> PythonEnvironment:
@@ -77,6 +82,10 @@ def repo(ui_url: str, ui_data: Seeded, tmp_path_factory: pytest.TempPathFactory)
     commit.update("data/train", DataPath(data))
     first = commit.save("first ingredients")
     repository.tag("v1", first)
+    client.set_experiment("trained")
+    run = client.start_run("from-v1")
+    run.log_commit(first, key_paths={"hp": "config/hp"})
+    run.end()
 
     branch = repository.branch("more-data", from_=first)
     (data / "train.csv").write_text("a,b\n1,2\n3,4\n5,6\n")
@@ -100,7 +109,7 @@ def repo(ui_url: str, ui_data: Seeded, tmp_path_factory: pytest.TempPathFactory)
     hostile = repository.branch(HOSTILE_BRANCH, from_=first)
     hostile.update(HOSTILE, Hyperparameters({HOSTILE: SCRIPT, "lr": 0.1}))
     hostile_head = hostile.save(SCRIPT)
-    yield Repo(repository.id, first.id, more_data.id, merged.id, merged.id, hostile_head.id)
+    yield Repo(repository.id, first.id, more_data.id, merged.id, merged.id, hostile_head.id, run.id)
     client.close()
 
 
@@ -204,6 +213,13 @@ def test_commit_page_draws_every_blob_kind(page: Any, ui_url: str, repo: Repo, s
     page.locator("#parents a", has_text="second parent").click()
     page.wait_for_url("**/diff?*")
     assert page.locator(".path-diff").count() >= 1
+
+
+def test_run_page_links_its_commit(page: Any, ui_url: str, repo: Repo) -> None:
+    page.goto(f"{ui_url}/runs/{repo.run}")
+    page.locator("#commit a.mono").click()
+    page.wait_for_url(f"**/commits/{repo.first}")
+    assert page.locator("#commit-message").inner_text() == "first ingredients"
 
 
 def test_diff_page_shows_changes_per_kind(page: Any, ui_url: str, repo: Repo, shot: Any) -> None:
@@ -362,3 +378,37 @@ def test_graph_of_a_long_history_stays_narrow(tmp_path: Path) -> None:
         )
     rows = graph_rows(newest_first(commits))
     assert {r.width for r in rows} == {LANE}
+
+
+# -- the views of blobs and changes, without a browser ---------------------------------------
+
+
+def test_a_kind_without_a_view_of_its_own_is_pretty_json() -> None:
+    @dataclass(frozen=True, eq=False)
+    class Odd(Blob):
+        KIND: ClassVar[str] = "odd.kind"
+
+        def body(self) -> dict[str, Any]:
+            return {"b": [1, 2], "a": "<x>"}
+
+    view = blob_view(Odd())
+    assert view.kind == "odd.kind"
+    assert [s.kind for s in view.sections] == ["json"]
+    assert json.loads(view.sections[0].text) == {"a": "<x>", "b": [1, 2]}
+
+
+def test_a_long_diff_leaves_fields_out() -> None:
+    change = PathChange("p", None, Hyperparameters({"a": 1}), ())
+    before = Hyperparameters({"a": 1, "b": "x"})
+    after = Hyperparameters({"a": 2, "c": True})
+    fields = PathChange("p", before, after, diff_blobs(before, after))
+    shown = path_diff(fields)
+    assert [(r.label, r.status, r.before, r.after) for r in shown.rows] == [
+        ("a", "changed", "1", "2"),
+        ("b", "removed", '"x"', ""),
+        ("c", "added", "", "true"),
+    ]
+    assert not shown.left_out
+    short = path_diff(fields, fields=False)
+    assert short.rows == [] and short.left_out
+    assert not path_diff(change, fields=False).left_out  # nothing was left out

@@ -38,6 +38,7 @@ router = APIRouter()
 
 LOG_LIMIT = 300  # commits in the log (and in the diff page's pickers)
 MAX_BLOBS = 500  # ingredients drawn on a commit page; the rest are listed by path
+MAX_DIFF_PATHS = 300  # paths of a diff shown field by field; the rest by path only
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +76,23 @@ def _place(svc: TrackingService, repository_id: str) -> Place:
 
 
 def _log(svc: TrackingService, place: Place, ref: str | None) -> list[CommitInfo]:
-    """The log of ``ref``, or of every branch and tag together, newest first."""
-    repos = svc.repositories
-    starts = [ref] if ref else sorted({r.commit for r in place.refs})
+    """The log of ``ref``, or of every branch and tag together, newest first (the newest
+    LOG_LIMIT commits). Refs are walked newest first, and one is skipped when its commit
+    is already listed, or older than the LOG_LIMIT commits found so far (so are all its
+    ancestors): a repository of many merged branches costs a walk or two, not one each."""
+    repos, repository_id = svc.repositories, place.repository.id
+    if ref:
+        return repos.log(repository_id, ref, limit=LOG_LIMIT)
+    heads = [repos.get_commit(repository_id, d) for d in sorted({r.commit for r in place.refs})]
     found: dict[Digest, CommitInfo] = {}
-    for start in starts:
-        for commit in repos.log(place.repository.id, start, limit=LOG_LIMIT):
+    for head in sorted(heads, key=lambda c: -c.time):
+        if head.id in found:
+            continue
+        if len(found) >= LOG_LIMIT:
+            cut = sorted((c.time for c in found.values()), reverse=True)[LOG_LIMIT - 1]
+            if head.time < cut:
+                continue
+        for commit in repos.log(repository_id, head.id, limit=LOG_LIMIT):
             found.setdefault(commit.id, commit)
     return newest_first(found.values())[:LOG_LIMIT]
 
@@ -161,10 +173,10 @@ def _commit(svc: TrackingService, repository_id: str, ref: str) -> CommitView:
     place = _place(svc, repository_id)
     repos = svc.repositories
     commit = repos.get_commit(repository_id, ref)
-    kinds = repos.list_paths(repository_id, commit.id)
-    wanted = sorted(kinds)[:MAX_BLOBS]
-    blobs = repos.read_blobs(repository_id, commit.id, wanted) if wanted else {}
-    return CommitView(place, commit, kinds, tree_of(kinds, blobs), len(blobs))
+    every = repos.read_blobs(repository_id, commit.id)  # read in a few batched queries
+    kinds = {path: blob.KIND for path, blob in every.items()}
+    drawn = {path: every[path] for path in sorted(every)[:MAX_BLOBS]}
+    return CommitView(place, commit, kinds, tree_of(kinds, drawn), len(drawn))
 
 
 @router.get("/repositories/{repository_id}/commits/{ref}")
@@ -202,7 +214,8 @@ def _diff(svc: TrackingService, repository_id: str, base: str, other: str) -> Di
     first = repos.get_commit(repository_id, base)
     second = repos.get_commit(repository_id, other)
     changes = repos.diff(repository_id, first.id, second.id)
-    return DiffView(place, choices, first, second, [path_diff(c) for c in changes])
+    paths = [path_diff(c, fields=i < MAX_DIFF_PATHS) for i, c in enumerate(changes)]
+    return DiffView(place, choices, first, second, paths)
 
 
 @router.get("/repositories/{repository_id}/diff")
