@@ -65,7 +65,9 @@ def mine(ui_url: str, ui_data: Seeded, tmp_path_factory: pytest.TempPathFactory)
     commit = repo.get_commit(branch="main")
     commit.update("config/hp", Hyperparameters({"lr": 0.1}))
     first = commit.save("first")
-    rich = client.start_run("rich", hyperparameters={"lr": 0.1, "layers": 4}, tags=["t1"])
+    rich = client.start_run(
+        "rich", hyperparameters={"lr": 0.1, "layers": 4}, tags=["t1"], capture="environment"
+    )
     rich.log_commit(first, key_paths={"hp": "config/hp"})
     for step in range(50):
         rich.log_metrics({"loss": 1 / (1 + step), "lr": 0.1 * 0.9**step}, step=step)
@@ -166,6 +168,8 @@ def test_attributes_commit_nonfinite_and_previews(
     page.goto(f"{ui_url}/runs/{mine.rich}")
     overview = page.locator("#overview").inner_text()
     assert "ingredients" in page.locator("#commit").inner_text() and "config/hp" in overview
+    captured = page.locator("#captured").inner_text()
+    assert "environment/python" in captured and "requirements" in captured
     page.wait_for_function(
         "() => [...document.querySelectorAll('.attr-chart')].filter("
         "d => d.querySelector('.main-svg')).length === 2"
