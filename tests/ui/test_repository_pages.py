@@ -324,6 +324,24 @@ def test_hostile_names_stay_text(page: Any, ui_url: str, repo: Repo, shot: Any) 
     _safe(page)
 
 
+def test_no_page_scrolls_sideways(page: Any, ui_url: str, repo: Repo, shot: Any) -> None:
+    base = f"{ui_url}/repositories/{repo.id}"
+    pages = {
+        "repository": base,
+        "commit": f"{base}/commits/{repo.first}",
+        "diff": f"{base}/diff?base={repo.first}&other={repo.more_data}",
+        "merge-conflicts": f"{base}/merge?source=more-data&into=main",
+    }
+    for width, height in ((1280, 800), (1920, 1080)):
+        page.set_viewport_size({"width": width, "height": height})
+        for name, url in pages.items():
+            page.goto(url)
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{name} at {width} px scrolls sideways by {overflow} px"
+            if width == 1920:
+                shot(page, f"{name}-1920")
+
+
 def test_missing_and_bad_inputs_are_pages(
     page: Any, ui_url: str, repo: Repo, page_errors: Any
 ) -> None:
