@@ -6,8 +6,9 @@ boto3, and Cairn's S3 object store against plain boto3, on the same bytes in the
     .venv/bin/python benchmarks/s3_clients.py --endpoint http://127.0.0.1:9000  # another
 
 Credentials come from the standard AWS variables (Swift's test account when the script
-starts Swift itself). Every figure is the best of ``--rounds``; the ratio is the plain
-boto3 time over the other's time (above 1: faster than boto3).
+starts Swift itself). Every figure is the best round of ``--rounds`` (rounds of the two
+sides interleaved); ``ratio`` is the plain boto3 time over the other's time (above 1: faster
+than boto3), ``cpu ratio`` the same for the CPU this process spent (the client's own cost).
 """
 
 from __future__ import annotations
@@ -36,15 +37,15 @@ CONCURRENCY = 8  # parts or small objects in flight at once, for every client
 MiB = 1 << 20
 
 
-def best(rounds: int, work: Callable[[], Any], setup: Callable[[], Any] | None = None) -> float:
-    times = []
-    for _ in range(rounds):
-        if setup is not None:
-            setup()
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def timed(work: Callable[[], Any], setup: Callable[[], Any] | None = None) -> tuple[float, float]:
+    """Wall seconds and CPU seconds of this process (all its threads, Rust's too) of one
+    call of ``work``. The CPU is the client's own cost, which a loaded machine or a slow
+    server changes less than the wall time."""
+    if setup is not None:
+        setup()
+    wall, cpu = time.perf_counter(), time.process_time()
+    work()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def swift_env() -> dict[str, str]:
@@ -75,7 +76,6 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="cairn-s3-bench-"))
         self.src = self.tmp / "big.bin"
         self.src.write_bytes(self.big)
-        self.rows: list[tuple[str, str, float, float]] = []
 
     # -- plain boto3: the baseline ------------------------------------------------------
 
@@ -207,22 +207,25 @@ class Bench:
             setup = before_upload if label.startswith("upload") and "MiB" in label else None
             base()
             work()
-            theirs = ours = float("inf")
+            theirs: list[tuple[float, float]] = []
+            ours: list[tuple[float, float]] = []
             for _ in range(self.rounds):
-                theirs = min(theirs, best(1, base))
-                ours = min(ours, best(1, work, setup))
-            self.rows.append((name, label, ours, theirs))
-            self.print_row(self.rows[-1])
+                theirs.append(timed(base))
+                ours.append(timed(work, setup))
+            self.print_row(name, label, min(ours), min(theirs))
 
-    def print_row(self, row: tuple[str, str, float, float]) -> None:
-        name, label, ours, theirs = row
+    def print_row(
+        self, name: str, label: str, ours: tuple[float, float], theirs: tuple[float, float]
+    ) -> None:
+        """The best round of each (by wall time), and its client CPU."""
         if "MiB" in label:  # MB/s of the big object; objects/s of the small ones
             work, unit = len(self.big) / MiB, "MB/s"
         else:
             work, unit = len(self.small), "obj/s"
         print(
-            f"{name:<20} {label:<22} {work / ours:8.1f} {unit:<5}  boto3 "
-            f"{work / theirs:8.1f} {unit:<5}  ratio {theirs / ours:5.2f}",
+            f"{name:<20} {label:<22} {work / ours[0]:8.1f} {unit:<5} cpu {ours[1]:6.2f} s  "
+            f"boto3 {work / theirs[0]:8.1f} {unit:<5} cpu {theirs[1]:6.2f} s  "
+            f"ratio {theirs[0] / ours[0]:5.2f}  cpu ratio {theirs[1] / max(ours[1], 1e-9):5.2f}",
             flush=True,
         )
 
