@@ -6,6 +6,7 @@ Usage::
     .venv/bin/python benchmarks/server.py --quick       # 10x smaller: a smoke test
     .venv/bin/python benchmarks/server.py --workers 2   # cairn server --workers 2
     .venv/bin/python benchmarks/server.py --only 46     # some sections only
+    .venv/bin/python benchmarks/server.py --auth        # section A only: auth on vs off
 
 The server runs as ``python -m cairn server --port P --home H`` on 127.0.0.1, with its own
 temporary home (removed afterwards). Each figure is printed with a baseline measured in
@@ -31,6 +32,10 @@ Sections (baselines in brackets):
 6. Start-up: process start to ``/api/v1/health`` answering, best of 3 [``python -c pass``].
 7. Resident memory (RSS and PSS) of every server process, idle after start-up and after
    the workload of sections 1-5 [an idle ``python`` process].
+
+A. ``--auth``: sections 1, 2 and 4's client calls through a server with authentication on
+   (``cairn server --auth``, the client sending a token) [the same through a server with it
+   off, in the same run, rounds interleaved; target: within 10 %, a speed ratio >= 0.90].
 
 The exit code is 0 whether targets are met or not: this is a measuring tool.
 """
@@ -1121,11 +1126,114 @@ def run_workload(
         say(f"\nserver stopped {stopped:.2f} s after SIGTERM")
 
 
+# -- A. authentication on against off ------------------------------------------------------
+
+
+def _admin_token(home: Path) -> str:
+    """An admin and its token on a new store at ``home`` (as ``cairn users create`` and
+    ``cairn tokens create`` make them)."""
+    from cairn.service import open_service
+
+    service = open_service(Settings(home=str(home)))
+    try:
+        service.auth.create_user("bench", admin=True)
+        return service.auth.create_token("bench", user="bench").secret
+    finally:
+        service.close()
+
+
+def run_auth_comparison(sizes: Sizes, workers: int | None, envs: Envs, tmp: Path) -> Section:
+    """Single calls, batched calls and create_run through two servers, auth off and on,
+    rounds interleaved (each round's order alternates), best of ``reps`` each."""
+    token = _admin_token(tmp / "auth-on")
+    on_env = {**envs.cached, "CAIRN_AUTH": "on"}
+    n, calls, width, runs = (
+        sizes.single_calls,
+        sizes.batch_calls,
+        sizes.batch_keys,
+        sizes.create_runs,
+    )
+    values = [(i % 1000) * 0.001 for i in range(n)]
+    keys = [f"metric_{k}" for k in range(width)]
+    batches = [{k: i + j * 0.1 for j, k in enumerate(keys)} for i in range(calls)]
+
+    def single(run: Run) -> None:
+        log = run.log_metric
+        for value in values:
+            log("loss", value)
+
+    def batched(run: Run) -> None:
+        log = run.log_metrics
+        for step, batch in enumerate(batches):
+            log(batch, step=step)
+
+    def create(client: cairn.Client, server: Server) -> Timing:
+        watch = Stopwatch(server)
+        for _ in range(runs):
+            client.start_run()
+        return watch.stop()
+
+    measures = ("single", "batched", "create")
+    best: dict[tuple[str, bool], Timing] = {}
+    with (
+        running_server(tmp / "auth-off", workers, envs.cached, tmp / "off.log", tmp) as off,
+        running_server(tmp / "auth-on", workers, on_env, tmp / "on.log", tmp) as on,
+        remote_client(off.url) as off_client,
+        cairn.Client(on.url, token=token, environ={"CAIRN_RETRY_TIMEOUT": "10"}) as on_client,
+    ):
+        sides = {False: (off, off_client), True: (on, on_client)}
+        for _, client in sides.values():
+            client.start_run().end()  # the default project and experiment, and a warm-up
+        for rep in range(sizes.reps):
+            for auth in (False, True) if rep % 2 == 0 else (True, False):
+                server, client = sides[auth]
+                timings = {
+                    "single": time_logging(client, server, single, "loss", n - 1)[1],
+                    "batched": time_logging(client, server, batched, keys[-1], calls - 1)[1],
+                    "create": create(client, server),
+                }
+                for measure in measures:
+                    found = best.get((measure, auth))
+                    if found is None or timings[measure].wall < found.wall:
+                        best[(measure, auth)] = timings[measure]
+    labels = {
+        "single": (f"log_metric x {n:,}, to landed", n, "calls/s"),
+        "batched": (f"log_metrics({width} keys) x {calls:,}, to landed", calls * width, "points/s"),
+        "create": (f"client.start_run() x {runs:,}", runs, "runs/s"),
+    }
+    results = []
+    notes = []
+    for measure in measures:
+        label, count, unit = labels[measure]
+        ours, base = best[(measure, True)], best[(measure, False)]
+        results.append(
+            Result(
+                "A",
+                f"{label}, auth on",
+                count / ours.wall,
+                unit,
+                "auth off",
+                count / base.wall,
+                base.wall / ours.wall,
+                Target(">=", 0.90, on="ratio"),
+            )
+        )
+        notes.append(f"{measure}: auth on {ours.text()}; auth off {base.text()}")
+    return results, notes
+
+
+def report_auth(sizes: Sizes, workers: int | None, envs: Envs, tmp: Path) -> list[Result]:
+    title = f"A. authentication on against off (best of {sizes.reps}, interleaved)"
+    section_results, notes = run_auth_comparison(sizes, workers, envs, tmp)
+    report(title, section_results, notes)
+    return section_results
+
+
 def _interrupted(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="10x smaller sizes: a smoke test")
     parser.add_argument(
@@ -1134,7 +1242,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only", default="1234567", help="sections to run, e.g. --only 46 (default: all)"
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--auth",
+        action="store_true",
+        help="section A only: sections 1, 2 and 4's calls with authentication on and off",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _arguments(argv)
     sizes = Sizes.quick() if args.quick else Sizes.full()
     env = clean_environment()
     workers = args.workers if args.workers is not None else Settings().workers
@@ -1164,9 +1281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             with running_server(existing, args.workers, cached, tmp / "warm.log", tmp) as server:
                 server.wait_all_workers()
                 warm_up(server, tmp)
-            if any(key in args.only for key in "123457"):
+            if args.auth:
+                results.extend(report_auth(sizes, args.workers, envs, tmp))
+            if any(key in args.only for key in "123457") and not args.auth:
                 run_workload(args, sizes, envs, tmp, results)
-            if "6" in args.only:
+            if "6" in args.only and not args.auth:
                 title = f"6. start-up (best of {sizes.startup_reps})"
                 try:
                     section_results, notes = bench_startup(sizes, args.workers, envs, tmp, existing)
