@@ -442,14 +442,18 @@ class Transport:
         Connection failures and 502/503/504 answers are retried until ``retry_timeout``
         seconds have passed (the last such answer then raises the error it holds); a
         file-like body is rewound for each try."""
-        if body is None and method in ("POST", "PUT", "PATCH"):
-            body = b""  # an explicit empty body: content-length 0
         # Every header in its usual capitals: urllib3's proxy manager adds its own Accept
         # and Host, which ours must replace rather than join.
         sent = {"User-Agent": _USER_AGENT}
         if self._authorization is not None:
             sent["Authorization"] = self._authorization
         sent.update((name.title(), value) for name, value in (headers or {}).items())
+        if method in ("POST", "PUT", "PATCH"):
+            if body is None:
+                body = b""  # an explicit empty body: content-length 0
+            # The server refuses a write without a type no web page can send unasked
+            # (docs/rest-api.md): a bodiless POST (restore, resume) says JSON too.
+            sent.setdefault("Content-Type", "application/json")
         now = time.monotonic()
         tries = _Tries(self._outage, now, now + self.retry_timeout)
         options: dict[str, Any] = {

@@ -18,6 +18,7 @@ from cairn.server.errors import install_error_handlers
 from cairn.server.fastpath import FastRoutes
 from cairn.server.limits import BodyLimit, JsonDepthLimit
 from cairn.server.openapi import CairnAPI
+from cairn.server.perimeter import install_perimeter
 from cairn.server.routes import (
     artifacts,
     auth,
@@ -104,4 +105,6 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
     # Outside the body limit: a request without a valid token is refused before its body
     # is read. It also writes the audit event of every write.
     app.add_middleware(Authenticate, required=settings.auth, prefix=API_PREFIX)
+    # Outermost, so added last: Host, cross-site writes, CORS (cairn/server/perimeter.py).
+    install_perimeter(app, settings, API_PREFIX)
     return app

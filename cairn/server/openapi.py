@@ -4,7 +4,8 @@ FastAPI documents a 422 with its own validation-error shape for every route that
 input; this server answers those with 400 in the one error shape, so the 422 goes. Errors
 that do not depend on the route are documented here from the shape of each operation:
 any input can be invalid (400), any body can be too large (413, outside ``exempt``), any
-operation can meet an internal or store failure (5XX). Errors that depend on the route
+operation can meet an internal or store failure (5XX), any write can come from another web
+page (403); a write with no body still says its type. Errors that depend on the route
 (404, 409) are declared by the route. Schemas used only by hand-written request bodies
 (``openapi_extra``) are added to the components.
 """
@@ -24,6 +25,7 @@ __all__ = ["CairnAPI"]
 
 _REF: Final = "#/components/schemas/{model}"
 _METHODS: Final = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+_WRITES: Final = frozenset({"put", "post", "patch", "delete"})
 
 
 class CairnAPI(FastAPI):
@@ -93,6 +95,10 @@ def finish(
             if auth and not path.endswith(("/health", "/auth/login")):  # open to all
                 operation.setdefault("security", [{"bearer": []}])
                 statuses.append(401)
+            if method in _WRITES:
+                if method != "delete":
+                    operation.setdefault("requestBody", _no_body())
+                statuses.append(403)  # a write from another web page (perimeter.py)
             if operation.get("parameters") or "requestBody" in operation:
                 statuses.append(400)
             if "requestBody" in operation and not path.startswith(exempt):
@@ -100,6 +106,15 @@ def finish(
             statuses.append("5XX")
             for status in statuses:
                 responses.setdefault(str(status), _error(status))
+
+
+def _no_body() -> dict[str, Any]:
+    """A write that reads no body still needs a content type no web page can send unasked."""
+    return {
+        "required": True,
+        "description": "None is read: send `{}` or nothing, as `application/json`",
+        "content": {"application/json": {"schema": {}}},
+    }
 
 
 def _drop_null(parameter: dict[str, Any]) -> None:

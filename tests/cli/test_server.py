@@ -333,8 +333,10 @@ def test_app_from_environment_reads_the_cairn_variables(tmp_path: Path) -> None:
     transport = httpx.ASGITransport(app=app)
 
     async def call() -> httpx.Response:
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            return await client.post("/api/v1/projects", content=b"x" * 100)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            return await client.post(
+                "/api/v1/projects", content=b"x" * 100, headers={"content-type": "application/json"}
+            )
 
     assert asyncio.run(call()).status_code == 413  # the limit came from the environment
 
@@ -377,7 +379,7 @@ def test_access_log_has_method_path_status_and_duration(
     transport = httpx.ASGITransport(app=app)
 
     async def calls() -> None:
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             await client.get(HEALTH)
             await client.get("/api/v1/nope")
 

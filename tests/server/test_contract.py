@@ -50,6 +50,7 @@ from cairn.server.schemas import DIGEST_PATTERN, UUID_PATTERN
 from cairn.service import open_service
 
 MAX_EXAMPLES = 15  # per operation and phase
+TEST_HOST = "testserver"  # the Host schemathesis sends to an ASGI app (Starlette's TestClient)
 WORKFLOWS = 25  # stateful scenarios, of up to STEPS calls each
 STEPS = 10
 
@@ -129,7 +130,11 @@ def flatmap_path_parameters(
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
-    settings = Settings(home=str(tmp_path_factory.mktemp("contract")), max_request_bytes=1 << 20)
+    settings = Settings(
+        home=str(tmp_path_factory.mktemp("contract")),
+        max_request_bytes=1 << 20,
+        allowed_hosts=TEST_HOST,
+    )
     service = open_service(settings)
     project = service.entities.set_project("contract")
     experiment = service.entities.set_experiment(project.id, "fuzzed")
@@ -199,7 +204,7 @@ def test_api_workflows_conform_to_its_document(tmp_path: Path) -> None:
 
         def setup(self) -> None:
             home = tmp_path / f"scenario-{next(homes)}"
-            settings = Settings(home=str(home), max_request_bytes=1 << 20)
+            settings = Settings(home=str(home), max_request_bytes=1 << 20, allowed_hosts=TEST_HOST)
             self.service = open_service(settings)
             self.app = create_app(settings, self.service)
 

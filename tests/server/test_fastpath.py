@@ -74,7 +74,7 @@ class Store:
     ) -> str:
         async def call() -> httpx.Response:
             transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://cairn") as client:
+            async with httpx.AsyncClient(transport=transport, base_url="http://[::1]") as client:
                 content = self.fill(body) if isinstance(body, bytes) else body()
                 sent = [(b"content-type", ctype.encode())] if ctype else []
                 sent += list(headers)

@@ -44,6 +44,7 @@ from cairn.service import TrackingService, open_service
 MAX_REQUEST = 16 * 1024
 MAX_ATTRIBUTE = 256
 JSON_TYPE = {"content-type": "application/json"}
+OCTETS = {"content-type": "application/octet-stream"}
 
 # The wire contract: status and code of every CairnError. Changing a row breaks clients.
 WIRE: dict[type[CairnError], tuple[int, str]] = {
@@ -74,7 +75,7 @@ class Api:
         async def send() -> httpx.Response:
             # raise_app_exceptions=False: a 500 comes back as the response a client sees.
             transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://cairn") as client:
+            async with httpx.AsyncClient(transport=transport, base_url="http://[::1]") as client:
                 return await client.request(method, API_PREFIX + path, **kwargs)
 
         return asyncio.run(send())
@@ -439,7 +440,7 @@ def test_path_traversal_in_an_artifact_key_is_a_400(
 ) -> None:
     content = b"some bytes"
     digest = digest_bytes(content)
-    assert api.call("PUT", f"/objects/{digest}", content=content).status_code == 201
+    assert api.call("PUT", f"/objects/{digest}", content=content, headers=OCTETS).status_code == 201
     body = {"key": key, "kind": "file", "digest": digest}
     found = error_of(
         api.call("POST", f"/entities/{api.run_id}/artifacts", json=body), 400, "invalid_argument"
