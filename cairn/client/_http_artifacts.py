@@ -287,15 +287,22 @@ class _ResponseReader:
 class RemoteObjects:
     """The object-store calls artifacts need (put, copy out, open), over HTTP."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(
+        self, transport: Transport, entity: str | None = None, key: str | None = None
+    ) -> None:
+        """``entity`` and ``key``: the artifact the uploads are for (the server checks its
+        project's quota before it writes a byte)."""
         self._t = transport
+        hint = {"entity": entity, "key": key} if entity is not None else {}
+        self._for = {name: value for name, value in hint.items() if value is not None} or None
 
     # -- up -----------------------------------------------------------------------------
     def put_bytes(self, data: bytes) -> ObjectInfo:
         data = bytes(data)
         digest = digest_bytes(data)
         if not self.exists(digest):
-            self._t.request("PUT", f"/objects/{digest}", content=data, headers=_OCTETS)
+            path = f"/objects/{digest}"
+            self._t.request("PUT", path, params=self._for, content=data, headers=_OCTETS)
         return ObjectInfo(digest, len(data))
 
     def put_file(
@@ -359,7 +366,13 @@ class RemoteObjects:
         return infos
 
     def _send_batch(self, batch: list[tuple[Digest, bytes]]) -> None:
-        self._t.request("POST", "/objects/batch", content=frames.encode(batch), headers=_OCTETS)
+        self._t.request(
+            "POST",
+            "/objects/batch",
+            params=self._for,
+            content=frames.encode(batch),
+            headers=_OCTETS,
+        )
 
     def read_many(self, entries: Sequence[tuple[Digest, int]]) -> Iterator[tuple[Digest, bytes]]:
         """The bytes of small objects, many per ``POST /objects/batch/read``, each
@@ -424,7 +437,9 @@ class RemoteObjects:
             body = {"parts": [d for _, _, d in plan.parts], "digest": plan.digest}
             # The server copies every byte before it answers: allow for a slow disk.
             timeout = max(self._t.timeout, size / _SLOWEST_DISK)
-            self._t.request("POST", "/objects/compose", json=body, timeout=timeout)
+            self._t.request(
+                "POST", "/objects/compose", params=self._for, json=body, timeout=timeout
+            )
         return ObjectInfo(plan.digest, size)
 
     def _send_while_hashing(self, source: _Source, size: int, meter: _Meter) -> ObjectInfo:
@@ -446,6 +461,7 @@ class RemoteObjects:
             stored: dict[str, Any] = self._t.request(
                 "POST",
                 "/objects",
+                params=self._for,
                 content=_Body(source, 0, size, meter.at(0)),
                 headers={**_OCTETS, "content-length": str(size)},
             ).json()
@@ -470,7 +486,8 @@ class RemoteObjects:
         body = _Body(source, offset, length, meter.at(offset))
         headers = {**_OCTETS, "content-length": str(length)}
         try:
-            self._t.request("PUT", f"/objects/{digest}", content=body, headers=headers)
+            path = f"/objects/{digest}"
+            self._t.request("PUT", path, params=self._for, content=body, headers=headers)
         except InvalidArgument as exc:
             if exc.details.get("field") == "digest":
                 exc.add_note("cairn: the source changed while it was being uploaded")
@@ -544,7 +561,8 @@ class HttpArtifacts:
         check_artifact_key(key)
         self.list_artifacts(entity_id)  # fail fast, before moving any bytes
         cache = open_stat_cache(self.settings.stat_cache)
-        stored = store_source(self._objects, source, progress, self.settings.symlinks, cache)
+        objects = RemoteObjects(self._t, entity_id, key)  # uploads name what they are for
+        stored = store_source(objects, source, progress, self.settings.symlinks, cache)
         return self.record_artifact(entity_id, key, stored.kind, stored.digest)
 
     def record_artifact(self, entity_id: str, key: str, kind: str, digest: str) -> ArtifactInfo:

@@ -8,7 +8,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cairn.core.jsondepth import nests_deeper_than
 from cairn.server.errors import HTTPError, error_response
 
-__all__ = ["BodyLimit", "BodyTooLarge", "JsonDepthLimit"]
+__all__ = ["BodyLimit", "BodyTooLarge", "JsonDepthLimit", "UploadTooLarge"]
 
 
 class BodyTooLarge(HTTPError):
@@ -17,6 +17,20 @@ class BodyTooLarge(HTTPError):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"body: must be at most {limit} bytes", field="body", limit=limit)
+
+
+class UploadTooLarge(HTTPError):
+    """An object larger than ``max_upload_bytes``: refused before a byte of it is written
+    (by its declared length, a composition's parts, or as its bytes are counted)."""
+
+    def __init__(self, limit: int, size: int | None = None) -> None:
+        said = "" if size is None else f", got {size}"
+        super().__init__(
+            413,
+            f"body: an object may be at most {limit} bytes (CAIRN_MAX_UPLOAD_BYTES){said}",
+            field="body",
+            limit=limit,
+        )
 
 
 class BodyLimit:

@@ -14,6 +14,7 @@ and download).
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,6 +36,7 @@ from cairn.files.artifacts import (
 from cairn.files.statcache import open_stat_cache
 from cairn.service.base import ServicePart
 from cairn.service.objects import read_tree, stored_size
+from cairn.store.metadata.artifacts import check_room
 from cairn.store.metadata.tx import MetadataTx
 
 __all__ = ["ArtifactService"]
@@ -56,6 +58,7 @@ class ArtifactService(ServicePart):
         self._allow(entity_id, Role.WRITER)
         with self.metadata.read() as tx:  # fail fast, before moving any bytes
             self._require_kind(tx, entity_id)
+            self._room(tx, entity_id, key, _known_size(source))
         cache = open_stat_cache(self.settings.stat_cache)
         stored = store_source(self.objects, source, progress, self.settings.symlinks, cache)
         return self._record(entity_id, key, stored)
@@ -98,8 +101,18 @@ class ArtifactService(ServicePart):
         )
         with self.metadata.write() as tx:
             self._require_writable(tx, entity_id, recording=True)  # a run's must be running
-            tx.artifacts.put(entity_id, info)
+            tx.artifacts.put(entity_id, info, quota=self.settings.project_quota_bytes)
         return info
+
+    def _room(self, tx: MetadataTx, entity_id: str, key: str, incoming: int) -> None:
+        """``QuotaExceeded`` now if the project has no room for ``incoming`` bytes in place
+        of what ``key`` holds."""
+        quota = self.settings.project_quota_bytes
+        project_id = None if quota is None else tx.artifacts.project_of(entity_id)
+        if project_id is not None:
+            replaced = tx.artifacts.get(entity_id, key)
+            used = tx.artifacts.usage(project_id) - (replaced.size if replaced else 0)
+            check_room(project_id, used, quota, incoming)
 
     def list_artifacts(self, entity_id: str) -> list[ArtifactInfo]:
         self._allow(entity_id, Role.READER)
@@ -168,3 +181,17 @@ class ArtifactService(ServicePart):
 
     def _object_size(self, digest: Digest) -> int:
         return stored_size(self.objects, digest)
+
+
+def _known_size(source: ArtifactSource) -> int:
+    """The bytes a source brings where that costs nothing to learn (bytes, a file); 0 for
+    a folder or a stream (the record of the artifact checks the quota then)."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return memoryview(source).nbytes
+    if isinstance(source, str | os.PathLike):
+        try:
+            found = os.stat(source)
+        except OSError:
+            return 0  # store_source says what is wrong with it
+        return found.st_size if stat.S_ISREG(found.st_mode) else 0
+    return 0

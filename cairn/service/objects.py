@@ -8,9 +8,11 @@ from typing import BinaryIO, Final
 
 from cairn.core.digest import Digest, parse_digest
 from cairn.core.errors import InvalidArgument, NotFound
+from cairn.core.identity import Role
 from cairn.core.objects import ObjectInfo, ObjectWriter
 from cairn.core.tree import Tree
 from cairn.service.base import ServicePart
+from cairn.store.metadata.artifacts import check_room
 from cairn.store.objects import ObjectStore
 from cairn.store.objects.port import Quarantined
 
@@ -116,3 +118,20 @@ class ObjectService(ServicePart):
                     while chunk := stream.read(_CHUNK):
                         writer.write(chunk)
             return writer.commit(expected=wanted)
+
+    def room_for(self, entity_id: str, incoming: int = 0, key: str | None = None) -> int | None:
+        """Bytes an upload for the entity's project may still bring once ``incoming`` (what
+        it says it brings) are taken (None: no ``project_quota_bytes``); ``QuotaExceeded``
+        if they do not fit. With ``key``, the bytes of the artifact it replaces count as
+        room. Checked before a byte is written; the record of the artifact checks again."""
+        quota = self.settings.project_quota_bytes
+        if quota is None:
+            return None
+        self._allow(entity_id, Role.WRITER)
+        with self.metadata.read() as tx:
+            self._require_kind(tx, entity_id)
+            project_id = tx.artifacts.project_of(entity_id) or entity_id
+            replaced = tx.artifacts.get(entity_id, key) if key is not None else None
+            used = tx.artifacts.usage(project_id)
+        freed = replaced.size if replaced is not None else 0
+        return check_room(project_id, used - freed, quota, incoming)

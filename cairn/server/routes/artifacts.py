@@ -21,19 +21,23 @@ from typing import Annotated, Any, BinaryIO, Final
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Query, Request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from cairn.core.digest import parse_digest
-from cairn.core.errors import CorruptObject
+from cairn.core.errors import CorruptObject, NotFound
 from cairn.core.model import ArtifactInfo
 from cairn.core.objects import ObjectWriter
+from cairn.core.validation import check_artifact_key, check_entity_id
 from cairn.files.artifacts import ArtifactKind
 from cairn.server.deps import Service
 from cairn.server.errors import error_responses
+from cairn.server.limits import UploadTooLarge
 from cairn.server.schemas import (
+    ARTIFACT_KEY_PATTERN,
     DIGEST_PATTERN,
+    UUID_PATTERN,
     ArtifactKey,
     ArtifactKeyQuery,
     DigestPath,
@@ -56,6 +60,28 @@ _OCTETS = "application/octet-stream"
 _SWEEP_EVERY: Final = 300.0  # seconds between sweeps, at most (a shorter grace: grace / 2)
 
 Digest64 = Annotated[str, Field(min_length=64, max_length=64, pattern=DIGEST_PATTERN)]
+UploadFor = Annotated[
+    str | None,
+    Query(
+        description="The project, experiment or run the bytes are uploaded for: with a "
+        "per-project quota, its project's room is checked before a byte is written (507 "
+        "`quota_exceeded`). Without it only the artifact's record checks the quota.",
+        json_schema_extra={"pattern": UUID_PATTERN},
+    ),
+    AfterValidator(lambda value: None if value is None else check_entity_id(value, "entity")),
+]
+UploadKey = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=1024,
+        description="The artifact key the bytes are uploaded for, with `entity`: the bytes "
+        "it holds now count as room (the upload replaces them)",
+        json_schema_extra={"pattern": ARTIFACT_KEY_PATTERN},
+    ),
+    AfterValidator(lambda value: None if value is None else check_artifact_key(value)),
+]
+_UPLOAD_ERRORS = error_responses(413, 507)  # larger than CAIRN_MAX_UPLOAD_BYTES; no room
 _BINARY_BODY = {
     "requestBody": {
         "required": True,
@@ -168,16 +194,24 @@ async def verify_object(digest: DigestPath, service: Service) -> ObjectOut:
         200: {
             "description": "An object of that digest was already stored: the bytes received "
             "replaced it (so a damaged copy is healed)"
-        }
+        },
+        **_UPLOAD_ERRORS,
     },
     openapi_extra=_BINARY_BODY,
 )
-async def put_object(digest: DigestPath, request: Request, service: Service) -> JSONResponse:
+async def put_object(
+    digest: DigestPath,
+    request: Request,
+    service: Service,
+    entity: UploadFor = None,
+    key: UploadKey = None,
+) -> JSONResponse:
     expected = parse_digest(digest)
+    bound = await _admit(request, service, entity, key)
     existed = await anyio.to_thread.run_sync(service.objects.exists, expected)
     writer = await anyio.to_thread.run_sync(service.objects.writer)  # makes a temp file
     try:
-        await _receive(request, writer)
+        await _receive(request, writer, bound)
         info = await anyio.to_thread.run_sync(writer.commit, expected)
     finally:
         await anyio.to_thread.run_sync(writer.abort)  # a no-op after a commit
@@ -194,27 +228,87 @@ async def put_object(digest: DigestPath, request: Request, service: Service) -> 
         "bytes received, for the client to compare with its own. Bytes already stored "
         "are stored once; no body is the empty object."
     ),
+    responses=_UPLOAD_ERRORS,
     openapi_extra={"requestBody": {**_BINARY_BODY["requestBody"], "required": False}},
 )
-async def post_object(request: Request, service: Service) -> ObjectOut:
+async def post_object(
+    request: Request, service: Service, entity: UploadFor = None, key: UploadKey = None
+) -> ObjectOut:
+    bound = await _admit(request, service, entity, key)
     writer = await anyio.to_thread.run_sync(service.objects.writer)  # makes a temp file
     try:
-        await _receive(request, writer)
+        await _receive(request, writer, bound)
         info = await anyio.to_thread.run_sync(writer.commit)
     finally:
         await anyio.to_thread.run_sync(writer.abort)  # a no-op after a commit
     return ObjectOut(digest=info.digest, size=info.size)
 
 
-async def _receive(request: Request, writer: ObjectWriter) -> None:
+class _Bound:
+    """What an upload may bring: ``limit`` bytes (``max_upload_bytes``), and ``room`` in
+    the quota of the project of ``entity``; None: no bound."""
+
+    def __init__(
+        self,
+        service: TrackingService,
+        limit: int | None,
+        room: int | None,
+        entity: str | None,
+        key: str | None,
+    ) -> None:
+        self.service = service
+        self.limit = limit
+        self.room = room
+        self.entity = entity
+        self.key = key
+        self.counts = limit is not None or room is not None
+
+    async def check(self, received: int) -> None:
+        """Refuse the upload once ``received`` bytes pass a bound, before they are written."""
+        if self.limit is not None and received > self.limit:
+            raise UploadTooLarge(self.limit)
+        if self.room is not None and self.entity is not None and received > self.room:
+            # Asked again: the error names the project and its usage (and if another
+            # upload freed room meanwhile, this one goes on).
+            left = await anyio.to_thread.run_sync(
+                self.service.objects.room_for, self.entity, received, self.key
+            )
+            self.room = None if left is None else left + received
+
+
+async def _admit(
+    request: Request, service: TrackingService, entity: str | None, key: str | None
+) -> _Bound:
+    """Refuse an upload now if its declared length is more than the server takes, or than
+    its project has room for; else the bounds to count its bytes against as they come
+    (a chunked body declares none)."""
+    length = request.headers.get("content-length")
+    declared = int(length) if length is not None and length.isdigit() else None
+    limit = service.settings.max_upload_bytes
+    if limit is not None and declared is not None and declared > limit:
+        raise UploadTooLarge(limit, declared)
+    room = None
+    if entity is not None:
+        incoming = declared or 0
+        left = await anyio.to_thread.run_sync(service.objects.room_for, entity, incoming, key)
+        room = None if left is None else left + incoming
+    return _Bound(service, limit, room, entity, key)
+
+
+async def _receive(request: Request, writer: ObjectWriter, bound: _Bound | None = None) -> None:
     """Hand the request body to ``writer`` in pieces of about :data:`_PIECE` bytes, each
-    written on a worker thread while the next piece arrives (at most two pieces held)."""
+    written on a worker thread while the next piece arrives (at most two pieces held).
+    Bytes past a ``bound`` refuse the upload before they are written."""
     loop = asyncio.get_running_loop()
     writing: asyncio.Future[None] | None = None
+    received = 0
     try:
         piece: list[bytes] = []
         held = 0
         async for chunk in request.stream():
+            if bound is not None and bound.counts:
+                received += len(chunk)
+                await bound.check(received)
             piece.append(chunk)
             held += len(chunk)
             if held >= _PIECE:
@@ -257,18 +351,37 @@ def _write_piece(writer: ObjectWriter, piece: list[bytes]) -> None:
 @router.post(
     "/objects/compose",
     summary="Store the concatenation of uploaded parts as one object, checked by digest",
-    responses=error_responses(404),
+    responses={**error_responses(404), **_UPLOAD_ERRORS},
 )
-async def compose_object(body: ComposeIn, service: Service) -> ObjectOut:
+async def compose_object(
+    body: ComposeIn, service: Service, entity: UploadFor = None, key: UploadKey = None
+) -> ObjectOut:
+    limit = service.settings.max_upload_bytes
+    if limit is not None or (entity is not None and service.settings.project_quota_bytes):
+        size = await anyio.to_thread.run_sync(_parts_size, service, body.parts)
+        if limit is not None and size > limit:
+            raise UploadTooLarge(limit, size)
+        if entity is not None:
+            await anyio.to_thread.run_sync(service.objects.room_for, entity, size, key)
     info = await anyio.to_thread.run_sync(service.objects.compose, body.parts, body.digest)
     return ObjectOut(digest=info.digest, size=info.size)
+
+
+def _parts_size(service: TrackingService, parts: list[str]) -> int:
+    """The size of what composing ``parts`` makes (a missing part counts 0: compose
+    itself says it is missing)."""
+    total = 0
+    for part in parts:
+        with contextlib.suppress(NotFound):
+            total += service.objects.size(part)
+    return total
 
 
 # -- artifacts ------------------------------------------------------------------------------
 @router.post(
     "/entities/{entity_id}/artifacts",
     summary="Record uploaded objects as an artifact (a file, or a tree manifest)",
-    responses=error_responses(404, 409),
+    responses=error_responses(404, 409, 507),  # 507: the project's quota has no room
 )
 async def record_artifact(
     entity_id: EntityIdPath, body: RecordArtifactIn, service: Service
