@@ -56,9 +56,9 @@ def bucket_count(points: int, keeps: int = _FINITE_KEEPS) -> int:
 def bucket_bounds(n: int, count: int, xs: Sequence[float] | None = None) -> list[int]:
     """Where ``count`` buckets of a series of ``n`` points start and end: ``bounds[k]`` to
     ``bounds[k + 1]`` is bucket ``k``, over the inner points ``1 .. n - 2`` (the first
-    and last are kept apart). With ``xs`` (non-decreasing, one per point) buckets span
-    equal ranges of x, like a chart's pixels, and may be empty; without, they hold equal
-    counts."""
+    and last are kept apart). With ``xs`` (one per point) buckets span equal ranges of x,
+    like a chart's pixels, and may be empty (where ``xs`` goes down, the ranges are uneven;
+    the bounds still rise); without, they hold equal counts."""
     inner = n - 2
     if inner <= 0:
         return [1, 1]
@@ -89,9 +89,10 @@ def downsample(
 ) -> list[int]:
     """The indices of ``values`` to draw, increasing, at most ``points`` of them.
 
-    A series of at most ``points`` values is kept whole. ``xs``: the x of each value,
-    non-decreasing (steps, or timestamps when they rise), to cut buckets by equal ranges
-    of x; None cuts them by equal counts. ``values`` is best an ``array('d')``: its
+    A series of at most ``points`` values is kept whole. ``xs``: the x of each value
+    (steps, timestamps), to cut buckets by equal ranges of x; None cuts them by equal
+    counts. Where ``xs`` goes down, the ranges come out uneven, nothing worse: buckets are
+    always consecutive runs of the series. ``values`` is best an ``array('d')``: its
     slices are copied in C."""
     return downsample_buckets(values, points, xs)[0]
 

@@ -64,6 +64,15 @@ def test_x_range_buckets_keep_extremes_order_and_bound(
     check(array("d", raw), points, xs)
 
 
+@settings(max_examples=200, deadline=None)
+@given(values, sizes, st.data())
+def test_xs_that_go_down_still_keep_every_property(
+    raw: list[float], points: int, data: st.DataObject
+) -> None:
+    xs = array("q", data.draw(st.lists(st.integers(-50, 50), min_size=len(raw), max_size=len(raw))))
+    check(array("d", raw), points, xs)
+
+
 def test_a_million_points_come_down_to_the_size_asked() -> None:
     n = 1_000_000
     vs = array("d", (math.sin(i / 1000) for i in range(n)))

@@ -69,7 +69,8 @@ def test_a_million_points_come_down_fast_with_the_spike_kept(url: str, run: cair
         assert body["total"] == n and len(body["steps"]) <= 2000
         assert body["steps"][0] == 0 and body["steps"][-1] == n - 1
         assert 99.0 in body["values"] and 400_000 in body["steps"]
-        assert took < 2.0, f"{x}: {took:.3f} s"  # ~0.2 s here; loose for a shared machine
+        # ~0.25 s on a quiet machine (benchmarks/ui_charts.py); loose: 2 CPUs, shared
+        assert took < 5.0, f"{x}: {took:.3f} s"
 
 
 def test_bad_requests_name_the_parameter(url: str, run: cairn.Run) -> None:
