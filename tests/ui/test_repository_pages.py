@@ -312,6 +312,10 @@ def test_hostile_names_stay_text(page: Any, ui_url: str, repo: Repo, shot: Any) 
     page.goto(f"{ui_url}/repositories/{repo.id}?ref={HOSTILE_BRANCH}")
     assert page.locator("#log tbody tr").count() == 3  # empty start, first, the hostile head
     _safe(page)
+    # a branch name (with slashes) names a commit too
+    page.goto(f"{ui_url}/repositories/{repo.id}/commits/{quote(HOSTILE_BRANCH, safe='/')}")
+    assert page.locator("h1 #commit-id").inner_text() == repo.hostile[:12]
+    _safe(page)
     page.goto(f"{ui_url}/repositories/{repo.id}/commits/{repo.hostile}")
     blob = page.locator("li.blob").filter(has_text=HOSTILE).first
     assert blob.locator(".name").inner_text() == HOSTILE

@@ -179,7 +179,7 @@ def _commit(svc: TrackingService, repository_id: str, ref: str) -> CommitView:
     return CommitView(place, commit, kinds, tree_of(kinds, drawn), len(drawn))
 
 
-@router.get("/repositories/{repository_id}/commits/{ref}")
+@router.get("/repositories/{repository_id}/commits/{ref:path}")
 @page
 async def commit_page(request: Request, repository_id: str, ref: str) -> Response:
     view = await call(_commit, service(request), repository_id, ref)
