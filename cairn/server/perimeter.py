@@ -26,6 +26,7 @@ listed, are Starlette's ``CORSMiddleware`` (:func:`install_perimeter`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Final
 
@@ -46,6 +47,8 @@ __all__ = [
     "allowed_origins",
     "install_perimeter",
 ]
+
+log = logging.getLogger("cairn.server")
 
 DEFAULT_HOSTS: Final = ("localhost", "127.0.0.1", "::1")
 # A bind to every address names no host a client would use: the names come from the setting.
@@ -91,7 +94,23 @@ def install_perimeter(app: Starlette, settings: Settings, api_prefix: str) -> No
             expose_headers=["x-cairn-digest", "retry-after", "content-length"],
         )
     app.add_middleware(
-        Perimeter, hosts=allowed_hosts(settings), origins=origins, api_prefix=api_prefix
+        Perimeter,
+        hosts=allowed_hosts(settings),
+        origins=origins,
+        api_prefix=api_prefix,
+        warning=_wildcard_warning(settings),
+    )
+
+
+def _wildcard_warning(settings: Settings) -> str | None:
+    """What to say at start-up when the server binds every address but knows none of the
+    machine's names: requests for them would be refused, which looks like a broken server."""
+    if settings.host.strip() not in _WILDCARD_BINDS or settings.allowed_hosts.strip():
+        return None
+    return (
+        f"listening on {settings.host or 'every address'}, but only requests for localhost, "
+        "127.0.0.1 and [::1] are answered: set CAIRN_ALLOWED_HOSTS to the names clients "
+        "use to reach this machine (e.g. CAIRN_ALLOWED_HOSTS=cairn-host,10.0.0.5)"
     )
 
 
@@ -125,8 +144,10 @@ class Perimeter:
         hosts: Iterable[str],
         origins: Iterable[str] = (),
         api_prefix: str = "/api/",
+        warning: str | None = None,
     ) -> None:
         self.app = app
+        self._warning = warning  # logged once the server starts (its logging is set up)
         names = [h.lower() for h in hosts]
         self._any_host = "*" in names
         self._exact = frozenset(n for n in names if not n.startswith("*"))
@@ -137,6 +158,9 @@ class Perimeter:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan" and self._warning:
+                log.warning("%s", self._warning)
+                self._warning = None
             await self.app(scope, receive, send)
             return
         host = origin = site = kind = None

@@ -9,6 +9,7 @@ the origins a setting lists.
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -325,3 +326,17 @@ def test_listed_origins_get_cors_headers_and_may_write(tmp_path: Path) -> None:
         assert "access-control-allow-origin" not in other.headers
         names = [p["name"] for p in http.get("/projects").json()]
         assert names == ["from-a-notebook"]
+
+
+def test_a_wildcard_bind_without_allowed_hosts_says_so_at_start_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="cairn.server"):
+        with serve_in_thread(Settings(home=str(tmp_path / "a"), host="0.0.0.0")):
+            pass
+        said = [r.getMessage() for r in caplog.records if r.name == "cairn.server"]
+        assert any("CAIRN_ALLOWED_HOSTS" in m for m in said), said
+        caplog.clear()
+        with serve_in_thread(Settings(home=str(tmp_path / "b"), host="0.0.0.0", allowed_hosts="x")):
+            pass
+        assert not [r for r in caplog.records if "CAIRN_ALLOWED_HOSTS" in r.getMessage()]
