@@ -588,53 +588,85 @@ class NotebookCode(Blob):
 @dataclass(frozen=True, order=True, slots=True)
 class Component:
     """One file of a dataset: path (relative to the dataset), size, modification time (ms)
-    and digest."""
+    and digest. A symbolic link is recorded as one (``link``: its target as written; size
+    and digest are those of the target text), never followed."""
 
     path: str
     size: int
     modified: int
     digest: Digest
+    link: str | None = None
 
     def __post_init__(self) -> None:
         FileEntry(self.path, self.digest, self.size)
         if isinstance(self.modified, bool) or not isinstance(self.modified, int):
             raise InvalidArgument("modified", "must be milliseconds since the epoch")
+        if self.link is not None and (not isinstance(self.link, str) or not self.link):
+            raise InvalidArgument("link", f"must be a link's target, got {self.link!r}")
+
+    def value(self) -> dict[str, Json]:
+        """The canonical form (``link`` only for a link, so older ids stay the same)."""
+        found: dict[str, Json] = {
+            "size": self.size,
+            "modified": self.modified,
+            "digest": self.digest,
+        }
+        if self.link is not None:
+            found["link"] = self.link
+        return found
 
 
 @dataclass(frozen=True, eq=False)
 class PathDataset(Blob):
-    """A dataset of local files, as components; diffed and merged component by component."""
+    """A dataset of local files, as components; diffed and merged component by component.
+    ``captured``: the files' bytes are in the object store too (a dataset version that can
+    be checked out), not only described."""
 
     KIND: ClassVar[str] = "dataset.path"
     MAPS: ClassVar[frozenset[str]] = frozenset({"components"})
 
     components: tuple[Component, ...] = ()
+    captured: bool = False
 
-    def __init__(self, components: Iterable[Component]) -> None:
+    def __init__(self, components: Iterable[Component], captured: bool = False) -> None:
+        if not isinstance(captured, bool):
+            raise InvalidArgument("captured", f"must be true or false, got {captured!r}")
         object.__setattr__(self, "components", _unique_paths(components, "components"))
+        object.__setattr__(self, "captured", captured)
 
     @property
     def size(self) -> int:
         return sum(c.size for c in self.components)
 
+    def objects(self) -> tuple[Digest, ...]:
+        if not self.captured:
+            return ()
+        return tuple(dict.fromkeys(c.digest for c in self.components if c.link is None))
+
     def body(self) -> dict[str, Json]:
-        return {
-            "components": {
-                c.path: {"size": c.size, "modified": c.modified, "digest": c.digest}
-                for c in self.components
-            }
-        }
+        found: dict[str, Json] = {"components": {c.path: c.value() for c in self.components}}
+        if self.captured:  # absent when not, so uncaptured ids stay as they were
+            found["captured"] = True
+        return found
 
     @classmethod
     def from_body(cls, body: Mapping[str, Json]) -> Self:
-        _unknown(body, cls.MAPS, cls.KIND)
+        _unknown(body, {*cls.MAPS, "captured"}, cls.KIND)
         components = _section(body, "components", dict, {})
+        captured = _section(body, "captured", bool, False)
         found = []
         for path, value in components.items():
-            if not isinstance(value, dict) or set(value) != {"size", "modified", "digest"}:
-                raise InvalidArgument(f"component {path!r}", "must have size, modified, digest")
-            found.append(Component(path, value["size"], value["modified"], value["digest"]))
-        return cls(found)
+            keys = set(value) if isinstance(value, dict) else set()
+            if keys not in ({"size", "modified", "digest"}, {"size", "modified", "digest", "link"}):
+                raise InvalidArgument(
+                    f"component {path!r}", "must have size, modified, digest (and link)"
+                )
+            found.append(
+                Component(
+                    path, value["size"], value["modified"], value["digest"], value.get("link")
+                )
+            )
+        return cls(found, captured)
 
 
 # -- decoding -------------------------------------------------------------------------------
