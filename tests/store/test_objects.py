@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -456,6 +457,23 @@ class ObjectStoreContract:
         digest = store.put_bytes(b"kept").digest
         store.sweep(0.0)
         assert store.exists(digest)
+
+    def test_iter_objects_lists_each_stored_object_with_its_size_and_time(
+        self, store: ObjectStore
+    ) -> None:
+        assert list(store.iter_objects()) == []
+        before = time.time()
+        items = [b"", b"one", os.urandom(70_000), b"one"]
+        infos = [store.put_bytes(item) for item in items]
+        listed = {o.digest: o for o in store.iter_objects()}
+        assert sorted(listed) == sorted({i.digest for i in infos})
+        for info in infos:
+            assert listed[info.digest].size == info.size
+            # S3 keeps whole seconds; clocks of a server and this host differ a little.
+            assert before - 5 <= listed[info.digest].mtime <= time.time() + 5
+        self.corrupt(store, infos[2].digest)
+        assert store.verify() == [infos[2].digest]
+        assert infos[2].digest not in {o.digest for o in store.iter_objects()}  # quarantined
 
     # -- copy_to_file --------------------------------------------------------------
 

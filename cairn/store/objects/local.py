@@ -58,6 +58,7 @@ from cairn.store.objects.port import (
     AbortingWriter,
     ClosingStore,
     Quarantined,
+    StoredObject,
     check_expected_digest,
     verify_each,
 )
@@ -136,7 +137,7 @@ class LocalObjectStore(ClosingStore):
             data = bytes(data)  # hash and write one immutable snapshot
         digest = digest_bytes(data)
         info = ObjectInfo(digest, len(data))
-        if self._holds(digest, data):
+        if self._holds(digest, data) and self._renew(digest):
             return info  # already stored, intact: skip the write entirely
         if self._direct_io and len(data) > DIRECT_FROM:
             with self.open_writer() as writer:  # big: around the cache like the others
@@ -178,7 +179,9 @@ class LocalObjectStore(ClosingStore):
                         continue
                     digest = digest_bytes(data)
                     infos.append(ObjectInfo(digest, len(data)))
-                    if digest not in pending and not self._holds(digest, data):
+                    if digest not in pending and not (
+                        self._holds(digest, data) and self._renew(digest)
+                    ):
                         pending[digest] = tmp = self._write_temp(data)
                         temps.append(tmp)
                 if pending:
@@ -235,6 +238,16 @@ class LocalObjectStore(ClosingStore):
                     Quarantined(parse_digest(digest), size, int(since_ns) / 1e9, entry.path)
                 )
         return sorted(found, key=lambda q: q.since)
+
+    def iter_objects(self) -> Iterator[StoredObject]:
+        for fanout in _entries(self._objects):
+            for entry in _entries(fanout.path):
+                try:
+                    digest = parse_digest(fanout.name + entry.name)
+                    stat = entry.stat(follow_symlinks=False)
+                except (InvalidArgument, FileNotFoundError):
+                    continue  # not an object's name, or deleted since the listing
+                yield StoredObject(digest, stat.st_size, stat.st_mtime)
 
     def sweep(self, grace: float) -> list[str]:
         """Remove temp files no write has touched for ``grace`` seconds, except those this
@@ -368,6 +381,16 @@ class LocalObjectStore(ClosingStore):
                 return pos == len(data)
         except FileNotFoundError:
             return False
+
+    def _renew(self, digest: Digest) -> bool:
+        """Mark a stored object as just written, so gc's grace period keeps it as it keeps
+        a new one (a put that found it stored is about to reference it); False if it has
+        gone meanwhile, and the put must write it."""
+        try:
+            os.utime(self._path(digest))
+        except FileNotFoundError:
+            return False
+        return True
 
     def _digests(self) -> Iterator[Digest]:
         for fanout in _entries(self._objects):

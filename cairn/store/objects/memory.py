@@ -6,7 +6,7 @@ import io
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from cairn.core.digest import Digest, digest_bytes, parse_digest
@@ -18,6 +18,7 @@ from cairn.store.objects.port import (
     AbortingWriter,
     ClosingStore,
     Quarantined,
+    StoredObject,
     check_expected_digest,
     verify_each,
 )
@@ -34,6 +35,7 @@ class MemoryObjectStore(ClosingStore):
         # Tests may poke this dict to simulate corruption.
         self._objects: dict[Digest, bytes] = {}
         self._quarantine: list[Quarantined] = []
+        self._written: dict[Digest, float] = {}  # when each object was last put
         self._lock = threading.Lock()
 
     def put_stream(self, src: BinaryIO, progress: Progress | None = None) -> ObjectInfo:
@@ -87,6 +89,11 @@ class MemoryObjectStore(ClosingStore):
         with self._lock:
             return list(self._quarantine)
 
+    def iter_objects(self) -> Iterator[StoredObject]:
+        with self._lock:
+            listed = [(d, len(b), self._written.get(d, 0.0)) for d, b in self._objects.items()]
+        return iter([StoredObject(*item) for item in listed])
+
     def sweep(self, grace: float) -> list[str]:
         return []  # an unfinished write holds nothing but its own memory
 
@@ -96,6 +103,7 @@ class MemoryObjectStore(ClosingStore):
         with self._lock:
             if self._objects.get(digest) != data:  # absent, or damaged: the put heals it
                 self._objects[digest] = data
+            self._written[digest] = time.time()  # a put renews the object, as on disk
         return ObjectInfo(digest, len(data))
 
     def _move_aside(self, digest: Digest, data: bytes) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, BinaryIO, NamedTuple, Protocol, Self
 
@@ -28,6 +28,7 @@ __all__ = [
     "ObjectStore",
     "ObjectWriter",
     "Quarantined",
+    "StoredObject",
     "check_expected_digest",
     "verify_each",
 ]
@@ -41,6 +42,15 @@ class Quarantined(NamedTuple):
     size: int
     since: float
     path: str | None
+
+
+class StoredObject(NamedTuple):
+    """One stored object as a listing sees it: its digest, size and when it was last
+    written (seconds since the epoch; a put of bytes already stored may renew it)."""
+
+    digest: Digest
+    size: int
+    mtime: float
 
 
 class ObjectStore(Protocol):
@@ -96,6 +106,11 @@ class ObjectStore(Protocol):
     def sweep(self, grace: float) -> list[str]:
         """Remove what unfinished writes left behind (temp files not written to for
         ``grace`` seconds, and not in use by this process); returns what went."""
+        ...
+
+    def iter_objects(self) -> Iterator[StoredObject]:
+        """Every stored object (not the quarantined ones), in no particular order; one
+        deleted or stored while the listing runs may or may not appear. For gc and fsck."""
         ...
 
     def missing(self, digests: Iterable[Digest]) -> list[Digest]:

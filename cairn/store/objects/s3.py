@@ -64,6 +64,7 @@ from cairn.store.objects.port import (
     AbortingWriter,
     ClosingStore,
     Quarantined,
+    StoredObject,
     check_expected_digest,
     verify_each,
 )
@@ -316,6 +317,15 @@ class S3ObjectStore(ClosingStore):
                     )
                 )
         return sorted(found, key=lambda q: q.since)
+
+    def iter_objects(self) -> Iterator[StoredObject]:
+        for meta in self._list("objects/"):
+            _, fanout, name = meta["path"].rsplit("/", 2)
+            try:
+                digest = parse_digest(fanout + name)
+            except InvalidArgument:
+                continue  # not an object's name
+            yield StoredObject(digest, int(meta["size"]), meta["last_modified"].timestamp())
 
     def sweep(self, grace: float) -> list[str]:
         """Abort the multipart uploads under this prefix that no part has been added to
