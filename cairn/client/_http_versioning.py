@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cairn.client._http_artifacts import RemoteObjects
 from cairn.client._http_entities import run_from_json
 from cairn.client._transport import Transport
 from cairn.client._transport import path_id as _id
-from cairn.core.digest import parse_digest
+from cairn.core.digest import Digest, parse_digest
 from cairn.core.errors import InvalidArgument
 from cairn.core.model import RunInfo
 from cairn.core.objects import ObjectInfo, Progress
@@ -291,6 +291,14 @@ class HttpRepositories:
 
     def store_bytes(self, data: bytes) -> ObjectInfo:
         return self._objects.put_bytes(bytes(data))
+
+    def store_many(self, items: Sequence[bytes]) -> list[ObjectInfo]:
+        """Store many small objects at once (only those the server lacks are sent)."""
+        return self._objects.put_many([bytes(item) for item in items])
+
+    def missing_objects(self, digests: Iterable[str]) -> list[Digest]:
+        """Those of ``digests`` the server lacks (one request for many)."""
+        return self._objects.missing([parse_digest(d) for d in digests])
 
     def fetch_object(
         self, digest: str, dest: str | os.PathLike[str], progress: Progress | None = None

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from cairn.core.columns import MetricBatch, SeriesPoints
+from cairn.core.digest import Digest
 from cairn.core.identity import Role
 from cairn.core.model import (
     ArtifactInfo,
@@ -437,6 +438,16 @@ class Repositories(Protocol):
         ...
 
     def store_bytes(self, data: bytes) -> ObjectInfo: ...
+
+    def store_many(self, items: Sequence[bytes]) -> list[ObjectInfo]:
+        """Store many small objects at once (only those the store lacks are written or
+        sent); their infos, in order."""
+        ...
+
+    def missing_objects(self, digests: Iterable[str]) -> list[Digest]:
+        """Those of ``digests`` the store lacks (one question for many: a dataset captured
+        again asks before trusting the digests it remembers)."""
+        ...
 
     def fetch_object(
         self, digest: str, dest: str | os.PathLike[str], progress: Progress | None = None
