@@ -325,6 +325,15 @@ SETTINGS: tuple[Setting, ...] = (
         "removed at start-up and by a sweep every few minutes.",
     ),
     Setting(
+        "gc_grace",
+        "CAIRN_GC_GRACE",
+        _positive_float,
+        86400.0,
+        "Seconds an object must have gone unwritten before `cairn gc` may delete it "
+        "unreferenced (a write stores its object before the row that references it), and "
+        "the age of leftover temp files and multipart uploads it sweeps. `--grace` overrides.",
+    ),
+    Setting(
         "url",
         "CAIRN_URL",
         _optional_str,
@@ -487,6 +496,7 @@ class Settings:
     symlinks: str = "inside"
     stat_cache: str | None = None
     temp_grace: float = 3600.0
+    gc_grace: float = 86400.0
     url: str | None = None
     request_timeout: float = 30.0
     retry_timeout: float = 120.0
