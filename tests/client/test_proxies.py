@@ -79,7 +79,8 @@ def test_plain_http_goes_to_the_proxy_with_absolute_urls(
     proxy: ForwardProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy_url(proxy))
-    with serve_in_thread(Settings(home=str(tmp_path / "home"))) as url:
+    # The server answers to the name only the proxy resolves (its Host allow-list).
+    with serve_in_thread(Settings(home=str(tmp_path / "home"), allowed_hosts=NAME)) as url:
         server = by_name(url)
         with client_of(server) as client:
             use_client(client, tmp_path)
@@ -102,7 +103,7 @@ def test_https_goes_through_a_connect_tunnel(
     key, cert = certificate
     monkeypatch.setenv("https_proxy", proxy_url(proxy))
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    settings = Settings(home=str(tmp_path / "home"))
+    settings = Settings(home=str(tmp_path / "home"), allowed_hosts=NAME)
     with serve_in_thread(settings, ssl_keyfile=str(key), ssl_certfile=str(cert)) as url:
         server = by_name(url)  # the certificate names cairn.test: checked through the tunnel
         with client_of(server) as client:
@@ -119,7 +120,9 @@ def test_an_international_host_name_reaches_the_proxy_in_ascii(
 ) -> None:
     with (
         ForwardProxy({"xn--bcher-kva.test": "127.0.0.1"}) as proxy,
-        serve_in_thread(Settings(home=str(tmp_path / "home"))) as url,
+        serve_in_thread(
+            Settings(home=str(tmp_path / "h"), allowed_hosts="xn--bcher-kva.test")
+        ) as url,
     ):
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         with client_of(by_name(url, "bücher.test")) as client:
