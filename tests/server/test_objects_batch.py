@@ -4,7 +4,7 @@ checked object by object before anything is stored, framed downloads verified.""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -37,11 +37,11 @@ class Batches:
     def send(self, body: bytes) -> httpx.Response:
         return self.http.post("/objects/batch", content=body, headers=OCTETS)
 
-    def missing(self, digests: list[str]) -> httpx.Response:
-        return self.http.post("/objects/missing", json={"digests": digests})
+    def missing(self, digests: Sequence[str]) -> httpx.Response:
+        return self.http.post("/objects/missing", json={"digests": list(digests)})
 
-    def read(self, digests: list[str]) -> httpx.Response:
-        return self.http.post("/objects/batch/read", json={"digests": digests})
+    def read(self, digests: Sequence[str]) -> httpx.Response:
+        return self.http.post("/objects/batch/read", json={"digests": list(digests)})
 
 
 @pytest.fixture
@@ -172,3 +172,15 @@ def test_every_batch_route_is_in_the_api_document(batches: Batches) -> None:
     paths = batches.http.get("/openapi.json").json()["paths"]
     for route in ("/objects/missing", "/objects/batch", "/objects/batch/read"):
         assert "post" in paths[f"/api/v1{route}"]
+
+
+def test_a_batch_is_no_way_around_the_upload_limit(tmp_path: Path) -> None:
+    home = tmp_path / "server-home"
+    with serve_in_thread(Settings(home=str(home), max_upload_bytes=1000)) as url:
+        batches = Batches(url, home)
+        answer = batches.send(framed([b"small", os.urandom(1001)]))
+        assert answer.status_code == 413
+        assert "CAIRN_MAX_UPLOAD_BYTES" in answer.json()["error"]["message"]
+        assert batches.stored() == set()
+        assert batches.send(framed([b"small", os.urandom(1000)])).status_code == 201
+        batches.http.close()

@@ -25,7 +25,7 @@ from cairn.core.digest import Digest, digest_bytes, parse_digest
 from cairn.core.errors import CairnError, InvalidArgument
 from cairn.server.deps import Service
 from cairn.server.errors import error_responses
-from cairn.server.limits import BodyTooLarge
+from cairn.server.limits import BodyTooLarge, UploadTooLarge
 from cairn.server.schemas import DIGEST_PATTERN
 from cairn.service import TrackingService
 
@@ -131,7 +131,10 @@ async def put_batch(request: Request, service: Service) -> BatchOut:
 def _store(service: TrackingService, body: bytes) -> BatchOut:
     items = frames.decode(body)
     total = 0
+    limit = service.settings.max_upload_bytes  # a batch is no way around it
     for index, (digest, data) in enumerate(items):
+        if limit is not None and len(data) > limit:
+            raise UploadTooLarge(limit, len(data))
         actual = digest_bytes(data)
         if actual != digest:
             raise InvalidArgument(
