@@ -14,6 +14,7 @@ from cairn.client import _search as search
 from cairn.client import _signals as signals
 from cairn.client._batcher import MetricBatcher
 from cairn.client._capture import RunCapture, check_capture
+from cairn.client._datasets import Dataset
 from cairn.client._entities import Experiment, Project, Run
 from cairn.client._find import find_run
 from cairn.client._heartbeat import Heartbeat
@@ -211,6 +212,22 @@ class Client:
         parent = project or self._current_project()
         found = self._backend.repositories.list_repositories(parent.id)
         return [Repository(self, r) for r in found]
+
+    def set_dataset(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        project: Project | None = None,
+    ) -> Dataset:
+        """Get or create the dataset ``name`` (a repository of dataset versions) in the
+        current project."""
+        parent = project or self._current_project()
+        return parent.set_dataset(name, description=description, tags=tags)
+
+    def list_datasets(self, project: Project | None = None) -> list[Dataset]:
+        return (project or self._current_project()).list_datasets()
 
     def get_experiment(self, id: str) -> Experiment:
         return Experiment(self, self._backend.entities.get_experiment(id))

@@ -28,6 +28,7 @@ from cairn.core.validation import check_metric_value, check_name, check_step, ch
 if TYPE_CHECKING:
     from cairn.client._client import Client
     from cairn.client._columns import MetricColumns
+    from cairn.client._datasets import Dataset, DatasetVersion
     from cairn.client._repositories import Commit
     from cairn.client._restore import RestoreReport
     from cairn.core.identity import Role
@@ -180,6 +181,17 @@ class Project(_Entity):
             cursor=cursor,
         )
         return _search.RepositoryPage(page.items, page.next_cursor)
+
+    def set_dataset(self, name: str, **options: Any) -> Dataset:
+        """Get or create the dataset ``name`` in this project (cairn.client._datasets)."""
+        from cairn.client._datasets import set_dataset
+
+        return set_dataset(self._client, self, name, **options)
+
+    def list_datasets(self) -> list[Dataset]:
+        from cairn.client._datasets import list_datasets
+
+        return list_datasets(self._client, self)
 
     def find_experiments(
         self,
@@ -518,6 +530,23 @@ class Run(_Entity):
         if not isinstance(commit, Commit):
             raise InvalidArgument("commit", f"must be a Commit, got {type(commit).__name__}")
         self._backend.repositories.log_commit(self.id, commit.repository.id, commit.id, key_paths)
+
+    def log_dataset_version(self, key: str, version: DatasetVersion) -> None:
+        """Say that this run used a dataset version as its ``key`` (``train``, ``eval``);
+        ``version.list_runs()`` lists it, ``get_dataset_versions()`` reads it back."""
+        from cairn.client._datasets import log_dataset_version
+
+        log_dataset_version(self, key, version)
+
+    def get_dataset_versions(self) -> dict[str, str]:
+        """key -> ``DATASET@VERSION_ID`` for each dataset version the run logged."""
+        from cairn.client._datasets import RUN_ATTRIBUTE_PREFIX
+
+        return {
+            key.removeprefix(RUN_ATTRIBUTE_PREFIX): value
+            for key, value in self.get_attributes().items()
+            if key.startswith(RUN_ATTRIBUTE_PREFIX) and isinstance(value, str)
+        }
 
     def get_commit(self) -> Commit | None:
         """The commit this run was built from, or None."""

@@ -24,6 +24,8 @@ from cairn.core.versioning.blobs import (
     PythonEnvironment,
     SnapshotCode,
 )
+from cairn.files.statcache import open_stat_cache
+from cairn.versioning._capture import CaptureStore, capture_folder
 
 __all__ = [
     "DEFAULT_VARIABLES",
@@ -138,13 +140,34 @@ class Notebook:
 
 
 class Path:
-    """A dataset of local files: each file's path, size, modification time and digest
-    (its bytes stay where they are)."""
+    """A dataset of local files: each file's path, size, modification time and digest.
+    By default its bytes stay where they are; ``capture=True`` stores them too (a dataset
+    version that can be checked out), reading only the files the stat cache does not
+    know unchanged. Symbolic links are recorded as links, never followed; a file that
+    changes while it is captured is refused, naming it. ``progress`` is told of the bytes
+    as they are taken."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        capture: bool = False,
+        progress: Progress | None = None,
+    ) -> None:
         self.path = LocalPath(path)
+        self.capture = capture
+        self.progress = progress
+
+    def __repr__(self) -> str:
+        return f"Path({os.fspath(self.path)!r}, capture={self.capture})"
 
     def resolve(self, store: ObjectStorer) -> Blob:
+        if self.capture:
+            if not isinstance(store, CaptureStore):
+                raise InvalidArgument("store", "cannot capture a dataset's bytes")
+            settings = getattr(store, "settings", None)
+            cache = open_stat_cache(getattr(settings, "stat_cache", None))
+            return capture_folder(self.path, store, cache, self.progress)
         components = []
         for local in list_files(self.path):
             digest, size = hash_file(local.source)

@@ -1,0 +1,357 @@
+"""Datasets, as users hold them: a dataset is a repository of the current project marked as
+one, whose versions are the commits of its branch ``main``, each holding one dataset blob
+(files captured from a folder, an S3 prefix listed, a query recorded) at the path
+``dataset``. Built on the repository API, so both backends serve it as they serve
+repositories; a run links to a dataset version with a tag and an attribute."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from cairn.capture.files import hash_file
+from cairn.client._entities import Run
+from cairn.client._repositories import Repository
+from cairn.core.digest import Digest
+from cairn.core.errors import InvalidArgument, NotFound
+from cairn.core.objects import Progress
+from cairn.core.versioning.blobs import Blob, Component, PathDataset
+from cairn.core.versioning.canonical import Json
+from cairn.core.versioning.info import CommitInfo, RepositoryInfo
+from cairn.files.nofollow import check_folders, make_folders
+from cairn.files.statcache import Stamp, open_stat_cache
+
+if TYPE_CHECKING:
+    from cairn.client._client import Client
+    from cairn.client._entities import Project
+
+__all__ = [
+    "DATASET_ATTRIBUTE",
+    "CheckoutReport",
+    "Dataset",
+    "DatasetChange",
+    "DatasetVersion",
+    "log_dataset_version",
+    "set_dataset",
+]
+
+# The repository attribute that marks a dataset (``find_repositories`` can ask for it).
+DATASET_ATTRIBUTE: Final = "cairn.kind"
+DATASET_KIND: Final = "dataset"
+# Where a version's blob sits in its commit.
+BLOB_PATH: Final = "dataset"
+# A run's link to a version: the tag lists the runs of a version in one search; the
+# attribute says which key (``train``, ``eval``) it was.
+RUN_TAG_PREFIX: Final = "dataset-version:"
+RUN_ATTRIBUTE_PREFIX: Final = "dataset."
+
+
+def set_dataset(
+    client: Client,
+    project: Project,
+    name: str,
+    *,
+    description: str | None = None,
+    tags: Any = None,
+) -> Dataset:
+    """Get or create the dataset ``name`` in ``project``. A repository of that name that
+    is not a dataset (it has commits of its own) is refused."""
+    repositories = client._backend.repositories
+    info = repositories.set_repository(
+        project.id, name, description=description, owner=client._owner, tags=tags
+    )
+    dataset = Dataset(client, info)
+    if dataset.get_attributes().get(DATASET_ATTRIBUTE) != DATASET_KIND:
+        if repositories.get_commit(info.id, "refs/heads/main").parents:
+            raise InvalidArgument(
+                "name", f"{name!r} is a repository of ingredients, not a dataset: name another"
+            )
+        dataset.log_attribute(DATASET_ATTRIBUTE, DATASET_KIND)
+    return dataset
+
+
+def list_datasets(client: Client, project: Project) -> list[Dataset]:
+    """The project's datasets, oldest first."""
+    query = f"attributes.`{DATASET_ATTRIBUTE}` = '{DATASET_KIND}'"
+    found: list[Dataset] = []
+    cursor = None
+    while True:
+        page = client._backend.search.find_repositories(
+            query, project_ids=[project.id], order_by=["created_at"], cursor=cursor
+        )
+        found += [Dataset(client, record.info) for record in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            return found
+
+
+def log_dataset_version(run: Run, key: str, version: DatasetVersion) -> None:
+    """Say that ``run`` used ``version`` as its ``key`` (``train``, ``eval``)."""
+    if not isinstance(version, DatasetVersion):
+        raise InvalidArgument("version", f"must be a DatasetVersion, got {type(version).__name__}")
+    run.log_attribute(f"{RUN_ATTRIBUTE_PREFIX}{key}", f"{version.dataset.name}@{version.id}")
+    run.log_tag(f"{RUN_TAG_PREFIX}{version.id}")
+
+
+class Dataset(Repository):
+    """A repository of dataset versions (see the module). As a repository it also takes
+    tags, attributes, a description, branches and tags of commits."""
+
+    def __init__(self, client: Client, info: RepositoryInfo) -> None:
+        super().__init__(client, info)
+
+    def __repr__(self) -> str:
+        return f"Dataset(id={self.id!r}, name={self.name!r})"
+
+    def create_version(self, source: Any, *, message: str | None = None) -> DatasetVersion:
+        """A new version from ``source``: ``Path(folder, capture=True)`` (the bytes are
+        stored), ``Path(folder)`` (described only), ``S3("s3://bucket/prefix/")`` (listed,
+        not downloaded), ``Query(...)``, or a dataset blob."""
+        commit = self.get_commit(branch="main")
+        commit.update(BLOB_PATH, source)
+        blob = commit.staged[BLOB_PATH]
+        if blob is None or not blob.KIND.startswith("dataset."):
+            kind = "nothing" if blob is None else blob.KIND
+            raise InvalidArgument("source", f"must make a dataset blob, made {kind}")
+        commit.save(message or _default_message(blob))
+        return DatasetVersion(self, commit.info, blob)
+
+    def list_versions(self, *, limit: int | None = None) -> list[DatasetVersion]:
+        """Every version, newest first."""
+        commits = self._versions.log(self.id, "refs/heads/main", first_parent=True, limit=limit)
+        return [DatasetVersion(self, c) for c in commits if c.parents]
+
+    def get_version(self, id: str) -> DatasetVersion:
+        """The version with this id (or a unique prefix of it, 7 characters or more)."""
+        if not isinstance(id, str) or not id:
+            raise InvalidArgument("id", "must be a version id or a prefix of one")
+        info = self._versions.get_commit(self.id, id)
+        if not info.parents:
+            raise NotFound(f"{self.name!r} has no version {id!r}", id=id)
+        return DatasetVersion(self, info)
+
+    def latest(self) -> DatasetVersion | None:
+        found = self.list_versions(limit=1)
+        return found[0] if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetChange:
+    """One file (or other field) that differs between two versions. ``before``/``after``
+    are what each side records (size, modified, digest...; None: absent there)."""
+
+    status: Literal["added", "removed", "changed"]
+    path: str
+    before: Json
+    after: Json
+
+    def __str__(self) -> str:
+        mark = {"added": "+", "removed": "-", "changed": "~"}[self.status]
+        return f"{mark} {self.path}"
+
+
+@dataclass
+class CheckoutReport:
+    """What a checkout did: the files written and the files already correct."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    links: list[Path] = field(default_factory=list)
+
+
+class DatasetVersion:
+    """One version of a dataset: a commit of its branch ``main``; ``id`` is the commit's."""
+
+    def __init__(self, dataset: Dataset, info: CommitInfo, blob: Blob | None = None) -> None:
+        self.dataset = dataset
+        self.info = info
+        self._blob = blob
+
+    @property
+    def id(self) -> Digest:
+        return self.info.id
+
+    @property
+    def message(self) -> str:
+        return self.info.message
+
+    @property
+    def time(self) -> int:
+        return self.info.time
+
+    @property
+    def author(self) -> str:
+        return self.info.author
+
+    def __repr__(self) -> str:
+        return f"DatasetVersion(id={self.id[:12]!r}, dataset={self.dataset.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DatasetVersion) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def blob(self) -> Blob:
+        """What the version records (a ``PathDataset``, ``S3Dataset``, ``QueryDataset``)."""
+        if self._blob is None:
+            repositories = self.dataset._versions
+            found = repositories.read_blobs(self.dataset.id, self.id, [BLOB_PATH])
+            if BLOB_PATH not in found:
+                raise NotFound(f"version {self.id} holds no dataset", id=self.id)
+            self._blob = found[BLOB_PATH]
+        return self._blob
+
+    @property
+    def files(self) -> tuple[Component, ...]:
+        """The files of a local dataset (empty for other kinds)."""
+        blob = self.blob
+        return blob.components if isinstance(blob, PathDataset) else ()
+
+    @property
+    def size(self) -> int:
+        return sum(c.size for c in self.files if c.link is None)
+
+    def diff(self, other: DatasetVersion | str) -> list[DatasetChange]:
+        """What changed from ``other`` to this version: each file added, removed or
+        changed (and any other field of the record, such as an S3 object's ETag)."""
+        base = other.id if isinstance(other, DatasetVersion) else other
+        changes: list[DatasetChange] = []
+        for path_change in self.dataset.diff(base, self.id):
+            if path_change.path != BLOB_PATH:
+                continue
+            for change in path_change.fields:
+                name = change.field[-1] if len(change.field) == 2 else change.name
+                status: Literal["added", "removed", "changed"] = (
+                    "added"
+                    if change.before is None
+                    else "removed"
+                    if change.after is None
+                    else "changed"
+                )
+                changes.append(DatasetChange(status, name, change.before, change.after))
+        return changes
+
+    def checkout(
+        self, dest: str | os.PathLike[str], *, progress: Progress | None = None
+    ) -> CheckoutReport:
+        """Write the version's files under ``dest``, every byte verified; files already
+        there with the right bytes are left as they are (not written again), links are
+        made as links. A path or link that would leave ``dest``, or a link where a folder
+        goes, is refused before anything is written."""
+        blob = self.blob
+        if not isinstance(blob, PathDataset):
+            raise InvalidArgument(
+                "version", f"is a {blob.KIND} dataset: only captured local files check out"
+            )
+        if not blob.captured:
+            raise InvalidArgument(
+                "version",
+                "was recorded without its bytes (Path(..., capture=False)): nothing to restore",
+            )
+        return _checkout(self.dataset, blob, Path(dest), progress)
+
+    def list_runs(self, *, include_deleted: bool = False) -> list[Run]:
+        """The runs that logged this version (``run.log_dataset_version``)."""
+        client = self.dataset._client
+        runs: list[Run] = []
+        cursor = None
+        while True:
+            page = client._backend.search.find_runs(
+                f"tags contains '{RUN_TAG_PREFIX}{self.id}'",
+                project_ids=[self.dataset.project_id],
+                order_by=["created_at"],
+                cursor=cursor,
+                columns=[],
+                include_deleted=include_deleted,
+            )
+            runs += [Run(client, record.info) for record in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                return runs
+
+
+def _default_message(blob: Blob) -> str:
+    if isinstance(blob, PathDataset):
+        return f"{len(blob.components)} files, {blob.size} bytes"
+    return blob.KIND
+
+
+def _checkout(
+    dataset: Dataset, blob: PathDataset, root: Path, progress: Progress | None
+) -> CheckoutReport:
+    parts = {c.path: c.path.split("/") for c in blob.components}
+    for component in blob.components:  # refuse before a byte is written
+        check_folders(root, parts[component.path][:-1])
+        if component.link is not None:
+            _check_link(component)
+    report = CheckoutReport()
+    root.mkdir(parents=True, exist_ok=True)
+    cache = open_stat_cache(dataset._client.settings.stat_cache)
+    real_root = os.path.realpath(root)
+    stamps: dict[str, Stamp] = {}
+    for component in blob.components:
+        if component.link is None:
+            try:
+                info = os.lstat(root.joinpath(*parts[component.path]))
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(info.st_mode) and info.st_size == component.size:
+                stamps[os.path.join(real_root, *parts[component.path])] = Stamp.of(info)
+    known = cache.lookup(stamps, real_root) if cache is not None else {}
+    remember: list[tuple[str, Stamp, Digest, int]] = []
+    for component in blob.components:
+        *inner, name = parts[component.path]
+        out = make_folders(root, inner) / name
+        real = os.path.join(real_root, *parts[component.path])
+        if component.link is not None:
+            if os.path.islink(out) and os.readlink(out) == component.link:
+                report.skipped.append(out)
+                continue
+            if os.path.lexists(out):
+                _remove(out)
+            os.symlink(component.link, out)
+            report.links.append(out)
+            continue
+        if real in stamps:
+            read_ns = time.time_ns()
+            digest = known.get(real) or hash_file(out)[0]
+            if digest == component.digest:
+                if real not in known:
+                    remember.append((real, stamps[real], digest, read_ns))
+                report.skipped.append(out)
+                if progress is not None and component.size:
+                    progress(component.size)
+                continue
+        if os.path.islink(out) or os.path.isdir(out):
+            _remove(out)  # the write would replace a link, but say it plainly
+        read_ns = time.time_ns()
+        dataset._versions.fetch_object(component.digest, out, progress)
+        remember.append((real, Stamp.of(os.lstat(out)), component.digest, read_ns))
+        report.written.append(out)
+    if cache is not None:
+        cache.remember(remember)
+    return report
+
+
+def _check_link(component: Component) -> None:
+    """A link is made only if what it points to stays inside the checkout."""
+    assert component.link is not None
+    target = component.link
+    joined = os.path.normpath(os.path.join(os.path.dirname(component.path), target))
+    if os.path.isabs(target) or joined == ".." or joined.startswith("../"):
+        raise InvalidArgument(
+            "path",
+            f"{component.path!r} is a link to {target!r}, outside the checkout: refused",
+        )
+
+
+def _remove(path: Path) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        raise InvalidArgument("dest", f"{os.fspath(path)!r} is a folder where a file goes")
+    os.unlink(path)

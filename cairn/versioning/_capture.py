@@ -1,0 +1,194 @@
+"""A local folder captured as a dataset version: every file hashed and its bytes stored,
+the files a stat cache knows unchanged not read again, symbolic links recorded as links.
+
+A file is stamped (``lstat``) when the folder is walked and again after it is read; if
+the two differ it changed while being captured, and the capture is refused naming it
+(a version must hold the bytes its digest says, not a mix of two writes).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final, Protocol, runtime_checkable
+
+from cairn.core.digest import Digest, digest_bytes
+from cairn.core.errors import InvalidArgument, NotFound
+from cairn.core.objects import ObjectInfo, Progress
+from cairn.core.validation import check_artifact_key
+from cairn.core.versioning.blobs import Component, PathDataset
+from cairn.files.statcache import Stamp, StatCache
+
+__all__ = ["CaptureStore", "capture_folder"]
+
+# Files up to this size are read whole and stored in batches (one call, or one request,
+# for many); bigger ones stream one by one.
+SMALL_FILE: Final = 1 << 20
+_BATCH_FILES: Final = 2048
+_BATCH_BYTES: Final = 16 << 20
+
+
+@runtime_checkable
+class CaptureStore(Protocol):
+    """What capturing needs of a backend's repositories part."""
+
+    def store_file(
+        self, path: str | os.PathLike[str], progress: Progress | None = None
+    ) -> ObjectInfo: ...
+
+    def store_many(self, items: Sequence[bytes]) -> list[ObjectInfo]: ...
+
+    def missing_objects(self, digests: Iterable[str]) -> list[Digest]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    path: str  # relative, with '/'
+    real: str  # where it is (the root's real path joined with path: links not followed)
+    stamp: Stamp
+    link: str | None
+
+
+def capture_folder(
+    root: str | os.PathLike[str],
+    store: CaptureStore,
+    stat_cache: StatCache | None = None,
+    progress: Progress | None = None,
+) -> PathDataset:
+    """Every file under ``root`` (a folder, or one file) hashed and stored; the captured
+    dataset blob. ``progress`` is told of the bytes of each file as it is taken."""
+    found = _walk(root)
+    stamps = {f.real: f.stamp for f in found if f.link is None}
+    base = os.path.realpath(root)
+    known = stat_cache.lookup(stamps, base) if stat_cache is not None else {}
+    lacking = set(store.missing_objects(sorted(set(known.values())))) if known else set()
+    digests: dict[str, Digest] = {
+        real: digest for real, digest in known.items() if digest not in lacking
+    }
+    read: list[tuple[str, Stamp, Digest, int]] = []
+    batch: list[tuple[_Found, bytes]] = []
+    held = 0
+
+    def flush() -> None:
+        nonlocal held
+        if batch:
+            infos = store.store_many([data for _, data in batch])
+            for (item, _), info in zip(batch, infos, strict=True):
+                if info.digest != digests[item.real]:
+                    raise InvalidArgument(
+                        "path", f"the store answered another digest for {item.path!r}"
+                    )
+            batch.clear()
+            held = 0
+
+    for item in found:
+        if item.link is not None or item.real in digests:
+            if progress is not None and item.link is None and item.stamp.size:
+                progress(item.stamp.size)
+            continue
+        read_ns = time.time_ns()
+        if item.stamp.size > SMALL_FILE:
+            info = store.store_file(item.real, progress)
+            _unchanged(item, os.lstat(item.real), info.size)
+            digests[item.real] = info.digest
+        else:
+            data = _read_small(item)
+            digests[item.real] = digest_bytes(data)
+            batch.append((item, data))
+            held += len(data)
+            if progress is not None and data:
+                progress(len(data))
+            if len(batch) >= _BATCH_FILES or held >= _BATCH_BYTES:
+                flush()
+        read.append((item.real, item.stamp, digests[item.real], read_ns))
+    flush()
+    if stat_cache is not None:
+        stat_cache.remember(read)
+    components = []
+    for item in found:
+        modified = item.stamp.mtime_ns // 1_000_000
+        if item.link is None:
+            components.append(Component(item.path, item.stamp.size, modified, digests[item.real]))
+        else:
+            target = item.link.encode()
+            components.append(
+                Component(item.path, len(target), modified, digest_bytes(target), item.link)
+            )
+    return PathDataset(components, captured=True)
+
+
+def _read_small(item: _Found) -> bytes:
+    """A small file's bytes, refused if it is not what the walk saw or changes while read."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(item.real, flags)
+    except FileNotFoundError:
+        raise _changed(item, "was removed") from None
+    except OSError as exc:
+        raise InvalidArgument("path", f"{item.path!r} cannot be read: {exc.strerror}") from None
+    try:
+        if Stamp.of(os.fstat(fd)) != item.stamp:
+            raise _changed(item, "changed")
+        chunks = []
+        while chunk := os.read(fd, max(item.stamp.size, 1) + 1):
+            chunks.append(chunk)
+        data = b"".join(chunks)
+        _unchanged(item, os.fstat(fd), len(data))
+    finally:
+        os.close(fd)
+    return data
+
+
+def _unchanged(item: _Found, now: os.stat_result, size: int) -> None:
+    if Stamp.of(now) != item.stamp or size != item.stamp.size:
+        raise _changed(item, "changed")
+
+
+def _changed(item: _Found, what: str) -> InvalidArgument:
+    return InvalidArgument(
+        "path",
+        f"{item.path!r} {what} while being captured: capture again once it is not written to",
+    )
+
+
+def _walk(root: str | os.PathLike[str]) -> list[_Found]:
+    """Every file and link under ``root``, in path order; links are not followed, special
+    files (FIFO, socket, device) refused naming them."""
+    top = os.fspath(root)
+    try:
+        info = os.stat(top)  # the root itself may be a link: the caller named it
+    except FileNotFoundError:
+        raise NotFound(f"no file or folder at {top!r}", path=top) from None
+    real_top = os.path.realpath(top)
+    if stat.S_ISREG(info.st_mode):
+        name = os.path.basename(real_top)
+        return [_Found(name, real_top, Stamp.of(os.lstat(real_top)), None)]
+    if not stat.S_ISDIR(info.st_mode):
+        raise InvalidArgument("path", f"{top!r} is not a file or a folder")
+    found: list[_Found] = []
+    pending = [""]
+    while pending:
+        prefix = pending.pop()
+        folder = os.path.join(real_top, *prefix.split("/")) if prefix else real_top
+        with os.scandir(folder) as entries:
+            listed = sorted(entries, key=lambda e: e.name)
+        for entry in listed:
+            relative = f"{prefix}/{entry.name}" if prefix else entry.name
+            try:
+                check_artifact_key(relative, "file path")
+            except InvalidArgument as exc:
+                raise InvalidArgument("path", f"{relative!r} cannot be versioned: {exc}") from None
+            here = entry.stat(follow_symlinks=False)
+            if stat.S_ISLNK(here.st_mode):
+                found.append(_Found(relative, entry.path, Stamp.of(here), os.readlink(entry.path)))
+            elif stat.S_ISDIR(here.st_mode):
+                pending.append(relative)
+            elif stat.S_ISREG(here.st_mode):
+                found.append(_Found(relative, entry.path, Stamp.of(here), None))
+            else:
+                raise InvalidArgument("path", f"{relative!r} is not a file, folder or link")
+    found.sort(key=lambda f: f.path.split("/"))
+    return found
