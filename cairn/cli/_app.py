@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 import cairn.cli._roles
 import cairn.cli._runs
 import cairn.cli._search  # noqa: F401
-from cairn.cli import _artifacts, _auth, _db, _demo, _entities, _repos, _server
+from cairn.cli import _artifacts, _auth, _db, _demo, _entities, _gc, _repos, _server
 from cairn.cli._common import fail
 from cairn.core.errors import CairnError
 
@@ -91,6 +91,8 @@ app.add_typer(_artifacts.artifacts, name="artifacts")
 app.add_typer(_repos.repos, name="repos")
 _entities.runs.command("restore")(_repos.runs_restore)
 app.add_typer(_db.db, name="db")
+app.command("gc")(_gc.gc)
+app.command("fsck")(_gc.fsck)
 app.add_typer(_auth.users, name="users")
 app.add_typer(_auth.tokens, name="tokens")
 app.add_typer(_auth.audit, name="audit")

@@ -1,0 +1,250 @@
+"""Garbage collection and checking of the object store, against what metadata references.
+
+What is referenced is the union of :data:`REFERENCE_SOURCES`, one function per kind of
+thing that names objects (a new kind is one more function). gc is safe while writers
+go on because of two orders: a write stores its object before the row that names it, so
+gc lists the objects first and reads the references after (a row committed in between is
+seen), and an object younger than the grace period is never deleted (its row may not be
+committed yet). A put of bytes already stored renews the object's time in the local
+store, so a dedup hit is young again before its row is written.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from cairn.core.digest import Digest
+from cairn.core.errors import CorruptObject, InvalidArgument, NotFound
+from cairn.core.tree import Tree
+from cairn.store.metadata import MetadataStore, references
+from cairn.store.objects.port import ObjectStore, Quarantined, StoredObject
+
+__all__ = [
+    "REFERENCE_SOURCES",
+    "FsckReport",
+    "GcReport",
+    "References",
+    "check_objects",
+    "collect_garbage",
+    "referenced_objects",
+]
+
+
+@dataclass
+class References:
+    """The objects metadata names: digest -> the first row found naming it; and the
+    objects that name others (folder trees) but could not be read."""
+
+    named: dict[Digest, str] = field(default_factory=dict)
+    unreadable: dict[Digest, str] = field(default_factory=dict)
+
+    def add(self, pairs: Iterable[tuple[Digest, str]]) -> None:
+        named = self.named
+        for digest, what in pairs:
+            named.setdefault(digest, what)
+
+
+ReferenceSource = Callable[[MetadataStore, ObjectStore, References], None]
+
+
+def _artifact_files(metadata: MetadataStore, objects: ObjectStore, refs: References) -> None:
+    with metadata.read() as tx:
+        refs.add(references.artifact_files(tx.conn))
+
+
+def _artifact_trees(metadata: MetadataStore, objects: ObjectStore, refs: References) -> None:
+    """A folder artifact names its tree object, and the tree names every file in it."""
+    with metadata.read() as tx:
+        trees = dict(references.artifact_trees(tx.conn))
+    for tree_digest, what in trees.items():
+        refs.add([(tree_digest, what)])
+        try:
+            with objects.open(tree_digest) as stream:
+                tree = Tree.decode(stream.read())
+        except (NotFound, CorruptObject, InvalidArgument, ValueError, KeyError) as exc:
+            refs.unreadable[tree_digest] = f"{what}: {exc}"
+            continue
+        refs.add((e.digest, f"{e.path!r} in {what}") for e in tree)
+
+
+def _version_blobs(metadata: MetadataStore, objects: ObjectStore, refs: References) -> None:
+    """Code snapshots, notebooks, git diffs, captured dataset files; commits, refs and
+    run captures name blobs, and every stored blob is read, so they are covered."""
+    with metadata.read() as tx:
+        refs.add(references.version_blob_objects(tx.conn))
+
+
+def _chunk_recipes(metadata: MetadataStore, objects: ObjectStore, refs: References) -> None:
+    """The chunks of every chunked file's recipe object: none yet, as the object store
+    keeps every file whole (see *Reclaiming space* in docs/deploy.md)."""
+
+
+REFERENCE_SOURCES: tuple[ReferenceSource, ...] = (
+    _artifact_files,
+    _artifact_trees,
+    _version_blobs,
+    _chunk_recipes,
+)
+
+
+def referenced_objects(metadata: MetadataStore, objects: ObjectStore) -> References:
+    refs = References()
+    for source in REFERENCE_SOURCES:
+        source(metadata, objects, refs)
+    return refs
+
+
+@dataclass
+class GcReport:
+    """What a gc found and did (or, in a dry run, would do)."""
+
+    dry_run: bool
+    grace: float
+    stored: int = 0
+    stored_bytes: int = 0
+    referenced: int = 0
+    young: int = 0  # unreferenced, but written within the grace period: kept
+    removed: list[StoredObject] = field(default_factory=list)
+    swept: list[str] = field(default_factory=list)  # temp files, multipart uploads
+    quarantine_removed: list[Quarantined] = field(default_factory=list)
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(o.size for o in self.removed) + sum(q.size for q in self.quarantine_removed)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "dry_run": self.dry_run,
+            "grace": self.grace,
+            "stored": self.stored,
+            "stored_bytes": self.stored_bytes,
+            "referenced": self.referenced,
+            "young": self.young,
+            "removed": len(self.removed),
+            "removed_digests": [o.digest for o in self.removed],
+            "swept": self.swept,
+            "quarantine_removed": [q.digest for q in self.quarantine_removed],
+            "freed_bytes": self.freed_bytes,
+        }
+
+
+def collect_garbage(
+    metadata: MetadataStore,
+    objects: ObjectStore,
+    *,
+    grace: float,
+    dry_run: bool = False,
+    purge_quarantine: bool = False,
+    now: float | None = None,
+    after_listing: Callable[[], None] | None = None,
+) -> GcReport:
+    """Delete the objects nothing references that were last written more than ``grace``
+    seconds ago, and sweep temp files and multipart uploads as old; with
+    ``purge_quarantine``, remove the quarantined copies moved aside as long ago too (local
+    folders only). A dry run changes nothing (and does not look at temp files).
+    ``after_listing`` runs between the listing and the reading of references (tests)."""
+    if grace < 0:
+        raise InvalidArgument("grace", f"must be 0 seconds or more, not {grace}")
+    cutoff = (time.time() if now is None else now) - grace
+    report = GcReport(dry_run=dry_run, grace=grace)
+    stored = list(objects.iter_objects())  # first: see the module's docstring
+    if after_listing is not None:
+        after_listing()
+    refs = referenced_objects(metadata, objects)
+    if refs.unreadable:
+        listed = "; ".join(f"{d} ({what})" for d, what in sorted(refs.unreadable.items()))
+        raise CorruptObject(
+            f"gc stopped, nothing deleted: {len(refs.unreadable)} folder tree(s) cannot be "
+            f"read, so the files they list cannot be told from garbage: {listed}. Store "
+            "the folder again (that restores its tree) and run gc again; `cairn fsck` lists "
+            "what is missing",
+            unreadable=sorted(refs.unreadable),
+        )
+    for obj in stored:
+        report.stored += 1
+        report.stored_bytes += obj.size
+        if obj.digest in refs.named:
+            report.referenced += 1
+        elif obj.mtime > cutoff:
+            report.young += 1
+        else:
+            report.removed.append(obj)
+    if purge_quarantine:
+        report.quarantine_removed = [q for q in objects.quarantined() if q.since <= cutoff]
+        for q in report.quarantine_removed:
+            if q.path is None or "://" in q.path:
+                raise InvalidArgument(
+                    "purge_quarantine",
+                    f"quarantined objects can be removed from a local folder only; "
+                    f"{q.path or 'this store'} is not one",
+                )
+    if dry_run:
+        return report
+    for obj in report.removed:
+        objects.delete(obj.digest)
+    for q in report.quarantine_removed:
+        assert q.path is not None  # checked above
+        try:
+            os.unlink(q.path)
+        except FileNotFoundError:
+            continue
+    report.swept = objects.sweep(grace)
+    return report
+
+
+@dataclass
+class FsckReport:
+    """What a check of every object found."""
+
+    stored: int = 0
+    stored_bytes: int = 0
+    corrupt: list[Digest] = field(default_factory=list)  # found now, moved to quarantine
+    missing: dict[Digest, str] = field(default_factory=dict)  # referenced, not stored
+    unreferenced: int = 0
+    unreferenced_bytes: int = 0
+    quarantined: list[Quarantined] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.corrupt and not self.missing
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "stored": self.stored,
+            "stored_bytes": self.stored_bytes,
+            "corrupt": self.corrupt,
+            "missing": [{"digest": d, "referenced_by": w} for d, w in self.missing.items()],
+            "unreferenced": self.unreferenced,
+            "unreferenced_bytes": self.unreferenced_bytes,
+            "quarantined": [
+                {"digest": q.digest, "size": q.size, "since": q.since, "path": q.path}
+                for q in self.quarantined
+            ],
+        }
+
+
+def check_objects(metadata: MetadataStore, objects: ObjectStore) -> FsckReport:
+    """Read every stored object whole (a corrupt one is quarantined, as any read that
+    finds it so), then compare with what metadata references."""
+    report = FsckReport()
+    stored = {o.digest: o for o in objects.iter_objects()}
+    report.corrupt = sorted(objects.verify(list(stored)))
+    for digest in report.corrupt:
+        stored.pop(digest, None)
+    refs = referenced_objects(metadata, objects)
+    lacking = [d for d in refs.named if d not in stored and d not in report.corrupt]
+    # Stored since the listing: asked again, so a write in progress is not reported.
+    for digest in objects.missing(lacking):
+        report.missing[digest] = refs.named[digest]
+    for obj in stored.values():
+        report.stored += 1
+        report.stored_bytes += obj.size
+        if obj.digest not in refs.named:
+            report.unreferenced += 1
+            report.unreferenced_bytes += obj.size
+    report.quarantined = objects.quarantined()
+    return report
