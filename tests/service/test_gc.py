@@ -1,0 +1,243 @@
+"""gc and fsck against a real SQLite store and a real local objects folder, filled through
+the embedded client: every kind of reference is kept, garbage goes only once old."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cairn import Client
+from cairn.core.digest import Digest, digest_bytes
+from cairn.core.errors import CorruptObject
+from cairn.core.settings import Settings
+from cairn.service.admin import open_metadata
+from cairn.service.gc import check_objects, collect_garbage, referenced_objects
+from cairn.service.object_stores import open_objects
+from cairn.store.metadata import MetadataStore
+from cairn.store.objects import LocalObjectStore
+from cairn.versioning import GitReference, Notebook, Snapshot
+from cairn.versioning import Path as DataPath
+
+HOUR = 3600.0
+LATER = 10 * HOUR  # "now" for a gc that should find every object old
+
+
+@dataclass
+class Filled:
+    """A store with one reference of every kind, and the objects each names."""
+
+    client: Client
+    metadata: MetadataStore
+    objects: LocalObjectStore
+    kept: dict[str, Digest]  # what -> an object it references
+
+
+def _age(objects: LocalObjectStore, digest: Digest, seconds: float) -> None:
+    """Make ``digest`` look written ``seconds`` ago."""
+    path = os.path.join(objects.root, "objects", digest[:2], digest[2:])
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=str(tmp_path / "home"), capture="none")
+
+
+@pytest.fixture
+def filled(settings: Settings, tmp_path: Path) -> Iterator[Filled]:
+    client = Client(settings=settings)
+    kept: dict[str, Digest] = {}
+    with client.start_run("r") as run:
+        (tmp_path / "model.bin").write_bytes(b"weights" * 100)
+        kept["file artifact"] = run.log_artifact("model", tmp_path / "model.bin").digest
+        folder = tmp_path / "ckpt"
+        (folder / "sub").mkdir(parents=True)
+        (folder / "a.txt").write_bytes(b"tree file a")
+        (folder / "sub" / "b.txt").write_bytes(b"tree file b")
+        tree = run.log_artifact("ckpt", folder)
+        kept["folder tree"] = tree.digest
+        files = {e.path: e.digest for e in run.list_artifact_files("ckpt")}
+        kept["file in a folder"] = files["sub/b.txt"]
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text("print('train')\n")
+    (tmp_path / "nb.ipynb").write_text('{"cells": []}')
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "rows.csv").write_bytes(b"a,b\n1,2\n")
+    metadata = open_metadata(settings, create=False)
+    objects = open_objects(settings)
+    assert isinstance(objects, LocalObjectStore)
+    diff = objects.put_bytes(b"diff --git a/x b/x\n").digest
+    kept["git diff"] = diff
+    repo = client.set_repository("code")
+    commit = repo.get_commit()
+    commit.update("code/snapshot", Snapshot(code))
+    commit.update("code/notebook", Notebook(tmp_path / "nb.ipynb"))
+    commit.update("code/git", GitReference(commit="a" * 40, dirty=True, diff=diff))
+    commit.save("code")
+    snapshot = commit.get("code/snapshot")
+    kept["code snapshot file"] = snapshot.objects()[0]  # type: ignore[assignment]
+    kept["notebook"] = commit.get("code/notebook").objects()[0]  # type: ignore[assignment]
+    client.set_dataset("rows").create_version(DataPath(data, capture=True))
+    kept["captured dataset file"] = digest_bytes(b"a,b\n1,2\n")  # stored by the capture
+    yield Filled(client, metadata, objects, kept)
+    metadata.close()
+    objects.close()
+    client.close()
+
+
+def test_every_kind_of_reference_is_found(filled: Filled) -> None:
+    refs = referenced_objects(filled.metadata, filled.objects)
+    for what, digest in filled.kept.items():
+        assert digest in refs.named, what
+    assert refs.unreadable == {}
+
+
+def test_gc_deletes_old_garbage_and_keeps_every_referenced_object(filled: Filled) -> None:
+    garbage = filled.objects.put_bytes(b"nobody names me").digest
+    before = {o.digest for o in filled.objects.iter_objects()}
+    report = collect_garbage(filled.metadata, filled.objects, grace=HOUR, now=time.time() + LATER)
+    assert [o.digest for o in report.removed] == [garbage]
+    assert report.freed_bytes == len(b"nobody names me")
+    assert report.referenced == len(before) - 1
+    after = {o.digest for o in filled.objects.iter_objects()}
+    assert after == before - {garbage}
+    assert check_objects(filled.metadata, filled.objects).ok
+
+
+def test_young_garbage_is_kept_until_the_grace_has_passed(filled: Filled) -> None:
+    garbage = filled.objects.put_bytes(b"just written").digest
+    report = collect_garbage(filled.metadata, filled.objects, grace=HOUR)
+    assert (report.removed, report.young) == ([], 1)
+    assert filled.objects.exists(garbage)
+    _age(filled.objects, garbage, 2 * HOUR)
+    report = collect_garbage(filled.metadata, filled.objects, grace=HOUR)
+    assert [o.digest for o in report.removed] == [garbage]
+    assert not filled.objects.exists(garbage)
+
+
+def test_a_dry_run_deletes_nothing(filled: Filled) -> None:
+    garbage = filled.objects.put_bytes(b"garbage").digest
+    stale = Path(filled.objects.root, "tmp", "stale.tmp")
+    stale.parent.mkdir(exist_ok=True)
+    stale.write_bytes(b"half an upload")
+    os.utime(stale, (time.time() - 2 * HOUR,) * 2)
+    before = sorted(filled.objects.iter_objects())
+    report = collect_garbage(
+        filled.metadata, filled.objects, grace=HOUR, dry_run=True, now=time.time() + LATER
+    )
+    assert [o.digest for o in report.removed] == [garbage]
+    assert report.swept == []
+    assert sorted(filled.objects.iter_objects()) == before
+    assert stale.exists()
+    real = collect_garbage(filled.metadata, filled.objects, grace=HOUR)
+    assert real.swept == [str(stale)]  # the real run sweeps leftover temp files
+    assert not stale.exists()
+
+
+def test_a_writer_during_gc_loses_nothing(filled: Filled, tmp_path: Path) -> None:
+    """The writer stores an object, then its artifact row, at each point of a gc run."""
+    (tmp_path / "late.bin").write_bytes(b"written while gc lists")
+    (tmp_path / "dedup.bin").write_bytes(b"old garbage stored again")
+    run = filled.client.start_run("writer")
+
+    def between_listing_and_references() -> None:
+        run.log_artifact("late", tmp_path / "late.bin")  # object and row, both after listing
+
+    report = collect_garbage(
+        filled.metadata, filled.objects, grace=HOUR, after_listing=between_listing_and_references
+    )
+    assert report.removed == []
+    late = next(a for a in run.list_artifacts() if a.key == "late").digest
+    assert filled.objects.exists(late)
+
+    # A dedup hit: the object is stored already (old, unreferenced); the put renews it,
+    # and its row is committed only after gc has read the references.
+    old = filled.objects.put_bytes(b"old garbage stored again").digest
+    _age(filled.objects, old, 2 * HOUR)
+    dedup = filled.objects.put_bytes(b"old garbage stored again").digest
+    assert dedup == old
+    report = collect_garbage(filled.metadata, filled.objects, grace=HOUR)
+    run.log_artifact("dedup", tmp_path / "dedup.bin")
+    assert report.removed == []
+    assert filled.objects.exists(old)
+
+    # The row lands between listing and references: the object is old, but referenced.
+    again = filled.objects.put_bytes(b"aged, then referenced").digest
+    _age(filled.objects, again, 2 * HOUR)
+    report = collect_garbage(
+        filled.metadata,
+        filled.objects,
+        grace=HOUR,
+        after_listing=lambda: run.log_artifact("again", b"aged, then referenced"),
+    )
+    assert report.removed == []
+    run.end()
+    assert check_objects(filled.metadata, filled.objects).ok
+
+
+def test_gc_stops_when_a_folder_tree_cannot_be_read(filled: Filled) -> None:
+    garbage = filled.objects.put_bytes(b"garbage").digest
+    filled.objects.delete(filled.kept["folder tree"])
+    with pytest.raises(CorruptObject, match="folder tree"):
+        collect_garbage(filled.metadata, filled.objects, grace=HOUR, now=time.time() + LATER)
+    assert filled.objects.exists(garbage)
+    assert filled.objects.exists(filled.kept["file in a folder"])
+
+
+def test_purge_quarantine_removes_old_corrupt_copies(filled: Filled) -> None:
+    digest = filled.kept["file artifact"]
+    _corrupt(filled.objects, digest)
+    assert filled.objects.verify([digest]) == [digest]
+    [aside] = filled.objects.quarantined()
+    kept = collect_garbage(filled.metadata, filled.objects, grace=HOUR, now=time.time() + LATER)
+    assert kept.quarantine_removed == [] and filled.objects.quarantined() == [aside]
+    report = collect_garbage(
+        filled.metadata,
+        filled.objects,
+        grace=HOUR,
+        purge_quarantine=True,
+        now=time.time() + LATER,
+    )
+    assert report.quarantine_removed == [aside]
+    assert filled.objects.quarantined() == []
+
+
+def test_fsck_finds_corrupt_missing_and_unreferenced_objects(filled: Filled) -> None:
+    clean = check_objects(filled.metadata, filled.objects)
+    assert clean.ok and clean.corrupt == [] and clean.missing == {}
+    assert clean.unreferenced == 0
+    filled.objects.put_bytes(b"unreferenced")
+    _corrupt(filled.objects, filled.kept["code snapshot file"])
+    filled.objects.delete(filled.kept["file in a folder"])
+    report = check_objects(filled.metadata, filled.objects)
+    assert not report.ok
+    assert report.corrupt == [filled.kept["code snapshot file"]]
+    assert list(report.missing) == [filled.kept["file in a folder"]]
+    assert (
+        "'sub/b.txt' in folder artifact 'ckpt'" in report.missing[filled.kept["file in a folder"]]
+    )
+    assert report.unreferenced == 1
+    assert [q.digest for q in report.quarantined] == [filled.kept["code snapshot file"]]
+    # Once quarantined, the corrupt object is missing until its bytes are stored again.
+    again = check_objects(filled.metadata, filled.objects)
+    assert again.corrupt == []
+    assert set(again.missing) == {
+        filled.kept["code snapshot file"],
+        filled.kept["file in a folder"],
+    }
+
+
+def _corrupt(objects: LocalObjectStore, digest: Digest) -> None:
+    path = Path(objects.root, "objects", digest[:2], digest[2:])
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
