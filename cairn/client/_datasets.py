@@ -110,13 +110,18 @@ class Dataset(Repository):
     def create_version(self, source: Any, *, message: str | None = None) -> DatasetVersion:
         """A new version from ``source``: ``Path(folder, capture=True)`` (the bytes are
         stored), ``Path(folder)`` (described only), ``S3("s3://bucket/prefix/")`` (listed,
-        not downloaded), ``Query(...)``, or a dataset blob."""
+        not downloaded), ``Query(...)``, or a dataset blob. If nothing changed since the
+        latest version, that version (no new one is made)."""
         commit = self.get_commit(branch="main")
         commit.update(BLOB_PATH, source)
         blob = commit.staged[BLOB_PATH]
         if blob is None or not blob.KIND.startswith("dataset."):
             kind = "nothing" if blob is None else blob.KIND
             raise InvalidArgument("source", f"must make a dataset blob, made {kind}")
+        if commit.parents and BLOB_PATH in commit.paths():
+            head = DatasetVersion(self, commit.info)
+            if head.blob == blob:
+                return head  # nothing changed: the latest version is this one
         commit.save(message or _default_message(blob))
         return DatasetVersion(self, commit.info, blob)
 

@@ -1,0 +1,234 @@
+"""Datasets through the Python API, on every backend: versions captured from a folder
+(bytes stored, unchanged files not read again), listed, diffed file by file, checked out
+verified, linked to runs; links kept as links; bad input refused."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import cairn
+from cairn.client._datasets import Dataset
+from cairn.core.settings import Settings
+from cairn.core.versioning.blobs import Component, PathDataset
+from cairn.files import statcache
+from cairn.versioning import Hyperparameters, _capture
+from cairn.versioning import Path as DataPath
+
+from .conftest import MakeClient
+
+Reads = list[str]
+
+
+@pytest.fixture
+def client(
+    open_client: MakeClient, server_url: str | None, home: Path, store_url: str, tmp_path: Path
+) -> cairn.Client:
+    """A client whose stat cache is the test's own file."""
+    cache = str(tmp_path / "cache" / "stat-cache.sqlite")
+    if server_url is None:
+        return open_client(settings=Settings(home=str(home), store_uri=store_url, stat_cache=cache))
+    return open_client(url=server_url, settings=Settings(retry_timeout=5.0, stat_cache=cache))
+
+
+@pytest.fixture
+def dataset(client: cairn.Client) -> Dataset:
+    client.set_project("p")
+    return client.set_dataset("churn-data")
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> Reads:
+    """The small files a capture reads, by relative path."""
+    seen: Reads = []
+    real = _capture._read_small
+
+    def counted(item: _capture._Found) -> bytes:
+        seen.append(item.path)
+        return real(item)
+
+    monkeypatch.setattr(_capture, "_read_small", counted)
+    return seen
+
+
+@pytest.fixture
+def settle(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Files count as old enough to trust 50 ms after they are written (not 2 s)."""
+    monkeypatch.setattr(statcache, "RACY_NS", 50_000_000)
+    return lambda: time.sleep(0.1)
+
+
+def make_data(root: Path) -> Path:
+    (root / "sub").mkdir(parents=True)
+    (root / "a.csv").write_text("id,churn\n1,0\n")
+    (root / "b.csv").write_text("id,churn\n2,1\n")
+    (root / "sub" / "c.bin").write_bytes(os.urandom(3000))
+    return root
+
+
+def test_capture_list_diff_checkout_and_runs(
+    dataset: Dataset, client: cairn.Client, tmp_path: Path, reads: Reads, settle: Callable[[], None]
+) -> None:
+    data = make_data(tmp_path / "data")
+    settle()
+    v1 = dataset.create_version(DataPath(data, capture=True), message="first")
+    assert sorted(reads) == ["a.csv", "b.csv", "sub/c.bin"]
+    assert [c.path for c in v1.files] == ["a.csv", "b.csv", "sub/c.bin"]
+    assert v1.message == "first" and v1.size == sum(c.size for c in v1.files)
+
+    reads.clear()
+    (data / "b.csv").write_text("id,churn\n2,0\n3,1\n")
+    (data / "d.csv").write_text("new\n")
+    (data / "a.csv").unlink()
+    settle()
+    v2 = dataset.create_version(DataPath(data, capture=True))
+    assert sorted(reads) == ["b.csv", "d.csv"]  # the unchanged file was not read
+
+    reads.clear()
+    v3 = dataset.create_version(DataPath(data, capture=True))
+    assert reads == []
+    assert v3 == v2  # nothing changed: no new version
+
+    assert [v.id for v in dataset.list_versions()] == [v2.id, v1.id]
+    assert dataset.get_version(v1.id[:10]) == v1
+    assert dataset.latest() == v2
+    changes = {(c.status, c.path) for c in v2.diff(v1)}
+    assert changes == {("removed", "a.csv"), ("changed", "b.csv"), ("added", "d.csv")}
+    assert {(c.status, c.path) for c in v1.diff(v2.id)} == {
+        ("added", "a.csv"),
+        ("changed", "b.csv"),
+        ("removed", "d.csv"),
+    }
+
+    out = tmp_path / "restore"
+    report = v1.checkout(out)
+    assert len(report.written) == 3 and report.skipped == []
+    assert (out / "a.csv").read_text() == "id,churn\n1,0\n"
+    assert (out / "sub" / "c.bin").read_bytes() == (data / "sub" / "c.bin").read_bytes()
+    (out / "b.csv").write_text("tampered")
+    again = v1.checkout(out)
+    assert [p.name for p in again.written] == ["b.csv"]  # only the wrong file is written
+    assert (out / "b.csv").read_text() == "id,churn\n2,1\n"
+    assert {p.name for p in again.skipped} == {"a.csv", "c.bin"}
+
+    with client.start_run() as run:
+        run.log_dataset_version("train", v2)
+        run.log_dataset_version("eval", v1)
+    with client.start_run():
+        pass
+    assert [r.id for r in v2.list_runs()] == [run.id]
+    assert [r.id for r in v1.list_runs()] == [run.id]
+    assert run.get_dataset_versions() == {
+        "train": f"churn-data@{v2.id}",
+        "eval": f"churn-data@{v1.id}",
+    }
+
+
+def test_datasets_are_told_apart_from_repositories(client: cairn.Client) -> None:
+    client.set_project("p")
+    client.set_repository("ingredients").get_commit(branch="main")
+    first = client.set_dataset("a")
+    assert client.set_dataset("a").id == first.id  # get or create
+    project = client.set_project("p")
+    second = project.set_dataset("b")
+    assert [d.name for d in client.list_datasets()] == ["a", "b"]
+    assert {r.name for r in client.list_repositories()} == {"ingredients", "a", "b"}
+    assert second.get_attribute("cairn.kind") == "dataset"
+    repo = client.get_repository("ingredients")
+    commit = repo.get_commit(branch="main")
+    commit.update("hp", Hyperparameters({"lr": 0.1}))
+    commit.save("x")
+    with pytest.raises(cairn.InvalidArgument, match="not a dataset"):
+        client.set_dataset("ingredients")
+
+
+def test_a_symlink_is_recorded_as_a_link_never_followed(dataset: Dataset, tmp_path: Path) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not part of the dataset")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "real.txt").write_text("r")
+    (data / "alias.txt").symlink_to("real.txt")
+    (data / "folder-link").symlink_to(tmp_path)
+    version = dataset.create_version(DataPath(data, capture=True))
+    by_path = {c.path: c for c in version.files}
+    assert set(by_path) == {"alias.txt", "folder-link", "real.txt"}  # the linked folder not walked
+    assert by_path["alias.txt"].link == "real.txt"
+    assert by_path["folder-link"].link == str(tmp_path)
+
+    # a link that leaves the checkout is refused before anything is written
+    out = tmp_path / "out"
+    with pytest.raises(cairn.InvalidArgument, match="outside the checkout"):
+        version.checkout(out)
+    assert not out.exists()
+
+    os.unlink(data / "folder-link")
+    inside = dataset.create_version(DataPath(data, capture=True))
+    inside.checkout(out)
+    assert os.readlink(out / "alias.txt") == "real.txt"
+    assert (out / "alias.txt").read_text() == "r"
+
+
+def test_checkout_refuses_paths_outside_the_root(dataset: Dataset, tmp_path: Path) -> None:
+    with pytest.raises(cairn.InvalidArgument):
+        Component("../escape.txt", 1, 0, "0" * 64)
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "x.txt").write_text("x")
+    version = dataset.create_version(DataPath(data, capture=True))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sub").symlink_to(tmp_path)  # a link where a folder goes: never written through
+    with pytest.raises(cairn.InvalidArgument, match="symbolic link"):
+        version.checkout(out)
+    assert not (tmp_path / "x.txt").exists()
+
+
+def test_a_file_changed_while_captured_is_reported(
+    dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "big.bin").write_bytes(b"x" * (_capture.SMALL_FILE + 10))
+    (data / "small.txt").write_text("s")
+    grown: list[int] = []
+
+    def writer(n: int) -> None:  # a writer appending while the capture reads the file
+        if not grown:
+            with open(data / "big.bin", "ab") as file:
+                file.write(b"more")
+            grown.append(n)
+
+    with pytest.raises(cairn.InvalidArgument, match="'big.bin' changed while being captured"):
+        dataset.create_version(DataPath(data, capture=True, progress=writer))
+    assert dataset.list_versions() == []
+
+    # a small file changed between the walk and its read
+    real_walk = _capture._walk
+
+    def walk_then_write(root: str | os.PathLike[str]) -> list[_capture._Found]:
+        found = real_walk(root)
+        (data / "small.txt").write_text("changed since")
+        return found
+
+    monkeypatch.setattr(_capture, "_walk", walk_then_write)
+    with pytest.raises(cairn.InvalidArgument, match="'small.txt' changed while being captured"):
+        dataset.create_version(DataPath(data, capture=True))
+
+
+def test_versions_that_cannot_check_out(dataset: Dataset, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a").write_text("a")
+    described = dataset.create_version(DataPath(data))  # the bytes stay where they are
+    assert isinstance(described.blob, PathDataset) and not described.blob.captured
+    with pytest.raises(cairn.InvalidArgument, match="without its bytes"):
+        described.checkout(tmp_path / "out")
+    with pytest.raises(cairn.InvalidArgument, match="dataset blob"):
+        dataset.create_version(Hyperparameters({"lr": 1}))
+    with pytest.raises(cairn.NotFound):
+        dataset.get_version("0" * 64)
