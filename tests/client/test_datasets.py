@@ -203,7 +203,7 @@ def test_a_file_changed_while_captured_is_reported(
                 file.write(b"more")
             grown.append(n)
 
-    with pytest.raises(cairn.InvalidArgument, match="'big.bin' changed while being captured"):
+    with pytest.raises(cairn.InvalidArgument, match=r"'big\.bin' changed while being captured"):
         dataset.create_version(DataPath(data, capture=True, progress=writer))
     assert dataset.list_versions() == []
 
@@ -216,7 +216,7 @@ def test_a_file_changed_while_captured_is_reported(
         return found
 
     monkeypatch.setattr(_capture, "_walk", walk_then_write)
-    with pytest.raises(cairn.InvalidArgument, match="'small.txt' changed while being captured"):
+    with pytest.raises(cairn.InvalidArgument, match=r"'small\.txt' changed while being captured"):
         dataset.create_version(DataPath(data, capture=True))
 
 
