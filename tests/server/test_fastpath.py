@@ -45,7 +45,8 @@ class SpyExecutor(ThreadPoolExecutor):
         self.seen = seen
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        self.seen.append(args[0])
+        # The path id: the first string (the call may come wrapped in its context's run).
+        self.seen.append(next(arg for arg in args if isinstance(arg, str)))
         return super().submit(fn, *args, **kwargs)
 
 
