@@ -73,7 +73,7 @@ class TokenInfo:
     revoked_at: int | None = None
 
     def state(self, now: int) -> str:
-        """"active", "expired" or "revoked"."""
+        """One of "active", "expired" or "revoked"."""
         if self.revoked_at is not None:
             return "revoked"
         if self.expires_at is not None and self.expires_at <= now:
