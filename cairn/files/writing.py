@@ -309,7 +309,7 @@ def create_exclusive(folder: str, prefix: str, suffix: str, mode: int) -> tuple[
     """A new file with a random name in ``folder``; never reuses an existing one."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     while True:
-        path = os.path.join(folder, f"{prefix}{secrets.token_hex(8)}{suffix}")
+        path = f"{folder}{os.sep}{prefix}{secrets.token_hex(8)}{suffix}"
         try:
             return path, os.open(path, flags, mode)
         except FileExistsError:

@@ -204,7 +204,7 @@ class LocalObjectStore(ClosingStore):
             if digest not in seen:
                 seen.add(digest)
                 try:
-                    os.stat(os.path.join(self._objects, digest[:2], digest[2:]))
+                    os.stat(f"{self._objects}{os.sep}{digest[:2]}{os.sep}{digest[2:]}")
                 except FileNotFoundError:
                     lacking.append(digest)
         return lacking
@@ -434,8 +434,10 @@ class LocalObjectStore(ClosingStore):
         sync_many(self._tmp, pending.values())
         folders: set[str] = set()
         for digest in list(pending):
-            final = self._path(digest)
-            fanout = os.path.dirname(final)
+            # Digests this store computed: no parsing; strings joined by hand (os.path.join
+            # was a tenth of a 10,000-object batch's time).
+            fanout = f"{self._objects}{os.sep}{digest[:2]}"
+            final = f"{fanout}{os.sep}{digest[2:]}"
             if fanout not in folders:
                 if not os.path.isdir(fanout):  # made durable by the flush below
                     os.makedirs(fanout, exist_ok=True)
