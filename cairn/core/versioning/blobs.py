@@ -50,7 +50,10 @@ __all__ = [
     "NotebookCode",
     "PathDataset",
     "PythonEnvironment",
+    "QueryDataset",
     "Range",
+    "S3Dataset",
+    "S3Object",
     "SnapshotCode",
     "blob_from_body",
 ]
@@ -669,6 +672,124 @@ class PathDataset(Blob):
         return cls(found, captured)
 
 
+@dataclass(frozen=True, order=True, slots=True)
+class S3Object:
+    """One object under an S3 prefix, as listed: key (relative to the prefix), size,
+    ETag, version id (None where the bucket keeps no versions) and last-modified (ms)."""
+
+    key: str
+    size: int
+    etag: str
+    modified: int
+    version: str | None = None
+
+    @property
+    def path(self) -> str:  # for the unique-path rule of components
+        return self.key
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, str) or not self.key:
+            raise InvalidArgument("key", f"must be an object key, got {self.key!r}")
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
+            raise InvalidArgument("size", f"must be a size in bytes, got {self.size!r}")
+        if not isinstance(self.etag, str):
+            raise InvalidArgument("etag", f"must be a string, got {self.etag!r}")
+        if isinstance(self.modified, bool) or not isinstance(self.modified, int):
+            raise InvalidArgument("modified", "must be milliseconds since the epoch")
+        if self.version is not None and (not isinstance(self.version, str) or not self.version):
+            raise InvalidArgument("version", f"must be a version id, got {self.version!r}")
+
+    def value(self) -> dict[str, Json]:
+        found: dict[str, Json] = {"size": self.size, "etag": self.etag, "modified": self.modified}
+        if self.version is not None:
+            found["version"] = self.version
+        return found
+
+
+@dataclass(frozen=True, eq=False)
+class S3Dataset(Blob):
+    """The objects under an S3 prefix, recorded without downloading them; diffed and
+    merged object by object (a changed ETag or version is a changed object)."""
+
+    KIND: ClassVar[str] = "dataset.s3"
+    MAPS: ClassVar[frozenset[str]] = frozenset({"objects"})
+
+    uri: str = ""
+    entries: tuple[S3Object, ...] = ()
+
+    def __init__(self, uri: str, objects: Iterable[S3Object]) -> None:
+        if not isinstance(uri, str) or not uri.startswith("s3://") or len(uri) <= 5:
+            raise InvalidArgument("uri", f"must be s3://BUCKET/PREFIX, got {uri!r}")
+        object.__setattr__(self, "uri", uri)
+        if isinstance(objects, str | bytes):
+            raise InvalidArgument("objects", "must be a list")
+        ordered = tuple(sorted(objects))
+        for before, after in itertools.pairwise(ordered):
+            if before.key == after.key:
+                raise InvalidArgument("objects", f"name {after.key!r} twice")
+        object.__setattr__(self, "entries", ordered)
+
+    @property
+    def size(self) -> int:
+        return sum(o.size for o in self.entries)
+
+    def body(self) -> dict[str, Json]:
+        return {"uri": self.uri, "objects": {o.key: o.value() for o in self.entries}}
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Json]) -> Self:
+        _unknown(body, {*cls.MAPS, "uri"}, cls.KIND)
+        listed = _section(body, "objects", dict, {})
+        found = []
+        for key, value in listed.items():
+            keys = set(value) if isinstance(value, dict) else set()
+            if not {"size", "etag", "modified"} <= keys <= {"size", "etag", "modified", "version"}:
+                raise InvalidArgument(f"object {key!r}", "must have size, etag, modified")
+            found.append(
+                S3Object(key, value["size"], value["etag"], value["modified"], value.get("version"))
+            )
+        return cls(_section(body, "uri", str, ""), found)
+
+
+@dataclass(frozen=True, eq=False)
+class QueryDataset(Blob):
+    """A dataset that is the answer of a query: its text, the database it ran on (a URL
+    without its password), when it ran (ms), how long it took (ms) and how many rows it
+    gave. Each is a field of its own in a diff."""
+
+    KIND: ClassVar[str] = "dataset.query"
+
+    text: str = ""
+    source: str = ""
+    executed_at: int | None = None
+    duration_ms: int | None = None
+    row_count: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise InvalidArgument("text", "must be the query's text")
+        if not isinstance(self.source, str):
+            raise InvalidArgument("source", f"must be a string, got {self.source!r}")
+        for name in ("executed_at", "duration_ms", "row_count"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InvalidArgument(name, f"must be an integer, got {value!r}")
+            if value is not None and value < 0:
+                raise InvalidArgument(name, f"must not be negative, got {value!r}")
+
+    def body(self) -> dict[str, Json]:
+        found: dict[str, Json] = {"text": self.text, "source": self.source}
+        for name in ("executed_at", "duration_ms", "row_count"):
+            if getattr(self, name) is not None:
+                found[name] = getattr(self, name)
+        return found
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Json]) -> Self:
+        _unknown(body, ("text", "source", "executed_at", "duration_ms", "row_count"), cls.KIND)
+        return cls(**body)  # checked by __post_init__
+
+
 # -- decoding -------------------------------------------------------------------------------
 BLOB_KINDS: dict[str, type[Blob]] = {
     kind.KIND: kind
@@ -680,6 +801,8 @@ BLOB_KINDS: dict[str, type[Blob]] = {
         SnapshotCode,
         NotebookCode,
         PathDataset,
+        S3Dataset,
+        QueryDataset,
     )
 }
 
