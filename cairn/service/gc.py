@@ -139,7 +139,7 @@ def collect_garbage(
     dry_run: bool = False,
     purge_quarantine: bool = False,
     now: float | None = None,
-    after_listing: Callable[[], None] | None = None,
+    after_listing: Callable[[], object] | None = None,
 ) -> GcReport:
     """Delete the objects nothing references that were last written more than ``grace``
     seconds ago, and sweep temp files and multipart uploads as old; with

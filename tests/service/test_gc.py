@@ -55,14 +55,14 @@ def filled(settings: Settings, tmp_path: Path) -> Iterator[Filled]:
     kept: dict[str, Digest] = {}
     with client.start_run("r") as run:
         (tmp_path / "model.bin").write_bytes(b"weights" * 100)
-        kept["file artifact"] = run.log_artifact("model", tmp_path / "model.bin").digest
+        kept["file artifact"] = Digest(run.log_artifact("model", tmp_path / "model.bin").digest)
         folder = tmp_path / "ckpt"
         (folder / "sub").mkdir(parents=True)
         (folder / "a.txt").write_bytes(b"tree file a")
         (folder / "sub" / "b.txt").write_bytes(b"tree file b")
         tree = run.log_artifact("ckpt", folder)
-        kept["folder tree"] = tree.digest
-        files = {e.path: e.digest for e in run.list_artifact_files("ckpt")}
+        kept["folder tree"] = Digest(tree.digest)
+        files = {e.path: Digest(e.digest) for e in run.list_artifact_files("ckpt")}
         kept["file in a folder"] = files["sub/b.txt"]
     code = tmp_path / "code"
     code.mkdir()
@@ -83,8 +83,8 @@ def filled(settings: Settings, tmp_path: Path) -> Iterator[Filled]:
     commit.update("code/git", GitReference(commit="a" * 40, dirty=True, diff=diff))
     commit.save("code")
     snapshot = commit.get("code/snapshot")
-    kept["code snapshot file"] = snapshot.objects()[0]  # type: ignore[assignment]
-    kept["notebook"] = commit.get("code/notebook").objects()[0]  # type: ignore[assignment]
+    kept["code snapshot file"] = Digest(snapshot.objects()[0])
+    kept["notebook"] = Digest(commit.get("code/notebook").objects()[0])
     client.set_dataset("rows").create_version(DataPath(data, capture=True))
     kept["captured dataset file"] = digest_bytes(b"a,b\n1,2\n")  # stored by the capture
     yield Filled(client, metadata, objects, kept)
@@ -155,7 +155,7 @@ def test_a_writer_during_gc_loses_nothing(filled: Filled, tmp_path: Path) -> Non
         filled.metadata, filled.objects, grace=HOUR, after_listing=between_listing_and_references
     )
     assert report.removed == []
-    late = next(a for a in run.list_artifacts() if a.key == "late").digest
+    late = Digest(next(a for a in run.list_artifacts() if a.key == "late").digest)
     assert filled.objects.exists(late)
 
     # A dedup hit: the object is stored already (old, unreferenced); the put renews it,
