@@ -2,6 +2,7 @@
 machine (captured environments and code, files whose bytes are stored on commit).
 
     from cairn.versioning import Git, Notebook, Snapshot, Hyperparameters, Path, Python, Docker
+    from cairn.versioning import S3, Query          # dataset sources besides Path
 """
 
 from cairn.core.versioning.blobs import (
@@ -13,12 +14,16 @@ from cairn.core.versioning.blobs import (
     NotebookCode,
     PathDataset,
     PythonEnvironment,
+    QueryDataset,
     Range,
+    S3Dataset,
+    S3Object,
     SnapshotCode,
 )
 from cairn.core.versioning.blobs import DockerEnvironment as Docker
 from cairn.core.versioning.diff import FieldChange, PathChange
 from cairn.core.versioning.merge import MergeConflict
+from cairn.versioning._remote import S3, Query
 from cairn.versioning._sources import (
     DEFAULT_VARIABLES,
     Git,
@@ -31,6 +36,7 @@ from cairn.versioning._sources import (
 
 __all__ = [
     "DEFAULT_VARIABLES",
+    "S3",
     "Blob",
     "Component",
     "Docker",
@@ -48,7 +54,11 @@ __all__ = [
     "PathDataset",
     "Python",
     "PythonEnvironment",
+    "Query",
+    "QueryDataset",
     "Range",
+    "S3Dataset",
+    "S3Object",
     "Snapshot",
     "SnapshotCode",
 ]

@@ -16,10 +16,13 @@ from cairn.client._datasets import Dataset
 from cairn.core.settings import Settings
 from cairn.core.versioning.blobs import Component, PathDataset
 from cairn.files import statcache
-from cairn.versioning import Hyperparameters, _capture
+from cairn.versioning import S3, Hyperparameters, Query, QueryDataset, S3Dataset, _capture
 from cairn.versioning import Path as DataPath
+from tests.store.s3_servers import S3Server, moto_server
 
 from .conftest import MakeClient
+
+__all__ = ["moto_server"]  # the fixture, used by name
 
 Reads = list[str]
 
@@ -232,3 +235,62 @@ def test_versions_that_cannot_check_out(dataset: Dataset, tmp_path: Path) -> Non
         dataset.create_version(Hyperparameters({"lr": 1}))
     with pytest.raises(cairn.NotFound):
         dataset.get_version("0" * 64)
+
+
+def test_an_s3_prefix_is_listed_not_downloaded(
+    dataset: Dataset, moto_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in moto_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CAIRN_S3_ENDPOINT_URL", moto_server.endpoint)
+    s3 = moto_server.client()
+    bucket = moto_server.new_bucket()
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object(Bucket=bucket, Key="train/a.csv", Body=b"1,0\n")
+    s3.put_object(Bucket=bucket, Key="train/part/b.csv", Body=b"2,1\n")
+    s3.put_object(Bucket=bucket, Key="other/c.csv", Body=b"no")
+    v1 = dataset.create_version(S3(f"s3://{bucket}/train/"))
+    blob = v1.blob
+    assert isinstance(blob, S3Dataset) and blob.uri == f"s3://{bucket}/train/"
+    by_key = {o.key: o for o in blob.entries}
+    assert set(by_key) == {"a.csv", "part/b.csv"}
+    head = s3.head_object(Bucket=bucket, Key="train/a.csv")
+    assert by_key["a.csv"].etag == head["ETag"] and by_key["a.csv"].size == 4
+    assert by_key["a.csv"].version == head["VersionId"]
+    assert by_key["a.csv"].modified == int(head["LastModified"].timestamp()) * 1000
+
+    s3.put_object(Bucket=bucket, Key="train/a.csv", Body=b"1,1\n")
+    s3.delete_object(Bucket=bucket, Key="train/part/b.csv")
+    v2 = dataset.create_version(S3(f"s3://{bucket}/train/"))
+    assert {(c.status, c.path) for c in v2.diff(v1)} == {
+        ("changed", "a.csv"),
+        ("removed", "part/b.csv"),
+    }
+    with pytest.raises(cairn.InvalidArgument, match="only captured local files"):
+        v2.checkout("never")
+    with pytest.raises(cairn.CairnError, match="NoSuchBucket"):
+        dataset.create_version(S3("s3://no-such-bucket-here/x/"))
+
+
+def test_a_query_is_recorded_as_text_source_time_and_rows(dataset: Dataset) -> None:
+    v1 = dataset.create_version(
+        Query("select * from churn", source="postgresql://me:secret@db/x", row_count=1234)
+    )
+    blob = v1.blob
+    assert isinstance(blob, QueryDataset)
+    assert blob.source == "postgresql://me@db/x"  # never the password
+    assert blob.row_count == 1234 and blob.executed_at is not None
+    v2 = dataset.create_version(
+        Query(
+            "select * from churn where x", source="postgresql://db/x", row_count=99, duration_ms=120
+        )
+    )
+    assert {c.path for c in v2.diff(v1)} == {
+        "text",
+        "source",
+        "row_count",
+        "executed_at",
+        "duration_ms",
+    }
+    with pytest.raises(cairn.InvalidArgument, match="text"):
+        Query("  ", source="postgresql://db/x")
