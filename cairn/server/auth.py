@@ -1,13 +1,14 @@
 """Authentication and the audit of writes, as ASGI middleware around the app's routes.
 
 With authentication on (``cairn server --auth``, ``CAIRN_AUTH=on``), every request but
-``GET /api/v1/health`` and ``POST /api/v1/auth/login`` must carry an API token:
-``Authorization: Bearer <token>``, or the ``cairn_token`` cookie (HttpOnly, set by the login
-when asked: the web UI's pages). Without one, or with one that is unknown, expired, revoked
-or whose user is disabled, the answer is 401 in the error shape with ``WWW-Authenticate:
-Bearer``. A token checked within ``auth_cache_ttl`` seconds is trusted without a database
-read (on the event loop: a hash and a dict lookup); otherwise it is checked on a worker
-thread.
+``GET /api/v1/health``, ``POST /api/v1/auth/login`` and the web UI's login page with its
+static files must carry an API token: ``Authorization: Bearer <token>``, or the
+``cairn_token`` cookie (HttpOnly, set by the login when asked: the web UI's pages). Without
+one, or with one that is unknown, expired, revoked or whose user is disabled, the answer is
+401 in the error shape with ``WWW-Authenticate: Bearer`` (a web page's GET: a redirect to
+the login page, which comes back to it). A token checked within ``auth_cache_ttl`` seconds
+is trusted without a database read (on the event loop: a hash and a dict lookup); otherwise
+it is checked on a worker thread.
 
 The request then runs as its principal (:func:`cairn.service.identity.acting_as`), which the
 service's checks read; Starlette's thread pool and the fast path's executor carry it (a
@@ -23,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from starlette.requests import cookie_parser
+from starlette.responses import RedirectResponse
 
 from cairn.core.errors import Unauthenticated
 from cairn.server.errors import cairn_error_response
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["COOKIE", "Authenticate", "check_exposure", "is_loopback"]
 
 COOKIE = "cairn_token"
+LOGIN_PAGE = "/login"  # the web UI's (cairn.ui.pages.login); the server needs no UI import
+STATIC_PREFIX = "/static/"
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -86,9 +91,15 @@ class Authenticate:
     def __init__(self, app: ASGIApp, *, required: bool, prefix: str) -> None:
         self.app = app
         self.required = required
-        # Open to all: the health check, and the login that makes a token.
-        self.open_paths = frozenset({f"{prefix}/health", f"{prefix}/auth/login"})
+        # Open to all: the health check, the login that makes a token, and what the web
+        # UI's login page needs to show (the page itself, its styles and scripts).
+        self.open_paths = frozenset({f"{prefix}/health", f"{prefix}/auth/login", LOGIN_PAGE})
+        self.open_prefixes = (STATIC_PREFIX,)
         self.auth_paths = f"{prefix}/auth/"
+        self.api = f"{prefix}/"
+
+    def _open(self, path: str) -> bool:
+        return path in self.open_paths or path.startswith(self.open_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,12 +109,15 @@ class Authenticate:
         client = scope.get("client")
         remote = client[0] if client else ""
         principal: Principal | None = None
-        if self.required and scope["path"] not in self.open_paths:
+        if self.required and not self._open(scope["path"]):
             secret = bearer_token(scope["headers"])
             try:
                 principal = await _authenticate(service, secret)
             except Unauthenticated as exc:
-                await _refuse(service, scope, remote, exc, secret is not None)(scope, receive, send)
+                refusal = _refuse(service, scope, remote, exc, secret is not None)
+                if scope["method"] in _READS and not scope["path"].startswith(self.api):
+                    refusal = _to_login(scope)  # a web page: to the login, then back here
+                await refusal(scope, receive, send)
                 return
         if scope["method"] in _READS or scope["path"].startswith(self.auth_paths):
             # Reads are not audited; logins and logouts are, by the service, in its words.
@@ -141,6 +155,14 @@ async def _authenticate(service: TrackingService, secret: str | None) -> Princip
         loop = asyncio.get_running_loop()
         principal = await loop.run_in_executor(None, service.auth.authenticate, secret)
     return principal
+
+
+def _to_login(scope: Scope) -> ASGIApp:
+    """A redirect to the login page, which comes back to this page (same server only)."""
+    target = scope["path"]
+    if scope.get("query_string"):
+        target += "?" + scope["query_string"].decode("latin-1")
+    return RedirectResponse(f"{LOGIN_PAGE}?{urlencode({'next': target})}", status_code=303)
 
 
 def _refuse(

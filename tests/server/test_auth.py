@@ -188,6 +188,31 @@ def test_the_login_cookie_works_for_pages(server: Server) -> None:
     assert server.call("GET", "/auth/whoami", headers={"Cookie": value}).status == 401
 
 
+def test_web_pages_send_a_stranger_to_the_login_and_the_cookie_back(server: Server) -> None:
+    pytest.importorskip("jinja2")  # the ui extra (in the dev lock: never skips in CI)
+
+    def page(path: str, cookie: str | None = None) -> urllib3.BaseHTTPResponse:
+        headers = {"Cookie": cookie} if cookie else {}
+        return urllib3.request(
+            "GET", server.url + path, headers=headers, redirect=False, retries=False, timeout=60
+        )
+
+    # What the login page needs is open; any other page redirects, and comes back after.
+    assert page("/login").status == 200
+    assert page("/static/favicon.svg").status == 200
+    away = page("/runs?q=metrics.acc%20%3E%200.5")
+    assert away.status == 303
+    assert away.headers["Location"] == "/login?next=%2Fruns%3Fq%3Dmetrics.acc%2520%253E%25200.5"
+    # The API still answers 401 in its error shape, never a redirect.
+    assert server.call("GET", "/projects").status == 401
+    answer = server.call(
+        "POST", "/auth/login", json={"username": "alice", "password": PASSWORD, "cookie": True}
+    )
+    cookie = answer.headers["Set-Cookie"].split(";", 1)[0]
+    assert page("/", cookie).status == 200
+    assert page("/runs", cookie).status == 200
+
+
 def test_admins_only_for_users_and_the_audit_log(server: Server) -> None:
     with cairn.Client(server.url, token=server.user) as client:
         client.set_project("mine")
