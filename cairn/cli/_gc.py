@@ -4,35 +4,15 @@
 from __future__ import annotations
 
 import os
-from contextlib import ExitStack
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from cairn.cli._common import HomeOption, JsonOption, StoreOption, print_json, setting_option
 
-if TYPE_CHECKING:
-    from cairn.store.metadata import MetadataStore
-    from cairn.store.objects import ObjectStore
-
 __all__ = ["fsck", "gc"]
 
 ObjectsOption = Annotated[str | None, setting_option("objects_uri", "--objects-uri", metavar="URI")]
-
-
-def _open(
-    stack: ExitStack, home: str | None, store: str | None, objects_uri: str | None
-) -> tuple[MetadataStore, ObjectStore]:
-    from cairn.core.settings import settings_from
-    from cairn.service.admin import open_metadata
-    from cairn.service.object_stores import open_objects
-
-    settings = settings_from(os.environ, home=home, store_uri=store, objects_uri=objects_uri)
-    metadata = open_metadata(settings, create=False)
-    stack.callback(metadata.close)
-    objects = open_objects(settings)
-    stack.callback(objects.close)
-    return metadata, objects
 
 
 def _size(n: int) -> str:
@@ -73,12 +53,12 @@ def gc(
     longer than the grace period ago, and leftover temp files and multipart uploads as
     old. Safe while writers are active."""
     from cairn.core.settings import settings_from
-    from cairn.service.gc import collect_garbage
+    from cairn.service.gc import collect_garbage, open_stores
 
+    settings = settings_from(os.environ, home=home, store_uri=store, objects_uri=objects_uri)
     if grace is None:
-        grace = settings_from(os.environ).gc_grace
-    with ExitStack() as stack:
-        metadata, objects = _open(stack, home, store, objects_uri)
+        grace = settings.gc_grace
+    with open_stores(settings) as (metadata, objects):
         report = collect_garbage(
             metadata, objects, grace=grace, dry_run=dry_run, purge_quarantine=purge_quarantine
         )
@@ -110,10 +90,11 @@ def fsck(
     """Read every object and check its digest (a corrupt one is moved to quarantine);
     report objects that metadata references but the store lacks. Exit status 1 when
     something is corrupt or missing."""
-    from cairn.service.gc import check_objects
+    from cairn.core.settings import settings_from
+    from cairn.service.gc import check_objects, open_stores
 
-    with ExitStack() as stack:
-        metadata, objects = _open(stack, home, store, objects_uri)
+    settings = settings_from(os.environ, home=home, store_uri=store, objects_uri=objects_uri)
+    with open_stores(settings) as (metadata, objects):
         report = check_objects(metadata, objects)
     if as_json:
         print_json(report.as_json())

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from cairn.core.digest import Digest
 from cairn.core.errors import CorruptObject, InvalidArgument, NotFound
+from cairn.core.settings import Settings
 from cairn.core.tree import Tree
 from cairn.store.metadata import MetadataStore, references
 from cairn.store.objects.port import ObjectStore, Quarantined, StoredObject
@@ -29,8 +31,27 @@ __all__ = [
     "References",
     "check_objects",
     "collect_garbage",
+    "open_stores",
     "referenced_objects",
 ]
+
+
+@contextmanager
+def open_stores(settings: Settings) -> Iterator[tuple[MetadataStore, ObjectStore]]:
+    """The metadata store (which must exist: gc never makes one) and the object store of
+    ``settings`` (its ``objects_uri``), closed after."""
+    from cairn.service.admin import open_metadata
+    from cairn.service.object_stores import open_objects
+
+    metadata = open_metadata(settings, create=False)
+    try:
+        objects = open_objects(settings)
+        try:
+            yield metadata, objects
+        finally:
+            objects.close()
+    finally:
+        metadata.close()
 
 
 @dataclass
