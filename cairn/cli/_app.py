@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 import cairn.cli._roles
 import cairn.cli._runs
 import cairn.cli._search  # noqa: F401
-from cairn.cli import _artifacts, _auth, _db, _demo, _entities, _gc, _repos, _server
+from cairn.cli import _artifacts, _auth, _datasets, _db, _demo, _entities, _gc, _repos, _server
 from cairn.cli._common import fail
 from cairn.core.errors import CairnError
 
@@ -89,6 +89,7 @@ app.add_typer(_entities.experiments, name="experiments")
 app.add_typer(_entities.runs, name="runs")
 app.add_typer(_artifacts.artifacts, name="artifacts")
 app.add_typer(_repos.repos, name="repos")
+app.add_typer(_datasets.datasets, name="datasets")
 _entities.runs.command("restore")(_repos.runs_restore)
 app.add_typer(_db.db, name="db")
 app.command("gc")(_gc.gc)
