@@ -36,6 +36,7 @@ from cairn.server.routes.artifacts import _outlast
 from tests.proxy import Action, DroppingProxy, Plan, Seen, forward_all
 from tests.servers import serve_in_thread
 
+OCTETS = {"content-type": "application/octet-stream"}  # what a write of bytes must say
 HOSTILE_KEYS = ["", "/etc/passwd", "..", "../escape", "a/../../b", "./a", "a\\b", "a//b", "a/"]
 
 
@@ -258,7 +259,7 @@ def test_server_refuses_hostile_keys_itself(server: Server, client: cairn.Client
     run = client.set_experiment_run("r")
     digest = digest_bytes(b"x")
     with httpx.Client(base_url=f"{server.url}/api/v1") as http:
-        assert http.put(f"/objects/{digest}", content=b"x").status_code == 201
+        assert http.put(f"/objects/{digest}", content=b"x", headers=OCTETS).status_code == 201
         for key in ("../escape", "a/../../b", "/abs"):
             answer = http.post(
                 f"/entities/{run.id}/artifacts", json={"key": key, "kind": "file", "digest": digest}
@@ -276,7 +277,7 @@ def test_put_with_a_wrong_digest_stores_nothing(server: Server) -> None:
     data = os.urandom(6 * 1024 * 1024)  # several pieces
     wrong = digest_bytes(b"something else")
     with httpx.Client(base_url=f"{server.url}/api/v1") as http:
-        answer = http.put(f"/objects/{wrong}", content=data)
+        answer = http.put(f"/objects/{wrong}", content=data, headers=OCTETS)
         assert answer.status_code == 400
         error = answer.json()["error"]
         assert error["code"] == "invalid_argument"
@@ -284,7 +285,7 @@ def test_put_with_a_wrong_digest_stores_nothing(server: Server) -> None:
         assert error["details"]["actual"] == digest_bytes(data)
         assert http.head(f"/objects/{wrong}").status_code == 404
         assert http.head(f"/objects/{digest_bytes(data)}").status_code == 404
-        assert http.put("/objects/not-a-digest", content=b"x").status_code == 400
+        assert http.put("/objects/not-a-digest", content=b"x", headers=OCTETS).status_code == 400
     assert server.object_files() == []
     assert server.temp_files() == []
 
@@ -338,9 +339,13 @@ def test_object_routes(server: Server) -> None:
     digest = digest_bytes(data)
     with httpx.Client(base_url=f"{server.url}/api/v1") as http:
         assert http.head(f"/objects/{digest}").status_code == 404
-        created = http.put(f"/objects/{digest}", content=iter([data[:100], data[100:]]))
+        created = http.put(
+            f"/objects/{digest}", content=iter([data[:100], data[100:]]), headers=OCTETS
+        )
         assert (created.status_code, created.json()) == (201, {"digest": digest, "size": len(data)})
-        assert http.put(f"/objects/{digest}", content=data).status_code == 200  # stored once
+        assert (
+            http.put(f"/objects/{digest}", content=data, headers=OCTETS).status_code == 200
+        )  # stored once
         head = http.head(f"/objects/{digest}")
         assert (head.status_code, head.headers["content-length"]) == (200, str(len(data)))
         got = http.get(f"/objects/{digest}")
@@ -366,7 +371,9 @@ def test_record_checks_what_it_is_told(server: Server, client: cairn.Client) -> 
             return http.post(f"/entities/{run.id}/artifacts", json=body)
 
         for data in (b"present", good.encode(), lying.encode(), dangling.encode(), b"{}"):
-            http.put(f"/objects/{digest_bytes(data)}", content=data).raise_for_status()
+            http.put(
+                f"/objects/{digest_bytes(data)}", content=data, headers=OCTETS
+            ).raise_for_status()
         assert record("file", absent).status_code == 404
         assert record("tree", digest_bytes(dangling.encode())).status_code == 404
         assert record("tree", digest_bytes(lying.encode())).status_code == 400
@@ -609,12 +616,12 @@ def test_post_object_names_the_bytes(server: Server) -> None:
     data = os.urandom(3 * 1024 * 1024 + 1)
     with httpx.Client(base_url=f"{server.url}/api/v1") as http:
         for _ in range(2):  # stored once
-            answer = http.post("/objects", content=iter([data[:10], data[10:]]))
+            answer = http.post("/objects", content=iter([data[:10], data[10:]]), headers=OCTETS)
             assert (answer.status_code, answer.json()) == (
                 201,
                 {"digest": digest_bytes(data), "size": len(data)},
             )
-        empty = http.post("/objects", content=b"")
+        empty = http.post("/objects", content=b"", headers=OCTETS)
         assert empty.json() == {"digest": digest_bytes(b""), "size": 0}
     assert len(server.object_files()) == 2
     assert server.temp_files() == []
