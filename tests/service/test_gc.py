@@ -45,8 +45,9 @@ def _age(objects: LocalObjectStore, digest: Digest, seconds: float) -> None:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(home=str(tmp_path / "home"), capture="none")
+def settings(tmp_path: Path, store_url: str) -> Settings:
+    """SQLite, then PostgreSQL (the references are read with server-side cursors there)."""
+    return Settings(home=str(tmp_path / "home"), store_uri=store_url, capture="none")
 
 
 @pytest.fixture
