@@ -99,8 +99,11 @@ class ServicePart:
         return project_id is not None and self.access.can_read(principal, project_id)
 
     @staticmethod
-    def _owner(given: str) -> str:
-        """Who owns what the caller makes: the principal, whatever the caller says."""
+    def _owner(given: str, field: str = "owner") -> str:
+        """Who owns what the caller makes: the principal, whatever the caller says (which
+        must still be a name: bad input is an error even where it would be replaced)."""
+        if given:
+            check_name(given, field)
         principal = current_principal()
         return given if principal is None else principal.name
 

@@ -316,7 +316,7 @@ class RepositoryService(ServicePart):
         check_text(message, "message")
         entries, blobs = self._staged(changes)
         self._allow(repository_id, Role.WRITER, "repository")
-        author = self._owner(author)
+        author = self._owner(author, "author")
         with self.metadata.write() as tx:
             self._repository(tx, repository_id)
             head = self._branch(tx, repository_id, branch)
@@ -428,7 +428,7 @@ class RepositoryService(ServicePart):
         if message is not None:
             check_text(message, "message")
         self._allow(repository_id, Role.READER if dry_run else Role.WRITER, "repository")
-        author = self._owner(author)
+        author = self._owner(author, "author")
         with self.metadata.write() as tx:
             self._repository(tx, repository_id)
             theirs = self._resolve(tx, repository_id, source)
@@ -491,7 +491,7 @@ class RepositoryService(ServicePart):
         commits changed the same fields."""
         check_ref_name(branch, "branch")
         self._allow(repository_id, Role.WRITER, "repository")
-        author = self._owner(author)
+        author = self._owner(author, "author")
         with self.metadata.write() as tx:
             undone = self._commit_of(tx, repository_id, commit)
             head = self._branch(tx, repository_id, branch)

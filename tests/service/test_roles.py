@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from cairn.core.errors import AlreadyExists, CairnError, Conflict, NotFound, PermissionDenied
+from cairn.core.errors import (
+    AlreadyExists,
+    CairnError,
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from cairn.core.identity import Principal, Role
 from cairn.core.ids import new_id
 from cairn.core.model import MetricRecord
@@ -487,6 +494,13 @@ def test_new_things_belong_to_the_principal_whatever_the_caller_says(world: Worl
         ]
     with acting_as(None):  # authentication off: the caller's word, as before
         assert service.entities.set_experiment(world.project, "x", owner="zed").owner == "zed"
+    # What the principal replaces is still checked: bad input is an error, not ignored.
+    with world.as_(WRITER), pytest.raises(InvalidArgument, match="owner"):
+        service.entities.create_run(world.experiment, owner="\x84")
+    with world.as_(WRITER), pytest.raises(InvalidArgument, match="author"):
+        service.repositories.save_commit(
+            repository.id, "main", {"q": Params({"a": 2})}, message="m", author="\x00"
+        )
 
 
 def test_set_project_of_a_name_taken(world: World) -> None:
