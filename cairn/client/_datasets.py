@@ -283,7 +283,8 @@ class DatasetVersion:
 
 def _default_message(blob: Blob) -> str:
     if isinstance(blob, PathDataset):
-        return f"{len(blob.components)} files, {blob.size} bytes"
+        size = sum(c.size for c in blob.components if c.link is None)
+        return f"{len(blob.components)} files, {size} bytes"
     return blob.KIND
 
 
