@@ -170,6 +170,20 @@ def test_a_writer_during_gc_loses_nothing(filled: Filled, tmp_path: Path) -> Non
     assert report.removed == []
     assert filled.objects.exists(old)
 
+    # A dedup hit after gc has listed and read the references: the put renews the object,
+    # which the second listing sees, and the row follows gc.
+    late_hit = filled.objects.put_bytes(b"a late dedup hit").digest
+    _age(filled.objects, late_hit, 2 * HOUR)
+    report = collect_garbage(
+        filled.metadata,
+        filled.objects,
+        grace=HOUR,
+        after_references=lambda: filled.objects.put_bytes(b"a late dedup hit"),
+    )
+    run.log_artifact("late hit", b"a late dedup hit")
+    assert report.removed == [] and report.young >= 1
+    assert filled.objects.exists(late_hit)
+
     # The row lands between listing and references: the object is old, but referenced.
     again = filled.objects.put_bytes(b"aged, then referenced").digest
     _age(filled.objects, again, 2 * HOUR)
