@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from cairn.client import (
         Client,
         Commit,
+        Dataset,
+        DatasetVersion,
         Experiment,
         MergeResult,
         MetricColumns,
@@ -48,6 +50,8 @@ __all__ = [
     "Commit",
     "Conflict",
     "CorruptObject",
+    "Dataset",
+    "DatasetVersion",
     "Experiment",
     "InvalidArgument",
     "MergeResult",
@@ -71,6 +75,8 @@ __all__ = [
 _LAZY = {
     "Client",
     "Commit",
+    "Dataset",
+    "DatasetVersion",
     "Experiment",
     "MergeResult",
     "MetricColumns",

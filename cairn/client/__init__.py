@@ -3,12 +3,15 @@ handles."""
 
 from cairn.client._client import Client
 from cairn.client._columns import MetricColumns
+from cairn.client._datasets import Dataset, DatasetVersion
 from cairn.client._entities import Experiment, Project, Run
 from cairn.client._repositories import Commit, MergeResult, Repository
 
 __all__ = [
     "Client",
     "Commit",
+    "Dataset",
+    "DatasetVersion",
     "Experiment",
     "MergeResult",
     "MetricColumns",
