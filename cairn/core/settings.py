@@ -442,8 +442,7 @@ SETTINGS: tuple[Setting, ...] = (
         "CAIRN_TOKEN",
         _optional_str,
         None,
-        "API token the HTTP client and the CLI send to the server. Unset: the credentials "
-        "file's.",
+        "API token the HTTP client and the CLI send to the server. Unset: the credentials file's.",
         secret=True,
     ),
     Setting(
