@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 from starlette.requests import cookie_parser
 from starlette.responses import RedirectResponse
 
-from cairn.core.errors import Unauthenticated
+from cairn.core.errors import StoreUnavailable, Unauthenticated
 from cairn.server.errors import cairn_error_response
 from cairn.service.audit import from_address
 from cairn.service.identity import acting_as
@@ -105,11 +105,18 @@ class Authenticate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        service: TrackingService = scope["app"].state.service
+        # None before the lifespan has opened the store (an app driven without one, as some
+        # tests do): nothing to check a token against or audit to, and no route that
+        # needs the store can answer either.
+        service: TrackingService | None = getattr(scope["app"].state, "service", None)
         client = scope.get("client")
         remote = client[0] if client else ""
         principal: Principal | None = None
         if self.required and not self._open(scope["path"]):
+            if service is None:  # fail closed
+                unopened = StoreUnavailable("the store is not open yet: try again shortly")
+                await cairn_error_response(unopened)(scope, receive, send)
+                return
             secret = bearer_token(scope["headers"])
             try:
                 principal = await _authenticate(service, secret)
@@ -136,9 +143,10 @@ class Authenticate:
             try:
                 await self.app(scope, receive, watch)
             finally:
-                service.auth.audit.record(
-                    f"request.{scope['method'].lower()}", target=scope["path"], status=status
-                )
+                if service is not None:
+                    service.auth.audit.record(
+                        f"request.{scope['method'].lower()}", target=scope["path"], status=status
+                    )
 
 
 async def _authenticate(service: TrackingService, secret: str | None) -> Principal:
