@@ -99,7 +99,12 @@ class SlowUpload(threading.Thread):
 
     def run(self) -> None:
         try:
-            self.outcome = httpx.put(self.url, content=self.pieces(), timeout=60)
+            self.outcome = httpx.put(
+                self.url,
+                content=self.pieces(),
+                headers={"Content-Type": "application/octet-stream"},
+                timeout=60,
+            )
         except BaseException as exc:
             self.outcome = exc
 
