@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import delete, select
 
 import cairn
+from cairn.core import frames
 from cairn.core.digest import digest_bytes
 from cairn.core.errors import CairnError, QuotaExceeded
 from cairn.core.settings import Settings
@@ -246,6 +247,25 @@ def test_an_upload_for_a_full_project_is_refused_before_a_byte_is_written(
         found = error(response, 507, "quota_exceeded")
         assert found["details"]["project_id"] == project_id
     assert call(url, "HEAD", f"/objects/{digest_bytes(data)}").status_code == 404
+
+
+def test_a_batch_for_a_full_project_is_refused_before_a_byte_is_written(
+    server: tuple[str, Path], run_id: str
+) -> None:
+    url, home = server
+    objects = [os.urandom(4000) for _ in range(10)]  # 40,000 bytes: past the 10,000 quota
+    body = frames.encode([(digest_bytes(data), data) for data in objects])
+    refused = call(
+        url, "POST", "/objects/batch", content=body, headers=OCTETS, params={"entity": run_id}
+    )
+    assert error(refused, 507, "quota_exceeded")["details"]["incoming"] == 40_000
+    assert object_files(home) == []
+    fits = frames.encode([(digest_bytes(data), data) for data in objects[:2]])
+    stored = call(
+        url, "POST", "/objects/batch", content=fits, headers=OCTETS, params={"entity": run_id}
+    )
+    assert stored.status_code == 201, stored.text
+    assert len(object_files(home)) == 2
 
 
 def test_an_artifact_record_past_the_quota_is_refused(

@@ -26,6 +26,7 @@ from cairn.core.errors import CairnError, InvalidArgument
 from cairn.server.deps import Service
 from cairn.server.errors import error_responses
 from cairn.server.limits import BodyTooLarge, UploadTooLarge
+from cairn.server.routes.artifacts import UploadFor, UploadKey
 from cairn.server.schemas import DIGEST_PATTERN
 from cairn.service import TrackingService
 
@@ -121,14 +122,18 @@ async def missing_objects(request: Request, service: Service) -> MissingOut:
             "content": {_OCTETS: {"schema": {"type": "string", "format": "binary"}}},
         }
     },
-    responses=error_responses(413),
+    responses=error_responses(413, 507),
 )
-async def put_batch(request: Request, service: Service) -> BatchOut:
+async def put_batch(
+    request: Request, service: Service, entity: UploadFor = None, key: UploadKey = None
+) -> BatchOut:
     body = await _body(request, frames.MAX_BATCH_BYTES + 40 * frames.MAX_BATCH_OBJECTS)
-    return await anyio.to_thread.run_sync(_store, service, body)
+    return await anyio.to_thread.run_sync(_store, service, body, entity, key)
 
 
-def _store(service: TrackingService, body: bytes) -> BatchOut:
+def _store(
+    service: TrackingService, body: bytes, entity: str | None = None, key: str | None = None
+) -> BatchOut:
     items = frames.decode(body)
     total = 0
     limit = service.settings.max_upload_bytes  # a batch is no way around it
@@ -150,6 +155,8 @@ def _store(service: TrackingService, body: bytes) -> BatchOut:
         raise BodyTooLarge(frames.MAX_BATCH_BYTES)
     lacking = set(service.objects.missing([digest for digest, _ in items]))
     send = {digest: bytes(data) for digest, data in items if digest in lacking}
+    if entity is not None:  # the project's quota, before a byte is written (507)
+        service.objects.room_for(entity, sum(map(len, send.values())), key)
     stored = service.objects.put_many(list(send.values()))
     if [info.digest for info in stored] != list(send):
         raise CairnError("the object store hashed a batch otherwise than the server did")
