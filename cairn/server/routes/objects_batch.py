@@ -49,6 +49,12 @@ class DigestsIn(BaseModel):
 _M = TypeVar("_M", bound=BaseModel)
 
 
+def _json_body(model: type[BaseModel]) -> dict[str, object]:
+    """The documented body of a route that reads its JSON by hand (bounded first)."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
 class MissingOut(BaseModel):
     missing: list[str]
 
@@ -96,6 +102,7 @@ def _parse(model: type[_M], body: bytes) -> _M:
         f'Body `{{"digests": [...]}}`, at most {MAX_DIGESTS:,} digests. The answer lists '
         "those not stored, each once, in the order asked."
     ),
+    openapi_extra=_json_body(DigestsIn),
     responses=error_responses(413),
 )
 async def missing_objects(request: Request, service: Service) -> MissingOut:
@@ -175,6 +182,7 @@ def _store(
         "`corrupt_object` (it is quarantined), before any byte is sent."
     ),
     response_class=Response,
+    openapi_extra=_json_body(ReadIn),
     responses={200: {"content": {_OCTETS: {}}}, **error_responses(404, 413)},
 )
 async def read_batch(request: Request, service: Service) -> Response:

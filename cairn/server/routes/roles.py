@@ -11,6 +11,7 @@ from cairn.core.auth import check_user_name
 from cairn.core.roles import RoleInfo, role_name
 from cairn.server.deps import Service
 from cairn.server.errors import error_responses
+from cairn.server.routes.auth import USER_PATTERN
 from cairn.server.schemas import ProjectIdPath
 
 __all__ = ["router"]
@@ -22,7 +23,7 @@ CHANGE = error_responses(403, 404, 409)  # ... or the last owner would go
 RoleName = Literal["reader", "writer", "owner"]
 UserPath = Annotated[
     str,
-    Path(min_length=1, max_length=64, description="A user's name"),
+    Path(min_length=1, max_length=64, pattern=USER_PATTERN, description="A user's name"),
     AfterValidator(check_user_name),  # the service's own rule, and its message
 ]
 
