@@ -1,0 +1,166 @@
+"""A dataset's page (docs/datasets.md): its versions (the commits of its branch ``main``,
+newest first, each with its file count and size), the components of one version, a link
+to the diff of two versions (the repository's diff page, which words dataset files), and
+the runs that used the chosen version (found by their ``dataset-version:<id>`` tag).
+
+The UI does not import the client, so the dataset conventions the client writes are named
+again here (``cairn/client/_datasets.py`` is their source). Everything is read in one
+worker-thread call; every string reaches the page through autoescaping.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from cairn.core.errors import NotFound
+from cairn.core.model import ProjectInfo, RunInfo
+from cairn.core.versioning.blobs import PathDataset, S3Dataset
+from cairn.core.versioning.info import CommitInfo, RepositoryInfo
+from cairn.service import TrackingService
+from cairn.ui.ingredients import BlobView, blob_view
+from cairn.ui.render import call, page, render, service
+
+__all__ = ["DatasetLink", "dataset_ids", "dataset_links", "router"]
+
+router = APIRouter()
+
+DATASET_ATTRIBUTE: Final = "cairn.kind"
+DATASET_KIND: Final = "dataset"
+BLOB_PATH: Final = "dataset"
+RUN_TAG_PREFIX: Final = "dataset-version:"
+RUN_ATTRIBUTE_PREFIX: Final = "dataset."
+MAX_VERSIONS: Final = 200  # versions listed (each one's blob is read for its counts)
+MAX_RUNS: Final = 200  # runs of a version listed
+_VERSION_ID = re.compile(r"[0-9a-f]{16,128}")
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    commit: CommitInfo
+    kind: str  # dataset.path, dataset.s3, dataset.query ("" if the commit holds none)
+    files: int | None  # files or objects (None for a query)
+    size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetView:
+    dataset: RepositoryInfo
+    project: ProjectInfo
+    versions: list[VersionRow]
+    chosen: VersionRow | None
+    previous: CommitInfo | None  # the version before the chosen one, for its diff
+    blob: BlobView | None  # the chosen version's components
+    runs: list[RunInfo]
+    more: bool  # the versions were cut at MAX_VERSIONS
+
+    @property
+    def crumbs(self) -> list[tuple[str, str]]:
+        return [("Projects", "/"), (self.project.name, f"/projects/{self.project.id}")]
+
+
+def _row(commit: CommitInfo, blob: Any) -> VersionRow:
+    if isinstance(blob, PathDataset):
+        sized = [c.size for c in blob.components if c.link is None]
+        return VersionRow(commit, blob.KIND, len(blob.components), sum(sized))
+    if isinstance(blob, S3Dataset):
+        return VersionRow(commit, blob.KIND, len(blob.entries), blob.size)
+    return VersionRow(commit, "" if blob is None else blob.KIND, None, None)
+
+
+def _load(svc: TrackingService, dataset_id: str, version: str) -> DatasetView:
+    repos = svc.repositories
+    info = repos.get_repository(dataset_id)
+    if svc.labels.get_attributes(info.id).get(DATASET_ATTRIBUTE) != DATASET_KIND:
+        raise NotFound(f"repository {info.name!r} is not a dataset", id=dataset_id)
+    commits = repos.log(info.id, "refs/heads/main", first_parent=True, limit=MAX_VERSIONS + 1)
+    commits = [c for c in commits if c.parents]  # the branch's empty first commit is no version
+    blobs = {c.id: repos.read_blobs(info.id, c.id, [BLOB_PATH]).get(BLOB_PATH) for c in commits}
+    rows = [_row(c, blobs[c.id]) for c in commits[:MAX_VERSIONS]]
+    chosen: VersionRow | None = rows[0] if rows else None
+    if version:
+        commit = repos.get_commit(info.id, version)  # a prefix is enough
+        found = [r for r in rows if r.commit.id == commit.id]
+        if not commit.parents:
+            raise NotFound(f"{info.name!r} has no version {version!r}", id=version)
+        chosen = found[0] if found else _row(commit, _read(svc, info.id, commit.id))
+    blob, previous, runs = None, None, []
+    if chosen is not None:
+        value = blobs.get(chosen.commit.id) or _read(svc, info.id, chosen.commit.id)
+        blob = None if value is None else blob_view(value)
+        # the version before: the next row down, or (for one older than the list) its parent
+        at = rows.index(chosen) if chosen in rows else -1
+        if 0 <= at < len(rows) - 1:
+            previous = rows[at + 1].commit
+        elif at < 0:
+            parent = repos.get_commit(info.id, chosen.commit.parents[0])
+            previous = parent if parent.parents else None
+        page_ = svc.search.find_runs(
+            f"tags contains '{RUN_TAG_PREFIX}{chosen.commit.id}'",
+            project_ids=[info.project_id],
+            order_by=["-created_at"],
+            limit=MAX_RUNS,
+            columns=[],
+        )
+        runs = [record.info for record in page_.items]
+    project = svc.entities.get_project(info.project_id)
+    more = len(commits) > MAX_VERSIONS
+    return DatasetView(info, project, rows, chosen, previous, blob, runs, more)
+
+
+def _read(svc: TrackingService, dataset_id: str, commit: str) -> Any:
+    return svc.repositories.read_blobs(dataset_id, commit, [BLOB_PATH]).get(BLOB_PATH)
+
+
+@router.get("/datasets/{dataset_id}")
+@page
+async def dataset(request: Request, dataset_id: str, version: str = "") -> Response:
+    view = await call(_load, service(request), dataset_id, version.strip())
+    return render(
+        request,
+        "dataset.html",
+        title=view.dataset.name,
+        nav="projects",
+        crumbs=view.crumbs,
+        view=view,
+    )
+
+
+# -- links from other pages -----------------------------------------------------------------
+
+
+def dataset_ids(svc: TrackingService, project_id: str) -> set[str]:
+    """The ids of the project's repositories that are datasets (one search)."""
+    query = f"attributes.`{DATASET_ATTRIBUTE}` = '{DATASET_KIND}'"
+    found = svc.search.find_repositories(
+        query, project_ids=[project_id], limit=svc.settings.max_search_limit
+    )
+    return {record.info.id for record in found.items}
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetLink:
+    key: str  # train, eval
+    name: str  # the dataset's name
+    version: str  # the version's (commit's) id
+    dataset_id: str | None  # None: no dataset of that name in the run's project now
+
+
+def dataset_links(
+    svc: TrackingService, project_id: str, attributes: dict[str, Any]
+) -> list[DatasetLink]:
+    """A run's ``dataset.<key>`` attributes (``name@version``) as links, by key."""
+    named: list[tuple[str, str, str]] = []
+    for key, value in sorted(attributes.items()):
+        if key.startswith(RUN_ATTRIBUTE_PREFIX) and isinstance(value, str) and "@" in value:
+            name, _, version = value.rpartition("@")
+            if _VERSION_ID.fullmatch(version):
+                named.append((key.removeprefix(RUN_ATTRIBUTE_PREFIX), name, version))
+    if not named:
+        return []
+    ids = {r.name: r.id for r in svc.repositories.list_repositories(project_id)}
+    return [DatasetLink(key, name, version, ids.get(name)) for key, name, version in named]
