@@ -13,6 +13,7 @@ from cairn.core.model import ArtifactInfo, ProjectInfo
 from cairn.core.search import ExperimentRecord
 from cairn.core.versioning.info import RepositoryInfo
 from cairn.service import TrackingService
+from cairn.ui.pages.dataset import dataset_ids
 from cairn.ui.render import call, page, render, service
 from cairn.ui.summary import Summary, summarize
 
@@ -29,6 +30,7 @@ class ProjectView:
     artifacts: list[ArtifactInfo]
     experiments: list[tuple[ExperimentRecord, Summary]]
     repositories: list[RepositoryInfo]
+    datasets: set[str]  # ids of the repositories that are datasets (linked to their page)
 
 
 def _load(svc: TrackingService, project_id: str) -> ProjectView:
@@ -46,6 +48,7 @@ def _load(svc: TrackingService, project_id: str) -> ProjectView:
         artifacts=svc.artifacts.list_artifacts(project_id),
         experiments=experiments,
         repositories=svc.repositories.list_repositories(project_id),
+        datasets=dataset_ids(svc, project_id),
     )
 
 
