@@ -23,6 +23,7 @@ from cairn.core.model import ArtifactInfo, ExperimentInfo, ProjectInfo, RunInfo,
 from cairn.core.versioning.blobs import Blob
 from cairn.core.versioning.info import RunCommitInfo
 from cairn.service import TrackingService
+from cairn.ui.pages.dataset import DatasetLink, dataset_links
 from cairn.ui.render import call, page, render, service
 
 __all__ = ["router"]
@@ -157,6 +158,7 @@ class RunView:
     commit: RunCommitInfo | None
     repository_name: str | None
     captures: list[Capture]
+    datasets: list[DatasetLink]  # the dataset versions it used (its dataset.KEY attributes)
 
     @property
     def duration(self) -> float | None:
@@ -255,6 +257,7 @@ def load(svc: TrackingService, run_id: str) -> RunView:
         commit=commit,
         repository_name=repository_name,
         captures=[capture_of(path, blob) for path, blob in sorted(captured.items())],
+        datasets=dataset_links(svc, run.project_id, attributes),
     )
 
 
