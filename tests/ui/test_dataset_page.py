@@ -15,6 +15,7 @@ import pytest
 
 import cairn
 from cairn.core.settings import Settings
+from cairn.core.versioning.blobs import QueryDataset, S3Dataset, S3Object
 from cairn.versioning import Path as DataPath
 from tests.ui.conftest import Seeded
 
@@ -29,6 +30,8 @@ class Data:
     v2: str
     run: str
     repository: str  # a plain repository beside it
+    remote: str  # a dataset of an S3 listing, then a query
+    s3: str
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +52,18 @@ def data(ui_url: str, ui_data: Seeded, tmp_path_factory: pytest.TempPathFactory)
     run.log_dataset_version("train", v2)
     run.end()
     plain = client.set_repository("ingredients")
+    remote = client.set_dataset("remote-data")
+    objects = [
+        S3Object("part-0.parquet", 2048, '"etag0"', 1_700_000_000_000, "v1"),
+        S3Object(HOSTILE, 7, '"etag1"', 1_700_000_000_000),
+    ]
+    s3 = remote.create_version(S3Dataset("s3://shop/orders/", objects), message="listed")
+    query = QueryDataset(
+        "select *\nfrom orders", "postgresql://db/shop", 1_700_000_000_000, 1200, 42
+    )
+    remote.create_version(query, message="queried")
     client.flush()
-    yield Data(project.id, dataset.id, v1.id, v2.id, run.id, plain.id)
+    yield Data(project.id, dataset.id, v1.id, v2.id, run.id, plain.id, remote.id, s3.id)
     client.close()
 
 
@@ -121,7 +134,7 @@ def test_project_and_run_pages_link_to_the_dataset(page: Any, ui_url: str, data:
     page.goto(f"{ui_url}/projects/{data.project}")
     link = page.locator("#repositories a", has_text="shop-data")
     assert link.get_attribute("href") == f"/datasets/{data.dataset}"
-    assert page.locator("#repositories .dataset-mark").count() == 1  # not the plain one
+    assert page.locator("#repositories .dataset-mark").count() == 2  # not the plain one
     plain = page.locator("#repositories a", has_text="ingredients")
     assert plain.get_attribute("href") == f"/repositories/{data.repository}"
     page.goto(f"{ui_url}/runs/{data.run}")
@@ -131,6 +144,21 @@ def test_project_and_run_pages_link_to_the_dataset(page: Any, ui_url: str, data:
     used.click()
     page.wait_for_url("**/datasets/**")
     assert page.locator("#version-id").inner_text() == data.v2[:12]
+
+
+def test_s3_objects_and_query_fields(page: Any, ui_url: str, data: Data, shot: Any) -> None:
+    page.goto(f"{ui_url}/datasets/{data.remote}")
+    assert _rows(page, "#versions")[0][5:8] == ["—", "—", "dataset.query"]
+    components = page.locator("#components").inner_text()
+    assert "postgresql://db/shop" in components and "42" in components and "1200 ms" in components
+    assert page.locator("#components pre").inner_text() == "select *\nfrom orders"
+    page.goto(f"{ui_url}/datasets/{data.remote}?version={data.s3}")
+    objects = {r[0]: r for r in _rows(page, "#components table")}
+    assert objects["part-0.parquet"][1:4] == ["2.0 KiB", '"etag0"', "v1"]
+    assert objects[HOSTILE][1] == "7 Bytes"  # as text
+    assert "s3://shop/orders/" in page.locator("#components dl").inner_text()
+    _safe(page)
+    shot(page, "dataset-s3")
 
 
 def test_not_a_dataset_is_a_404_page(page: Any, ui_url: str, data: Data, page_errors: Any) -> None:

@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
+from jinja2.filters import do_filesizeformat
 from starlette.responses import Response
 
 from cairn.core.errors import NotFound
 from cairn.core.model import ProjectInfo, RunInfo
-from cairn.core.versioning.blobs import PathDataset, S3Dataset
+from cairn.core.versioning.blobs import PathDataset, QueryDataset, S3Dataset
 from cairn.core.versioning.info import CommitInfo, RepositoryInfo
 from cairn.service import TrackingService
-from cairn.ui.ingredients import BlobView, blob_view
+from cairn.ui.ingredients import BlobView, Cell, Section, blob_view
 from cairn.ui.render import call, page, render, service
 
-__all__ = ["DatasetLink", "dataset_ids", "dataset_links", "router"]
+__all__ = ["DatasetLink", "dataset_ids", "dataset_links", "router", "version_view"]
 
 router = APIRouter()
 
@@ -72,6 +74,49 @@ def _row(commit: CommitInfo, blob: Any) -> VersionRow:
     return VersionRow(commit, "" if blob is None else blob.KIND, None, None)
 
 
+def _time(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def version_view(blob: Any) -> BlobView:
+    """A version's blob for people: S3 objects and a query's fields as tables and facts
+    (the repository pages show these kinds as JSON); a folder's files as a commit shows them."""
+    if isinstance(blob, S3Dataset):
+        rows = [
+            (
+                Cell(o.key, mono=True),
+                Cell(str(do_filesizeformat(o.size, binary=True)), num=True),
+                Cell(o.etag, mono=True),
+                Cell(o.version or "", mono=True),
+                Cell(_time(o.modified)),
+            )
+            for o in blob.entries
+        ]
+        headers = ("key", "size", "ETag", "version", "last modified (UTC)")
+        n, size = len(blob.entries), do_filesizeformat(blob.size, binary=True)
+        sections = [
+            Section("prefix", "facts", rows=[(Cell("uri"), Cell(blob.uri, mono=True))]),
+            Section("objects", "table", headers, rows),
+        ]
+        return BlobView(blob.KIND, f"{n} object{'s' if n != 1 else ''}, {size}", sections)
+    if isinstance(blob, QueryDataset):
+        facts = [
+            ("source", blob.source),
+            ("executed at (UTC)", _time(blob.executed_at)),
+            ("duration", "" if blob.duration_ms is None else f"{blob.duration_ms} ms"),
+            ("rows", "" if blob.row_count is None else str(blob.row_count)),
+        ]
+        shown = [(Cell(k), Cell(v, mono=True)) for k, v in facts if v]
+        sections = [
+            Section("query", "facts", rows=shown),
+            Section("text", "json", text=blob.text),  # drawn as <pre>: its lines kept
+        ]
+        return BlobView(blob.KIND, "a query", sections)
+    return blob_view(blob)
+
+
 def _load(svc: TrackingService, dataset_id: str, version: str) -> DatasetView:
     repos = svc.repositories
     info = repos.get_repository(dataset_id)
@@ -91,7 +136,7 @@ def _load(svc: TrackingService, dataset_id: str, version: str) -> DatasetView:
     blob, previous, runs = None, None, []
     if chosen is not None:
         value = blobs.get(chosen.commit.id) or _read(svc, info.id, chosen.commit.id)
-        blob = None if value is None else blob_view(value)
+        blob = None if value is None else version_view(value)
         # the version before: the next row down, or (for one older than the list) its parent
         at = rows.index(chosen) if chosen in rows else -1
         if 0 <= at < len(rows) - 1:
