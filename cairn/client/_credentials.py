@@ -1,6 +1,6 @@
 """The API token the HTTP client sends: given, ``CAIRN_TOKEN``, or the credentials file.
 
-The credentials file (``CAIRN_CREDENTIALS``, default ``$XDG_CONFIG_HOME/cairn/credentials``,
+The credentials file (``CAIRN_CREDENTIALS_FILE``, default ``$XDG_CONFIG_HOME/cairn/credentials``,
 i.e. ``~/.config/cairn/credentials``) holds one token a line, for the server whose URL leads
 the line, or for any server on a line of the token alone::
 

@@ -447,7 +447,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "credentials_file",
-        "CAIRN_CREDENTIALS",
+        "CAIRN_CREDENTIALS_FILE",
         _optional_str,
         None,
         "File of API tokens the HTTP client reads when no token is given (refused if group "

@@ -241,7 +241,7 @@ def test_the_client_reads_its_token_from_where_it_should(
 ) -> None:
     monkeypatch.delenv("CAIRN_TOKEN", raising=False)
     credentials = tmp_path / "credentials"
-    monkeypatch.setenv("CAIRN_CREDENTIALS", str(credentials))
+    monkeypatch.setenv("CAIRN_CREDENTIALS_FILE", str(credentials))
     settings = Settings(retry_timeout=2.0, credentials_file=str(credentials))
     with (
         pytest.raises(Unauthenticated, match="requires an API token"),
