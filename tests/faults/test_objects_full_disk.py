@@ -29,6 +29,8 @@ from cairn.store.objects import LocalObjectStore
 from tests.faults.conftest import tmpfs
 from tests.servers import serve_in_thread
 
+OCTETS = {"Content-Type": "application/octet-stream"}  # a write of bytes says so
+
 MiB = 1 << 20
 
 
@@ -161,7 +163,9 @@ def _folder(root: Path, data: bytes) -> Path:
 def served(small_disk: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     settings = Settings(home=str(tmp_path / "home"), objects_uri=str(small_disk / "objects"))
     with serve_in_thread(settings) as url:
-        httpx.post(f"{url}{API_PREFIX}/objects", content=b"the store exists").raise_for_status()
+        httpx.post(
+            f"{url}{API_PREFIX}/objects", headers=OCTETS, content=b"the store exists"
+        ).raise_for_status()
         yield url, small_disk
 
 
@@ -180,26 +184,33 @@ def test_every_upload_route_onto_a_full_disk_is_507(served: tuple[str, Path]) ->
         for start in range(0, len(big), MiB):
             yield big[start : start + MiB]
 
-    _storage_full(httpx.put(f"{api}/objects/{digest_bytes(big)}", content=big))
-    _storage_full(httpx.post(f"{api}/objects", content=pieces()))
+    _storage_full(httpx.put(f"{api}/objects/{digest_bytes(big)}", headers=OCTETS, content=big))
+    _storage_full(httpx.post(f"{api}/objects", headers=OCTETS, content=pieces()))
     # Multipart: the parts fit, their join does not.
     parts = [big[i * 2 * MiB : (i + 1) * 2 * MiB] for i in range(3)]
     for part in parts:
-        assert httpx.put(f"{api}/objects/{digest_bytes(part)}", content=part).is_success
+        assert httpx.put(
+            f"{api}/objects/{digest_bytes(part)}", headers=OCTETS, content=part
+        ).is_success
     body = {"parts": [digest_bytes(p) for p in parts], "digest": digest_bytes(b"".join(parts))}
     _storage_full(httpx.post(f"{api}/objects/compose", json=body))
     assert leftovers(disk / "objects") == []
     # A full disk refuses even the smallest object (the temp file has no block to grow).
     filler = fill(disk)
     small = b"a small manifest"
-    _storage_full(httpx.put(f"{api}/objects/{digest_bytes(small)}", content=small))
+    _storage_full(httpx.put(f"{api}/objects/{digest_bytes(small)}", headers=OCTETS, content=small))
     filler.unlink()
     assert leftovers(disk / "objects") == []
     assert used(disk) == before + 6 * MiB  # the parts, nothing else
     # Space again: the same routes work.
-    assert httpx.put(f"{api}/objects/{digest_bytes(small)}", content=small).status_code == 201
-    assert httpx.post(f"{api}/objects", content=pieces()).status_code == 507  # still 12 MiB
-    assert httpx.post(f"{api}/objects", content=big[:MiB]).is_success
+    assert (
+        httpx.put(f"{api}/objects/{digest_bytes(small)}", headers=OCTETS, content=small).status_code
+        == 201
+    )
+    assert (
+        httpx.post(f"{api}/objects", headers=OCTETS, content=pieces()).status_code == 507
+    )  # still 12 MiB
+    assert httpx.post(f"{api}/objects", headers=OCTETS, content=big[:MiB]).is_success
 
 
 def test_the_http_client_is_told_at_once_not_after_retries(

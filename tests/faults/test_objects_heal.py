@@ -23,6 +23,8 @@ from cairn.core.digest import digest_bytes
 from cairn.core.settings import Settings
 from tests.servers import serve_in_thread
 
+OCTETS = {"Content-Type": "application/octet-stream"}  # a write of bytes says so
+
 
 def object_path(objects: Path, digest: str) -> Path:
     return objects / "objects" / digest[:2] / digest[2:]
@@ -72,9 +74,9 @@ def test_a_put_of_the_right_bytes_replaces_a_damaged_copy(
     api, objects = served
     data = os.urandom(3 * 1024 * 1024 + 7)
     digest = digest_bytes(data)
-    assert httpx.put(f"{api}/objects/{digest}", content=data).status_code == 201
+    assert httpx.put(f"{api}/objects/{digest}", headers=OCTETS, content=data).status_code == 201
     damage(object_path(objects, digest), truncate=how == "truncated")
-    answer = httpx.put(f"{api}/objects/{digest}", content=data)
+    answer = httpx.put(f"{api}/objects/{digest}", headers=OCTETS, content=data)
     assert answer.status_code == 200, answer.text  # stored already: replaced all the same
     assert answer.json() == {"digest": digest, "size": len(data)}
     assert httpx.get(f"{api}/objects/{digest}/verify").status_code == 200
@@ -87,14 +89,14 @@ def test_a_streamed_post_of_the_right_bytes_replaces_a_damaged_copy(
 ) -> None:
     api, objects = served
     data = os.urandom(9 * 1024 * 1024)  # past the page-cached head: direct I/O on the server
-    digest = httpx.post(f"{api}/objects", content=data).json()["digest"]
+    digest = httpx.post(f"{api}/objects", headers=OCTETS, content=data).json()["digest"]
     damage(object_path(objects, digest))
 
     def pieces() -> Iterator[bytes]:
         for start in range(0, len(data), 256 * 1024):
             yield data[start : start + 256 * 1024]
 
-    answer = httpx.post(f"{api}/objects", content=pieces())
+    answer = httpx.post(f"{api}/objects", headers=OCTETS, content=pieces())
     assert answer.json() == {"digest": digest, "size": len(data)}
     assert httpx.get(f"{api}/objects/{digest}/verify").status_code == 200
 
@@ -105,7 +107,7 @@ def test_compose_redoes_a_whole_whose_size_is_not_its_parts(served: tuple[str, P
     whole = b"".join(parts)
     digests = [digest_bytes(p) for p in parts]
     for part, digest in zip(parts, digests, strict=True):
-        httpx.put(f"{api}/objects/{digest}", content=part).raise_for_status()
+        httpx.put(f"{api}/objects/{digest}", headers=OCTETS, content=part).raise_for_status()
     body = {"parts": digests, "digest": digest_bytes(whole)}
     httpx.post(f"{api}/objects/compose", json=body).raise_for_status()
     damage(object_path(objects, digest_bytes(whole)), truncate=True)

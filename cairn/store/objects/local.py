@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO, Final
 
 from cairn.core.digest import Digest, digest_bytes, new_hasher, parse_digest
-from cairn.core.errors import CairnError, CorruptObject, InvalidArgument, NotFound
+from cairn.core.errors import InvalidArgument
 from cairn.core.objects import ObjectInfo, Progress
 from cairn.files.direct import start_read_ahead
 from cairn.files.reading import RawSource, ReadInto, VerifyingReader, counting, open_source
@@ -60,6 +60,7 @@ from cairn.store.objects.port import (
     Quarantined,
     StoredObject,
     check_expected_digest,
+    missing_object,
     verify_each,
 )
 
@@ -280,7 +281,7 @@ class LocalObjectStore(ClosingStore):
         try:
             return os.stat(path).st_size
         except FileNotFoundError:
-            raise self._not_found(digest) from None
+            raise missing_object(digest, self._aside(digest), read=False) from None
 
     def copy_to_file(
         self, digest: Digest, dest: str | os.PathLike[str], progress: Progress | None = None
@@ -301,7 +302,7 @@ class LocalObjectStore(ClosingStore):
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
-            raise self._unreadable(digest) from None
+            raise missing_object(digest, self._aside(digest), read=True) from None
         raw: RawSource | None = None
         try:
             stat = os.fstat(fd)
@@ -344,27 +345,6 @@ class LocalObjectStore(ClosingStore):
         if not names:
             return None
         return os.path.join(self._quarantine, max(names, key=lambda n: int(n.split(".")[1])))
-
-    def _not_found(self, digest: Digest) -> NotFound:
-        aside = self._aside(digest)
-        if aside is None:
-            return NotFound(f"no object {digest}", digest=digest)
-        return NotFound(
-            f"no object {digest}: a corrupt copy was moved aside to {aside}", digest=digest
-        )
-
-    def _unreadable(self, digest: Digest) -> CairnError:
-        """What a read of a missing object raises: ``CorruptObject`` if it is missing
-        because a read found it corrupt (what the caller wants is damaged, not absent)."""
-        aside = self._aside(digest)
-        if aside is None:
-            return NotFound(f"no object {digest}", digest=digest)
-        return CorruptObject(
-            f"object {digest} is corrupt: a read found its stored bytes do not match its "
-            f"digest and moved them aside to {aside}; storing the same bytes again restores it",
-            digest=digest,
-            quarantined=aside,
-        )
 
     def _holds(self, digest: Digest, data: bytes) -> bool:
         """Whether the stored copy of ``digest`` is ``data``: sizes first, then bytes."""

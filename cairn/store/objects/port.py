@@ -30,8 +30,28 @@ __all__ = [
     "Quarantined",
     "StoredObject",
     "check_expected_digest",
+    "missing_object",
     "verify_each",
 ]
+
+
+def missing_object(digest: Digest, aside: str | None, where: str = "", *, read: bool) -> Exception:
+    """What an adapter raises for an object it does not hold, given where a read that found
+    it corrupt moved it (``aside``; None: never stored, or gone). A lookup (``read=False``)
+    says so in its ``NotFound``; a read raises ``CorruptObject``: what the caller wants is
+    damaged, not absent. ``where`` names the store (e.g. `` in s3://bucket/prefix``)."""
+    if aside is None:
+        return NotFound(f"no object {digest}{where}", digest=digest)
+    if not read:
+        return NotFound(
+            f"no object {digest}: a corrupt copy was moved aside to {aside}", digest=digest
+        )
+    return CorruptObject(
+        f"object {digest} is corrupt: a read found its stored bytes do not match its "
+        f"digest and moved them aside to {aside}; storing the same bytes again restores it",
+        digest=digest,
+        quarantined=aside,
+    )
 
 
 class Quarantined(NamedTuple):

@@ -51,9 +51,7 @@ from obstore.store import S3Store
 from cairn.core.digest import Digest, digest_bytes, new_hasher, parse_digest
 from cairn.core.errors import (
     CairnError,
-    CorruptObject,
     InvalidArgument,
-    NotFound,
     StorageFull,
     StoreUnavailable,
 )
@@ -66,6 +64,7 @@ from cairn.store.objects.port import (
     Quarantined,
     StoredObject,
     check_expected_digest,
+    missing_object,
     verify_each,
 )
 
@@ -288,7 +287,7 @@ class S3ObjectStore(ClosingStore):
         key = self._key(digest)
         meta = self._head(key)
         if meta is None:
-            raise self._not_found(digest)
+            raise missing_object(digest, self._aside(digest), f" in {self.uri}", read=False)
         return int(meta["size"])
 
     def copy_to_file(
@@ -487,7 +486,9 @@ class S3ObjectStore(ClosingStore):
             with self._errors(key):
                 got = obstore.get(self._store, key)
         except _MISSING:
-            raise self._unreadable(digest) from None
+            raise missing_object(
+                digest, self._aside(digest), f" in {self.uri}", read=True
+            ) from None
         meta = got.meta
         etag = meta.get("e_tag")
         stream = got.stream(min_chunk_size=_READ_CHUNK)
@@ -529,25 +530,6 @@ class S3ObjectStore(ClosingStore):
             return None
         latest = max(names, key=lambda p: int(p.rpartition(".")[2]))
         return f"{self.uri}/{latest}"
-
-    def _not_found(self, digest: Digest) -> NotFound:
-        aside = self._aside(digest)
-        if aside is None:
-            return NotFound(f"no object {digest} in {self.uri}", digest=digest)
-        return NotFound(
-            f"no object {digest}: a corrupt copy was moved aside to {aside}", digest=digest
-        )
-
-    def _unreadable(self, digest: Digest) -> CairnError:
-        aside = self._aside(digest)
-        if aside is None:
-            return NotFound(f"no object {digest} in {self.uri}", digest=digest)
-        return CorruptObject(
-            f"object {digest} is corrupt: a read found its stored bytes do not match its "
-            f"digest and moved them aside to {aside}; storing the same bytes again restores it",
-            digest=digest,
-            quarantined=aside,
-        )
 
     def _admin_client(self) -> Any:
         if self._admin is None:
