@@ -31,7 +31,15 @@ from cairn.service.identity import current_principal
 from cairn.store.metadata import MetadataStore
 from cairn.store.metadata.roles import RoleRows
 
-__all__ = ["Access", "Missing", "denied", "entity_missing", "missing"]
+__all__ = [
+    "Access",
+    "Missing",
+    "denied",
+    "entity_missing",
+    "entity_not_found",
+    "missing",
+    "not_found",
+]
 
 Missing = Callable[[], NotFound]
 
@@ -39,14 +47,23 @@ _PROJECTS_KEPT = 200_000  # entity ids -> project ids (~150 bytes each)
 _ROLES_KEPT = 100_000  # (user, project) pairs; past it the cache starts over
 
 
+def not_found(kind: str, entity_id: str) -> NotFound:
+    """The NotFound of a ``kind`` that does not exist: the one wording every part of the
+    service uses, so an unreadable project's 404 is a missing one's word for word."""
+    return NotFound(f"no {kind} with id {entity_id}", kind=kind, id=entity_id)
+
+
+def entity_not_found(entity_id: str) -> NotFound:
+    """The NotFound of an entity id of any kind (tags, attributes, artifacts)."""
+    return NotFound(f"no project, experiment or run with id {entity_id}", id=entity_id)
+
+
 def missing(kind: str, entity_id: str) -> Missing:
-    """The NotFound of a ``kind`` that does not exist, word for word the service's own."""
-    return lambda: NotFound(f"no {kind} with id {entity_id}", kind=kind, id=entity_id)
+    return lambda: not_found(kind, entity_id)
 
 
 def entity_missing(entity_id: str) -> Missing:
-    """The NotFound of an entity id of any kind (tags, attributes, artifacts)."""
-    return lambda: NotFound(f"no project, experiment or run with id {entity_id}", id=entity_id)
+    return lambda: entity_not_found(entity_id)
 
 
 def denied(principal: Principal, project_id: str, held: Role, need: Role) -> PermissionDenied:

@@ -15,7 +15,7 @@ from cairn.core.model import EntityKind, RunInfo, RunStatus
 from cairn.core.settings import Settings
 from cairn.core.validation import check_entity_id, check_name
 from cairn.core.versioning.tree import check_path
-from cairn.service.access import Access, entity_missing, missing
+from cairn.service.access import Access, entity_missing, entity_not_found, missing, not_found
 from cairn.service.identity import current_principal
 from cairn.store.metadata import MetadataStore
 from cairn.store.metadata.tx import MetadataTx
@@ -113,7 +113,7 @@ class ServicePart:
         check_entity_id(entity_id, "entity_id")
         kind = tx.entities.kind_of(entity_id)
         if kind is None:
-            raise NotFound(f"no project, experiment or run with id {entity_id}", id=entity_id)
+            raise entity_not_found(entity_id)
         return kind
 
     @staticmethod
@@ -125,7 +125,7 @@ class ServicePart:
         check_entity_id(run_id, "run_id")
         run = tx.entities.run(run_id)
         if run is None:
-            raise NotFound(f"no run with id {run_id}", kind="run", id=run_id)
+            raise not_found("run", run_id)
         if (live or recording) and run.deleted:
             raise Conflict(f"run {run_id} is deleted; restore it before writing to it", id=run_id)
         if recording and run.status.ended:

@@ -21,7 +21,7 @@ from cairn.core.validation import (
     check_names,
     check_text,
 )
-from cairn.service.access import denied
+from cairn.service.access import denied, not_found
 from cairn.service.base import ServicePart, check_refs, not_stored
 from cairn.service.identity import current_principal
 from cairn.store.metadata.roles import RoleRows
@@ -111,7 +111,7 @@ class EntityService(ServicePart):
         with self.metadata.read() as tx:
             project = tx.entities.project(project_id)
         if project is None:
-            raise NotFound(f"no project with id {project_id}", kind="project", id=project_id)
+            raise not_found("project", project_id)
         return project
 
     def get_project_by_name(self, name: str) -> ProjectInfo:
@@ -159,7 +159,7 @@ class EntityService(ServicePart):
         with self.metadata.write() as tx:
             project = tx.entities.project(project_id)
             if project is None:
-                raise NotFound(f"no project with id {project_id}", kind="project", id=project_id)
+                raise not_found("project", project_id)
             if project.deleted:
                 raise Conflict(
                     f"project {project.name!r} is deleted; restore it first", id=project_id
@@ -197,9 +197,7 @@ class EntityService(ServicePart):
         with self.metadata.read() as tx:
             experiment = tx.entities.experiment(experiment_id)
         if experiment is None:
-            raise NotFound(
-                f"no experiment with id {experiment_id}", kind="experiment", id=experiment_id
-            )
+            raise not_found("experiment", experiment_id)
         return experiment
 
     def get_experiment_by_name(self, project_id: str, name: str) -> ExperimentInfo:
@@ -217,7 +215,7 @@ class EntityService(ServicePart):
         self._allow(project_id, Role.READER, "project")
         with self.metadata.read() as tx:
             if tx.entities.project(project_id) is None:
-                raise NotFound(f"no project with id {project_id}", kind="project", id=project_id)
+                raise not_found("project", project_id)
             return tx.entities.experiments(project_id)
 
     def delete_experiment(self, experiment_id: str) -> ExperimentInfo:
@@ -329,9 +327,7 @@ class EntityService(ServicePart):
         with self.metadata.write() as tx:
             experiment = tx.entities.experiment(experiment_id)
             if experiment is None:
-                raise NotFound(
-                    f"no experiment with id {experiment_id}", kind="experiment", id=experiment_id
-                )
+                raise not_found("experiment", experiment_id)
             if parent_id is not None:
                 parent = self._require_run(tx, parent_id)
                 if parent.project_id != experiment.project_id:
@@ -383,9 +379,7 @@ class EntityService(ServicePart):
         self._allow(experiment_id, Role.READER, "experiment")
         with self.metadata.read() as tx:
             if tx.entities.experiment(experiment_id) is None:
-                raise NotFound(
-                    f"no experiment with id {experiment_id}", kind="experiment", id=experiment_id
-                )
+                raise not_found("experiment", experiment_id)
             found = tx.entities.runs(experiment_id=experiment_id, include_deleted=include_deleted)
         return [self._present(r) for r in found]
 
@@ -531,9 +525,7 @@ class EntityService(ServicePart):
             read = tx.entities.project if kind is EntityKind.PROJECT else tx.entities.experiment
             found = read(entity_id)
             if found is None:
-                raise NotFound(
-                    f"no {kind.value} with id {entity_id}", kind=kind.value, id=entity_id
-                )
+                raise not_found(kind.value, entity_id)
             if found.deleted != deleted:
                 now = self.clock()
                 tx.entities.update(

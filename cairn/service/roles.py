@@ -7,6 +7,7 @@ from cairn.core.errors import Conflict, NotFound
 from cairn.core.identity import Role
 from cairn.core.roles import RoleInfo, parse_role
 from cairn.core.validation import check_entity_id
+from cairn.service.access import not_found
 from cairn.service.base import ServicePart
 from cairn.service.identity import current_principal
 from cairn.store.metadata.roles import RoleRows
@@ -65,7 +66,7 @@ class RoleService(ServicePart):
     @staticmethod
     def _require_project(tx: MetadataTx, project_id: str) -> None:
         if tx.entities.project(project_id) is None:
-            raise NotFound(f"no project with id {project_id}", kind="project", id=project_id)
+            raise not_found("project", project_id)
 
 
 def _user_id(rows: RoleRows, name: str) -> str:

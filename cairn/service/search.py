@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from cairn.core.errors import InvalidArgument, NotFound
+from cairn.core.errors import InvalidArgument
 from cairn.core.identity import Role
 from cairn.core.query import OrderKey, Scope, parse_order, parse_query
 from cairn.core.search import (
@@ -23,6 +23,7 @@ from cairn.core.search import (
     query_fingerprint,
 )
 from cairn.core.validation import check_entity_id
+from cairn.service.access import not_found
 from cairn.service.base import ServicePart
 from cairn.store.metadata.search import SearchRequest
 from cairn.store.metadata.tx import MetadataTx
@@ -256,7 +257,7 @@ def _check_scope(tx: MetadataTx, request: SearchRequest) -> None:
     unknown = tx.search.unknown(request)
     if unknown is not None:
         kind, entity_id = unknown
-        raise NotFound(f"no {kind} with id {entity_id}", kind=kind, id=entity_id)
+        raise not_found(kind, entity_id)
 
 
 def _values(

@@ -47,6 +47,7 @@ from cairn.core.versioning.tree import (
     check_path,
     find,
 )
+from cairn.service.access import not_found
 from cairn.service.base import ServicePart, check_refs
 from cairn.store.metadata.tx import MetadataTx
 
@@ -151,7 +152,7 @@ class RepositoryService(ServicePart):
         owner = check_name(owner, "owner") if owner else ""
         with self.metadata.write() as tx:
             if tx.entities.project(project_id) is None:
-                raise NotFound(f"no project with id {project_id}", kind="project", id=project_id)
+                raise not_found("project", project_id)
             now = self.clock()
             repository_id: str = new_id(now)
             row = {
@@ -202,7 +203,7 @@ class RepositoryService(ServicePart):
         self._allow(project_id, Role.READER, "project")
         with self.metadata.read() as tx:
             if tx.entities.project(project_id) is None:
-                raise NotFound(f"no project with id {project_id}", kind="project", id=project_id)
+                raise not_found("project", project_id)
             return tx.versioning.repositories(project_id)
 
     # -- reading ------------------------------------------------------------------------
@@ -668,9 +669,7 @@ class RepositoryService(ServicePart):
         check_entity_id(repository_id, "repository_id")
         found = tx.versioning.repository(repository_id)
         if found is None:
-            raise NotFound(
-                f"no repository with id {repository_id}", kind="repository", id=repository_id
-            )
+            raise not_found("repository", repository_id)
         return found
 
     @staticmethod
