@@ -17,6 +17,15 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from cairn.capture.files import hash_file
 from cairn.client._entities import Run
 from cairn.client._repositories import Repository
+from cairn.core.datasets import (
+    BLOB_PATH,
+    DATASET_ATTRIBUTE,
+    DATASET_KIND,
+    DATASETS_QUERY,
+    RUN_ATTRIBUTE_PREFIX,
+    RUN_TAG_PREFIX,
+    runs_of_version_query,
+)
 from cairn.core.digest import Digest
 from cairn.core.errors import InvalidArgument, NotFound
 from cairn.core.objects import Progress
@@ -40,15 +49,6 @@ __all__ = [
     "set_dataset",
 ]
 
-# The repository attribute that marks a dataset (``find_repositories`` can ask for it).
-DATASET_ATTRIBUTE: Final = "cairn.kind"
-DATASET_KIND: Final = "dataset"
-# Where a version's blob sits in its commit.
-BLOB_PATH: Final = "dataset"
-# A run's link to a version: the tag lists the runs of a version in one search; the
-# attribute says which key (``train``, ``eval``) it was.
-RUN_TAG_PREFIX: Final = "dataset-version:"
-RUN_ATTRIBUTE_PREFIX: Final = "dataset."
 # Threads that write a checkout's files.
 _FETCHERS: Final = 8
 
@@ -79,7 +79,7 @@ def set_dataset(
 
 def list_datasets(client: Client, project: Project) -> list[Dataset]:
     """The project's datasets, oldest first."""
-    query = f"attributes.`{DATASET_ATTRIBUTE}` = '{DATASET_KIND}'"
+    query = DATASETS_QUERY
     found: list[Dataset] = []
     cursor = None
     while True:
@@ -274,7 +274,7 @@ class DatasetVersion:
         cursor = None
         while True:
             page = client._backend.search.find_runs(
-                f"tags contains '{RUN_TAG_PREFIX}{self.id}'",
+                runs_of_version_query(self.id),
                 project_ids=[self.dataset.project_id],
                 order_by=["created_at"],
                 cursor=cursor,

@@ -540,7 +540,7 @@ class Run(_Entity):
 
     def get_dataset_versions(self) -> dict[str, str]:
         """key -> ``DATASET@VERSION_ID`` for each dataset version the run logged."""
-        from cairn.client._datasets import RUN_ATTRIBUTE_PREFIX
+        from cairn.core.datasets import RUN_ATTRIBUTE_PREFIX
 
         return {
             key.removeprefix(RUN_ATTRIBUTE_PREFIX): value

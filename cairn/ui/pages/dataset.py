@@ -3,9 +3,9 @@ newest first, each with its file count and size), the components of one version,
 to the diff of two versions (the repository's diff page, which words dataset files), and
 the runs that used the chosen version (found by their ``dataset-version:<id>`` tag).
 
-The UI does not import the client, so the dataset conventions the client writes are named
-again here (``cairn/client/_datasets.py`` is their source). Everything is read in one
-worker-thread call; every string reaches the page through autoescaping.
+The dataset conventions the client writes come from :mod:`cairn.core.datasets`, which both
+read. Everything is read in one worker-thread call; every string reaches the page through
+autoescaping.
 """
 
 from __future__ import annotations
@@ -19,6 +19,14 @@ from fastapi import APIRouter, Request
 from jinja2.filters import do_filesizeformat
 from starlette.responses import Response
 
+from cairn.core.datasets import (
+    BLOB_PATH,
+    DATASET_ATTRIBUTE,
+    DATASET_KIND,
+    DATASETS_QUERY,
+    RUN_ATTRIBUTE_PREFIX,
+    runs_of_version_query,
+)
 from cairn.core.errors import NotFound
 from cairn.core.model import ProjectInfo, RunInfo
 from cairn.core.versioning.blobs import PathDataset, QueryDataset, S3Dataset
@@ -31,11 +39,6 @@ __all__ = ["DatasetLink", "dataset_ids", "dataset_links", "router", "version_vie
 
 router = APIRouter()
 
-DATASET_ATTRIBUTE: Final = "cairn.kind"
-DATASET_KIND: Final = "dataset"
-BLOB_PATH: Final = "dataset"
-RUN_TAG_PREFIX: Final = "dataset-version:"
-RUN_ATTRIBUTE_PREFIX: Final = "dataset."
 MAX_VERSIONS: Final = 200  # versions listed (each one's blob is read for its counts)
 MAX_RUNS: Final = 200  # runs of a version listed
 _VERSION_ID = re.compile(r"[0-9a-f]{16,128}")
@@ -145,7 +148,7 @@ def _load(svc: TrackingService, dataset_id: str, version: str) -> DatasetView:
             parent = repos.get_commit(info.id, chosen.commit.parents[0])
             previous = parent if parent.parents else None
         page_ = svc.search.find_runs(
-            f"tags contains '{RUN_TAG_PREFIX}{chosen.commit.id}'",
+            runs_of_version_query(chosen.commit.id),
             project_ids=[info.project_id],
             order_by=["-created_at"],
             limit=MAX_RUNS,
@@ -180,7 +183,7 @@ async def dataset(request: Request, dataset_id: str, version: str = "") -> Respo
 
 def dataset_ids(svc: TrackingService, project_id: str) -> set[str]:
     """The ids of the project's repositories that are datasets (one search)."""
-    query = f"attributes.`{DATASET_ATTRIBUTE}` = '{DATASET_KIND}'"
+    query = DATASETS_QUERY
     found = svc.search.find_repositories(
         query, project_ids=[project_id], limit=svc.settings.max_search_limit
     )
