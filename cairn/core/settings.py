@@ -138,6 +138,13 @@ def _on_off(text: str) -> bool:
     raise ValueError("must be on or off")
 
 
+def _chunk_size(text: str) -> int:
+    value = int(text)
+    if value != 0 and not (16 << 10 <= value <= 4 << 20 and value & (value - 1) == 0):
+        raise ValueError("must be 0 (off) or a power of two from 16384 (16 KiB) to 4194304 (4 MiB)")
+    return value
+
+
 def _capture(text: str) -> str:
     value = text.strip().lower()
     if value not in CAPTURE_CHOICES:
@@ -195,6 +202,23 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Region of the `s3://` bucket. Unset: `AWS_REGION` / `AWS_DEFAULT_REGION` or the AWS "
         "profile's, else `us-east-1`.",
+    ),
+    Setting(
+        "chunk_size",
+        "CAIRN_CHUNK_SIZE",
+        _chunk_size,
+        256 * 1024,
+        "Average chunk size, in bytes, of content-defined chunking: objects of at least "
+        "`chunk_min_file` bytes are stored as chunks (between a quarter and four times this "
+        "size) and a recipe listing them, so a changed big file stores only the chunks that "
+        "changed. A power of two from 16 KiB to 4 MiB; `0`: every object stored whole.",
+    ),
+    Setting(
+        "chunk_min_file",
+        "CAIRN_CHUNK_MIN_FILE",
+        _positive_int,
+        4 * 1024 * 1024,
+        "Objects smaller than this many bytes are stored whole, never chunked.",
     ),
     Setting(
         "max_attribute_bytes",
@@ -480,6 +504,8 @@ class Settings:
     direct_io: str = "auto"
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    chunk_size: int = 256 * 1024
+    chunk_min_file: int = 4 * 1024 * 1024
     max_attribute_bytes: int = 1024 * 1024
     flush_interval: float = 0.5
     batch_size: int = 50_000
