@@ -1,8 +1,9 @@
 """Objects as files in a local folder.
 
 Layout: ``root/objects/<2 hex>/<62 hex>`` for objects (fan-out keeps folders small),
-``root/tmp/`` for writes in progress (same filesystem, so the final rename is atomic) and
-``root/quarantine/<digest>.<ns>`` for objects a read found corrupt, moved aside.
+``root/tmp/`` for writes in progress (same filesystem, so the final rename is atomic),
+``root/quarantine/<digest>.<ns>`` for objects a read found corrupt, moved aside, and
+``root/recipes/<2 hex>/<62 hex>`` for the recipes of chunked objects (``chunked.py``).
 A write goes temp file -> fsync -> rename -> fsync of the folder, and the digest is
 computed from the very bytes written, so a source changing under us cannot produce an
 object whose name lies about its content. :meth:`LocalObjectStore.put_many` keeps that
@@ -114,6 +115,7 @@ class LocalObjectStore(ClosingStore):
         self._objects = os.path.join(self._root, "objects")
         self._tmp = os.path.join(self._root, "tmp")
         self._quarantine = os.path.join(self._root, "quarantine")
+        self._recipes = os.path.join(self._root, "recipes")
         self._direct_io = direct_io
 
     @property
@@ -266,6 +268,63 @@ class LocalObjectStore(ClosingStore):
         if removed:
             log.info("removed %d abandoned temp files from %s", len(removed), self._tmp)
         return removed
+
+    # -- recipes (RecipeStore) ---------------------------------------------------
+
+    def put_recipe(self, digest: Digest, data: bytes) -> None:
+        """Written as an object is (temp file, fsync, rename, fsync of the folder) to
+        ``recipes/<2 hex>/<62 hex>``."""
+        final = self._recipe_path(digest)
+        with room_for(_NEW_OBJECT):
+            tmp, fd = self._new_temp()
+            try:
+                try:
+                    write_all(fd, memoryview(data))
+                    _seal(fd)
+                except BaseException:
+                    discard(fd, tmp)
+                    raise
+                close_or_remove(fd, tmp)
+                fanout = os.path.dirname(final)
+                try:
+                    mkdir_durable(fanout)
+                    os.replace(tmp, final)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
+                    raise
+                fsync_dir(fanout)
+            finally:
+                _live.discard(tmp)
+
+    def get_recipe(self, digest: Digest) -> bytes | None:
+        try:
+            with open(self._recipe_path(digest), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def delete_recipe(self, digest: Digest) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._recipe_path(digest))
+
+    def iter_recipes(self) -> Iterator[StoredObject]:
+        for fanout in _entries(self._recipes):
+            for entry in _entries(fanout.path):
+                try:
+                    digest = parse_digest(fanout.name + entry.name)
+                    stat = entry.stat(follow_symlinks=False)
+                except (InvalidArgument, FileNotFoundError):
+                    continue
+                yield StoredObject(digest, stat.st_size, stat.st_mtime)
+
+    def renew(self, digests: Iterable[Digest]) -> None:
+        for digest in digests:
+            self._renew(digest)
+
+    def _recipe_path(self, digest: Digest) -> str:
+        digest = parse_digest(digest)
+        return os.path.join(self._recipes, digest[:2], digest[2:])
 
     # -- reads ----------------------------------------------------------------
 

@@ -36,6 +36,7 @@ class MemoryObjectStore(ClosingStore):
         self._objects: dict[Digest, bytes] = {}
         self._quarantine: list[Quarantined] = []
         self._written: dict[Digest, float] = {}  # when each object was last put
+        self._recipes: dict[Digest, tuple[bytes, float]] = {}  # digest -> (recipe, written)
         self._lock = threading.Lock()
 
     def put_stream(self, src: BinaryIO, progress: Progress | None = None) -> ObjectInfo:
@@ -96,6 +97,32 @@ class MemoryObjectStore(ClosingStore):
 
     def sweep(self, grace: float) -> list[str]:
         return []  # an unfinished write holds nothing but its own memory
+
+    # -- recipes (RecipeStore) ---------------------------------------------------
+
+    def put_recipe(self, digest: Digest, data: bytes) -> None:
+        with self._lock:
+            self._recipes[parse_digest(digest)] = (bytes(data), time.time())
+
+    def get_recipe(self, digest: Digest) -> bytes | None:
+        found = self._recipes.get(parse_digest(digest))
+        return None if found is None else found[0]
+
+    def delete_recipe(self, digest: Digest) -> None:
+        with self._lock:
+            self._recipes.pop(parse_digest(digest), None)
+
+    def iter_recipes(self) -> Iterator[StoredObject]:
+        with self._lock:
+            listed = [StoredObject(d, len(b), t) for d, (b, t) in self._recipes.items()]
+        return iter(listed)
+
+    def renew(self, digests: Iterable[Digest]) -> None:
+        now = time.time()
+        with self._lock:
+            for digest in digests:
+                if digest in self._objects:
+                    self._written[digest] = now
 
     def _add(self, data: bytes, expected: Digest | None = None) -> ObjectInfo:
         digest = digest_bytes(data)

@@ -28,6 +28,7 @@ __all__ = [
     "ObjectStore",
     "ObjectWriter",
     "Quarantined",
+    "RecipeStore",
     "StoredObject",
     "check_expected_digest",
     "missing_object",
@@ -145,6 +146,36 @@ class ObjectStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class RecipeStore(ObjectStore, Protocol):
+    """An adapter that also keeps chunk recipes (:mod:`cairn.core.chunks`) beside its
+    objects, in a namespace of their own keyed by the digest of the whole object they
+    rebuild (which the store cannot compute from the recipe's bytes, so they cannot be
+    objects). :class:`~cairn.store.objects.chunked.ChunkedStore` is built on it."""
+
+    def put_recipe(self, digest: Digest, data: bytes) -> None:
+        """Record ``data`` as the recipe of ``digest``, durably, over any earlier one."""
+        ...
+
+    def get_recipe(self, digest: Digest) -> bytes | None:
+        """The recipe of ``digest``; None if there is none."""
+        ...
+
+    def delete_recipe(self, digest: Digest) -> None:
+        """Remove the recipe of ``digest``; no error if there is none."""
+        ...
+
+    def iter_recipes(self) -> Iterator[StoredObject]:
+        """Every recipe: the digest of its object, the recipe's own size and when it was
+        last written."""
+        ...
+
+    def renew(self, digests: Iterable[Digest]) -> None:
+        """Mark stored objects as just written, as a put that found them stored does
+        (gc's grace period then keeps them); absent ones are skipped. A no-op where the
+        store cannot (S3 keeps an object's time as it was written)."""
+        ...
 
 
 def check_expected_digest(expected: Digest | None, actual: Digest) -> None:

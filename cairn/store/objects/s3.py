@@ -1,8 +1,9 @@
 """Objects in an S3 bucket (AWS, or any S3-compatible server: Swift, MinIO, Ceph).
 
-Layout under ``prefix`` in ``bucket``: ``objects/<2 hex>/<62 hex>`` for objects and
-``quarantine/<digest>.<ns>`` for objects a read found corrupt, moved aside, as in the
-local folder. Bytes move through obstore (Rust ``object_store``; chosen over boto3 by
+Layout under ``prefix`` in ``bucket``: ``objects/<2 hex>/<62 hex>`` for objects,
+``quarantine/<digest>.<ns>`` for objects a read found corrupt, moved aside, and
+``recipes/<2 hex>/<62 hex>`` for the recipes of chunked objects, as in the local folder.
+Bytes move through obstore (Rust ``object_store``; chosen over boto3 by
 ``benchmarks/s3_clients.py``: docs/benchmarks.md); credentials come from boto3's chain
 (environment, ``~/.aws`` files, profiles, instance roles) when boto3 is installed, else
 from the environment.
@@ -274,6 +275,45 @@ class S3ObjectStore(ClosingStore):
         key = self._key(digest)
         with self._errors(key):
             obstore.delete(self._store, key)
+
+    # -- recipes (RecipeStore) ---------------------------------------------------
+
+    def put_recipe(self, digest: Digest, data: bytes) -> None:
+        key = self._recipe_key(digest)
+        self.check()
+        with self._errors(key):
+            obstore.put(self._store, key, bytes(data), use_multipart=False)
+
+    def get_recipe(self, digest: Digest) -> bytes | None:
+        key = self._recipe_key(digest)
+        self.check()
+        try:
+            with self._errors(key):
+                return bytes(obstore.get(self._store, key).bytes())
+        except _MISSING:
+            return None
+
+    def delete_recipe(self, digest: Digest) -> None:
+        key = self._recipe_key(digest)
+        with self._errors(key):
+            obstore.delete(self._store, key)
+
+    def iter_recipes(self) -> Iterator[StoredObject]:
+        for meta in self._list("recipes/"):
+            _, fanout, name = meta["path"].rsplit("/", 2)
+            try:
+                digest = parse_digest(fanout + name)
+            except InvalidArgument:
+                continue
+            yield StoredObject(digest, int(meta["size"]), meta["last_modified"].timestamp())
+
+    def renew(self, digests: Iterable[Digest]) -> None:
+        """Nothing: S3 keeps an object's time as it was written (a copy onto itself would
+        renew it, at the price of a request per object)."""
+
+    def _recipe_key(self, digest: Digest) -> str:
+        digest = parse_digest(digest)
+        return f"recipes/{digest[:2]}/{digest[2:]}"
 
     # -- reads ----------------------------------------------------------------
 
