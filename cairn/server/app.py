@@ -26,6 +26,7 @@ from cairn.server.routes import (
     labels,
     metrics,
     objects_batch,
+    objects_chunks,
     roles,
     search,
     versioning,
@@ -96,6 +97,7 @@ def create_app(settings: Settings, service: TrackingService | None = None) -> Fa
     for module in (entities, labels, metrics, artifacts, versioning, search, auth, roles):
         api.include_router(module.router)
     api.include_router(objects_batch.router)  # many small objects per request
+    api.include_router(objects_chunks.router)  # big files as the chunks the server lacks
     app.include_router(api)
     mount_ui(app)  # the web UI under /, and the API docs page; outside the OpenAPI document
     # Inside BodyLimit (added last, so outermost): a body is counted as it is read.

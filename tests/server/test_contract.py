@@ -94,7 +94,7 @@ EXCLUDED_FOR = {
     # PUT /objects/{digest} takes these paths' PUT (and answers 400: not a digest), not 405.
     **{
         f"{API_PREFIX}/objects/{path}": [unsupported_method, allow_header_conformance]
-        for path in ("compose", "missing", "batch")
+        for path in ("compose", "missing", "batch", "chunked")
     },
     # Without authentication no caller is known, so a token must name its user: a rule
     # between the server's settings and the body that JSON Schema cannot state.
