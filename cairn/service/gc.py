@@ -7,6 +7,11 @@ gc lists the objects first and reads the references after (a row committed in be
 seen), and an object younger than the grace period is never deleted (its row may not be
 committed yet). A put of bytes already stored renews the object's time in the local
 store, so a dedup hit is young again before its row is written.
+
+A chunked object (cairn/store/objects/chunked.py) is its recipe plus its chunks, which
+are objects of their own: a recipe is kept while its object is referenced or the recipe
+is young, and its chunks while it is kept; a chunk of no kept recipe is garbage like any
+object. Chunks are stored before their recipe and recipes are deleted before chunks.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from cairn.core.chunks import Recipe
 from cairn.core.digest import Digest
 from cairn.core.errors import CorruptObject, InvalidArgument, NotFound
 from cairn.core.settings import Settings
 from cairn.core.tree import Tree
 from cairn.store.metadata import MetadataStore, references
+from cairn.store.objects.chunked import ChunkedStore
 from cairn.store.objects.port import ObjectStore, Quarantined, StoredObject
 
 __all__ = [
@@ -62,11 +69,27 @@ class References:
 
     named: dict[Digest, str] = field(default_factory=dict)
     unreadable: dict[Digest, str] = field(default_factory=dict)
+    # chunked object -> its recipe as listed (size, time) and decoded
+    recipes: dict[Digest, tuple[StoredObject, Recipe]] = field(default_factory=dict)
 
     def add(self, pairs: Iterable[tuple[Digest, str]]) -> None:
         named = self.named
         for digest, what in pairs:
             named.setdefault(digest, what)
+
+    def with_chunks(self, cutoff: float | None = None) -> dict[Digest, str]:
+        """``named`` plus the chunks of every recipe kept: one whose object is named, or
+        (with ``cutoff``) written after it; without ``cutoff``, of every recipe."""
+        named = dict(self.named)
+        for digest, (listed, recipe) in self.recipes.items():
+            why = self.named.get(digest)
+            if why is None:
+                if cutoff is not None and listed.mtime <= cutoff:
+                    continue
+                why = "an unreferenced chunked object"
+            for chunk, _ in recipe.chunks:
+                named.setdefault(chunk, f"a chunk of {digest} ({why})")
+        return named
 
 
 _DELETERS = 8  # deletes in flight at once
@@ -102,8 +125,16 @@ def _version_blobs(metadata: MetadataStore, objects: ObjectStore, refs: Referenc
 
 
 def _chunk_recipes(metadata: MetadataStore, objects: ObjectStore, refs: References) -> None:
-    """The chunks of every chunked file's recipe object: none yet, as the object store
-    keeps every file whole (see *Reclaiming space* in docs/deploy.md)."""
+    """Every recipe of a chunked store; which of their chunks are kept depends on the
+    recipe's object and age (:meth:`References.with_chunks`). A recipe that cannot be
+    read stops gc, as an unreadable folder tree does: its chunks cannot be told apart."""
+    if not isinstance(objects, ChunkedStore):
+        return
+    for listed, recipe in objects.iter_recipes():
+        if recipe is None:
+            refs.unreadable[listed.digest] = "a chunk recipe that cannot be decoded"
+        else:
+            refs.recipes[listed.digest] = (listed, recipe)
 
 
 REFERENCE_SOURCES: tuple[ReferenceSource, ...] = (
@@ -183,16 +214,17 @@ def collect_garbage(
     if refs.unreadable:
         listed = "; ".join(f"{d} ({what})" for d, what in sorted(refs.unreadable.items()))
         raise CorruptObject(
-            f"gc stopped, nothing deleted: {len(refs.unreadable)} folder tree(s) cannot be "
-            f"read, so the files they list cannot be told from garbage: {listed}. Store "
-            "the folder again (that restores its tree) and run gc again; `cairn fsck` lists "
-            "what is missing",
+            f"gc stopped, nothing deleted: {len(refs.unreadable)} folder tree(s) or chunk "
+            f"recipe(s) cannot be read, so the files or chunks they list cannot be told "
+            f"from garbage: {listed}. Store the folder or file again (that restores its "
+            "tree or recipe) and run gc again; `cairn fsck` lists what is missing",
             unreadable=sorted(refs.unreadable),
         )
+    named = refs.with_chunks(cutoff)
     for obj in stored:
         report.stored += 1
         report.stored_bytes += obj.size
-        if obj.digest in refs.named:
+        if obj.digest in named:
             report.referenced += 1
         elif obj.mtime > cutoff:
             report.young += 1
@@ -221,8 +253,13 @@ def collect_garbage(
     # Deletes in parallel: an S3 DELETE is a round trip, and even a local unlink waits on
     # the file system's journal (10,000 objects of 4 KiB under load: 26 s one by one, 2 s
     # eight at a time).
+    # Recipes first: a crash in between leaves chunks of no recipe, never a recipe
+    # naming deleted chunks.
+    doomed = [o.digest for o in report.removed]
     with ThreadPoolExecutor(_DELETERS, thread_name_prefix="cairn-gc") as pool:
-        for _ in pool.map(objects.delete, [o.digest for o in report.removed]):
+        for _ in pool.map(objects.delete, [d for d in doomed if d in refs.recipes]):
+            pass
+        for _ in pool.map(objects.delete, [d for d in doomed if d not in refs.recipes]):
             pass
     for q in report.quarantine_removed:
         assert q.path is not None  # checked above
@@ -275,14 +312,15 @@ def check_objects(metadata: MetadataStore, objects: ObjectStore) -> FsckReport:
     for digest in report.corrupt:
         stored.pop(digest, None)
     refs = referenced_objects(metadata, objects)
-    lacking = [d for d in refs.named if d not in stored and d not in report.corrupt]
+    named = refs.with_chunks()  # the chunks of every recipe must be there
+    lacking = [d for d in named if d not in stored and d not in report.corrupt]
     # Stored since the listing: asked again, so a write in progress is not reported.
     for digest in objects.missing(lacking):
-        report.missing[digest] = refs.named[digest]
+        report.missing[digest] = named[digest]
     for obj in stored.values():
         report.stored += 1
         report.stored_bytes += obj.size
-        if obj.digest not in refs.named:
+        if obj.digest not in named:
             report.unreferenced += 1
             report.unreferenced_bytes += obj.size
     report.quarantined = objects.quarantined()

@@ -6,6 +6,8 @@ from cairn.core.errors import InvalidArgument, StoreUnavailable
 from cairn.core.settings import Settings
 from cairn.service.admin import objects_folder
 from cairn.store.objects import LocalObjectStore, ObjectStore
+from cairn.store.objects.chunked import ChunkedStore
+from cairn.store.objects.port import RecipeStore
 
 __all__ = ["open_objects"]
 
@@ -13,7 +15,15 @@ __all__ = ["open_objects"]
 def open_objects(settings: Settings, *, direct_io: bool = False) -> ObjectStore:
     """``s3://bucket/prefix``: an S3 bucket (``s3_endpoint_url``, ``s3_region``;
     credentials from the standard AWS variables and files); a path or ``file://``: a
-    local folder (``direct_io`` applies to it); unset: ``$CAIRN_HOME/objects``."""
+    local folder (``direct_io`` applies to it); unset: ``$CAIRN_HOME/objects``. Objects
+    of ``chunk_min_file`` bytes or more are stored in chunks of ``chunk_size`` (unless 0)."""
+    store = _adapter(settings, direct_io)
+    if not settings.chunk_size:
+        return store
+    return ChunkedStore(store, chunk_size=settings.chunk_size, min_file=settings.chunk_min_file)
+
+
+def _adapter(settings: Settings, direct_io: bool) -> RecipeStore:
     uri = settings.objects_uri
     scheme = uri.partition("://")[0].lower() if uri and "://" in uri else ""
     if scheme == "s3":

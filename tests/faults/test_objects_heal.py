@@ -48,9 +48,32 @@ def quarantine(objects: Path) -> list[str]:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """Every object whole (these damage an object's file); chunked objects below."""
     home = tmp_path / "server-home"
-    with serve_in_thread(Settings(home=str(home))) as url:
+    with serve_in_thread(Settings(home=str(home), chunk_size=0)) as url:
         yield f"{url}{API_PREFIX}", home / "objects"
+
+
+def test_a_chunked_object_heals_over_http(tmp_path: Path) -> None:
+    """A damaged chunk fails the read of its object, which then reads as missing, and an
+    upload of the object's bytes stores the chunk again."""
+    home = tmp_path / "server-home"
+    settings = Settings(home=str(home), chunk_size=64 * 1024, chunk_min_file=1024 * 1024)
+    data = os.urandom(9 * 1024 * 1024)
+    digest = digest_bytes(data)
+    recipe = home / "objects" / "recipes" / digest[:2] / digest[2:]
+    with serve_in_thread(settings) as url:
+        api = f"{url}{API_PREFIX}"
+        assert httpx.post(f"{api}/objects", headers=OCTETS, content=data).status_code == 201
+        assert recipe.exists()  # stored in chunks
+        chunks = sorted((home / "objects" / "objects").rglob("*"))
+        damage(next(p for p in chunks if p.is_file()))
+        assert httpx.get(f"{api}/objects/{digest}/verify").status_code != 200
+        assert httpx.head(f"{api}/objects/{digest}").status_code == 404  # missing now
+        answer = httpx.post(f"{api}/objects", headers=OCTETS, content=data)
+        assert answer.json() == {"digest": digest, "size": len(data)}
+        assert httpx.get(f"{api}/objects/{digest}/verify").status_code == 200
+        assert httpx.get(f"{api}/objects/{digest}").content == data
 
 
 def test_the_embedded_client_heals_an_object_by_logging_the_same_bytes(

@@ -125,7 +125,7 @@ def wait_for(condition: object, limit: float, what: str) -> None:
 def test_a_server_killed_mid_upload_sweeps_its_temp_file_after_a_restart(
     server: ServerProcess,
 ) -> None:
-    server.start()
+    server.start(CAIRN_CHUNK_SIZE="0")  # one temp file per upload: the whole object's
     first = SlowUpload(server.url, os.urandom(64 * MiB), pause=0.02)
     first.start()
     wait_for(lambda: sum(temp_files(server.home).values()) >= 12 * MiB, 30, "12 MiB received")
@@ -135,7 +135,7 @@ def test_a_server_killed_mid_upload_sweeps_its_temp_file_after_a_restart(
     left = temp_files(server.home)
     assert len(left) == 1 and sum(left.values()) >= 12 * MiB  # what a kill leaves
 
-    server.start(CAIRN_TEMP_GRACE="2")
+    server.start(CAIRN_TEMP_GRACE="2", CAIRN_CHUNK_SIZE="0")
     data = os.urandom(24 * MiB)
     fresh = SlowUpload(server.url, data, pause=0.4)  # ~10 s: past the grace and sweeps
     fresh.start()

@@ -20,6 +20,7 @@ from cairn.service.gc import check_objects, collect_garbage, referenced_objects
 from cairn.service.object_stores import open_objects
 from cairn.store.metadata import MetadataStore
 from cairn.store.objects import LocalObjectStore
+from cairn.store.objects.chunked import ChunkedStore
 from cairn.versioning import GitReference, Notebook, Snapshot
 from cairn.versioning import Path as DataPath
 
@@ -33,21 +34,34 @@ class Filled:
 
     client: Client
     metadata: MetadataStore
-    objects: LocalObjectStore
+    objects: ChunkedStore  # over a local folder; small chunks, so a 1 MB file is chunked
     kept: dict[str, Digest]  # what -> an object it references
 
 
-def _age(objects: LocalObjectStore, digest: Digest, seconds: float) -> None:
-    """Make ``digest`` look written ``seconds`` ago."""
-    path = os.path.join(objects.root, "objects", digest[:2], digest[2:])
+def _root(objects: ChunkedStore) -> str:
+    assert isinstance(objects.inner, LocalObjectStore)
+    return objects.inner.root
+
+
+def _age(objects: ChunkedStore, digest: Digest, seconds: float) -> None:
+    """Make ``digest`` (and its recipe, if it has one) look written ``seconds`` ago."""
     then = time.time() - seconds
-    os.utime(path, (then, then))
+    for side in ("objects", "recipes"):
+        path = os.path.join(_root(objects), side, digest[:2], digest[2:])
+        if os.path.exists(path):
+            os.utime(path, (then, then))
 
 
 @pytest.fixture
 def settings(tmp_path: Path, store_url: str) -> Settings:
     """SQLite, then PostgreSQL (the references are read with server-side cursors there)."""
-    return Settings(home=str(tmp_path / "home"), store_uri=store_url, capture="none")
+    return Settings(
+        home=str(tmp_path / "home"),
+        store_uri=store_url,
+        capture="none",
+        chunk_size=16 * 1024,
+        chunk_min_file=100_000,
+    )
 
 
 @pytest.fixture
@@ -74,7 +88,7 @@ def filled(settings: Settings, tmp_path: Path) -> Iterator[Filled]:
     (data / "rows.csv").write_bytes(b"a,b\n1,2\n")
     metadata = open_metadata(settings, create=False)
     objects = open_objects(settings)
-    assert isinstance(objects, LocalObjectStore)
+    assert isinstance(objects, ChunkedStore)
     diff = objects.put_bytes(b"diff --git a/x b/x\n").digest
     kept["git diff"] = diff
     repo = client.set_repository("code")
@@ -126,7 +140,7 @@ def test_young_garbage_is_kept_until_the_grace_has_passed(filled: Filled) -> Non
 
 def test_a_dry_run_deletes_nothing(filled: Filled) -> None:
     garbage = filled.objects.put_bytes(b"garbage").digest
-    stale = Path(filled.objects.root, "tmp", "stale.tmp")
+    stale = Path(_root(filled.objects), "tmp", "stale.tmp")
     stale.parent.mkdir(exist_ok=True)
     stale.write_bytes(b"half an upload")
     os.utime(stale, (time.time() - 2 * HOUR,) * 2)
@@ -250,22 +264,91 @@ def test_fsck_finds_corrupt_missing_and_unreferenced_objects(filled: Filled) -> 
     }
 
 
-def _corrupt(objects: LocalObjectStore, digest: Digest) -> None:
-    path = Path(objects.root, "objects", digest[:2], digest[2:])
+def _corrupt(objects: ChunkedStore, digest: Digest) -> None:
+    path = Path(_root(objects), "objects", digest[:2], digest[2:])
     path.chmod(0o644)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
 
 
+def _chunks(objects: ChunkedStore, digest: Digest) -> set[Digest]:
+    recipe = objects.recipe(digest)
+    assert recipe is not None and len(recipe) > 10
+    return {chunk for chunk, _ in recipe}
+
+
+def test_gc_keeps_the_chunks_of_a_referenced_chunked_file_and_frees_the_rest(
+    filled: Filled, tmp_path: Path
+) -> None:
+    data = os.urandom(1_000_000)
+    (tmp_path / "big.bin").write_bytes(data)
+    with filled.client.start_run("big") as run:
+        big = Digest(run.log_artifact("big", tmp_path / "big.bin").digest)
+    edited = bytearray(data)
+    edited[500_000:500_100] = os.urandom(100)
+    unused = filled.objects.put_bytes(bytes(edited)).digest  # chunked, named by nobody
+    kept, shared = _chunks(filled.objects, big), _chunks(filled.objects, unused)
+    only_unused = shared - kept
+    assert 0 < len(only_unused) < 4  # the edit touched a chunk or two
+    report = collect_garbage(filled.metadata, filled.objects, grace=HOUR, now=time.time() + LATER)
+    assert {o.digest for o in report.removed} == {unused} | only_unused  # in one run
+    assert filled.objects.recipe(unused) is None and not filled.objects.exists(unused)
+    assert filled.objects.missing(list(kept)) == []
+    with filled.objects.open(big) as f:
+        assert f.read() == data
+    assert check_objects(filled.metadata, filled.objects).ok
+
+
+def test_a_young_chunked_object_keeps_its_recipe_and_chunks(filled: Filled) -> None:
+    data = os.urandom(300_000)
+    digest = filled.objects.put_bytes(data).digest
+    chunks = _chunks(filled.objects, digest)
+    report = collect_garbage(filled.metadata, filled.objects, grace=HOUR)
+    assert report.removed == []
+    for chunk in chunks:
+        _age(filled.objects, chunk, 2 * HOUR)  # the chunks are old, the recipe is young
+    assert collect_garbage(filled.metadata, filled.objects, grace=HOUR).removed == []
+    with filled.objects.open(digest) as f:
+        assert f.read() == data
+    _age(filled.objects, digest, 2 * HOUR)
+    report = collect_garbage(filled.metadata, filled.objects, grace=HOUR)
+    assert digest in {o.digest for o in report.removed}
+    assert not filled.objects.exists(digest)
+
+
+def test_fsck_reports_a_missing_chunk_and_the_object_it_breaks(
+    filled: Filled, tmp_path: Path
+) -> None:
+    (tmp_path / "big.bin").write_bytes(os.urandom(500_000))
+    with filled.client.start_run("big") as run:
+        big = Digest(run.log_artifact("big", tmp_path / "big.bin").digest)
+    lost = sorted(_chunks(filled.objects, big))[0]
+    filled.objects.inner.delete(lost)
+    report = check_objects(filled.metadata, filled.objects)
+    assert not report.ok
+    assert report.corrupt == [big]  # read whole, it cannot be rebuilt
+    assert list(report.missing) == [lost]
+    assert f"a chunk of {big}" in report.missing[lost] and "'big'" in report.missing[lost]
+    assert not filled.objects.exists(big)
+    filled.client.start_run("again").log_artifact("big", tmp_path / "big.bin")  # heals it
+    assert check_objects(filled.metadata, filled.objects).ok
+
+
+def test_gc_stops_when_a_chunk_recipe_cannot_be_read(filled: Filled) -> None:
+    digest = filled.objects.put_bytes(os.urandom(200_000)).digest
+    path = Path(_root(filled.objects), "recipes", digest[:2], digest[2:])
+    path.chmod(0o644)
+    path.write_bytes(b"not a recipe")
+    with pytest.raises(CorruptObject, match="chunk recipe"):
+        collect_garbage(filled.metadata, filled.objects, grace=HOUR, now=time.time() + LATER)
+    assert len(list(filled.objects.iter_objects())) > 10  # nothing deleted
+
+
 def test_chunk_recipes_are_a_reference_source() -> None:
-    """TODO (docs/deploy.md, *Reclaiming space*): once chunked files are stored as recipe
-    objects, ``_chunk_recipes`` must name every chunk of every referenced recipe, and this
-    test must store a chunked file and check its chunks survive gc. Today every object is
-    stored whole, so the source names nothing."""
     from cairn.service import gc
 
     assert gc._chunk_recipes in gc.REFERENCE_SOURCES
     refs = gc.References()
-    gc._chunk_recipes(None, None, refs)  # type: ignore[arg-type]
-    assert refs.named == {}
+    gc._chunk_recipes(None, LocalObjectStore("/nonexistent"), refs)  # type: ignore[arg-type]
+    assert refs.recipes == {}  # a store without chunks has no recipes

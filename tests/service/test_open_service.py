@@ -10,6 +10,7 @@ from cairn.core.errors import InvalidArgument
 from cairn.core.settings import Settings, settings_from
 from cairn.service import open_service
 from cairn.store.objects import LocalObjectStore
+from cairn.store.objects.chunked import ChunkedStore
 
 
 @pytest.mark.parametrize(
@@ -25,8 +26,10 @@ def test_direct_io_setting(tmp_path: Path, direct_io: str, server: bool, expecte
     settings = Settings(home=str(tmp_path), direct_io=direct_io)
     service = open_service(settings, server=server)
     try:
-        assert isinstance(service.context.objects, LocalObjectStore)
-        assert service.context.objects.direct_io is expected
+        chunked = service.context.objects
+        assert isinstance(chunked, ChunkedStore)  # chunk_size is on by default
+        assert isinstance(chunked.inner, LocalObjectStore)
+        assert chunked.inner.direct_io is expected
     finally:
         service.close()
 
@@ -41,3 +44,23 @@ def test_direct_io_setting_is_checked(tmp_path: Path) -> None:
         settings_from({"CAIRN_DIRECT_IO": "yes"})
     assert caught.value.details["field"] == "CAIRN_DIRECT_IO"
     assert "auto, on, off" in str(caught.value)
+
+
+def test_chunk_size_picks_the_chunked_store(tmp_path: Path) -> None:
+    chunked = open_service(Settings(home=str(tmp_path), chunk_size=1 << 16, chunk_min_file=5))
+    try:
+        objects = chunked.context.objects
+        assert isinstance(objects, ChunkedStore)
+        assert (objects.chunk_size, objects.min_file) == (1 << 16, 5)
+    finally:
+        chunked.close()
+    whole = open_service(Settings(home=str(tmp_path), chunk_size=0))
+    try:
+        assert isinstance(whole.context.objects, LocalObjectStore)  # 0: every object whole
+    finally:
+        whole.close()
+    assert settings_from({"CAIRN_CHUNK_SIZE": "0"}).chunk_size == 0
+    for bad in ("1000", "8192", str(8 << 20), "-1"):
+        with pytest.raises(InvalidArgument) as caught:
+            settings_from({"CAIRN_CHUNK_SIZE": bad})
+        assert caught.value.details["field"] == "CAIRN_CHUNK_SIZE"
