@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 
 import urllib3
 
+from cairn.client._http_chunks import upload_chunked
 from cairn.client._transport import NETWORK_ERRORS, Response, Transport, check
 from cairn.core import frames
 from cairn.core.digest import Digest, digest_bytes, new_hasher, parse_digest
@@ -419,6 +420,10 @@ class RemoteObjects:
         return size is None or length is None or int(length) == size
 
     def _upload(self, source: _Source, size: int, progress: Progress | None) -> ObjectInfo:
+        # A big file the server has a version of: only the chunks it lacks (_http_chunks).
+        chunked = upload_chunked(self._t, self._for, source, size, progress)
+        if chunked is not None:
+            return chunked
         meter = _Meter(progress)
         if STREAM_THRESHOLD <= size <= MULTIPART_THRESHOLD:
             return self._send_while_hashing(source, size, meter)
