@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from cairn.core.digest import DIGEST_PATTERN
 from cairn.core.errors import QueryError
 from cairn.core.model import RunStatus
 
@@ -46,6 +48,7 @@ __all__ = [
 ]
 
 MAX_QUERY_CHARS = 16_384
+_HEX64 = re.compile(DIGEST_PATTERN)
 MAX_DEPTH = 64  # nesting of and/or/not/parentheses
 
 Value = int | float | str | bool | dt.datetime
@@ -71,6 +74,7 @@ class FieldKind(enum.StrEnum):
     TIME = "time"  # milliseconds since the epoch; compared with dates and times
     DURATION = "duration"  # seconds (float)
     STATUS = "status"  # a run status, crashed included
+    DATASET_VERSION = "dataset_version"  # the dataset versions a run logged: any one matches
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +173,7 @@ _PLAIN: dict[Scope, dict[str, FieldKind]] = {
         "experiment.id": FieldKind.TEXT,
         "parent.id": FieldKind.TEXT,
         "commit.id": FieldKind.TEXT,
+        "dataset.version": FieldKind.DATASET_VERSION,
     },
 }
 _KEYED_IN: dict[Scope, tuple[str, ...]] = {
@@ -189,6 +194,7 @@ _OPS: dict[FieldKind, frozenset[str]] = {
     FieldKind.TIME: _ORDERED | {"in"},
     FieldKind.DURATION: _ORDERED | {"in"},
     FieldKind.STATUS: frozenset({"=", "!=", "in"}),
+    FieldKind.DATASET_VERSION: frozenset({"=", "!=", "in", "like", "ilike"}),
 }
 
 GRAMMAR = r"""
@@ -317,8 +323,9 @@ def parse_order(keys: Sequence[str], scope: Scope = Scope.RUNS) -> list[OrderKey
         children = tree.children
         descending = len(children) == 2
         found = _Builder(text, scope).field(children[-1])
-        if found.kind is FieldKind.TAGS:
-            raise _error(text, 0, "tags cannot order results", expected=["a field"])
+        if found.kind in (FieldKind.TAGS, FieldKind.DATASET_VERSION):
+            # a run may hold several of either: there is no one value to sort by
+            raise _error(text, 0, f"{found} cannot order results", expected=["a field"])
         order.append(OrderKey(found, descending))
     return order
 
@@ -536,6 +543,16 @@ class _Builder:
                     "(2026-01-31, 2026-01-31T12:00:00Z) or milliseconds "
                     "since the epoch",
                     expected=["a date or time"],
+                )
+            return value
+        if kind is FieldKind.DATASET_VERSION:
+            # a whole digest: a short id would silently match nothing
+            if not (token.type == "STRING" and isinstance(value, str) and _HEX64.fullmatch(value)):
+                raise self.fail(
+                    token,
+                    f"{field} is a whole version id in quotes (64 lowercase hex characters); "
+                    "for a prefix write dataset.version like 'abc1234%'",
+                    expected=["a version id"],
                 )
             return value
         if isinstance(value, dt.datetime):

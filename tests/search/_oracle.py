@@ -18,6 +18,9 @@ can hold one to the other:
   folds ASCII letters only; strings compare by code point;
 - status ``crashed``: running with a heartbeat older than the timeout; duration:
   (end or now) - start, in seconds;
+- ``dataset.version``: the ids of the run's ``dataset-version:ID`` tags (the prefix's case
+  kept); a comparison holds when any one of them meets it (``!= X`` too, so a run with X
+  and Y matches both ``= X`` and ``!= X``); ``is null``: the run has none;
 - order: missing values (NaN metrics included) last in both directions, ties by id in the
   direction of the last sort column (newest first when there is no order); a
   hyperparameter or attribute sorts numbers, then strings, then booleans.
@@ -116,7 +119,17 @@ def _is_null(f: Field, run: OracleRun, ctx: Context) -> bool:
         return run.attributes.get(f.key or "") is None  # missing or JSON null
     if f.kind is FieldKind.TAGS:
         return not run.tags
+    if f.kind is FieldKind.DATASET_VERSION:
+        return not dataset_versions(run)
     return plain_value(f, run, ctx) is None
+
+
+VERSION_TAG = "dataset-version:"
+
+
+def dataset_versions(run: OracleRun) -> set[str]:
+    """The version ids a run logged (run.log_dataset_version tags it so)."""
+    return {t[len(VERSION_TAG) :] for t in run.tags if t.startswith(VERSION_TAG)}
 
 
 def _compare(node: Compare, run: OracleRun, ctx: Context) -> bool:
@@ -126,6 +139,12 @@ def _compare(node: Compare, run: OracleRun, ctx: Context) -> bool:
         return any(_compare(Compare(f, "=", v), run, ctx) for v in literal)
     if f.kind is FieldKind.TAGS:
         return op == "contains" and literal in run.tags
+    if f.kind is FieldKind.DATASET_VERSION:
+        assert isinstance(literal, str)
+        versions = dataset_versions(run)
+        if op in ("like", "ilike"):
+            return any(like(v, literal, fold=op == "ilike") for v in versions)
+        return any(_OPS[op](v, literal) for v in versions)
     if op in ("like", "ilike"):
         assert isinstance(literal, str)
         text = _text_of(f, run)

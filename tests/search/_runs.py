@@ -87,6 +87,28 @@ STRINGS = [
     "line\nbreak",
     "tab\there",
 ]
+# dataset.version: ids (two share a 7-character prefix), and the tags that hold them, with
+# look-alikes that are not version tags (another case of the prefix) and an empty id
+_V = ["0a1b2c3" + "4" * 57, "0a1b2c3" + "5" * 57, "f" * 64]
+VERSIONS = [*_V, "e" * 64]  # the last one no run logs
+VERSION_TAGS = [
+    *(f"dataset-version:{v}" for v in _V),
+    f"Dataset-Version:{_V[2]}",
+    "dataset-version:",
+]
+VERSION_PATTERNS = [
+    "0a1b2c3%",
+    "0A1B2C3%",
+    "0a1b2c34%",
+    "%",
+    "_",
+    "f%",
+    "%4",
+    "%5%",
+    "",
+    _V[0],
+    _V[2].upper(),
+]
 NAMES = ["bert-1", "bert-2", "BERT-3", "gpt", "x%y", "xay", "a_b", "é", "É", "\u212a", "k"]
 OWNERS = ["", "ann", "Ann", "bob"]
 INTS = [
@@ -173,6 +195,7 @@ class RunPlan:
     fate: str
     deleted: bool
     tick: int  # ms the clock moves before the run starts
+    version_tags: list[str] = field(default_factory=list)  # from VERSION_TAGS; tags too
 
 
 @st.composite
@@ -207,6 +230,7 @@ def run_plans(draw: st.DrawFn, max_runs: int = 8) -> list[RunPlan]:
                 fate=draw(st.sampled_from(FATES)),
                 deleted=draw(st.sampled_from([False, False, False, True])),
                 tick=draw(st.sampled_from([0, 1, 7, 500, 1500])),
+                version_tags=draw(st.lists(st.sampled_from(VERSION_TAGS), unique=True, max_size=2)),
             )
         )
     return plans
@@ -240,7 +264,7 @@ def load(service: TrackingService, clock: Clock, project: str, plans: Sequence[R
             plan.name,
             owner=plan.owner,
             parent_id=ids[plan.parent] if plan.parent is not None else None,
-            tags=plan.tags,
+            tags=[*plan.tags, *plan.version_tags],
         )
         ids.append(run.id)
         if plan.hyperparameters:
@@ -286,7 +310,7 @@ def load(service: TrackingService, clock: Clock, project: str, plans: Sequence[R
                 deleted=plan.deleted,
                 hyperparameters=dict(plan.hyperparameters),
                 metrics={k: v[-1] for k, v in plan.metrics.items()},
-                tags=set(plan.tags),
+                tags={*plan.tags, *plan.version_tags},
                 attributes=dict(plan.attributes),
             )
         )
@@ -370,7 +394,9 @@ def _literal(value: Any) -> bool:
 
 def _or_seen(base: st.SearchStrategy[Any], seen: Sequence[Any]) -> st.SearchStrategy[Any]:
     """Values from the pools, or ones the runs hold (so that queries match some runs)."""
-    usable = [v for v in seen if _literal(v)]
+    # A literal beyond 64 bits parses to a float (see fit in cairn.core.query): the tree
+    # holds what the text parses to.
+    usable = [float(v) if _huge(v) else v for v in seen if _literal(v)]
     return st.one_of(base, st.sampled_from(usable)) if usable else base
 
 
@@ -424,6 +450,13 @@ def leaves(runs: Sequence[OracleRun], start: int) -> st.SearchStrategy[Node]:
         return Compare(draw(like_fields), draw(st.sampled_from(["like", "ilike"])), draw(patterns))
 
     status = Field("status", FieldKind.STATUS)
+    version = Field("dataset.version", FieldKind.DATASET_VERSION)
+
+    @st.composite
+    def version_like(draw: st.DrawFn) -> Node:
+        op = draw(st.sampled_from(["like", "ilike"]))
+        return Compare(version, op, draw(st.sampled_from(VERSION_PATTERNS)))
+
     null_fields = st.one_of(
         st.sampled_from(METRIC_KEYS).map(_metric),
         hp,
@@ -431,8 +464,11 @@ def leaves(runs: Sequence[OracleRun], start: int) -> st.SearchStrategy[Node]:
         text,
         times,
         st.just(Field("tags", FieldKind.TAGS)),
+        st.just(version),
     )
     return st.one_of(
+        _compares(version, st.sampled_from(VERSIONS), ["=", "!="]),
+        version_like(),
         keyed("metrics", METRIC_KEYS),
         keyed("hyperparameters", [*HP_KEYS, "missing"]),
         keyed("attributes", [*ATTR_KEYS, "missing"]),
@@ -653,6 +689,7 @@ def corpus_plans() -> list[RunPlan]:
                 fate=FATES[i % len(FATES)],
                 deleted=i % 11 == 10,
                 tick=[0, 1, 7, 500, 1500][i % 5],
+                version_tags=[t for j, t in enumerate(VERSION_TAGS) if (i * 3 >> j) & 1],
             )
         )
     return plans
@@ -717,6 +754,11 @@ def corpus_leaves(runs: Sequence[OracleRun], start: int) -> list[Node]:
     for tag in [*TAGS, "none", "BEST"]:
         found.append(Compare(Field("tags", FieldKind.TAGS), "contains", tag))
     found.append(IsNull(Field("tags", FieldKind.TAGS)))
+    version = Field("dataset.version", FieldKind.DATASET_VERSION)
+    each(version, VERSIONS, ("=", "!="))
+    for pattern in VERSION_PATTERNS:
+        for op in ("like", "ilike"):
+            found.append(Compare(version, op, pattern))
     like_fields = [_hp("a"), _attr("team"), Field("name", FieldKind.TEXT)]
     for f in like_fields:
         for pattern in PATTERNS:

@@ -36,6 +36,9 @@ TOKENS = [
     "project.name",
     "parent.id",
     "commit.id",
+    "dataset.version",
+    "'0a1b2c3%'",
+    "'" + "a" * 64 + "'",
     "foo",
     "metrics.",
     "metrics.`",
@@ -253,6 +256,13 @@ ERRORS = [
     ("tags = 'x'", 5, set()),
     ("metrics.acc like 'a'", 12, set()),
     ("hyperparameters.`` = 1", 16, set()),
+    ("dataset.version = '0a1b2c3'", 18, {"a version id"}),  # a prefix: like '0a1b2c3%'
+    ("dataset.version = '" + "A" * 64 + "'", 18, {"a version id"}),
+    ("dataset.version in ('" + "a" * 64 + "', 7)", 88, {"a version id"}),
+    ("dataset.version = 2026-01-31", 18, {"a version id"}),
+    ("dataset.version > '" + "a" * 64 + "'", 16, set()),
+    ("dataset.version contains 'x'", 16, set()),
+    ("dataset.versions = 'x'", 0, {"dataset.version"}),
 ]
 
 
@@ -275,6 +285,7 @@ def test_an_unknown_field_lists_the_valid_ones() -> None:
     valid = set(error.details["expected"])
     assert {"metrics.KEY", "hyperparameters.KEY", "params.KEY", "attributes.KEY"} <= valid
     assert {"name", "status", "tags", "duration", "project.name", "commit.id"} <= valid
+    assert "dataset.version" in valid
     for name in valid:
         assert name in str(error)
     assert "'accuracy'" in str(error)

@@ -12,6 +12,8 @@ reading of the same tree, on both databases):
   FALSE)``, so positive leaves stay plain column comparisons the planner can index.
 - Ordering puts missing values (and NaN metrics) last in both directions; ties are
   broken by id. Pages are keyset pages: the cursor holds the last row's sort values.
+- ``dataset.version`` is read from the run's ``dataset-version:ID`` tags: true when any
+  one of them meets the comparison (``!=`` too), ``is null`` when there is none.
 - Strings compare by code point on both databases (PostgreSQL: ``COLLATE "C"``);
   ``like`` is case-sensitive, ``ilike`` folds ASCII letters only, on both.
 """
@@ -44,6 +46,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import FromClause, Label
 from sqlalchemy.sql.selectable import NamedFromClause
 
+from cairn.core.datasets import RUN_TAG_PREFIX
 from cairn.core.errors import InvalidArgument
 from cairn.core.model import (
     ExperimentInfo,
@@ -243,6 +246,8 @@ class _Compiler:
         kind = field.kind
         if kind is FieldKind.TAGS:
             return exists().where(tags.c.entity_id == self.table.c.id, tags.c.tag == node.value)
+        if kind is FieldKind.DATASET_VERSION:
+            return self.dataset_version(node)
         if node.op == "in":
             assert isinstance(node.value, tuple)
             return or_(*(self.compare(field, "=", v) for v in node.value))
@@ -262,9 +267,35 @@ class _Compiler:
             return or_(alias.c.entity_id.is_(None), alias.c.kind == "null")
         if field.kind is FieldKind.TAGS:
             return ~exists().where(tags.c.entity_id == self.table.c.id)
+        if field.kind is FieldKind.DATASET_VERSION:
+            return ~self.version_tags()
         if field.name in ("end_time", "parent.id", "commit.id"):
             return self.column(field).is_(None)
         return false()
+
+    # -- dataset.version: the run's dataset-version tags (run.log_dataset_version) ----
+    def version_tags(self, *also: ColumnElement[bool]) -> ColumnElement[bool]:
+        """Whether the run has a dataset-version tag (that also meets ``also``)."""
+        prefix = self.like(tags.c.tag, RUN_TAG_PREFIX + "%", False)  # the prefix's case kept
+        return exists().where(tags.c.entity_id == self.table.c.id, prefix, *also)
+
+    def dataset_version(self, node: Compare) -> ColumnElement[bool]:
+        """True when any of the run's versions meets the comparison, as with a tag: a run
+        that logged X and Y matches ``= X`` and ``!= X`` alike (``not ... = X`` is none)."""
+        tag = tags.c.tag
+        if node.op in ("like", "ilike"):
+            assert isinstance(node.value, str)  # the prefix has no % _ or backslash
+            pattern = RUN_TAG_PREFIX + node.value
+            return self.version_tags(self.like(tag, pattern, node.op == "ilike"))
+        if node.op == "in":
+            assert isinstance(node.value, tuple)
+            wanted = [RUN_TAG_PREFIX + str(v) for v in node.value]
+            return exists().where(tags.c.entity_id == self.table.c.id, tag.in_(wanted))
+        value = RUN_TAG_PREFIX + str(node.value)
+        if node.op == "=":
+            return exists().where(tags.c.entity_id == self.table.c.id, tag == value)
+        assert node.op == "!="
+        return self.version_tags(tag != value)
 
     def compare(self, field: Field, op: str, value: Value) -> ColumnElement[bool]:
         kind = field.kind
