@@ -347,24 +347,30 @@ class RemoteObjects:
         """Store small objects: ask which the server lacks, send those framed, many
         per ``POST /objects/batch`` (each checked there; bigger ones one by one)."""
         infos = [ObjectInfo(digest_bytes(item), len(item)) for item in items]
-        lacking = set(self.missing(info.digest for info in infos))
+        self.put_hashed([(info.digest, item) for info, item in zip(infos, items, strict=True)])
+        return infos
+
+    def put_hashed(self, items: Sequence[tuple[Digest, bytes]]) -> None:
+        """Store small objects named by the digests hashed here already: those the
+        server lacks go framed (the server hashes each again and refuses a batch with
+        one that does not match its digest)."""
+        lacking = set(self.missing(digest for digest, _ in items))
         batch: list[tuple[Digest, bytes]] = []
         held = 0
-        for item, info in zip(items, infos, strict=True):
-            if info.digest not in lacking:
+        for digest, item in items:
+            if digest not in lacking:
                 continue
-            lacking.discard(info.digest)  # sent once
+            lacking.discard(digest)  # sent once
             if len(item) > _FRAMED_UP_TO:
                 self.put_bytes(bytes(item))
                 continue
             if batch and (len(batch) == _FRAMED_OBJECTS or held + len(item) > _FRAMED_BYTES):
                 self._send_batch(batch)
                 batch, held = [], 0
-            batch.append((info.digest, bytes(item)))
+            batch.append((digest, bytes(item)))
             held += len(item)
         if batch:
             self._send_batch(batch)
-        return infos
 
     def _send_batch(self, batch: list[tuple[Digest, bytes]]) -> None:
         self._t.request(

@@ -9,16 +9,19 @@ store it needs (:class:`ObjectSink`, :class:`ObjectSource`).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import stat
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final, Literal, Protocol, runtime_checkable
 
-from cairn.core.digest import Digest, digest_bytes
+from cairn.core.digest import DIGEST_PATTERN, Digest, digest_bytes
 from cairn.core.errors import CairnError, InvalidArgument
 from cairn.core.objects import ObjectInfo, Progress
 from cairn.core.settings import SYMLINKS_CHOICES
@@ -33,6 +36,7 @@ __all__ = [
     "ArtifactKind",
     "ArtifactSource",
     "BatchSource",
+    "HashedSink",
     "ObjectSink",
     "ObjectSource",
     "ResolvedArtifact",
@@ -74,6 +78,17 @@ class ObjectSource(Protocol):
     ) -> int: ...
 
     def open(self, digest: Digest) -> BinaryIO: ...
+
+
+@runtime_checkable
+class HashedSink(Protocol):
+    """A sink that takes small objects named by the digests the sender computed, and
+    checks them itself (over HTTP: the server hashes each and refuses a mismatch), so
+    they are not hashed a second time here."""
+
+    def put_hashed(self, items: Sequence[tuple[Digest, bytes]]) -> None:
+        """Store those of ``items`` (digest, bytes) the store lacks."""
+        ...
 
 
 @runtime_checkable
@@ -173,7 +188,7 @@ def store_folder(
         raise InvalidArgument("symlinks", f"must be one of {', '.join(SYMLINKS_CHOICES)}")
     files = _walk(root, symlinks)
     stamps = {real: Stamp.of(info) for _, real, info in files}
-    known = stat_cache.lookup(stamps, os.path.realpath(root)) if stat_cache is not None else {}
+    known = _cached(stat_cache, stamps, root)
     lacking = set(objects.missing(sorted(set(known.values())))) if known else set()
     found: dict[str, tuple[Digest, int]] = {}
     for real, digest in known.items():
@@ -181,42 +196,68 @@ def store_folder(
             found[real] = (digest, stamps[real].size)
             if progress is not None and stamps[real].size:
                 progress(stamps[real].size)
-    batch = _Batch(objects, progress)
-    for relative, real, _ in files:
-        if real in found or real in batch:
-            continue  # cached, or a second link to a file already taken
-        if stamps[real].size > SMALL_FILE:
-            batch.flush(found)
-            found[real] = _put_big(objects, real, progress)
-        elif batch.add(real, os.path.join(os.fspath(root), *relative.split("/"))):
-            batch.flush(found)
-    batch.flush(found)
+    batch = _Batch()
+    uploads = _Uploads(objects, progress)
+    try:
+        for relative, real, _ in files:
+            if real in found or real in batch:
+                continue  # cached, or a second link to a file already taken
+            if stamps[real].size > SMALL_FILE:
+                found[real] = _put_big(objects, real, progress)
+            elif batch.add(real, _shown(root, relative)):
+                uploads.send(batch.take(), found)
+        uploads.send(batch.take(), found)
+        uploads.finish(found)
+    finally:
+        uploads.close()
     if stat_cache is not None:
         stat_cache.remember(batch.read)
-    return Tree.of([TreeEntry(relative, *found[real]) for relative, real, _ in files])
+    # The walk named each path once and checked it (Tree.of would check all again, and
+    # sort by comparing entries field by field): paths are unique, so by path alone.
+    entries = [TreeEntry(relative, *found[real]) for relative, real, _ in files]
+    return Tree(tuple(sorted(entries, key=_path_of)))
+
+
+def _path_of(entry: TreeEntry) -> str:
+    return entry.path
+
+
+def _cached(
+    stat_cache: StatCache | None, stamps: dict[str, Stamp], root: Path
+) -> dict[str, Digest]:
+    """The digests the cache vouches for (a damaged entry that is no digest is a miss)."""
+    if stat_cache is None:
+        return {}
+    known = stat_cache.lookup(stamps, os.path.realpath(root))
+    return {real: digest for real, digest in known.items() if _DIGEST.fullmatch(digest)}
 
 
 # Files up to this size are read whole and stored in batches of up to _BATCH_FILES
-# files or _BATCH_BYTES bytes (a bound on the memory a batch holds, and on a request).
+# files or _BATCH_BYTES bytes (a bound on the memory a batch holds, and on a request),
+# up to _IN_FLIGHT batches at once while the next is read: a batch's request, or its
+# flush to disk, is a wait for this process, in which it reads and hashes the next.
 SMALL_FILE: Final = 1 << 20
 _BATCH_FILES: Final = 4096
 _BATCH_BYTES: Final = 16 << 20
+_IN_FLIGHT: Final = 2
+_DIGEST: Final = re.compile(DIGEST_PATTERN)
+
+# (real path, bytes, digest) of each file of a batch
+_Held = list[tuple[str, bytes, Digest]]
 
 
 class _Batch:
     """Small files read whole, waiting to be stored together."""
 
-    def __init__(self, objects: ObjectSink, progress: Progress | None) -> None:
-        self._objects = objects
-        self._progress = progress
-        self._held: list[tuple[str, bytes, Digest]] = []
-        self._paths: set[str] = set()
+    def __init__(self) -> None:
+        self._held: _Held = []
+        self._taken: set[str] = set()  # every path read so far, in any batch
         self._bytes = 0
         # (real path, stamp before the read, digest, time before the read): for the cache
         self.read: list[tuple[str, Stamp, Digest, int]] = []
 
     def __contains__(self, real: str) -> bool:
-        return real in self._paths
+        return real in self._taken
 
     def add(self, real: str, shown: str) -> bool:
         """Read one file; whether the batch is full."""
@@ -224,27 +265,67 @@ class _Batch:
         data, stamp = _read_small(real, shown)
         digest = digest_bytes(data)
         self._held.append((real, data, digest))
-        self._paths.add(real)
+        self._taken.add(real)
         self.read.append((real, stamp, digest, read_ns))
         self._bytes += len(data)
         return len(self._held) >= _BATCH_FILES or self._bytes >= _BATCH_BYTES
 
-    def flush(self, found: dict[str, tuple[Digest, int]]) -> None:
-        """Store what the store lacks of the batch; note every file's digest in ``found``."""
-        if not self._held:
+    def take(self) -> _Held:
+        """The files read since the last take, to be sent."""
+        held, self._held, self._bytes = self._held, [], 0
+        return held
+
+
+class _Uploads:
+    """Batches on their way to the store, up to :data:`_IN_FLIGHT` at once, each sent by
+    a worker thread; what a batch holds counts as found (and progress is told, on the
+    caller's thread) once the store has it."""
+
+    def __init__(self, objects: ObjectSink, progress: Progress | None) -> None:
+        self._objects = objects
+        self._progress = progress
+        self._pool: ThreadPoolExecutor | None = None
+        self._flying: deque[tuple[Future[None], _Held]] = deque()
+
+    def send(self, held: _Held, found: dict[str, tuple[Digest, int]]) -> None:
+        if not held:
             return
+        while len(self._flying) >= _IN_FLIGHT:
+            self._land(found)
         send: dict[Digest, bytes] = {}
-        for _, data, digest in self._held:
+        for _, data, digest in held:
             send.setdefault(digest, data)
-        stored = self._objects.put_many(list(send.values()))  # what the store lacks
-        if [info.digest for info in stored] != list(send):
-            raise CairnError("the object store hashed a batch otherwise than its sender")
-        for real, data, digest in self._held:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(_IN_FLIGHT, thread_name_prefix="cairn-batch")
+        self._flying.append((self._pool.submit(_store_batch, self._objects, send), held))
+
+    def finish(self, found: dict[str, tuple[Digest, int]]) -> None:
+        """Wait for every batch; the first failure raises."""
+        while self._flying:
+            self._land(found)
+
+    def close(self) -> None:
+        """Wait for the batches still running (after a failure: none is left writing)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _land(self, found: dict[str, tuple[Digest, int]]) -> None:
+        future, held = self._flying.popleft()
+        future.result()
+        for real, data, digest in held:
             found[real] = (digest, len(data))
             if self._progress is not None and data:
                 self._progress(len(data))
-        self._held, self._bytes = [], 0
-        self._paths.clear()
+
+
+def _store_batch(objects: ObjectSink, send: dict[Digest, bytes]) -> None:
+    """Store what the store lacks of one batch (``send``: digest -> bytes)."""
+    if isinstance(objects, HashedSink):
+        objects.put_hashed(list(send.items()))  # the far side hashes them: no second hash
+        return
+    stored = objects.put_many(list(send.values()))
+    if [info.digest for info in stored] != list(send):
+        raise CairnError("the object store hashed a batch otherwise than its sender")
 
 
 def _read_small(real: str, shown: str) -> tuple[bytes, Stamp]:
@@ -302,29 +383,31 @@ def _walk(root: Path, symlinks: str) -> list[tuple[str, str, os.stat_result]]:
             items = sorted(listing, key=lambda item: item.name)
         for item in items:
             relative = f"{prefix}{item.name}"
-            shown = os.path.join(os.fspath(root), *relative.split("/"))
             check_artifact_key(relative, "file path in folder")
             real = item.path
             if item.is_symlink():
-                real = _link_target(item.path, shown, top, symlinks)
+                real = _link_target(item.path, _shown(root, relative), top, symlinks)
             try:
                 info = os.stat(real)
             except OSError as exc:  # gone meanwhile, or unreadable
+                shown = _shown(root, relative)
                 raise InvalidArgument(
                     "source", f"{shown!r} cannot be read: {exc.strerror}", path=shown
                 ) from None
-            if stat.S_ISDIR(info.st_mode):
+            if stat.S_ISREG(info.st_mode):
+                found.append((relative, real, info))
+            elif stat.S_ISDIR(info.st_mode):
                 identity = _identity(info)
                 if identity in above:
+                    shown = _shown(root, relative)
                     raise InvalidArgument(
                         "source",
                         f"{shown!r} is a link back to a folder that holds it (a loop)",
                         path=shown,
                     )
                 pending.append((real, f"{relative}/", above | {identity}))
-            elif stat.S_ISREG(info.st_mode):
-                found.append((relative, real, info))
             else:
+                shown = _shown(root, relative)
                 raise InvalidArgument(
                     "source",
                     f"{shown!r} is a {_special_kind(info.st_mode)}, not a file or a folder: "
@@ -332,6 +415,11 @@ def _walk(root: Path, symlinks: str) -> list[tuple[str, str, os.stat_result]]:
                     path=shown,
                 )
     return found
+
+
+def _shown(root: Path, relative: str) -> str:
+    """A file of the folder as the caller would name it (in messages)."""
+    return os.path.join(os.fspath(root), *relative.split("/"))
 
 
 def _link_target(link: str, shown: str, top: str, symlinks: str) -> str:
