@@ -675,13 +675,15 @@ class PathDataset(Blob):
 @dataclass(frozen=True, order=True, slots=True)
 class S3Object:
     """One object under an S3 prefix, as listed: key (relative to the prefix), size,
-    ETag, version id (None where the bucket keeps no versions) and last-modified (ms)."""
+    ETag, version id (None where the bucket keeps no versions) and last-modified (ms);
+    ``digest``: the BLAKE3 of its bytes, once captured into the object store."""
 
     key: str
     size: int
     etag: str
     modified: int
     version: str | None = None
+    digest: str | None = None
 
     @property
     def path(self) -> str:  # for the unique-path rule of components
@@ -698,26 +700,33 @@ class S3Object:
             raise InvalidArgument("modified", "must be milliseconds since the epoch")
         if self.version is not None and (not isinstance(self.version, str) or not self.version):
             raise InvalidArgument("version", f"must be a version id, got {self.version!r}")
+        if self.digest is not None:
+            parse_digest(self.digest, f"digest of {self.key!r}")
 
     def value(self) -> dict[str, Json]:
         found: dict[str, Json] = {"size": self.size, "etag": self.etag, "modified": self.modified}
         if self.version is not None:
             found["version"] = self.version
+        if self.digest is not None:  # absent when listed only: those ids stay the same
+            found["digest"] = self.digest
         return found
 
 
 @dataclass(frozen=True, eq=False)
 class S3Dataset(Blob):
     """The objects under an S3 prefix, recorded without downloading them; diffed and
-    merged object by object (a changed ETag or version is a changed object)."""
+    merged object by object (a changed ETag or version is a changed object).
+    ``captured``: each object's bytes are in the object store too (its ``digest``), so
+    the version checks out to a folder (:meth:`components`)."""
 
     KIND: ClassVar[str] = "dataset.s3"
     MAPS: ClassVar[frozenset[str]] = frozenset({"objects"})
 
     uri: str = ""
     entries: tuple[S3Object, ...] = ()
+    captured: bool = False
 
-    def __init__(self, uri: str, objects: Iterable[S3Object]) -> None:
+    def __init__(self, uri: str, objects: Iterable[S3Object], captured: bool = False) -> None:
         if not isinstance(uri, str) or not uri.startswith("s3://") or len(uri) <= 5:
             raise InvalidArgument("uri", f"must be s3://BUCKET/PREFIX, got {uri!r}")
         object.__setattr__(self, "uri", uri)
@@ -727,28 +736,64 @@ class S3Dataset(Blob):
         for before, after in itertools.pairwise(ordered):
             if before.key == after.key:
                 raise InvalidArgument("objects", f"name {after.key!r} twice")
+        if not isinstance(captured, bool):
+            raise InvalidArgument("captured", f"must be true or false, got {captured!r}")
+        if captured:
+            for entry in ordered:
+                if entry.digest is None:
+                    raise InvalidArgument(f"object {entry.key!r}", "is captured without a digest")
         object.__setattr__(self, "entries", ordered)
+        object.__setattr__(self, "captured", captured)
 
     @property
     def size(self) -> int:
         return sum(o.size for o in self.entries)
 
+    def objects(self) -> tuple[Digest, ...]:
+        if not self.captured:
+            return ()
+        return tuple(dict.fromkeys(Digest(o.digest) for o in self.entries if o.digest))
+
+    def components(self) -> tuple[Component, ...]:
+        """A captured prefix as the files it checks out to (folder markers, keys ending
+        in ``/``, left out); a key that cannot be a relative path is refused, naming it."""
+        return tuple(
+            Component(o.key, o.size, o.modified, Digest(o.digest))
+            for o in self.entries
+            if o.digest is not None and not o.key.endswith("/")
+        )
+
     def body(self) -> dict[str, Json]:
-        return {"uri": self.uri, "objects": {o.key: o.value() for o in self.entries}}
+        found: dict[str, Json] = {
+            "uri": self.uri,
+            "objects": {o.key: o.value() for o in self.entries},
+        }
+        if self.captured:  # absent when not, so listed-only ids stay as they were
+            found["captured"] = True
+        return found
 
     @classmethod
     def from_body(cls, body: Mapping[str, Json]) -> Self:
-        _unknown(body, {*cls.MAPS, "uri"}, cls.KIND)
+        _unknown(body, {*cls.MAPS, "uri", "captured"}, cls.KIND)
         listed = _section(body, "objects", dict, {})
+        captured = _section(body, "captured", bool, False)
         found = []
+        allowed = {"size", "etag", "modified", "version", "digest"}
         for key, value in listed.items():
             keys = set(value) if isinstance(value, dict) else set()
-            if not {"size", "etag", "modified"} <= keys <= {"size", "etag", "modified", "version"}:
+            if not {"size", "etag", "modified"} <= keys <= allowed:
                 raise InvalidArgument(f"object {key!r}", "must have size, etag, modified")
             found.append(
-                S3Object(key, value["size"], value["etag"], value["modified"], value.get("version"))
+                S3Object(
+                    key,
+                    value["size"],
+                    value["etag"],
+                    value["modified"],
+                    value.get("version"),
+                    value.get("digest"),
+                )
             )
-        return cls(_section(body, "uri", str, ""), found)
+        return cls(_section(body, "uri", str, ""), found, captured)
 
 
 @dataclass(frozen=True, eq=False)
