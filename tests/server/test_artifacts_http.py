@@ -64,7 +64,9 @@ class Server:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     home = tmp_path / "server-home"
-    with serve_in_thread(Settings(home=str(home))) as url:
+    # Every object whole: these tests count and damage object files (chunked objects:
+    # tests/store/test_chunked.py, tests/faults/test_objects_heal.py).
+    with serve_in_thread(Settings(home=str(home), chunk_size=0)) as url:
         yield Server(url, home)
 
 
