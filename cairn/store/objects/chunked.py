@@ -29,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 from cairn.core.chunks import Recipe
-from cairn.core.digest import Digest, digest_bytes, new_hasher, parse_digest
+from cairn.core.digest import Digest, new_hasher, parse_digest
 from cairn.core.errors import CorruptObject, InvalidArgument, NotFound
 from cairn.core.objects import ObjectInfo, Progress
 from cairn.files.chunking import (
@@ -397,10 +397,10 @@ class ChunkedWriter(AbortingWriter):
         self._check_open()
         self._open = False
         try:
-            if self._head is not None:  # small: whole, in the inner store
-                data = bytes(self._head)
-                check_expected_digest(expected, digest_bytes(data))
-                return self._store.inner.put_bytes(data)
+            if self._head is not None:  # small: whole, through the inner store's writer
+                with self._store.inner.open_writer() as writer:
+                    writer.write(self._head)
+                    return writer.commit(expected)
             assert self._chunker is not None
             last = self._chunker.finish()
             digest = self._chunker.digest
