@@ -61,9 +61,6 @@ from cairn.versioning import Path as DataPath
 DVC_VERSION = "3.67.1"
 PIN = f"dvc=={DVC_VERSION}"
 MiB = 1 << 20
-# The versioning tables whose new rows are a version's metadata (the branch's ref row is
-# updated in place).
-META_TABLES = ("version_objects", "commits")
 
 DVC_WORKER = textwrap.dedent(
     """
@@ -232,26 +229,34 @@ class CairnSide:
     def objects_bytes(self) -> int:
         return tree_bytes(self.home / "objects", skip=("tmp",))
 
-    def metadata_bytes(self) -> int:
+    def metadata_bytes(self) -> dict[str, int]:
         return metadata_bytes(self.home / "cairn.db")
 
 
-def metadata_bytes(db_path: Path) -> int:
-    """Bytes of the rows of the versioning tables: every value's stored length (8 for a
-    number), whatever the columns are."""
-    total = 0
+def metadata_bytes(db_path: Path) -> dict[str, int]:
+    """Bytes of the rows of every table (every value's stored length, 8 for a number),
+    whatever the tables and columns are: a version's metadata is what grows."""
+    total: dict[str, int] = {}
     with contextlib.closing(sqlite3.connect(db_path)) as db:
-        for table in META_TABLES:
-            columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
-            if not columns:
-                continue
+        tables = [
+            row[0]
+            for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not row[0].startswith("sqlite_")
+        ]
+        for table in tables:
+            columns = [row[1] for row in db.execute(f'PRAGMA table_info("{table}")')]
             sizes = " + ".join(
-                f"(CASE typeof({c}) WHEN 'null' THEN 0 WHEN 'integer' THEN 8 WHEN 'real'"
-                f" THEN 8 ELSE length(CAST({c} AS BLOB)) END)"
+                f"(CASE typeof(\"{c}\") WHEN 'null' THEN 0 WHEN 'integer' THEN 8 WHEN 'real'"
+                f' THEN 8 ELSE length(CAST("{c}" AS BLOB)) END)'
                 for c in columns
             )
-            total += db.execute(f"SELECT coalesce(sum({sizes}), 0) FROM {table}").fetchone()[0]
+            query = f'SELECT coalesce(sum({sizes}), 0) FROM "{table}"'
+            total[table] = db.execute(query).fetchone()[0]
     return total
+
+
+def grown(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {t: n - before.get(t, 0) for t, n in after.items() if n != before.get(t, 0)}
 
 
 @contextlib.contextmanager
@@ -388,10 +393,22 @@ class Figures:
     values: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     this_round: dict[str, float] = field(default_factory=dict)
+    meta_tables: dict[str, int] = field(default_factory=dict)  # the last round's growth
 
     def add(self, name: str, value: float) -> None:
         self.values.setdefault(name, []).append(value)
         self.this_round[name] = value
+
+    def details(self) -> list[str]:
+        """Notes: row 7's growth by table, and each time row's rounds."""
+        found = []
+        if self.meta_tables:
+            parts = ", ".join(f"{t} {n:,} B" for t, n in sorted(self.meta_tables.items()))
+            found.append(f"row 7, Cairn's rows by table (last round): {parts}")
+        for measure, values in self.values.items():
+            if len(values) > 1 and not measure.endswith(SIZES):
+                found.append(f"{measure}, each round: " + " / ".join(f"{v:.3f}" for v in values))
+        return found
 
     def round_text(self) -> str:
         """This round's figures (and forget them)."""
@@ -423,6 +440,21 @@ def small_round(
     time.sleep(max(0.0, 2.5 - (time.time() - (cairn_tree / paths[-1]).stat().st_mtime)))
 
     f.add("cp -r", cp_r(cairn_tree, work / "cp-dest"))
+    cairn_small(args, work, cairn_tree, paths, (changed, new_bytes), env, f)
+    if dvc is not None:
+        dvc_small(dvc, dvc_repo, (changed, new_bytes), f)
+    say(f"round {n + 1} (small files): " + f.round_text())
+
+
+def cairn_small(
+    args: argparse.Namespace,
+    work: Path,
+    cairn_tree: Path,
+    paths: list[str],
+    change: tuple[str, bytes],
+    env: dict[str, str],
+    f: Figures,
+) -> None:
     with cairn_side(work, args.server, env) as side:
         ds = side.client.set_dataset("bench")
         capture = DataPath(cairn_tree, capture=True)
@@ -431,10 +463,12 @@ def small_round(
         f.add("cairn again", timed(lambda: versions.append(ds.create_version(capture))))
         if versions[1].id != versions[0].id:
             raise SystemExit("capturing an unchanged folder made a new version")
-        (cairn_tree / changed).write_bytes(new_bytes)
+        (cairn_tree / change[0]).write_bytes(change[1])
         meta = side.metadata_bytes()
         f.add("cairn changed", timed(lambda: versions.append(ds.create_version(capture))))
-        f.add("cairn meta", side.metadata_bytes() - meta)
+        growth = grown(meta, side.metadata_bytes())
+        f.add("cairn meta", sum(growth.values()))
+        f.meta_tables = growth
         out = work / "cairn-out"
         f.add("cairn checkout", timed(lambda: versions[-1].checkout(out)))
         if not same_tree(cairn_tree, out, paths):
@@ -444,29 +478,26 @@ def small_round(
             f.add("cairn link", timed(lambda: versions[-1].checkout(out, link=True)))
             if not same_tree(cairn_tree, out, paths):
                 raise SystemExit("Cairn's linked checkout differs from the tree")
-            for folder, _, names in os.walk(out):
-                for name in names:
-                    os.chmod(os.path.join(folder, name), 0o644)
-            shutil.rmtree(out)
+            shutil.rmtree(out)  # read-only files in writable folders: they go
     shutil.rmtree(work / "cairn-home")
     shutil.rmtree(cairn_tree)
 
-    if dvc is not None:
-        dvc.call(op="init", repo=str(dvc_repo))
-        f.add("dvc first", dvc.timed("add", dvc_repo, target="data"))
-        f.add("dvc again", dvc.timed("add", dvc_repo, target="data"))
-        f.add("dvc status", dvc.timed("status", dvc_repo))
-        (dvc_repo / "data" / changed).write_bytes(new_bytes)
-        before = dvc_meta(dvc, dvc_repo)
-        f.add("dvc changed", dvc.timed("add", dvc_repo, target="data"))
-        f.add("dvc meta", dvc_meta(dvc, dvc_repo) - before)
-        shutil.rmtree(dvc_repo / "data")
-        f.add("dvc checkout", dvc.timed("checkout", dvc_repo))
-        dvc.call(op="cache_type", repo=str(dvc_repo), cache_type="hardlink")
-        shutil.rmtree(dvc_repo / "data")
-        f.add("dvc link", dvc.timed("checkout", dvc_repo))
-        shutil.rmtree(dvc_repo)
-    say(f"round {n + 1} (small files): " + f.round_text())
+
+def dvc_small(dvc: Dvc, repo: Path, change: tuple[str, bytes], f: Figures) -> None:
+    dvc.call(op="init", repo=str(repo))
+    f.add("dvc first", dvc.timed("add", repo, target="data"))
+    f.add("dvc again", dvc.timed("add", repo, target="data"))
+    f.add("dvc status", dvc.timed("status", repo))
+    (repo / "data" / change[0]).write_bytes(change[1])
+    before = dvc_meta(dvc, repo)
+    f.add("dvc changed", dvc.timed("add", repo, target="data"))
+    f.add("dvc meta", dvc_meta(dvc, repo) - before)
+    shutil.rmtree(repo / "data")
+    f.add("dvc checkout", dvc.timed("checkout", repo))
+    dvc.call(op="cache_type", repo=str(repo), cache_type="hardlink")
+    shutil.rmtree(repo / "data")
+    f.add("dvc link", dvc.timed("checkout", repo))
+    shutil.rmtree(repo)
 
 
 def dvc_meta(dvc: Dvc, repo: Path) -> int:
@@ -666,7 +697,7 @@ def main() -> int:
         )
         for line in table(args, f):
             say(line)
-        for note in f.notes:
+        for note in f.notes + f.details():
             say(f"note: {note}")
     return 0
 
