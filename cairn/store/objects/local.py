@@ -27,6 +27,7 @@ costs less than a write). Temp files that a killed process left are removed by
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import logging
 import os
@@ -70,6 +71,11 @@ __all__ = ["LocalObjectStore", "LocalObjectWriter"]
 log = logging.getLogger("cairn.objects")
 
 _OBJECT_MODE: Final = 0o444  # objects are immutable; read-only guards against accidents
+# Why a hard link cannot be made where a copy can: another file system, too many links
+# to one file, a file system without links (or one refusing them to this user).
+_NO_LINK: Final = frozenset(
+    {errno.EXDEV, errno.EMLINK, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP}
+)
 _COMPARE: Final = 1 << 20
 # put_many writes objects up to this size through its shared flushes; bigger ones are
 # written alone (their own fsync costs little beside their bytes).
@@ -347,6 +353,25 @@ class LocalObjectStore(ClosingStore):
     ) -> int:
         with self._reader(digest) as reader:
             return write_file_atomically(counting(reader.readinto, progress), dest)
+
+    def link_to(self, digest: Digest, dest: str | os.PathLike[str]) -> bool:
+        """A hard link at ``dest`` to the stored file, which is (made) read-only so the
+        link cannot write into the store; False across file systems, past the file
+        system's link limit, or where it has no hard links. The bytes are not read."""
+        path = self._path(digest)
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            raise missing_object(digest, self._aside(digest), read=True) from None
+        if mode & 0o222:
+            os.chmod(path, _OBJECT_MODE)  # stored writable by some older write: sealed now
+        try:
+            os.link(path, dest, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno in _NO_LINK:
+                return False
+            raise
+        return True
 
     # -- lifecycle ------------------------------------------------------------
 

@@ -145,6 +145,12 @@ class ObjectStore(Protocol):
         survive a crash once this returns. The infos are in the order of ``items``."""
         ...
 
+    def link_to(self, digest: Digest, dest: str | os.PathLike[str]) -> bool:
+        """Make ``dest`` (which must not exist) a hard link to the stored object, itself
+        read-only; False where the store cannot (not a local folder, another file system,
+        an object not kept as one whole file): the caller copies instead."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -208,6 +214,9 @@ class ClosingStore:
     def put_many(self, items: Sequence[bytes]) -> list[ObjectInfo]:
         store: Any = self
         return [store.put_bytes(item) for item in items]
+
+    def link_to(self, digest: Digest, dest: str | os.PathLike[str]) -> bool:
+        return False  # only a local folder of whole files can
 
     def close(self) -> None:
         """Nothing to release by default: each call opens and closes its own files."""
