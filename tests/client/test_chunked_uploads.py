@@ -5,7 +5,7 @@ sends, and the server's object folder as it grows."""
 from __future__ import annotations
 
 import io
-import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,11 @@ from tests.servers import serve_in_thread
 
 KiB, MiB = 1 << 10, 1 << 20
 SIZE = 24 * MiB
+
+
+def noise(size: int, seed: int = 16) -> bytes:
+    """Random bytes, the same on every run (so the same chunks, and the same counts)."""
+    return random.Random(seed).randbytes(size)
 
 
 class Served:
@@ -76,7 +81,7 @@ def log_counting(server: Served, key: str, path: Path) -> tuple[int, list[str]]:
 
 
 def test_a_file_logged_again_sends_the_chunks_that_changed(server: Served, tmp_path: Path) -> None:
-    data = bytearray(os.urandom(SIZE))
+    data = bytearray(noise(SIZE))
     src = tmp_path / "model.bin"
     src.write_bytes(data)
     sent, requests = log_counting(server, "model", src)
@@ -84,7 +89,7 @@ def test_a_file_logged_again_sends_the_chunks_that_changed(server: Served, tmp_p
     assert "POST /objects" in requests  # a new file: whole, hashed while it is sent
     assert "POST /objects/chunked" not in requests
 
-    data[SIZE // 2 : SIZE // 2 + MiB] = os.urandom(MiB)  # 1 MiB overwritten
+    data[SIZE // 2 : SIZE // 2 + MiB] = noise(MiB, 1)  # 1 MiB overwritten
     src.write_bytes(data)
     grown = server.stored()
     sent, requests = log_counting(server, "model", src)
@@ -107,11 +112,11 @@ def test_a_file_logged_again_sends_the_chunks_that_changed(server: Served, tmp_p
 
 
 def test_progress_counts_every_byte_once(server: Served, tmp_path: Path) -> None:
-    data = bytearray(os.urandom(8 * MiB))
+    data = bytearray(noise(8 * MiB))
     src = tmp_path / "weights.bin"
     src.write_bytes(data)
     server.run.log_artifact("weights", src)
-    data[100:200] = os.urandom(100)
+    data[100:200] = noise(100, 1)
     src.write_bytes(data)
     told: list[int] = []
     server.run.log_artifact("weights", src, progress=told.append)
@@ -120,7 +125,7 @@ def test_progress_counts_every_byte_once(server: Served, tmp_path: Path) -> None
 
 
 def test_a_stream_goes_up_as_chunks_too(server: Served, tmp_path: Path) -> None:
-    data = bytearray(os.urandom(6 * MiB))
+    data = bytearray(noise(6 * MiB))
     server.run.log_artifact("stream", io.BytesIO(bytes(data)))
     data[-10:] = b"0123456789"
     before = server.sent()
@@ -132,7 +137,7 @@ def test_a_stream_goes_up_as_chunks_too(server: Served, tmp_path: Path) -> None:
 
 def test_a_server_that_keeps_files_whole_gets_them_whole(tmp_path: Path) -> None:
     for server in served(tmp_path, chunk_size=0):
-        data = bytearray(os.urandom(6 * MiB))
+        data = bytearray(noise(6 * MiB))
         src = tmp_path / "model.bin"
         src.write_bytes(data)
         server.run.log_artifact("model", src)
@@ -150,11 +155,11 @@ def test_a_dataset_file_captured_again_sends_its_changed_chunks(
 ) -> None:
     folder = tmp_path / "data"
     folder.mkdir()
-    data = bytearray(os.urandom(12 * MiB))
+    data = bytearray(noise(12 * MiB))
     (folder / "table.parquet").write_bytes(data)
     dataset = server.client.set_dataset("churn")
     dataset.create_version(DataPath(str(folder) + "/", capture=True))
-    data[5 * MiB : 5 * MiB + 4096] = os.urandom(4096)
+    data[5 * MiB : 5 * MiB + 4096] = noise(4096, 1)
     (folder / "table.parquet").write_bytes(data)
     before = server.sent()
     second = dataset.create_version(DataPath(str(folder) + "/", capture=True))
@@ -185,7 +190,7 @@ def reference(data: bytes, average: int) -> tuple[list[tuple[int, int, Digest]],
 def test_the_client_cuts_as_the_server_does(
     average: int, size: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = os.urandom(size)
+    data = noise(size)
     expected, digest = reference(data, average)
     for window in (MiB, 16 * MiB):  # files cut in several windows, and in one
         monkeypatch.setattr(_http_chunks, "_READ", window)
