@@ -1,8 +1,13 @@
 """Datasets, as users hold them: a dataset is a repository of the current project marked as
-one, whose versions are the commits of its branch ``main``, each holding one dataset blob
-(files captured from a folder, an S3 prefix listed, a query recorded) at the path
-``dataset``. Built on the repository API, so both backends serve it as they serve
-repositories; a run links to a dataset version with a tag and an attribute."""
+one, whose versions are the commits of its branch ``main``. A version of local files is a
+tree (:mod:`cairn.core.datasets`): a ``dataset.tree`` blob at ``dataset`` and one
+``dataset.file`` blob per file under ``files/``, built here where the files are read and
+compared with the latest version's root, so an unchanged capture sends nothing and a
+one-file change sends the nodes along that file's path. An S3 prefix listed or a query
+recorded is one blob at ``dataset``; versions made before trees (one ``dataset.path`` blob
+listing every file) are read as they are. Built on the repository API, so both backends
+serve it as they serve repositories; a run links to a dataset version with a tag and an
+attribute."""
 
 from __future__ import annotations
 
@@ -19,15 +24,26 @@ from cairn.core.datasets import (
     DATASET_ATTRIBUTE,
     DATASET_KIND,
     DATASETS_QUERY,
+    FILES_PATH,
     RUN_ATTRIBUTE_PREFIX,
     RUN_TAG_PREFIX,
+    files_of,
     runs_of_version_query,
+    version_tree,
 )
 from cairn.core.digest import Digest
 from cairn.core.errors import InvalidArgument, NotFound
 from cairn.core.objects import Progress
-from cairn.core.versioning.blobs import Blob, Component, PathDataset
+from cairn.core.versioning.blobs import (
+    Blob,
+    Component,
+    DatasetFile,
+    DatasetTree,
+    PathDataset,
+    S3Dataset,
+)
 from cairn.core.versioning.canonical import Json
+from cairn.core.versioning.diff import diff_blobs
 from cairn.core.versioning.info import CommitInfo, RepositoryInfo
 
 if TYPE_CHECKING:
@@ -107,21 +123,34 @@ class Dataset(Repository):
         stored), ``Path(folder)`` (described only), ``S3("s3://bucket/prefix/")`` (listed,
         not downloaded), ``Query(...)``, or a dataset blob. If nothing changed since the
         latest version, that version (no new one is made)."""
-        commit = self.get_commit(branch="main")
-        commit.update(BLOB_PATH, source)
-        blob = commit.staged[BLOB_PATH]
-        if blob is None or not blob.KIND.startswith("dataset."):
-            kind = "nothing" if blob is None else blob.KIND
-            raise InvalidArgument("source", f"must make a dataset blob, made {kind}")
-        try:
-            commit.save(message or _default_message(blob))
-        except InvalidArgument as exc:
-            # nothing changed: the latest version is this one (asked of the store, which
-            # compares tree ids, rather than reading the latest version's whole blob)
-            if exc.details.get("field") == "changes" and "change nothing" in exc.message:
-                return DatasetVersion(self, commit.info, blob)
-            raise
-        return DatasetVersion(self, commit.info, blob)
+        versions = self._versions
+        if isinstance(source, Blob):
+            record = source
+        elif callable(getattr(source, "resolve", None)):
+            record = source.resolve(versions)  # files read and (captured) stored here
+            if not isinstance(record, Blob):
+                raise InvalidArgument("source", "the ingredient did not make a blob")
+        else:
+            raise InvalidArgument(
+                "source", f"must be a dataset source or blob, got {type(source).__name__}"
+            )
+        tree = version_tree(record)  # refuses a blob that is no dataset
+        head = versions.get_commit(self.id, "refs/heads/main")
+        if head.root == tree.root:  # nothing changed: the latest version is this one
+            return DatasetVersion(self, head, record)
+        # the nodes the store lacks (one question), and they and their blobs sent: a
+        # folder the store has is whole there, so unchanged folders send nothing
+        missing = versions.missing_tree_objects(self.id, list(tree.nodes))
+        info = versions.save_tree(
+            self.id,
+            "main",
+            tree.root,
+            tree.to_send(missing),
+            message=message or _default_message(record),
+            author=self._client._owner,
+            base=head.id,
+        )
+        return DatasetVersion(self, info, record)
 
     def list_versions(self, *, limit: int | None = None) -> list[DatasetVersion]:
         """Every version, newest first."""
@@ -160,10 +189,19 @@ class DatasetChange:
 class DatasetVersion:
     """One version of a dataset: a commit of its branch ``main``; ``id`` is the commit's."""
 
-    def __init__(self, dataset: Dataset, info: CommitInfo, blob: Blob | None = None) -> None:
+    def __init__(self, dataset: Dataset, info: CommitInfo, record: Blob | None = None) -> None:
         self.dataset = dataset
         self.info = info
-        self._blob = blob
+        # what was read of it: the blob at ``dataset``; the files (for local files)
+        self._head: Blob | None = None
+        self._files: tuple[Component, ...] | None = None
+        self._record: Blob | None = None  # the record as made (a PathDataset for files)
+        if isinstance(record, PathDataset):
+            self._record, self._files = record, record.components
+            size = sum(c.size for c in record.components if c.link is None)
+            self._head = DatasetTree(len(record.components), size, record.captured)
+        elif record is not None:
+            self._head = self._record = record
 
     @property
     def id(self) -> Digest:
@@ -190,46 +228,111 @@ class DatasetVersion:
     def __hash__(self) -> int:
         return hash(self.id)
 
-    @property
-    def blob(self) -> Blob:
-        """What the version records (a ``PathDataset``, ``S3Dataset``, ``QueryDataset``)."""
-        if self._blob is None:
+    def _at_head(self) -> Blob:
+        """The blob at ``dataset``: a tree version's summary, or the whole record."""
+        if self._head is None:
             repositories = self.dataset._versions
-            found = repositories.read_blobs(self.dataset.id, self.id, [BLOB_PATH])
+            try:
+                found = repositories.read_blobs(self.dataset.id, self.id, [BLOB_PATH])
+            except NotFound:
+                found = {}
             if BLOB_PATH not in found:
                 raise NotFound(f"version {self.id} holds no dataset", id=self.id)
-            self._blob = found[BLOB_PATH]
-        return self._blob
+            self._head = found[BLOB_PATH]
+        return self._head
+
+    @property
+    def kind(self) -> str:
+        """``dataset.path`` (local files, however stored), ``dataset.s3`` or
+        ``dataset.query``."""
+        head = self._at_head()
+        return PathDataset.KIND if isinstance(head, DatasetTree) else head.KIND
+
+    @property
+    def blob(self) -> Blob:
+        """What the version records (a ``PathDataset``, ``S3Dataset``, ``QueryDataset``).
+        A version of local files kept as a tree is given as the one ``PathDataset`` its
+        files make (read whole: ``files``, ``file_count`` and ``size`` read less)."""
+        if self._record is None:
+            head = self._at_head()
+            if isinstance(head, DatasetTree):
+                self._record = PathDataset(self.files, head.captured)
+            else:
+                self._record = head
+        return self._record
+
+    @property
+    def captured(self) -> bool:
+        """The files' bytes are stored (the version can be checked out)."""
+        head = self._at_head()
+        return isinstance(head, DatasetTree | PathDataset) and head.captured
 
     @property
     def files(self) -> tuple[Component, ...]:
-        """The files of a local dataset (empty for other kinds)."""
-        blob = self.blob
-        return blob.components if isinstance(blob, PathDataset) else ()
+        """The files of a local dataset, in path order (empty for other kinds)."""
+        if self._files is None:
+            head = self._at_head()
+            if isinstance(head, PathDataset):
+                self._files = head.components
+            elif isinstance(head, DatasetTree):
+                blobs = self.dataset._versions.read_blobs(self.dataset.id, self.id)
+                self._files = files_of(blobs)[1]
+            else:
+                self._files = ()
+        return self._files
+
+    @property
+    def file_count(self) -> int:
+        """How many files (objects, for S3) the version holds; 0 for a query. A tree
+        version says so in its summary: its files are not read."""
+        head = self._at_head()
+        if isinstance(head, DatasetTree):
+            return head.files
+        if isinstance(head, S3Dataset):
+            return len(head.entries)
+        return len(self.files)
 
     @property
     def size(self) -> int:
+        """The bytes of its files (links not counted) or S3 objects."""
+        head = self._at_head()
+        if isinstance(head, DatasetTree | S3Dataset):
+            return head.size
         return sum(c.size for c in self.files if c.link is None)
 
     def diff(self, other: DatasetVersion | str) -> list[DatasetChange]:
         """What changed from ``other`` to this version: each file added, removed or
-        changed (and any other field of the record, such as an S3 object's ETag)."""
+        changed (and any other field of the record, such as an S3 object's ETag). Two
+        tree versions are compared by the store, folder by folder, reading only the
+        folders that differ."""
         base = other.id if isinstance(other, DatasetVersion) else other
-        changes: list[DatasetChange] = []
-        for path_change in self.dataset.diff(base, self.id):
-            if path_change.path != BLOB_PATH:
-                continue
-            for change in path_change.fields:
-                name = change.field[-1] if len(change.field) == 2 else change.name
-                status: Literal["added", "removed", "changed"] = (
-                    "added"
-                    if change.before is None
-                    else "removed"
-                    if change.after is None
-                    else "changed"
-                )
-                changes.append(DatasetChange(status, name, change.before, change.after))
-        return changes
+        changes = self.dataset.diff(base, self.id)
+        head = next((c for c in changes if c.path == BLOB_PATH), None)
+        if (
+            head is not None
+            and head.before is not None
+            and head.after is not None
+            and head.before.KIND != head.after.KIND
+        ):
+            # the record changed kind (an old version against a tree one, files against
+            # an S3 prefix): each side's entries read whole and compared
+            before = other if isinstance(other, DatasetVersion) else self.dataset.get_version(base)
+            return _compare(_entries(before), _entries(self))
+        found: list[DatasetChange] = []
+        prefix = FILES_PATH + "/"
+        for change in changes:
+            if change.path.startswith(prefix) and (
+                isinstance(change.before, DatasetFile | None)
+                and isinstance(change.after, DatasetFile | None)
+            ):
+                old, new = _value(change.before), _value(change.after)
+                if old != new:  # else only ``captured`` differs: the same file
+                    found.append(_change(change.path.removeprefix(prefix), old, new))
+            elif change.path == BLOB_PATH and not isinstance(change.after, DatasetTree):
+                for field in change.fields:
+                    name = field.field[-1] if len(field.field) == 2 else field.name
+                    found.append(_change(name, field.before, field.after))
+        return found
 
     def checkout(
         self,
@@ -244,18 +347,17 @@ class DatasetVersion:
         where the store can make them (embedded local store, same file system), copies
         elsewhere (the report says which). A path or link that would leave ``dest``, or
         a link where a folder goes, is refused before anything is written."""
-        blob = self.blob
-        if not isinstance(blob, PathDataset):
+        if self.kind != PathDataset.KIND:
             raise InvalidArgument(
-                "version", f"is a {blob.KIND} dataset: only captured local files check out"
+                "version", f"is a {self.kind} dataset: only captured local files check out"
             )
-        if not blob.captured:
+        if not self.captured:
             raise InvalidArgument(
                 "version",
                 "was recorded without its bytes (Path(..., capture=False)): nothing to restore",
             )
         return checkout_components(
-            self.dataset._client, blob.components, Path(dest), progress, link=link
+            self.dataset._client, self.files, Path(dest), progress, link=link
         )
 
     def list_runs(self, *, include_deleted: bool = False) -> list[Run]:
@@ -283,3 +385,40 @@ def _default_message(blob: Blob) -> str:
         size = sum(c.size for c in blob.components if c.link is None)
         return f"{len(blob.components)} files, {size} bytes"
     return blob.KIND
+
+
+def _value(blob: DatasetFile | None) -> Json:
+    """A file as a diff shows it: as a component's canonical form (no ``captured``)."""
+    if blob is None:
+        return None
+    found = blob.body()
+    found.pop("captured", None)
+    return found
+
+
+def _change(name: str, before: Json, after: Json) -> DatasetChange:
+    status: Literal["added", "removed", "changed"] = (
+        "added" if before is None else "removed" if after is None else "changed"
+    )
+    return DatasetChange(status, name, before, after)
+
+
+def _entries(version: DatasetVersion) -> dict[str, Json]:
+    """A version's entries by name, as a diff compares them: files (path -> component),
+    S3 objects (key -> object), a query's fields."""
+    head = version._at_head()
+    if isinstance(head, DatasetTree | PathDataset):
+        return {c.path: c.value() for c in version.files}
+    return {
+        change.name if len(change.field) == 1 else change.field[-1]: change.after
+        for change in diff_blobs(None, head)
+    }
+
+
+def _compare(before: dict[str, Json], after: dict[str, Json]) -> list[DatasetChange]:
+    names = sorted(before.keys() | after.keys(), key=lambda n: n.split("/"))
+    return [
+        _change(name, before.get(name), after.get(name))
+        for name in names
+        if before.get(name) != after.get(name)
+    ]

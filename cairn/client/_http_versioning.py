@@ -39,6 +39,7 @@ from cairn.core.versioning.wire import (
     repository_from_json,
     resolutions_to_json,
     run_commit_from_json,
+    tree_objects_to_json,
 )
 
 __all__ = ["HttpRepositories"]
@@ -159,6 +160,36 @@ class HttpRepositories:
             "base": base,
         }
         return commit_from_json(self._t.post(self._path(repository_id, "commits"), body))
+
+    def missing_tree_objects(self, repository_id: str, digests: Iterable[str]) -> list[Digest]:
+        if isinstance(digests, str):
+            raise InvalidArgument("digests", "must be a list of digests, not one string")
+        wanted = [parse_digest(d, "digests") for d in digests]
+        found = self._t.post(self._path(repository_id, "trees/missing"), {"digests": wanted})
+        return [Digest(d) for d in found["missing"]]
+
+    def save_tree(
+        self,
+        repository_id: str,
+        branch: str,
+        root: str,
+        objects: Sequence[tuple[str, bytes]],
+        *,
+        message: str,
+        author: str = "",
+        base: str | None = None,
+    ) -> CommitInfo:
+        if isinstance(objects, str | bytes):
+            raise InvalidArgument("objects", "must be a list of (kind, canonical bytes)")
+        body = {
+            "branch": check_ref_name(branch, "branch"),
+            "root": parse_digest(root, "root"),
+            "objects": tree_objects_to_json(objects),
+            "message": check_text(message, "message"),
+            "author": check_name(author, "author") if author else "",
+            "base": base,
+        }
+        return commit_from_json(self._t.post(self._path(repository_id, "trees"), body))
 
     def set_branch(
         self,

@@ -4,20 +4,40 @@ that writes it and the web UI that reads it.
 A dataset is a repository marked by an attribute; a version is a commit on its ``main``
 branch holding one dataset blob at ``BLOB_PATH``; a run that used a version carries a tag
 naming it (so one search lists a version's runs) and an attribute naming its key.
+
+A version of local files is a tree (:func:`version_tree`): at ``BLOB_PATH`` a
+``dataset.tree`` blob (how many files, their size, captured or not), and each file a
+``dataset.file`` blob at ``FILES_PATH/<its path>``, so versioning's per-folder nodes share
+every unchanged folder between versions and a one-file change makes new nodes only along
+that file's path. Versions made before hold one ``dataset.path`` blob listing every file
+at ``BLOB_PATH``; they are read as they are. S3 prefixes and queries are one blob at
+``BLOB_PATH``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Final
+
+from cairn.core.digest import Digest
+from cairn.core.errors import InvalidArgument
+from cairn.core.versioning.blobs import Blob, Component, DatasetFile, DatasetTree, PathDataset
+from cairn.core.versioning.canonical import object_digest
+from cairn.core.versioning.tree import TREE, Entry, TreeNode, build_tree
 
 __all__ = [
     "BLOB_PATH",
     "DATASETS_QUERY",
     "DATASET_ATTRIBUTE",
     "DATASET_KIND",
+    "FILES_PATH",
     "RUN_ATTRIBUTE_PREFIX",
     "RUN_TAG_PREFIX",
+    "VersionTree",
+    "files_of",
     "runs_of_version_query",
+    "version_tree",
 ]
 
 DATASET_ATTRIBUTE: Final = "cairn.kind"
@@ -25,6 +45,8 @@ DATASET_KIND: Final = "dataset"
 # find_repositories' query for the datasets among a project's repositories
 DATASETS_QUERY: Final = f"attributes.`{DATASET_ATTRIBUTE}` = '{DATASET_KIND}'"
 BLOB_PATH: Final = "dataset"
+FILES_PATH: Final = "files"  # a tree version's files: FILES_PATH/<path in the dataset>
+_PREFIX: Final = FILES_PATH + "/"
 RUN_TAG_PREFIX: Final = "dataset-version:"
 RUN_ATTRIBUTE_PREFIX: Final = "dataset."  # + the key (``train``, ``eval``)
 
@@ -32,3 +54,75 @@ RUN_ATTRIBUTE_PREFIX: Final = "dataset."  # + the key (``train``, ``eval``)
 def runs_of_version_query(version_id: str) -> str:
     """find_runs' query for the runs that logged a version."""
     return f"tags contains '{RUN_TAG_PREFIX}{version_id}'"
+
+
+@dataclass(frozen=True, slots=True)
+class VersionTree:
+    """A version's whole tree, built where its files were read: the root's id, every node
+    and every blob (kind, canonical bytes), by id. Its objects go to the store only if
+    the store lacks them."""
+
+    root: Digest
+    nodes: dict[Digest, TreeNode]
+    blobs: dict[Digest, tuple[str, bytes]]
+
+    def to_send(self, missing: Iterable[Digest]) -> list[tuple[str, bytes]]:
+        """(kind, canonical bytes) of the nodes among ``missing`` and of the blobs those
+        nodes hold: a node the store has already has every object below it (nodes are
+        stored only with their children), so unchanged folders send nothing."""
+        lacking = [d for d in dict.fromkeys(missing) if d in self.nodes]
+        sent: list[tuple[str, bytes]] = []
+        blobs: dict[Digest, None] = {}
+        for digest in lacking:
+            node = self.nodes[digest]
+            sent.append((TREE, node.canonical()))
+            blobs.update((e.digest, None) for _, e in node.entries if not e.is_tree)
+        sent += [self.blobs[d] for d in blobs]
+        return sent
+
+
+def version_tree(record: Blob) -> VersionTree:
+    """The tree of a version recording ``record``: files as a tree (see the module) for
+    a ``PathDataset``, else the record alone at ``BLOB_PATH``."""
+    entries: dict[str, Entry] = {}
+    blobs: dict[Digest, tuple[str, bytes]] = {}
+
+    def put(path: str, kind: str, body: bytes) -> None:
+        digest = object_digest(kind, body)
+        blobs[digest] = (kind, body)
+        entries[path] = Entry(kind, digest)
+
+    if isinstance(record, PathDataset):
+        captured = record.captured
+        size = sum(c.size for c in record.components if c.link is None)
+        summary = DatasetTree(len(record.components), size, captured)
+        put(BLOB_PATH, summary.KIND, summary.canonical())
+        kind, plain = DatasetFile.KIND, DatasetFile.plain_canonical
+        for c in record.components:  # the hot loop of capturing 20,000 files again
+            if c.link is None:
+                body = plain(c.size, c.modified, c.digest, captured)
+            else:
+                body = DatasetFile.of(c, captured).canonical()
+            put(_PREFIX + c.path, kind, body)
+    elif record.KIND.startswith("dataset.") and not isinstance(record, DatasetFile | DatasetTree):
+        put(BLOB_PATH, record.KIND, record.canonical())
+    else:
+        raise InvalidArgument("source", f"must make a dataset blob, made {record.KIND}")
+    root, nodes = build_tree(entries)
+    return VersionTree(root, nodes, blobs)
+
+
+def files_of(blobs: Mapping[str, Blob]) -> tuple[PathDataset | None, tuple[Component, ...]]:
+    """A version's files from its blobs (path -> blob, as read from its commit): the
+    ``dataset.path`` blob of a version made before trees (None for a tree version), and
+    the files as components, in path order."""
+    record = blobs.get(BLOB_PATH)
+    if isinstance(record, PathDataset):
+        return record, record.components
+    found = [
+        blob.component(path.removeprefix(_PREFIX))
+        for path, blob in blobs.items()
+        if path.startswith(_PREFIX) and isinstance(blob, DatasetFile)
+    ]
+    found.sort(key=lambda c: c.path.split("/"))
+    return None, tuple(found)

@@ -360,6 +360,28 @@ class Repositories(Protocol):
         remove); ``Conflict`` if the branch moved since ``base`` was read."""
         ...
 
+    def missing_tree_objects(self, repository_id: str, digests: Iterable[str]) -> list[Digest]:
+        """Those of ``digests`` (blobs and tree nodes) the store lacks: what a
+        ``save_tree`` must send."""
+        ...
+
+    def save_tree(
+        self,
+        repository_id: str,
+        branch: str,
+        root: str,
+        objects: Sequence[tuple[str, bytes]],
+        *,
+        message: str,
+        author: str = "",
+        base: str | None = None,
+    ) -> CommitInfo:
+        """A new commit on ``branch`` whose tree is ``root``, built by the caller; the
+        objects (kind, canonical bytes) the store lacks are given, each checked. A root
+        that is the head's is refused as ``save_commit`` refuses a change of nothing;
+        ``Conflict`` if the branch moved since ``base`` was read."""
+        ...
+
     def set_branch(
         self,
         repository_id: str,

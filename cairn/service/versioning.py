@@ -347,6 +347,67 @@ class RepositoryService(ServicePart):
             commit = Commit(root, (head,), message, author, self.clock())
             return self._advance(tx, repository_id, branch, head, commit)
 
+    def missing_tree_objects(self, repository_id: str, digests: Iterable[str]) -> list[Digest]:
+        """Those of ``digests`` (blobs and tree nodes) the store lacks: what a
+        :meth:`save_tree` must send. One question for a whole tree's nodes."""
+        wanted = [parse_digest(d, "digests") for d in _strings(digests, "digests")]
+        self._allow(repository_id, Role.WRITER, "repository")
+        with self.metadata.read() as tx:
+            self._repository(tx, repository_id)
+            stored = tx.versioning.kinds(wanted)
+        return [d for d in dict.fromkeys(wanted) if d not in stored]
+
+    def save_tree(
+        self,
+        repository_id: str,
+        branch: str,
+        root: str,
+        objects: Sequence[tuple[str, bytes]],
+        *,
+        message: str,
+        author: str = "",
+        base: str | None = None,
+    ) -> CommitInfo:
+        """A new commit on ``branch`` whose tree is ``root``, built by the caller: the
+        objects (kind, canonical bytes) of the tree that the store lacks are given, the
+        rest must be stored already (see :meth:`missing_tree_objects`). Each given object
+        is checked (its id is the digest of its bytes, a blob decodes and is canonical, a
+        node's children are given or stored with the kind it names, every file a blob
+        names is in the object store) and must be in the tree. A root that is the head's
+        is refused as :meth:`save_commit` refuses a change of nothing; ``base`` as there."""
+        check_ref_name(branch, "branch")
+        check_text(message, "message")
+        top = parse_digest(root, "root")
+        given = _tree_objects(objects)
+        named = [d for _, _, blob in given.values() if blob is not None for d in blob.objects()]
+        for digest in self.objects.missing(list(dict.fromkeys(named)))[:1]:
+            raise NotFound(
+                f"the tree names object {digest}, which is not stored: upload it first",
+                digest=digest,
+            )
+        self._allow(repository_id, Role.WRITER, "repository")
+        author = self._owner(author, "author")
+        with self.metadata.write() as tx:
+            self._repository(tx, repository_id)
+            head = self._branch(tx, repository_id, branch)
+            _check_tree(tx, top, given)
+            if base is not None and head != (seen := self._resolve(tx, repository_id, base)):
+                found = self._commit(tx, repository_id, head)
+                if found.commit() == Commit(top, (seen,), message, author, found.time):
+                    return found  # this very save, retried after its answer was lost
+                raise Conflict(
+                    f"branch {branch!r} moved to {head[:12]} since {base[:12]} was read: "
+                    "merge it, then save again",
+                    branch=branch,
+                    head=head,
+                )
+            parent = self._commit(tx, repository_id, head)
+            if top == parent.root:
+                raise InvalidArgument("changes", "change nothing: the tree is the head's")
+            tx.versioning.put_objects((d, kind, body) for d, (kind, body, _) in given.items())
+            commit = Commit(top, (head,), message, author, self.clock())
+            return self._advance(tx, repository_id, branch, head, commit)
+
     def set_branch(
         self,
         repository_id: str,
@@ -774,6 +835,68 @@ class RepositoryService(ServicePart):
             )
         tx.entities.update(EntityKind.REPOSITORY, repository_id, {"updated_at": commit.time})
         return info
+
+
+def _tree_objects(
+    objects: Sequence[tuple[str, bytes]],
+) -> dict[Digest, tuple[str, bytes, Blob | None]]:
+    """Objects given for a tree, by id: each a node (kind ``tree``) or a blob, checked to
+    be canonical (so that its id is the one any other writer of it would compute)."""
+    if isinstance(objects, str | bytes) or not isinstance(objects, Iterable):
+        raise InvalidArgument("objects", "must be a list of (kind, canonical bytes)")
+    found: dict[Digest, tuple[str, bytes, Blob | None]] = {}
+    for item in objects:
+        if (
+            not isinstance(item, tuple | list)
+            or len(item) != 2
+            or not isinstance(item[0], str)
+            or not isinstance(item[1], bytes | bytearray | memoryview)
+        ):
+            raise InvalidArgument("objects", "each must be (kind, canonical bytes)")
+        kind, body = item[0], bytes(item[1])
+        blob: Blob | None = None
+        if kind == TREE:
+            TreeNode.decode(body)  # refused unless canonical
+        else:
+            blob = blob_from_body(kind, parse_canonical(body, kind))
+            if blob.canonical() != body:
+                raise InvalidArgument("objects", f"a {kind} blob is not in its canonical form")
+        found[object_digest(kind, body)] = (kind, body, blob)
+    return found
+
+
+def _check_tree(
+    tx: MetadataTx, root: Digest, given: Mapping[Digest, tuple[str, bytes, Blob | None]]
+) -> None:
+    """Every given object is in the tree of ``root``, and every object the given nodes
+    name (and the root) is given or stored, as the kind named. A stored node is whole:
+    nodes are stored only with (or after) their children."""
+    stored: dict[Digest, str] = {}  # not given: digest -> the kind it must be
+    reached: set[Digest] = set()
+    pending = [(root, TREE)]
+    while pending:
+        digest, kind = pending.pop()
+        here = given.get(digest)
+        if here is None:
+            if stored.setdefault(digest, kind) != kind:
+                raise InvalidArgument("objects", f"{digest} is named as two kinds")
+            continue
+        if here[0] != kind:
+            raise InvalidArgument("objects", f"{digest} is a {here[0]}, named as a {kind}")
+        if digest in reached:
+            continue
+        reached.add(digest)
+        if kind == TREE:
+            pending += ((e.digest, e.kind) for _, e in TreeNode.decode(here[1]).entries)
+    for digest in given.keys() - reached:
+        raise InvalidArgument("objects", f"{digest} is not in the tree of the root given")
+    kinds = tx.versioning.kinds(stored)
+    for digest, kind in stored.items():
+        if kinds.get(digest) != kind:
+            what = "not stored" if digest not in kinds else f"stored as a {kinds[digest]}"
+            raise NotFound(
+                f"the tree names {kind} {digest}, {what}: send it with the tree", digest=digest
+            )
 
 
 def _not_count(value: object) -> bool:

@@ -180,6 +180,7 @@ def _content_addressed_put(case: Case[Any]) -> None:
 # cannot be said in JSON Schema, so a schema-valid blob may be refused with a 400.
 BLOB_BODIES = {
     f"{API_PREFIX}/repositories/{{repository_id}}/commits",
+    f"{API_PREFIX}/repositories/{{repository_id}}/trees",  # base64 of canonical objects
     f"{API_PREFIX}/repositories/{{repository_id}}/merge",
     f"{API_PREFIX}/runs/{{run_id}}/capture",
     f"{API_PREFIX}/objects/batch",  # framed objects: digest, size, bytes

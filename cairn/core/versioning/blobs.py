@@ -42,6 +42,8 @@ __all__ = [
     "BLOB_KINDS",
     "Blob",
     "Component",
+    "DatasetFile",
+    "DatasetTree",
     "DockerEnvironment",
     "Field",
     "FileEntry",
@@ -672,6 +674,117 @@ class PathDataset(Blob):
         return cls(found, captured)
 
 
+@dataclass(frozen=True, eq=False)
+class DatasetFile(Blob):
+    """One file of a dataset version kept as a tree: the blob at ``files/<its path>`` of
+    the version's commit (the path is the tree's, not the blob's, so one blob serves every
+    path and version whose file has the same size, time and bytes). ``captured``: its
+    bytes are in the object store. A link is recorded as one (``link``: its target as
+    written; size and digest are those of the target text), never followed."""
+
+    KIND: ClassVar[str] = "dataset.file"
+
+    size: int = 0
+    modified: int = 0
+    content: str = ""  # the digest of its bytes (``digest()`` is the blob's own id)
+    link: str | None = None
+    captured: bool = False
+
+    def __post_init__(self) -> None:
+        parse_digest(self.content, "file digest")
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
+            raise InvalidArgument("file size", f"must be a size in bytes, got {self.size!r}")
+        if isinstance(self.modified, bool) or not isinstance(self.modified, int):
+            raise InvalidArgument("modified", "must be milliseconds since the epoch")
+        if self.link is not None and (not isinstance(self.link, str) or not self.link):
+            raise InvalidArgument("link", f"must be a link's target, got {self.link!r}")
+        if not isinstance(self.captured, bool):
+            raise InvalidArgument("captured", f"must be true or false, got {self.captured!r}")
+
+    @classmethod
+    def of(cls, component: Component, captured: bool) -> DatasetFile:
+        return cls(component.size, component.modified, component.digest, component.link, captured)
+
+    def component(self, path: str) -> Component:
+        return Component(path, self.size, self.modified, Digest(self.content), self.link)
+
+    def objects(self) -> tuple[Digest, ...]:
+        return (Digest(self.content),) if self.captured and self.link is None else ()
+
+    def body(self) -> dict[str, Json]:
+        found: dict[str, Json] = {
+            "size": self.size,
+            "modified": self.modified,
+            "digest": self.content,
+        }
+        if self.link is not None:
+            found["link"] = self.link
+        if self.captured:
+            found["captured"] = True
+        return found
+
+    def canonical(self) -> bytes:
+        if self.link is not None:
+            return canonical_bytes(self.body())
+        return self.plain_canonical(self.size, self.modified, self.content, self.captured)
+
+    @staticmethod
+    def plain_canonical(size: int, modified: int, content: str, captured: bool) -> bytes:
+        """The canonical form of a file that is not a link, spelled out as the JSON of
+        :meth:`body` is (keys sorted, no spaces) in a tenth of ``json.dumps``' time: a
+        version of 20,000 files makes 20,000 of these each time it is captured."""
+        head = '{"captured":true,' if captured else "{"
+        return f'{head}"digest":"{content}","modified":{modified},"size":{size}}}'.encode()
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Json]) -> Self:
+        _unknown(body, ("size", "modified", "digest", "link", "captured"), cls.KIND)
+        missing = {"size", "modified", "digest"} - set(body)
+        if missing:
+            raise InvalidArgument(sorted(missing)[0], f"is missing from a {cls.KIND} blob")
+        captured = body.get("captured", False)
+        if captured is not True and "captured" in body:
+            raise InvalidArgument("captured", "is true or absent")
+        return cls(body["size"], body["modified"], body["digest"], body.get("link"), captured)
+
+
+@dataclass(frozen=True, eq=False)
+class DatasetTree(Blob):
+    """A dataset version of local files kept as a tree: this blob (at ``dataset``) says
+    how many files there are, their total size (links not counted) and whether their
+    bytes were captured; the files themselves are the ``dataset.file`` blobs under
+    ``files/`` of the same commit, one per file, so a version that changes one file
+    makes new tree nodes only along that file's path."""
+
+    KIND: ClassVar[str] = "dataset.tree"
+
+    files: int = 0
+    size: int = 0
+    captured: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("files", "size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidArgument(name, f"must be a count, got {value!r}")
+        if not isinstance(self.captured, bool):
+            raise InvalidArgument("captured", f"must be true or false, got {self.captured!r}")
+
+    def body(self) -> dict[str, Json]:
+        found: dict[str, Json] = {"files": self.files, "size": self.size}
+        if self.captured:
+            found["captured"] = True
+        return found
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Json]) -> Self:
+        _unknown(body, ("files", "size", "captured"), cls.KIND)
+        captured = body.get("captured", False)
+        if captured is not True and "captured" in body:
+            raise InvalidArgument("captured", "is true or absent")
+        return cls(_section(body, "files", int, 0), _section(body, "size", int, 0), captured)
+
+
 @dataclass(frozen=True, order=True, slots=True)
 class S3Object:
     """One object under an S3 prefix, as listed: key (relative to the prefix), size,
@@ -846,6 +959,8 @@ BLOB_KINDS: dict[str, type[Blob]] = {
         SnapshotCode,
         NotebookCode,
         PathDataset,
+        DatasetTree,
+        DatasetFile,
         S3Dataset,
         QueryDataset,
     )

@@ -3,7 +3,9 @@ server and the HTTP backend encode and decode them one way."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import binascii
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cairn.core.digest import Digest
@@ -36,6 +38,8 @@ __all__ = [
     "resolutions_to_json",
     "run_commit_from_json",
     "run_commit_to_json",
+    "tree_objects_from_json",
+    "tree_objects_to_json",
 ]
 
 
@@ -230,4 +234,37 @@ def resolutions_from_json(value: Any) -> dict[tuple[str, Field | None], Resoluti
                 "resolutions", 'choice must be "ours", "theirs", {"value": ...} or {"blob": ...}'
             )
         found[(path, None if key is None else tuple(key))] = decided
+    return found
+
+
+def tree_objects_to_json(objects: Iterable[tuple[str, bytes]]) -> list[dict[str, str]]:
+    """Objects of a tree as ``{kind, body}``, the canonical bytes in base64 (a node's are
+    binary)."""
+    found: list[dict[str, str]] = []
+    for item in objects:
+        if (
+            not isinstance(item, tuple | list)
+            or len(item) != 2
+            or not isinstance(item[0], str)
+            or not isinstance(item[1], bytes | bytearray | memoryview)
+        ):
+            raise InvalidArgument("objects", "each must be (kind, canonical bytes)")
+        found.append({"kind": item[0], "body": base64.b64encode(item[1]).decode()})
+    return found
+
+
+def tree_objects_from_json(value: Any) -> list[tuple[str, bytes]]:
+    if not isinstance(value, list):
+        raise InvalidArgument("objects", "must be a list of {kind, body}")
+    found: list[tuple[str, bytes]] = []
+    for item in value:
+        if not isinstance(item, Mapping) or set(item) != {"kind", "body"}:
+            raise InvalidArgument("objects", "each must be {kind, body}")
+        kind, body = item["kind"], item["body"]
+        if not isinstance(kind, str) or not isinstance(body, str):
+            raise InvalidArgument("objects", "kind and body must be strings")
+        try:
+            found.append((kind, base64.b64decode(body, validate=True)))
+        except (binascii.Error, ValueError):
+            raise InvalidArgument("objects", f"the body of a {kind} is not base64") from None
     return found

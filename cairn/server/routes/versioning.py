@@ -22,11 +22,13 @@ from cairn.core.versioning.wire import (
     ref_to_json,
     resolutions_from_json,
     run_commit_to_json,
+    tree_objects_from_json,
 )
 from cairn.server.deps import JSON, Service
 from cairn.server.errors import error_responses
 from cairn.server.schemas import (
     ARTIFACT_KEY_PATTERN,
+    DIGEST_PATTERN,
     NAME_PATTERN,
     EntityId,
     EntityIdPath,
@@ -121,6 +123,39 @@ class SaveCommitIn(_In):
         dict[IngredientPath, BlobIn | None],
         Field(max_length=100_000, json_schema_extra=keys_are_names),
     ]
+    message: Text
+    author: Owner = ""
+    base: Ref | None = None
+
+
+Digest64 = Annotated[
+    str, Field(min_length=64, max_length=64, json_schema_extra={"pattern": DIGEST_PATTERN})
+]
+
+
+class TreeDigestsIn(_In):
+    digests: Annotated[list[Digest64], Field(max_length=1_000_000)]
+
+
+class TreeObjectIn(_In):
+    kind: Annotated[
+        str,
+        Field(min_length=1, max_length=32, json_schema_extra={"pattern": "^[a-z][a-z0-9_.-]*$"}),
+    ]
+    body: Annotated[
+        str,
+        Field(
+            max_length=64 * 1024 * 1024,
+            description="The object's canonical bytes, in base64",
+            json_schema_extra={"contentEncoding": "base64"},
+        ),
+    ]
+
+
+class SaveTreeIn(_In):
+    branch: RefName
+    root: Digest64
+    objects: Annotated[list[TreeObjectIn], Field(max_length=1_000_000)]
     message: Text
     author: Owner = ""
     base: Ref | None = None
@@ -308,6 +343,38 @@ def save_commit(repository_id: EntityIdPath, body: SaveCommitIn, service: Servic
         repository_id,
         body.branch,
         changes,
+        message=body.message,
+        author=body.author,
+        base=body.base,
+    )
+    return JSON(commit_to_json(commit), status_code=201)
+
+
+@router.post(
+    "/repositories/{repository_id}/trees/missing",
+    summary="Which of these blobs and tree nodes the store lacks (what a tree commit sends)",
+    response_class=JSON,
+    responses={**_documented({"type": "object"}), **MISSING},
+)
+def missing_tree_objects(repository_id: EntityIdPath, body: TreeDigestsIn, service: Service) -> Any:
+    missing = service.repositories.missing_tree_objects(repository_id, body.digests)
+    return JSON({"missing": missing})
+
+
+@router.post(
+    "/repositories/{repository_id}/trees",
+    status_code=201,
+    summary="Commit a whole tree built by the caller, sending only the objects the store lacks",
+    response_class=JSON,
+    responses={201: {"content": {"application/json": {"schema": _OBJECT}}}, **WRITE},
+)
+def save_tree(repository_id: EntityIdPath, body: SaveTreeIn, service: Service) -> Any:
+    objects = tree_objects_from_json([o.model_dump() for o in body.objects])
+    commit = service.repositories.save_tree(
+        repository_id,
+        body.branch,
+        body.root,
+        objects,
         message=body.message,
         author=body.author,
         base=body.base,
