@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from cairn.core.chunks import Recipe
 from cairn.core.digest import Digest, digest_bytes
 from cairn.core.errors import InvalidArgument, StorageFull, StoreUnavailable
 from cairn.core.objects import ObjectInfo
 from cairn.store.objects import ObjectStore
+from cairn.store.objects.chunked import ChunkedStore
 from cairn.store.objects.s3 import S3ObjectStore, parse_s3_uri
 from tests.store.s3_servers import S3Server
+from tests.store.test_chunked import ChunkedContract
 from tests.store.test_objects import ObjectStoreContract
 
 MiB = 1 << 20
@@ -246,3 +249,27 @@ def test_a_stream_round_trip_with_progress(aws_env: S3Server) -> None:
         assert store.size(info.digest) == len(data)
     finally:
         aws_env.drop_bucket(bucket)
+
+
+class TestChunkedS3(ChunkedContract):
+    """The contract over chunks and recipes kept in S3 (moto, then Swift)."""
+
+    @pytest.fixture
+    def store(self, s3_server: S3Server, s3_bucket: str) -> Iterator[ObjectStore]:
+        self.hooks = TestS3ObjectStore()
+        self.hooks.server = s3_server
+        inner = S3ObjectStore(
+            s3_bucket, "team/objects", endpoint_url=s3_server.endpoint, retry_timeout=10
+        )
+        # Chunks of 64 KiB: a 20 MiB object is 320 PUTs, not 1,280.
+        with ChunkedStore(inner, chunk_size=64 * 1024, min_file=100_000) as s:
+            yield s
+
+    def test_layout(self, store: ObjectStore) -> None:
+        assert isinstance(store, ChunkedStore)
+        s3 = _s3(store.inner)
+        digest = store.put_bytes(os.urandom(300_000)).digest
+        key = f"{s3.prefix}/recipes/{digest[:2]}/{digest[2:]}"
+        got = self.hooks.server.client().get_object(Bucket=s3.bucket, Key=key)
+        assert Recipe.decode(got["Body"].read(), digest).size == 300_000
+        assert not store.inner.exists(digest)  # no whole copy
