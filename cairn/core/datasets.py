@@ -20,11 +20,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from blake3 import blake3
+
 from cairn.core.digest import Digest
 from cairn.core.errors import InvalidArgument
 from cairn.core.versioning.blobs import Blob, Component, DatasetFile, DatasetTree, PathDataset
 from cairn.core.versioning.canonical import object_digest
-from cairn.core.versioning.tree import TREE, Entry, TreeNode, build_tree
+from cairn.core.versioning.tree import TREE, TreeBuilder, TreeNode
 
 __all__ = [
     "BLOB_PATH",
@@ -47,6 +49,7 @@ DATASETS_QUERY: Final = f"attributes.`{DATASET_ATTRIBUTE}` = '{DATASET_KIND}'"
 BLOB_PATH: Final = "dataset"
 FILES_PATH: Final = "files"  # a tree version's files: FILES_PATH/<path in the dataset>
 _PREFIX: Final = FILES_PATH + "/"
+FILE_KIND: Final = DatasetFile.KIND.encode()
 RUN_TAG_PREFIX: Final = "dataset-version:"
 RUN_ATTRIBUTE_PREFIX: Final = "dataset."  # + the key (``train``, ``eval``)
 
@@ -59,12 +62,12 @@ def runs_of_version_query(version_id: str) -> str:
 @dataclass(frozen=True, slots=True)
 class VersionTree:
     """A version's whole tree, built where its files were read: the root's id, every node
-    and every blob (kind, canonical bytes), by id. Its objects go to the store only if
-    the store lacks them."""
+    by id, and every blob (kind, canonical bytes) by the 32 bytes of its id. Its objects
+    go to the store only if the store lacks them."""
 
     root: Digest
     nodes: dict[Digest, TreeNode]
-    blobs: dict[Digest, tuple[str, bytes]]
+    blobs: dict[bytes, tuple[str, bytes]]
 
     def to_send(self, missing: Iterable[Digest]) -> list[tuple[str, bytes]]:
         """(kind, canonical bytes) of the nodes among ``missing`` and of the blobs those
@@ -72,11 +75,11 @@ class VersionTree:
         stored only with their children), so unchanged folders send nothing."""
         lacking = [d for d in dict.fromkeys(missing) if d in self.nodes]
         sent: list[tuple[str, bytes]] = []
-        blobs: dict[Digest, None] = {}
+        blobs: dict[bytes, None] = {}
         for digest in lacking:
             node = self.nodes[digest]
             sent.append((TREE, node.canonical()))
-            blobs.update((e.digest, None) for _, e in node.entries if not e.is_tree)
+            blobs.update((bytes.fromhex(e.digest), None) for _, e in node.entries if not e.is_tree)
         sent += [self.blobs[d] for d in blobs]
         return sent
 
@@ -84,31 +87,36 @@ class VersionTree:
 def version_tree(record: Blob) -> VersionTree:
     """The tree of a version recording ``record``: files as a tree (see the module) for
     a ``PathDataset``, else the record alone at ``BLOB_PATH``."""
-    entries: dict[str, Entry] = {}
-    blobs: dict[Digest, tuple[str, bytes]] = {}
+    builder = TreeBuilder()
+    blobs: dict[bytes, tuple[str, bytes]] = {}
 
-    def put(path: str, kind: str, body: bytes) -> None:
-        digest = object_digest(kind, body)
-        blobs[digest] = (kind, body)
-        entries[path] = Entry(kind, digest)
+    def put(path: str, blob: Blob) -> None:
+        kind, body = blob.KIND, blob.canonical()
+        raw = bytes.fromhex(object_digest(kind, body))
+        blobs[raw] = (kind, body)
+        builder.put(path, b"\x00%s\x00%s" % (kind.encode(), raw))
 
     if isinstance(record, PathDataset):
         captured = record.captured
         size = sum(c.size for c in record.components if c.link is None)
-        summary = DatasetTree(len(record.components), size, captured)
-        put(BLOB_PATH, summary.KIND, summary.canonical())
-        kind, plain = DatasetFile.KIND, DatasetFile.plain_canonical
-        for c in record.components:  # the hot loop of capturing 20,000 files again
+        put(BLOB_PATH, DatasetTree(len(record.components), size, captured))
+        # the hot loop of capturing 20,000 files again: each file's blob spelled out,
+        # hashed and entered as raw bytes, with no value made in between
+        kind, plain, file = DatasetFile.KIND, DatasetFile.plain_canonical, (FILE_KIND + b"\x00")
+        rest = b"\x00" + FILE_KIND + b"\x00"
+        for c in record.components:
             if c.link is None:
                 body = plain(c.size, c.modified, c.digest, captured)
             else:
                 body = DatasetFile.of(c, captured).canonical()
-            put(_PREFIX + c.path, kind, body)
+            raw = blake3(file + body).digest()
+            blobs[raw] = (kind, body)
+            builder.put(_PREFIX + c.path, rest + raw)
     elif record.KIND.startswith("dataset.") and not isinstance(record, DatasetFile | DatasetTree):
-        put(BLOB_PATH, record.KIND, record.canonical())
+        put(BLOB_PATH, record)
     else:
         raise InvalidArgument("source", f"must make a dataset blob, made {record.KIND}")
-    root, nodes = build_tree(entries)
+    root, nodes = builder.build()
     return VersionTree(root, nodes, blobs)
 
 
