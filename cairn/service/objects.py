@@ -3,13 +3,14 @@ use them (the HTTP client's uploads and downloads land here)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO, Final
 
 from cairn.core.digest import Digest, parse_digest
-from cairn.core.errors import InvalidArgument, NotFound
+from cairn.core.errors import CairnError, InvalidArgument, NotFound
 from cairn.core.identity import Role
-from cairn.core.objects import ObjectInfo, ObjectWriter
+from cairn.core.objects import ObjectInfo, ObjectWriter, Progress
 from cairn.core.tree import Tree
 from cairn.service.base import ServicePart
 from cairn.store.metadata.artifacts import check_room
@@ -66,6 +67,43 @@ class ObjectService(ServicePart):
         With a principal: a writer of some project (see docs/roles.md, *Objects*)."""
         self.access.require_uploader()
         return self.objects.open_writer()
+
+    def copy_to_file(
+        self, digest: str, dest: str | os.PathLike[str], progress: Progress | None = None
+    ) -> int:
+        """Write an object to ``dest``, verified and atomically; its size."""
+        return self.objects.copy_to_file(parse_digest(digest), dest, progress)
+
+    def read_many(self, entries: Sequence[tuple[Digest, int]]) -> Iterator[tuple[Digest, bytes]]:
+        """The verified bytes of small objects (digest, size), each digest once: each
+        read to its end through the store's verifying stream (``CorruptObject``, and
+        the copy quarantined, if its bytes lie)."""
+        for digest, size in dict.fromkeys((parse_digest(d), n) for d, n in entries):
+            with self.objects.open(digest) as stream:
+                data = stream.read(size + 1)
+                if len(data) > size:
+                    stream.read()  # to the end: verified before the size is blamed
+                if len(data) != size:
+                    raise CairnError(
+                        f"object {digest} holds {len(data)} bytes where {size} were expected",
+                        digest=digest,
+                    )
+            yield digest, data
+
+    def link_to(self, digest: str, dest: str | os.PathLike[str]) -> bool:
+        """Make ``dest`` (new) a read-only hard link to the stored object, its bytes
+        verified; False where the store cannot link (the caller copies)."""
+        wanted = parse_digest(digest)
+        if not self.objects.link_to(wanted, dest):
+            return False
+        try:
+            with self.objects.open(wanted) as stream:
+                while stream.read(_CHUNK):
+                    pass
+        except BaseException:
+            os.unlink(dest)  # a link to bytes that lie is no checkout
+            raise
+        return True
 
     def quarantined(self) -> list[Quarantined]:
         """Objects reads found corrupt and moved aside (what ``cairn fsck`` reports)."""
