@@ -408,6 +408,12 @@ class Figures:
         for measure, values in self.values.items():
             if len(values) > 1 and not measure.endswith(SIZES):
                 found.append(f"{measure}, each round: " + " / ".join(f"{v:.3f}" for v in values))
+        # Within a round both sides meet the same machine: the ratios of each round.
+        for slow, fast, label in PAIRS:
+            a, b = self.values.get(slow, []), self.values.get(fast, [])
+            if len(a) == len(b) > 1:
+                each = " / ".join(f"{x / y:.2f}" for x, y in zip(a, b, strict=True) if y > 0)
+                found.append(f"{label}, each round: {each}")
         return found
 
     def round_text(self) -> str:
@@ -560,6 +566,14 @@ def edits(size: int) -> list[tuple[str, Callable[[Path], None]]]:
 
 
 SIZES = ("meta", "overwrite", "insert")
+# (numerator, denominator, what the ratio is) of the same round
+PAIRS = [
+    (f"dvc {m}", f"cairn {m}", f"DVC / Cairn, {m}")
+    for m in ("first", "again", "changed", "checkout", "link", "big")
+] + [
+    ("cairn checkout", "cp -r", "Cairn checkout / cp -r"),
+    ("disk read", "cairn big", "Cairn's capture speed / the disk's read speed"),
+]
 
 
 # -- the table -----------------------------------------------------------------------------
@@ -573,11 +587,14 @@ def ratio(slow: float | None, fast: float | None) -> str:
     return "-" if slow is None or fast is None or fast <= 0 else f"{slow / fast:.1f}x"
 
 
-def size_text(value: float | None) -> str:
+def size_text(value: float | None, binary: bool = True) -> str:
+    """MiB for the storage rows (their targets are in MiB), KB and MB for metadata."""
     if value is None:
         return "-"
-    if value >= MiB:
-        return f"{value / MiB:,.1f} MiB"
+    if binary and value >= MiB:
+        return f"{value / MiB:,.2f} MiB"
+    if not binary and value >= 1e6:
+        return f"{value / 1e6:,.2f} MB"
     if value >= 10_000:
         return f"{value / 1000:,.1f} KB"
     return f"{value:,.0f} B"
@@ -632,7 +649,8 @@ def table(args: argparse.Namespace, f: Figures) -> list[str]:
     if "cairn meta" in f.values:
         lines.append(
             f"| 7 | new metadata for a 1-file change in a {args.files:,}-file version | "
-            f"{size_text(b('cairn meta'))} | {size_text(b('dvc meta'))} (`.dir` + `.dvc`) | "
+            f"{size_text(b('cairn meta'), False)} | {size_text(b('dvc meta'), False)}"
+            " (`.dir` + `.dvc`) | "
             f"{ratio(b('dvc meta'), b('cairn meta'))} | <= 20 KB |"
         )
     return lines
