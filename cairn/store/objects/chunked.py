@@ -231,6 +231,16 @@ class ChunkedStore(ClosingStore):
         with self._reader(recipe) as reader:
             return write_file_atomically(counting(reader.readinto, progress), dest)
 
+    def link_to(self, digest: Digest, dest: str | os.PathLike[str]) -> bool:
+        """A hard link to a whole stored copy, as the inner store makes them; False for
+        an object kept as chunks (the caller copies it)."""
+        try:
+            return self._inner.link_to(digest, dest)
+        except NotFound:
+            if self._recipe(parse_digest(digest)) is None:
+                raise
+            return False
+
     def missing(self, digests: Iterable[Digest]) -> list[Digest]:
         lacking = self._inner.missing(digests)
         if not lacking:
