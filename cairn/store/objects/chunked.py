@@ -21,6 +21,7 @@ the chunks of every recipe it keeps (cairn/service/gc.py).
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import os
 import threading
@@ -56,7 +57,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ChunkedStore", "ChunkedWriter"]
 
-_BATCH: Final = 32 << 20  # chunk bytes stored per put_many (and held in memory)
+_BATCH: Final = 16 << 20  # chunk bytes stored per put_many (and held in memory)
+_IN_FLIGHT: Final = 2  # batches a writer has being stored while it cuts the next
 _READ: Final = 4 << 20  # bytes read from a source at a time
 _READ_AHEAD: Final = 8  # chunks fetched ahead of a reader
 
@@ -81,6 +83,7 @@ class ChunkedStore(ClosingStore):
         self._min_file = min_file
         self._batch = batch_bytes
         self._threads: ThreadPoolExecutor | None = None  # chunk read-ahead, made on use
+        self._storers: ThreadPoolExecutor | None = None  # batches of chunks, made on use
         self._pool_lock = threading.Lock()
 
     @property
@@ -283,9 +286,11 @@ class ChunkedStore(ClosingStore):
 
     def close(self) -> None:
         with self._pool_lock:
-            pool, self._threads = self._threads, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+            pools = [self._threads, self._storers]
+            self._threads = self._storers = None
+        for pool in pools:
+            if pool is not None:
+                pool.shutdown(wait=True)
         self._inner.close()
 
     # -- internals ------------------------------------------------------------
@@ -304,6 +309,12 @@ class ChunkedStore(ClosingStore):
             # put_many, not a check of what is there first: a put heals a damaged copy,
             # and renews a stored one for gc, like any put.
             self._inner.put_many([c.data for c in chunks])
+
+    def _storer(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._storers is None:
+                self._storers = ThreadPoolExecutor(_IN_FLIGHT, thread_name_prefix="cairn-store")
+            return self._storers
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -373,6 +384,9 @@ class ChunkedWriter(AbortingWriter):
         self._batch: list[Chunk] = []
         self._batched = 0
         self._chunks: list[tuple[Digest, int]] = []
+        # Batches being stored on the store's threads while this one cuts the next: the
+        # writes' system calls and flushes overlap the hashing.
+        self._storing: collections.deque[Future[None]] = collections.deque()
         self._open = True
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -416,6 +430,7 @@ class ChunkedWriter(AbortingWriter):
             digest = self._chunker.digest
             check_expected_digest(expected, digest)  # before the last batch: often the only one
             self._take(last, flush=True)
+            self._wait()  # every chunk stored before the recipe that names them
             recipe = Recipe(digest, self._chunker.size, tuple(self._chunks))
             self._store.inner.put_recipe(digest, recipe.encode())
             return ObjectInfo(digest, recipe.size)
@@ -436,9 +451,24 @@ class ChunkedWriter(AbortingWriter):
             self._batched += len(chunk.data)
         if self._batch and (flush or self._batched >= self._store._batch):
             batch, self._batch, self._batched = self._batch, [], 0
-            self._store._store_chunks(batch)
+            while len(self._storing) >= _IN_FLIGHT:
+                self._storing.popleft().result()
+            self._storing.append(self._store._storer().submit(self._store._store_chunks, batch))
+
+    def _wait(self) -> None:
+        """Wait for every batch in flight; the first error, once all are done."""
+        error: BaseException | None = None
+        while self._storing:
+            try:
+                self._storing.popleft().result()
+            except BaseException as exc:
+                error = error or exc
+        if error is not None:
+            raise error
 
     def _release(self) -> None:
+        with contextlib.suppress(BaseException):
+            self._wait()  # an abort or a failure: nothing more may land after it returns
         self._head = None
         self._chunker = None
         self._batch = []
