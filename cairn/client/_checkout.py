@@ -120,8 +120,9 @@ def checkout_components(
     """Write ``components`` under ``root`` (see the module). ``link``: hard links to the
     stored objects where the store can make them, copies elsewhere."""
     parts = {c.path: c.path.split("/") for c in components}
-    for component in components:  # refuse before a byte is written
-        check_folders(root, parts[component.path][:-1])
+    for folder in sorted({tuple(p[:-1]) for p in parts.values()}):  # refused before a
+        check_folders(root, folder)  # byte is written
+    for component in components:
         if component.link is not None:
             _check_link(component)
     report = CheckoutReport()
@@ -230,8 +231,9 @@ def _copy(source: _Source, jobs: Sequence[_Job], progress: Progress | None) -> N
     """Write ``jobs``' files: small ones read in one batch (verified) where the source
     can, the others copied one by one (verified, atomically)."""
     small: dict[Digest, list[_Job]] = {}
+    batches = isinstance(source, BatchSource)
     for job in jobs:
-        if job.component.size > SMALL_FILE or not isinstance(source, BatchSource):
+        if job.component.size > SMALL_FILE or not batches:
             source.copy_to_file(job.component.digest, job.out, progress)
         else:
             small.setdefault(job.component.digest, []).append(job)
@@ -271,19 +273,32 @@ def _present(
 ) -> tuple[dict[str, Stamp], set[str]]:
     """The stamps of the files already at a checkout's paths with the right size (real
     path -> stamp): those whose bytes may be right already; and the real paths where
-    anything is (the others are written straight, with no temp file)."""
+    anything is (the others are written straight, with no temp file). One listing of
+    each folder, and a stat only of the names found: nothing for an empty target."""
+    listed: dict[tuple[str, ...], set[str]] = {}
     stamps: dict[str, Stamp] = {}
     taken: set[str] = set()
     for component in components:
-        if component.link is None:
+        if component.link is not None:
+            continue
+        *inner, name = parts[component.path]
+        names = listed.get(tuple(inner))
+        if names is None:
             try:
-                info = os.lstat(root.joinpath(*parts[component.path]))
+                names = set(os.listdir(root.joinpath(*inner)))
             except (FileNotFoundError, NotADirectoryError):
-                continue
-            real = os.path.join(real_root, *parts[component.path])
-            taken.add(real)
-            if stat.S_ISREG(info.st_mode) and info.st_size == component.size:
-                stamps[real] = Stamp.of(info)
+                names = set()
+            listed[tuple(inner)] = names
+        if name not in names:
+            continue
+        real = os.path.join(real_root, *parts[component.path])
+        try:
+            info = os.lstat(real)
+        except FileNotFoundError:
+            continue
+        taken.add(real)
+        if stat.S_ISREG(info.st_mode) and info.st_size == component.size:
+            stamps[real] = Stamp.of(info)
     return stamps, taken
 
 
