@@ -38,6 +38,7 @@ DEFAULT_CHUNK_SIZE: Final = 256 * 1024  # measured by benchmarks/chunk_storage.p
 DEFAULT_MIN_FILE: Final = 4 * 1024 * 1024  # smaller objects are stored whole
 MIN_AVG_SIZE: Final = 1024  # pyfastcdc takes 256, but chunks that small cost more than they save
 MAX_AVG_SIZE: Final = 4 * 1024 * 1024  # pyfastcdc's bound (max chunk 4x: 16 MiB)
+_NO_DIGEST: Final = Digest("")
 _BATCH: Final = 16 * 1024 * 1024  # bytes cut at a time (and kept in memory) by a stream
 
 
@@ -70,8 +71,11 @@ class Chunker:
     and ``size`` are the whole stream's. One thread at a time.
     """
 
-    def __init__(self, avg_size: int = DEFAULT_CHUNK_SIZE) -> None:
+    def __init__(self, avg_size: int = DEFAULT_CHUNK_SIZE, *, digests: bool = True) -> None:
+        """``digests=False``: chunks come with an empty digest, for a caller whose store
+        hashes each chunk itself anyway (the whole stream is hashed either way)."""
         check_chunk_size(avg_size)
+        self._digests = digests
         self._cdc = FastCDC(avg_size, min_size=avg_size // 4, max_size=avg_size * 4)
         self._pending = bytearray()  # fed, not yet cut: less than max_size once cut
         self._hasher = new_hasher()
@@ -136,7 +140,7 @@ class Chunker:
             if not final and total - cut.offset < self.max_size:
                 break
             data = bytes(cut.data)
-            chunks.append(Chunk(digest_bytes(data), data))
+            chunks.append(Chunk(digest_bytes(data) if self._digests else _NO_DIGEST, data))
             taken = cut.offset + cut.length
         del cuts, cut  # they hold views of the buffer, which cannot shrink while they live
         del buf[:taken]

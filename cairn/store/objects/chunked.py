@@ -304,11 +304,10 @@ class ChunkedStore(ClosingStore):
             writer.fill(readinto)
             return writer.commit()
 
-    def _store_chunks(self, chunks: list[Chunk]) -> None:
-        if chunks:
-            # put_many, not a check of what is there first: a put heals a damaged copy,
-            # and renews a stored one for gc, like any put.
-            self._inner.put_many([c.data for c in chunks])
+    def _store_chunks(self, chunks: list[Chunk]) -> list[ObjectInfo]:
+        # put_many, not a check of what is there first: a put heals a damaged copy, and
+        # renews a stored one for gc, like any put. It hashes each chunk: their digests.
+        return self._inner.put_many([c.data for c in chunks])
 
     def _storer(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -329,24 +328,27 @@ class ChunkedStore(ClosingStore):
         ahead: collections.deque[Future[bytes]] = collections.deque()
         todo = iter(recipe.chunks)
         try:
-            for chunk, _ in todo:
-                ahead.append(pool.submit(self._read_chunk, chunk, owner))
+            for chunk, size in todo:
+                ahead.append(pool.submit(self._read_chunk, chunk, size, owner))
                 if len(ahead) >= _READ_AHEAD:
                     break
             while ahead:
                 data = ahead.popleft().result()
                 nxt = next(todo, None)
                 if nxt is not None:
-                    ahead.append(pool.submit(self._read_chunk, nxt[0], owner))
+                    ahead.append(pool.submit(self._read_chunk, *nxt, owner))
                 yield data
         finally:
             for future in ahead:
                 future.cancel()
 
-    def _read_chunk(self, chunk: Digest, owner: Digest) -> bytes:
+    def _read_chunk(self, chunk: Digest, size: int, owner: Digest) -> bytes:
         try:
             with self._inner.open(chunk) as stream:
-                return stream.read()
+                # One byte more than the recipe says: the reader meets EOF, where it
+                # checks the digest; a chunk of another size makes the whole check fail.
+                data: bytes = stream.read(size + 1)
+                return data
         except (NotFound, CorruptObject) as exc:
             what = "is missing" if isinstance(exc, NotFound) else "is corrupt"
             raise CorruptObject(
@@ -385,8 +387,9 @@ class ChunkedWriter(AbortingWriter):
         self._batched = 0
         self._chunks: list[tuple[Digest, int]] = []
         # Batches being stored on the store's threads while this one cuts the next: the
-        # writes' system calls and flushes overlap the hashing.
-        self._storing: collections.deque[Future[None]] = collections.deque()
+        # writes' system calls and flushes overlap the hashing. Their infos, in order,
+        # make the recipe.
+        self._storing: collections.deque[Future[list[ObjectInfo]]] = collections.deque()
         self._open = True
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -397,7 +400,7 @@ class ChunkedWriter(AbortingWriter):
                 self._head += view  # a private copy: the caller may reuse its buffer
                 if len(self._head) >= self._store.min_file:
                     head, self._head = self._head, None
-                    self._chunker = self._store.chunker()
+                    self._chunker = Chunker(self._store.chunk_size, digests=False)
                     self._take(self._chunker.feed(head))
             else:
                 assert self._chunker is not None
@@ -446,21 +449,23 @@ class ChunkedWriter(AbortingWriter):
 
     def _take(self, chunks: list[Chunk], *, flush: bool = False) -> None:
         for chunk in chunks:
-            self._chunks.append((chunk.digest, len(chunk.data)))
             self._batch.append(chunk)
             self._batched += len(chunk.data)
         if self._batch and (flush or self._batched >= self._store._batch):
             batch, self._batch, self._batched = self._batch, [], 0
             while len(self._storing) >= _IN_FLIGHT:
-                self._storing.popleft().result()
+                self._collect(self._storing.popleft().result())
             self._storing.append(self._store._storer().submit(self._store._store_chunks, batch))
+
+    def _collect(self, infos: list[ObjectInfo]) -> None:
+        self._chunks.extend((info.digest, info.size) for info in infos)
 
     def _wait(self) -> None:
         """Wait for every batch in flight; the first error, once all are done."""
         error: BaseException | None = None
         while self._storing:
             try:
-                self._storing.popleft().result()
+                self._collect(self._storing.popleft().result())
             except BaseException as exc:
                 error = error or exc
         if error is not None:
