@@ -80,6 +80,11 @@ _COMPARE: Final = 1 << 20
 # put_many writes objects up to this size through its shared flushes; bigger ones are
 # written alone (their own fsync costs little beside their bytes).
 _BATCHED_UP_TO: Final = 1 << 20
+# A put or missing() that finds an object stored renews its time only when it is older
+# than this (seconds), so gc's grace keeps it while the caller's row is on its way; a
+# young one is left alone (20,000 fresh objects asked about cost no utime). gc is safe
+# with writers going on only with a grace longer than this (the default is a day).
+RENEW_AFTER: Final = 600.0
 
 
 class _LiveTemps:
@@ -207,16 +212,41 @@ class LocalObjectStore(ClosingStore):
         return infos
 
     def missing(self, digests: Iterable[Digest]) -> list[Digest]:
-        # One stat each (a listing of the fan-out folders would grow with the store).
+        # One stat each (a listing of the fan-out folders would grow with the store). An
+        # old object said present is renewed: the caller will name it without writing it,
+        # and gc must not take it before that row lands (see delete_unless_renewed).
         lacking, seen = [], set()
+        old = time.time() - RENEW_AFTER
         for digest in map(parse_digest, digests):
             if digest not in seen:
                 seen.add(digest)
+                path = f"{self._objects}{os.sep}{digest[:2]}{os.sep}{digest[2:]}"
                 try:
-                    os.stat(f"{self._objects}{os.sep}{digest[:2]}{os.sep}{digest[2:]}")
-                except FileNotFoundError:
+                    if os.stat(path).st_mtime < old:
+                        os.utime(path)
+                except FileNotFoundError:  # absent, or taken by gc since the stat
                     lacking.append(digest)
         return lacking
+
+    def delete_unless_renewed(self, digest: Digest, cutoff: float) -> bool:
+        """Delete an object unless it was written or renewed after ``cutoff`` (seconds
+        since the epoch); whether it was deleted. gc's last word: the object is first
+        renamed aside, so a writer that asks after that finds it missing and writes it
+        again, and one that renewed it before is seen in its time, and it is put back."""
+        path = self._path(digest)
+        aside = f"{path}.gc-{os.getpid()}-{threading.get_ident()}"  # no digest: not listed
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return True  # gone already
+        try:
+            if os.stat(aside).st_mtime <= cutoff:
+                return True
+            with contextlib.suppress(FileExistsError):  # else a writer stored it again
+                os.link(aside, path)
+            return False
+        finally:
+            os.unlink(aside)
 
     def put_file(
         self, path: str | os.PathLike[str], progress: Progress | None = None
@@ -448,10 +478,12 @@ class LocalObjectStore(ClosingStore):
 
     def _renew(self, digest: Digest) -> bool:
         """Mark a stored object as just written, so gc's grace period keeps it as it keeps
-        a new one (a put that found it stored is about to reference it); False if it has
-        gone meanwhile, and the put must write it."""
+        a new one (a put that found it stored is about to reference it), if it is older
+        than :data:`RENEW_AFTER`; False if it has gone meanwhile, and the put must write it."""
+        path = self._path(digest)
         try:
-            os.utime(self._path(digest))
+            if os.stat(path).st_mtime < time.time() - RENEW_AFTER:
+                os.utime(path)
         except FileNotFoundError:
             return False
         return True
