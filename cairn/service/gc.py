@@ -5,8 +5,11 @@ thing that names objects (a new kind is one more function). gc is safe while wri
 go on because of two orders: a write stores its object before the row that names it, so
 gc lists the objects first and reads the references after (a row committed in between is
 seen), and an object younger than the grace period is never deleted (its row may not be
-committed yet). A put of bytes already stored renews the object's time in the local
-store, so a dedup hit is young again before its row is written.
+committed yet). A put of bytes already stored, or ``missing()`` saying an object is
+stored, renews an old object's time in the local store, so a dedup hit is young again
+before its row is written; and gc deletes each local object only after renaming it aside
+and finding it still old (``delete_unless_renewed``). S3 cannot renew: there a writer told
+an old object is present can still lose it to a gc between its question and its row.
 
 A chunked object (cairn/store/objects/chunked.py) is its recipe plus its chunks, which
 are objects of their own: a recipe is kept while its object is referenced or the recipe
@@ -255,12 +258,10 @@ def collect_garbage(
     # eight at a time).
     # Recipes first: a crash in between leaves chunks of no recipe, never a recipe
     # naming deleted chunks.
-    doomed = [o.digest for o in report.removed]
-    with ThreadPoolExecutor(_DELETERS, thread_name_prefix="cairn-gc") as pool:
-        for _ in pool.map(objects.delete, [d for d in doomed if d in refs.recipes]):
-            pass
-        for _ in pool.map(objects.delete, [d for d in doomed if d not in refs.recipes]):
-            pass
+    kept = _delete(objects, [o.digest for o in report.removed], refs, cutoff)
+    if kept:
+        report.young += len(kept)
+        report.removed = [o for o in report.removed if o.digest not in kept]
     for q in report.quarantine_removed:
         assert q.path is not None  # checked above
         try:
@@ -269,6 +270,29 @@ def collect_garbage(
             continue
     report.swept = objects.sweep(grace)
     return report
+
+
+def _delete(
+    objects: ObjectStore, doomed: list[Digest], refs: References, cutoff: float
+) -> set[Digest]:
+    """Delete ``doomed``, recipes first; the objects kept because they were renewed after
+    ``cutoff`` after all. A local folder checks each object's time once more as it deletes
+    it, closing the instant since the second listing (LocalObjectStore.
+    delete_unless_renewed); elsewhere a plain delete."""
+    inner = objects.inner if isinstance(objects, ChunkedStore) else objects
+    guarded = getattr(inner, "delete_unless_renewed", None)
+
+    def delete(digest: Digest) -> bool:
+        if guarded is None or digest in refs.recipes:
+            objects.delete(digest)
+            return True
+        return bool(guarded(digest, cutoff))
+
+    with ThreadPoolExecutor(_DELETERS, thread_name_prefix="cairn-gc") as pool:
+        for _ in pool.map(delete, [d for d in doomed if d in refs.recipes]):
+            pass
+        whole = [d for d in doomed if d not in refs.recipes]
+        return {d for d, gone in zip(whole, pool.map(delete, whole), strict=True) if not gone}
 
 
 @dataclass
