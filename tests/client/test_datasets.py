@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -294,3 +295,92 @@ def test_a_query_is_recorded_as_text_source_time_and_rows(dataset: Dataset) -> N
     }
     with pytest.raises(cairn.InvalidArgument, match="text"):
         Query("  ", source="postgresql://db/x")
+
+
+def test_a_version_made_before_trees_still_reads_diffs_and_checks_out(
+    dataset: Dataset, tmp_path: Path
+) -> None:
+    """Versions holding one dataset.path blob at 'dataset' (as made before versions were
+    trees) read, diff against tree versions both ways, and check out."""
+    data = make_data(tmp_path / "data")
+    old_blob = DataPath(data, capture=True).resolve(dataset._versions)
+    assert isinstance(old_blob, PathDataset)
+    commit = dataset.get_commit(branch="main")
+    commit.update("dataset", old_blob)
+    commit.save("made before trees")
+    old = dataset.get_version(commit.id)
+    assert old.kind == "dataset.path" and old.captured
+    assert [c.path for c in old.files] == ["a.csv", "b.csv", "sub/c.bin"]
+    assert old.file_count == 3 and old.size == sum(c.size for c in old_blob.components)
+    assert dataset.create_version(DataPath(data, capture=True)) != old  # now as a tree
+
+    (data / "a.csv").write_text("id,churn\n1,1\n")
+    (data / "d.csv").write_text("new\n")
+    new = dataset.create_version(DataPath(data, capture=True))
+    assert dataset._versions.list_paths(dataset.id, new.id)["dataset"] == "dataset.tree"
+    assert {(c.status, c.path) for c in new.diff(old)} == {("changed", "a.csv"), ("added", "d.csv")}
+    assert {(c.status, c.path) for c in old.diff(new.id)} == {
+        ("changed", "a.csv"),
+        ("removed", "d.csv"),
+    }
+    out = tmp_path / "out"
+    assert len(old.checkout(out).written) == 3
+    assert (out / "a.csv").read_text() == "id,churn\n1,0\n"
+    report = dataset.get_version(new.id).checkout(out)
+    assert {p.name for p in report.written} == {"a.csv", "d.csv"}
+    assert {p.name for p in report.skipped} == {"b.csv", "c.bin"}
+
+
+def test_a_one_file_change_sends_the_nodes_along_its_path(
+    dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settle: Callable[[], None]
+) -> None:
+    data = tmp_path / "data"
+    for i in range(5):
+        (data / f"d{i}").mkdir(parents=True)
+        for j in range(20):
+            (data / f"d{i}" / f"f{j}.bin").write_bytes(b"%d %d" % (i, j))
+    settle()
+    repos = dataset._versions
+    sent: list[list[tuple[str, bytes]]] = []
+    asked: list[list[str]] = []
+    save_tree, missing = repos.save_tree, repos.missing_tree_objects
+
+    def recording_save(*args: Any, **kwargs: Any) -> Any:
+        sent.append(list(args[3]))
+        return save_tree(*args, **kwargs)
+
+    def recording_missing(repository_id: str, digests: Any) -> Any:
+        asked.append(list(digests))
+        return missing(repository_id, digests)
+
+    monkeypatch.setattr(repos, "save_tree", recording_save)
+    monkeypatch.setattr(repos, "missing_tree_objects", recording_missing)
+    v1 = dataset.create_version(DataPath(data, capture=True))
+    assert len(asked) == 1 and len(asked[0]) == 5 + 2  # its folders, files/ and the root
+    kinds = [kind for kind, _ in sent[0]]
+    assert kinds.count("tree") == 7 and kinds.count("dataset.file") == 100
+
+    assert dataset.create_version(DataPath(data, capture=True)) == v1
+    assert len(asked) == 1 and len(sent) == 1  # unchanged: nothing asked, nothing sent
+
+    (data / "d3" / "f7.bin").write_bytes(b"changed")
+    settle()
+    v2 = dataset.create_version(DataPath(data, capture=True))
+    kinds = [kind for kind, _ in sent[1]]
+    # the folder d3, files/ and the root; the blobs they hold (d3's 20 files, the summary)
+    assert kinds.count("tree") == 3 and len(kinds) == 3 + 20 + 1
+    assert [(c.status, c.path) for c in v2.diff(v1)] == [("changed", "d3/f7.bin")]
+    assert v2.file_count == 100 and v2.size == v1.size - len(b"3 7") + len(b"changed")
+    assert [c.path for c in v2.files][:2] == ["d0/f0.bin", "d0/f1.bin"]
+
+
+def test_a_version_of_another_kind_replaces_the_files(dataset: Dataset, tmp_path: Path) -> None:
+    data = make_data(tmp_path / "data")
+    files = dataset.create_version(DataPath(data, capture=True))
+    query = dataset.create_version(Query("select 1", source="postgresql://db/x", row_count=1))
+    assert dataset._versions.list_paths(dataset.id, query.id) == {"dataset": "dataset.query"}
+    assert query.kind == "dataset.query" and query.files == () and query.file_count == 0
+    assert {c.path for c in query.diff(files)} >= {"a.csv", "text", "source"}
+    again = dataset.create_version(DataPath(data, capture=True))
+    assert again != files and [c.path for c in again.files] == [c.path for c in files.files]
+    assert again.diff(files) == []
