@@ -184,6 +184,7 @@ BLOB_BODIES = {
     f"{API_PREFIX}/repositories/{{repository_id}}/merge",
     f"{API_PREFIX}/runs/{{run_id}}/capture",
     f"{API_PREFIX}/objects/batch",  # framed objects: digest, size, bytes
+    f"{API_PREFIX}/objects/chunked",  # chunks that are stored and make the file's digest
 }
 
 

@@ -55,10 +55,15 @@ class ChunkedOut(BaseModel):
     size: int
 
 
+# [digest, size]: a list of two, not a tuple (whose schema in a response, `prefixItems`,
+# the contract test's validator reads in the older form and refuses).
+ChunkPair = Annotated[list[str | int], Field(min_length=2, max_length=2)]
+
+
 class RecipeOut(BaseModel):
     digest: str
     size: int
-    chunks: list[tuple[str, int]] | None = Field(
+    chunks: list[ChunkPair] | None = Field(
         description="The object's chunks (digest, size) in order; null: it is stored whole"
     )
 
@@ -118,8 +123,8 @@ def _record(
 )
 async def object_recipe(digest: DigestPath, service: Service) -> RecipeOut:
     chunks = await anyio.to_thread.run_sync(_chunks(service).recipe, digest)
-    size = sum(n for _, n in chunks) if chunks is not None else None
-    if size is None:
+    if chunks is None:
         size = await anyio.to_thread.run_sync(service.objects.size, digest)
-    listed = None if chunks is None else [(str(d), n) for d, n in chunks]
-    return RecipeOut(digest=digest, size=size, chunks=listed)
+        return RecipeOut(digest=digest, size=size, chunks=None)
+    listed: list[list[str | int]] = [[str(d), n] for d, n in chunks]
+    return RecipeOut(digest=digest, size=sum(n for _, n in chunks), chunks=listed)
