@@ -311,3 +311,19 @@ def test_put_chunked_checks_its_chunks_and_records_nothing_otherwise() -> None:
     assert caught.value.field == "digest"
     assert store.recipe(whole) is None and not store.exists(whole)
     assert store.put_chunked(whole, listed).digest == whole
+
+
+def test_an_unreadable_recipe_reads_as_missing_and_a_put_restores_it() -> None:
+    inner = MemoryObjectStore()
+    store = chunked(inner)
+    data = os.urandom(300_000)
+    digest = store.put_bytes(data).digest
+    inner.put_recipe(digest, b"garbage")
+    assert store.missing([digest]) == [digest] and not store.exists(digest)
+    assert store.recipe(digest) is None
+    with pytest.raises(NotFound):
+        store.open(digest)
+    [(listed, recipe)] = list(store.iter_recipes())
+    assert (listed.digest, recipe) == (digest, None)  # gc stops on it (tests/service)
+    store.put_bytes(data)
+    assert store.open(digest).read() == data

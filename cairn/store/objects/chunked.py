@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import io
+import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
 __all__ = ["ChunkedStore", "ChunkedWriter"]
+
+log = logging.getLogger("cairn.objects")
 
 _BATCH: Final = 16 << 20  # chunk bytes stored per put_many (and held in memory)
 _IN_FLIGHT: Final = 2  # batches a writer has being stored while it cuts the next
@@ -248,7 +251,8 @@ class ChunkedStore(ClosingStore):
         lacking = self._inner.missing(digests)
         if not lacking:
             return lacking
-        recipes = {d: r for d in lacking if (r := self._recipe(d)) is not None}
+        found = self._inner.get_recipes(lacking).items()
+        recipes = {d: r for d, data in found if (r := _decode(data, d)) is not None}
         if recipes:
             chunks = {c for r in recipes.values() for c, _ in r.chunks}
             broken = set(self._inner.missing(chunks))
@@ -268,10 +272,7 @@ class ChunkedStore(ClosingStore):
     def iter_recipes(self) -> Iterator[tuple[StoredObject, Recipe | None]]:
         """Each recipe as listed, and decoded (None if it cannot be read)."""
         for listed in self._inner.iter_recipes():
-            try:
-                yield listed, self._recipe(listed.digest)
-            except InvalidArgument:
-                yield listed, None
+            yield listed, self._recipe(listed.digest)
 
     def verify(self, digests: Iterable[Digest] | None = None) -> list[Digest]:
         if digests is None:
@@ -296,8 +297,10 @@ class ChunkedStore(ClosingStore):
     # -- internals ------------------------------------------------------------
 
     def _recipe(self, digest: Digest) -> Recipe | None:
+        """The recipe of ``digest``; None if there is none, or none that can be read (the
+        object then reads as missing, and a put of its bytes records a new recipe)."""
         data = self._inner.get_recipe(digest)
-        return None if data is None else Recipe.decode(data, digest)
+        return None if data is None else _decode(data, digest)
 
     def _put_from(self, readinto: ReadInto) -> ObjectInfo:
         with self.open_writer() as writer:
@@ -507,6 +510,16 @@ class _ChunksSource:
         close = getattr(self._chunks, "close", None)
         if close is not None:
             close()  # a generator: cancels the chunks read ahead
+
+
+def _decode(data: bytes, digest: Digest) -> Recipe | None:
+    try:
+        return Recipe.decode(data, digest)
+    except InvalidArgument as exc:
+        log.error(
+            "the recipe of %s cannot be read, so the object reads as missing: %s", digest, exc
+        )
+        return None
 
 
 def _size(n: object, i: int) -> int:

@@ -340,6 +340,9 @@ class LocalObjectStore(ClosingStore):
         except FileNotFoundError:
             return None
 
+    def get_recipes(self, digests: Sequence[Digest]) -> dict[Digest, bytes]:
+        return {d: data for d in digests if (data := self.get_recipe(d)) is not None}
+
     def delete_recipe(self, digest: Digest) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._recipe_path(digest))

@@ -6,7 +6,7 @@ import io
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO
 
 from cairn.core.digest import Digest, digest_bytes, parse_digest
@@ -107,6 +107,9 @@ class MemoryObjectStore(ClosingStore):
     def get_recipe(self, digest: Digest) -> bytes | None:
         found = self._recipes.get(parse_digest(digest))
         return None if found is None else found[0]
+
+    def get_recipes(self, digests: Sequence[Digest]) -> dict[Digest, bytes]:
+        return {d: data for d in digests if (data := self.get_recipe(d)) is not None}
 
     def delete_recipe(self, digest: Digest) -> None:
         with self._lock:

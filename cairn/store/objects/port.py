@@ -168,6 +168,11 @@ class RecipeStore(ObjectStore, Protocol):
         """The recipe of ``digest``; None if there is none."""
         ...
 
+    def get_recipes(self, digests: Sequence[Digest]) -> dict[Digest, bytes]:
+        """The recipes of those of ``digests`` that have one (``missing`` asks this of
+        every object it does not hold whole: cheap locally, a few requests at once on S3)."""
+        ...
+
     def delete_recipe(self, digest: Digest) -> None:
         """Remove the recipe of ``digest``; no error if there is none."""
         ...

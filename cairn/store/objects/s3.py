@@ -293,6 +293,11 @@ class S3ObjectStore(ClosingStore):
         except _MISSING:
             return None
 
+    def get_recipes(self, digests: Sequence[Digest]) -> dict[Digest, bytes]:
+        """``concurrency`` GETs in flight at once."""
+        found = self._pool().map(self.get_recipe, digests)
+        return {d: data for d, data in zip(digests, found, strict=True) if data is not None}
+
     def delete_recipe(self, digest: Digest) -> None:
         key = self._recipe_key(digest)
         with self._errors(key):
