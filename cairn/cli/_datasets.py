@@ -67,15 +67,14 @@ def _folder_size(path: str) -> int:
 
 
 def _version_row(version: DatasetVersion) -> tuple[str, ...]:
-    blob = version.blob
-    files = str(len(version.files)) if version.files else "-"
-    size = format_size(version.size) if version.files else "-"
+    # the count and size a tree version's summary holds: its files are not read
+    count = version.file_count
     return (
         version.id[:12],
         format_time(version.time),
-        blob.KIND,
-        files,
-        size,
+        version.kind,
+        str(count) if count else "-",
+        format_size(version.size) if count else "-",
         shorten(version.message, 50),
     )
 
@@ -121,10 +120,10 @@ def datasets_add(
                 )
             size, seconds = version.size, elapsed()
     if as_json:
-        print_json({"id": version.id, "message": version.message, "kind": version.blob.KIND})
+        print_json({"id": version.id, "message": version.message, "kind": version.kind})
         return
-    if version.files:
-        _done(f"version {version.id[:12]}: {len(version.files)} files", size, seconds)
+    if version.kind == "dataset.path":
+        _done(f"version {version.id[:12]}: {version.file_count} files", size, seconds)
     else:
         typer.echo(f"version {version.id[:12]}")
 
