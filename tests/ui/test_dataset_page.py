@@ -113,10 +113,10 @@ def test_an_older_version_and_its_diff(page: Any, ui_url: str, data: Data, shot:
     page.goto(f"{ui_url}/datasets/{data.dataset}")
     page.click("#diff-previous")
     page.wait_for_url("**/diff?*")
-    diff = page.locator(".path-diff[data-path='dataset']")
-    assert diff.count() == 1
-    text = diff.inner_text()
-    assert "extra.csv" in text and "train.csv" in text and HOSTILE not in text  # unchanged
+    # a version of files is a tree: each changed file is a path of its own
+    paths = page.locator(".path-diff").evaluate_all("els => els.map(e => e.dataset.path)")
+    assert "files/extra.csv" in paths and "files/train.csv" in paths
+    assert f"files/{HOSTILE}" not in paths  # unchanged
     _safe(page)
     shot(page, "dataset-diff")
 
@@ -127,7 +127,7 @@ def test_version_picker_opens_the_diff(page: Any, ui_url: str, data: Data) -> No
     page.check(f"#versions tr[data-version='{data.v1}'] input[name='other']")
     page.click("#versions-form button[type='submit']")
     page.wait_for_url("**/diff?*")
-    assert "extra.csv" in page.locator(".path-diff[data-path='dataset']").inner_text()
+    assert page.locator(".path-diff[data-path='files/extra.csv']").count() == 1
 
 
 def test_project_and_run_pages_link_to_the_dataset(page: Any, ui_url: str, data: Data) -> None:

@@ -3,6 +3,10 @@ newest first, each with its file count and size), the components of one version,
 to the diff of two versions (the repository's diff page, which words dataset files), and
 the runs that used the chosen version (found by their ``dataset-version:<id>`` tag).
 
+A version of local files kept as a tree is listed from its summary blob (count, size) and
+its files are read from the tree only for the chosen version, the first ``MAX_FILES``
+shown; a version made before trees is one ``dataset.path`` blob, shown as it is.
+
 The dataset conventions the client writes come from :mod:`cairn.core.datasets`, which both
 read. Everything is read in one worker-thread call; every string reaches the page through
 autoescaping.
@@ -25,11 +29,12 @@ from cairn.core.datasets import (
     DATASET_KIND,
     DATASETS_QUERY,
     RUN_ATTRIBUTE_PREFIX,
+    files_of,
     runs_of_version_query,
 )
 from cairn.core.errors import NotFound
 from cairn.core.model import ProjectInfo, RunInfo
-from cairn.core.versioning.blobs import PathDataset, QueryDataset, S3Dataset
+from cairn.core.versioning.blobs import DatasetTree, PathDataset, QueryDataset, S3Dataset
 from cairn.core.versioning.info import CommitInfo, RepositoryInfo
 from cairn.service import TrackingService
 from cairn.ui.ingredients import BlobView, Cell, Section, blob_view
@@ -41,6 +46,7 @@ router = APIRouter()
 
 MAX_VERSIONS: Final = 200  # versions listed (each one's blob is read for its counts)
 MAX_RUNS: Final = 200  # runs of a version listed
+MAX_FILES: Final = 2000  # files of the chosen version drawn (the count says how many more)
 _VERSION_ID = re.compile(r"[0-9a-f]{16,128}")
 
 
@@ -69,6 +75,8 @@ class DatasetView:
 
 
 def _row(commit: CommitInfo, blob: Any) -> VersionRow:
+    if isinstance(blob, DatasetTree):  # local files kept as a tree: its summary says
+        return VersionRow(commit, PathDataset.KIND, blob.files, blob.size)
     if isinstance(blob, PathDataset):
         sized = [c.size for c in blob.components if c.link is None]
         return VersionRow(commit, blob.KIND, len(blob.components), sum(sized))
@@ -139,7 +147,10 @@ def _load(svc: TrackingService, dataset_id: str, version: str) -> DatasetView:
     blob, previous, runs = None, None, []
     if chosen is not None:
         value = blobs.get(chosen.commit.id) or _read(svc, info.id, chosen.commit.id)
-        blob = None if value is None else version_view(value)
+        if isinstance(value, DatasetTree):
+            blob = _files_view(svc, info.id, chosen.commit.id, value)
+        else:
+            blob = None if value is None else version_view(value)
         # the version before: the next row down, or (for one older than the list) its parent
         at = rows.index(chosen) if chosen in rows else -1
         if 0 <= at < len(rows) - 1:
@@ -162,6 +173,18 @@ def _load(svc: TrackingService, dataset_id: str, version: str) -> DatasetView:
 
 def _read(svc: TrackingService, dataset_id: str, commit: str) -> Any:
     return svc.repositories.read_blobs(dataset_id, commit, [BLOB_PATH]).get(BLOB_PATH)
+
+
+def _files_view(svc: TrackingService, dataset_id: str, commit: str, head: DatasetTree) -> BlobView:
+    """A tree version's files, read from its tree, as a folder's files are drawn (the
+    first MAX_FILES of them; the summary gives the whole count and size)."""
+    _, files = files_of(svc.repositories.read_blobs(dataset_id, commit))
+    view = blob_view(PathDataset(files[:MAX_FILES], head.captured))
+    n, size = head.files, do_filesizeformat(head.size, binary=True)
+    cut = f", the first {MAX_FILES:,} shown" if len(files) > MAX_FILES else ""
+    return BlobView(
+        PathDataset.KIND, f"{n} file{'s' if n != 1 else ''}, {size}{cut}", view.sections
+    )
 
 
 @router.get("/datasets/{dataset_id}")
