@@ -31,10 +31,13 @@ class S3:
     (in a bucket that keeps versions) and last-modified, listed with boto3. By default
     nothing is downloaded; ``capture=True`` downloads each object (the version listed)
     into the object store, streamed and checked against its listed size and ETag, so the
-    version checks out to a folder. The endpoint is ``endpoint_url``, else the
-    ``CAIRN_S3_ENDPOINT_URL`` setting, else AWS's; credentials are AWS's usual ones
-    (variables, profile, role). S3's refusals (no such bucket, access denied) and an
-    endpoint that does not answer are errors naming the bucket and prefix (or key)."""
+    version checks out to a folder; with ``since`` (an earlier captured version of the
+    prefix, or its blob), an object listed with the same key, size, ETag and version id as
+    there is not downloaded again while the store still holds its bytes. The endpoint is
+    ``endpoint_url``, else the ``CAIRN_S3_ENDPOINT_URL`` setting, else AWS's; credentials
+    are AWS's usual ones (variables, profile, role). S3's refusals (no such bucket,
+    access denied) and an endpoint that does not answer are errors naming the bucket and
+    prefix (or key)."""
 
     def __init__(
         self,
@@ -42,6 +45,7 @@ class S3:
         *,
         endpoint_url: str | None = None,
         capture: bool = False,
+        since: object = None,
         progress: Progress | None = None,
     ) -> None:
         if not isinstance(uri, str) or not uri.startswith("s3://"):
@@ -51,6 +55,12 @@ class S3:
             raise InvalidArgument("uri", f"names no bucket: {uri!r}")
         if not isinstance(capture, bool):
             raise InvalidArgument("capture", f"must be true or false, got {capture!r}")
+        self.since: S3Dataset | None = None
+        if since is not None:
+            earlier = getattr(since, "blob", since)  # a DatasetVersion, or its blob
+            if not (isinstance(earlier, S3Dataset) and earlier.captured):
+                raise InvalidArgument("since", "must be a captured S3 version (or its blob)")
+            self.since = earlier
         self.uri, self.bucket, self.prefix = uri, bucket, prefix
         self.endpoint_url = endpoint_url
         self.capture = capture
@@ -161,9 +171,10 @@ def _capture(
                 "uri",
                 f"s3://{source.bucket}/{key} cannot be captured: its key is no file path ({exc})",
             ) from None
-    digests: dict[str, str] = {}
-    small = [pair for pair in listed if pair[1].size <= _SMALL]
-    large = [pair for pair in listed if pair[1].size > _SMALL]
+    digests = _unchanged(source, listed, store)
+    todo = [pair for pair in listed if pair[1].key not in digests]
+    small = [pair for pair in todo if pair[1].size <= _SMALL]
+    large = [pair for pair in todo if pair[1].size > _SMALL]
     with concurrent.futures.ThreadPoolExecutor(_WORKERS) as pool:
         for group in _groups(small):
             datas = list(pool.map(lambda pair: _read(source, client, *pair), group))
@@ -186,6 +197,21 @@ def _capture(
             for (_, item), digest in zip(large, pool.map(big, large), strict=True):
                 digests[item.key] = digest
     return [dataclasses.replace(item, digest=digests[item.key]) for _, item in listed]
+
+
+def _unchanged(source: S3, listed: _Listed, store: CaptureStore) -> dict[str, str]:
+    """key -> digest of the objects listed as they were in ``source.since`` whose bytes the
+    store still holds (asking renews them, so gc keeps them for this version's row)."""
+    if source.since is None:
+        return {}
+    before = {(o.key, o.size, o.etag, o.version): o.digest for o in source.since.entries}
+    same = {
+        item.key: digest
+        for _, item in listed
+        if (digest := before.get((item.key, item.size, item.etag, item.version))) is not None
+    }
+    gone = set(store.missing_objects(list(dict.fromkeys(same.values()))))
+    return {key: digest for key, digest in same.items() if digest not in gone}
 
 
 def _groups(pairs: list[tuple[str, S3Object]]) -> Iterator[list[tuple[str, S3Object]]]:

@@ -153,3 +153,42 @@ def test_s3_errors_name_the_bucket_and_prefix(
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
         with pytest.raises(cairn.PermissionDenied, match=rf"s3://{s3_bucket}/x/"):
             dataset.create_version(S3(f"s3://{s3_bucket}/x/"))
+
+
+def test_capturing_again_since_a_version_downloads_only_what_changed(
+    client: cairn.Client,
+    dataset: Dataset,
+    s3_server: S3Server,
+    s3_bucket: str,
+    endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s3 = s3_server.client()
+    files = {f"f{i}.csv": f"row {i}\n".encode() for i in range(5)}
+    for key, data in files.items():
+        s3.put_object(Bucket=s3_bucket, Key=f"d/{key}", Body=data)
+    uri = f"s3://{s3_bucket}/d/"
+    v1 = dataset.create_version(S3(uri, capture=True))
+    read: list[str] = []
+    real = _remote._read
+
+    def counted(source: S3, s3_client: object, key: str, item: object) -> bytes:
+        read.append(key)
+        return real(source, s3_client, key, item)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_remote, "_read", counted)
+    assert dataset.create_version(S3(uri, capture=True, since=v1)) == v1  # nothing changed
+    assert read == []
+
+    s3.put_object(Bucket=s3_bucket, Key="d/f1.csv", Body=b"row 1, changed\n")
+    s3.put_object(Bucket=s3_bucket, Key="d/new.csv", Body=b"new\n")
+    v2 = dataset.create_version(S3(uri, capture=True, since=v1))
+    assert sorted(read) == ["d/f1.csv", "d/new.csv"]
+    blob = v2.blob
+    assert isinstance(blob, S3Dataset)
+    expected = {**files, "f1.csv": b"row 1, changed\n", "new.csv": b"new\n"}
+    assert {o.key: o.digest for o in blob.entries} == {
+        k: digest_bytes(v) for k, v in expected.items()
+    }
+    with pytest.raises(cairn.InvalidArgument, match="since"):
+        S3(uri, capture=True, since=dataset.create_version(S3(uri)))  # listed only
