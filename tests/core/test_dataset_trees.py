@@ -163,3 +163,16 @@ def test_a_version_tree_holds_the_summary_and_each_file() -> None:
     for bad in (Hyperparameters({"lr": 1}), DatasetTree(1, 1), DatasetFile(1, 1, DIGEST)):
         with pytest.raises(InvalidArgument, match="dataset blob"):
             version_tree(bad)
+
+
+@pytest.mark.parametrize(
+    "path", ["../x", "a//b", "/a", "a/./b", "C:/x", "a\\b", "a\x00b", "a/..", ".", "a/\x01", ""]
+)
+def test_a_file_path_is_checked_by_every_rule(path: str) -> None:
+    with pytest.raises(InvalidArgument, match="file path"):
+        Component(path, 1, 1, DIGEST)
+
+
+@pytest.mark.parametrize("path", [".hidden/x", "données/é", "a b/c,d=e@f+g-h.i", "x" * 1024])
+def test_a_file_path_that_is_not_plain_may_still_be_fine(path: str) -> None:
+    assert Component(path, 1, 1, DIGEST).path == path

@@ -517,10 +517,21 @@ class FileEntry:
     size: int
 
     def __post_init__(self) -> None:
-        check_artifact_key(self.path, "file path")
-        parse_digest(self.digest, "file digest")
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0:
-            raise InvalidArgument("file size", f"must be a size in bytes, got {self.size!r}")
+        _check_file(self.path, self.digest, self.size)
+
+
+# A path of plain names (no segment that starts with '.', no character a path rule is
+# about): taken as is. Any other goes through every rule of check_artifact_key. A capture
+# of 20,000 files checks 20,000 paths, most of them plain.
+_PLAIN_PATH = re.compile(r"[\w+=,@-][\w.+=,@-]*(?:/[\w+=,@-][\w.+=,@-]*)*", re.ASCII)
+
+
+def _check_file(path: str, digest: str, size: int) -> None:
+    if not (isinstance(path, str) and len(path) <= 1024 and _PLAIN_PATH.fullmatch(path)):
+        check_artifact_key(path, "file path")
+    parse_digest(digest, "file digest")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise InvalidArgument("file size", f"must be a size in bytes, got {size!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -603,7 +614,7 @@ class Component:
     link: str | None = None
 
     def __post_init__(self) -> None:
-        FileEntry(self.path, self.digest, self.size)
+        _check_file(self.path, self.digest, self.size)  # the same rules as any file
         if isinstance(self.modified, bool) or not isinstance(self.modified, int):
             raise InvalidArgument("modified", "must be milliseconds since the epoch")
         if self.link is not None and (not isinstance(self.link, str) or not self.link):
