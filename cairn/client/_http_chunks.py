@@ -67,9 +67,13 @@ class Chunking:
 
     @property
     def usable(self) -> bool:
-        """Every chunk is below the threshold, so the server keeps each whole (else it
-        would cut a big chunk sent to it again, and could not record the file)."""
-        return Chunker(self.chunk_size).max_size < self.threshold
+        """A chunk size this client cuts by, and every chunk below the threshold, so the
+        server keeps each whole (else it would cut a big chunk sent to it again, and
+        could not record the file)."""
+        try:
+            return Chunker(self.chunk_size).max_size < self.threshold
+        except InvalidArgument:  # not a size this client knows: files go up whole
+            return False
 
 
 # What each server said, by transport (a server's chunking is a setting of its start-up).
