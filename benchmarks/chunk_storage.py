@@ -68,8 +68,9 @@ def storage_rows(work: Path, size: int, chunk_sizes: list[int]) -> list[str]:
     lines = [
         f"Storage: a {size / MiB:g} MiB file of random bytes, then a changed copy "
         f"(new bytes in the folder after the second put; issue 16's limits at full scale)",
-        f"{'avg chunk':>10} {'chunks':>7} {'recipe':>8} | {'overwrite ' + str(edit // 1024) + ' KiB':>22}"
-        f" {'recipe':>8} | {'1-byte insert':>16} {'recipe':>8}",
+        f"{'avg chunk':>10} {'chunks':>7} {'recipe':>8} | "
+        f"{'overwrite ' + str(edit // 1024) + ' KiB':>22} {'recipe':>8} | "
+        f"{'1-byte insert':>16} {'recipe':>8}",
     ]
     for avg in chunk_sizes:
         row = [f"{avg // 1024:>7} KiB"]
