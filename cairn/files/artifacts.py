@@ -521,13 +521,50 @@ def _fill(
         else:
             small.setdefault(entry.digest, []).append(out)
             sizes[entry.digest] = entry.size
-    wanted = list(sizes.items())
-    for start in range(0, len(wanted), _BATCH_FILES):
-        for digest, data in _read_many(objects, wanted[start : start + _BATCH_FILES]):
+    for got in _fetched(objects, _slices(list(sizes.items()))):
+        for digest, data in got:
             for out in small[digest]:
                 _write_new(out, data)
                 if progress is not None and data:
                     progress(len(data))
+
+
+def _slices(wanted: list[tuple[Digest, int]]) -> list[list[tuple[Digest, int]]]:
+    """Runs of up to :data:`_BATCH_FILES` objects and :data:`_BATCH_BYTES` bytes."""
+    slices: list[list[tuple[Digest, int]]] = []
+    held = 0
+    for digest, size in wanted:
+        if not slices or len(slices[-1]) == _BATCH_FILES or held + size > _BATCH_BYTES:
+            slices.append([])
+            held = 0
+        slices[-1].append((digest, size))
+        held += size
+    return slices
+
+
+def _fetched(
+    objects: ObjectSource, slices: list[list[tuple[Digest, int]]]
+) -> Iterator[list[tuple[Digest, bytes]]]:
+    """The verified bytes of each slice, the next one read (a request in flight, or the
+    store's reads) by a worker thread while the caller writes this one."""
+    if not slices:
+        return
+    pool = ThreadPoolExecutor(1, thread_name_prefix="cairn-fetch")
+    try:
+        ahead = pool.submit(_read_all, objects, slices[0])
+        for following in slices[1:]:
+            got = ahead.result()
+            ahead = pool.submit(_read_all, objects, following)
+            yield got
+        yield ahead.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # nothing left reading after a failure
+
+
+def _read_all(
+    objects: ObjectSource, wanted: Sequence[tuple[Digest, int]]
+) -> list[tuple[Digest, bytes]]:
+    return list(_read_many(objects, wanted))
 
 
 def _read_many(
