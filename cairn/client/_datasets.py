@@ -265,7 +265,7 @@ class DatasetVersion:
     def captured(self) -> bool:
         """The files' bytes are stored (the version can be checked out)."""
         head = self._at_head()
-        return isinstance(head, DatasetTree | PathDataset) and head.captured
+        return isinstance(head, DatasetTree | PathDataset | S3Dataset) and head.captured
 
     @property
     def files(self) -> tuple[Component, ...]:
@@ -347,18 +347,23 @@ class DatasetVersion:
         where the store can make them (embedded local store, same file system), copies
         elsewhere (the report says which). A path or link that would leave ``dest``, or
         a link where a folder goes, is refused before anything is written."""
-        if self.kind != PathDataset.KIND:
+        head = self._at_head()
+        if isinstance(head, S3Dataset) and head.captured:  # S3(..., capture=True)
+            files = head.components()
+        elif self.kind != PathDataset.KIND:
             raise InvalidArgument(
-                "version", f"is a {self.kind} dataset: only captured local files check out"
+                "version",
+                f"is a {self.kind} dataset: only captured local files check out "
+                "(and S3 prefixes captured with S3(..., capture=True))",
             )
-        if not self.captured:
+        elif not self.captured:
             raise InvalidArgument(
                 "version",
                 "was recorded without its bytes (Path(..., capture=False)): nothing to restore",
             )
-        return checkout_components(
-            self.dataset._client, self.files, Path(dest), progress, link=link
-        )
+        else:
+            files = self.files
+        return checkout_components(self.dataset._client, files, Path(dest), progress, link=link)
 
     def list_runs(self, *, include_deleted: bool = False) -> list[Run]:
         """The runs that logged this version (``run.log_dataset_version``)."""
