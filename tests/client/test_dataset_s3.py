@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 import cairn
-from cairn.client._checkout import checkout_components
 from cairn.client._datasets import Dataset
 from cairn.core.digest import digest_bytes
 from cairn.core.settings import Settings
@@ -88,7 +87,8 @@ def test_a_captured_prefix_checks_out_byte_for_byte(
     for key in [*files, "folder/"]:
         s3.delete_object(Bucket=s3_bucket, Key=f"train/{key}")
     out = tmp_path / "restore"
-    report = checkout_components(client, blob.components(), out)
+    assert v1.captured
+    report = v1.checkout(out)
     assert len(report.written) == len(files)
     for key, data in files.items():
         assert (out / key).read_bytes() == data, key
@@ -100,6 +100,9 @@ def test_a_captured_prefix_checks_out_byte_for_byte(
     listed = dataset.create_version(S3(f"s3://{s3_bucket}/train/"))
     assert isinstance(listed.blob, S3Dataset) and not listed.blob.captured
     assert listed.id != v1.id and all(o.digest is None for o in listed.blob.entries)
+    assert not listed.captured
+    with pytest.raises(cairn.InvalidArgument, match=r"capture=True"):
+        listed.checkout(tmp_path / "never")
 
 
 def test_an_object_replaced_while_captured_is_refused(
