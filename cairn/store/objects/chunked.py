@@ -275,8 +275,13 @@ class ChunkedStore(ClosingStore):
             yield listed, self._recipe(listed.digest)
 
     def verify(self, digests: Iterable[Digest] | None = None) -> list[Digest]:
+        """By default every object: chunked ones read whole (which reads, verifies and
+        quarantines their chunks), and the chunks no recipe names on their own."""
         if digests is None:
-            digests = list(dict.fromkeys(o.digest for o in self.iter_objects()))
+            recipes = [(listed.digest, r) for listed, r in self.iter_recipes()]
+            named = {c for _, r in recipes if r is not None for c, _ in r.chunks}
+            alone = (o.digest for o in self._inner.iter_objects() if o.digest not in named)
+            digests = list(dict.fromkeys([*alone, *(d for d, _ in recipes)]))
         return verify_each(self, digests)
 
     def quarantined(self) -> list[Quarantined]:
