@@ -60,7 +60,7 @@ __all__ = ["ChunkedStore", "ChunkedWriter"]
 
 log = logging.getLogger("cairn.objects")
 
-_BATCH: Final = 16 << 20  # chunk bytes stored per put_many (and held in memory)
+_BATCH: Final = 8 << 20  # chunk bytes stored per put_many (held in memory, 2 in flight)
 _IN_FLIGHT: Final = 2  # batches a writer has being stored while it cuts the next
 _READ: Final = 4 << 20  # bytes read from a source at a time
 _READ_AHEAD: Final = 8  # chunks fetched ahead of a reader
