@@ -102,12 +102,20 @@ def datasets_add(
 ) -> None:
     """Make a new version of PROJECT/NAME (created if needed) from PATH; unchanged files
     are not read again. A version equal to the latest is not made twice."""
-    from cairn.versioning import S3, Path
+    from cairn.versioning import S3, Path, S3Dataset
 
     with connect(url, home, store) as client:
         found = _find(client, dataset, create=True)
         if source.startswith("s3://"):
-            version = found.create_version(S3(source), message=message)
+            # captured again: objects unchanged since the latest captured version of this
+            # prefix are not downloaded again
+            latest = found.latest() if capture else None
+            since = latest.blob if latest is not None else None
+            if not (isinstance(since, S3Dataset) and since.captured and since.uri == source):
+                since = None
+            version = found.create_version(
+                S3(source, capture=capture, since=since), message=message
+            )
             size = 0
             seconds = 0.0
         else:
