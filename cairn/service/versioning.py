@@ -379,7 +379,7 @@ class RepositoryService(ServicePart):
         check_text(message, "message")
         top = parse_digest(root, "root")
         given = _tree_objects(objects)
-        named = [d for _, _, blob in given.values() if blob is not None for d in blob.objects()]
+        named = [d for _, _, o in given.values() if isinstance(o, Blob) for d in o.objects()]
         for digest in self.objects.missing(list(dict.fromkeys(named)))[:1]:
             raise NotFound(
                 f"the tree names object {digest}, which is not stored: upload it first",
@@ -839,12 +839,12 @@ class RepositoryService(ServicePart):
 
 def _tree_objects(
     objects: Sequence[tuple[str, bytes]],
-) -> dict[Digest, tuple[str, bytes, Blob | None]]:
+) -> dict[Digest, tuple[str, bytes, Blob | TreeNode]]:
     """Objects given for a tree, by id: each a node (kind ``tree``) or a blob, checked to
     be canonical (so that its id is the one any other writer of it would compute)."""
     if isinstance(objects, str | bytes) or not isinstance(objects, Iterable):
         raise InvalidArgument("objects", "must be a list of (kind, canonical bytes)")
-    found: dict[Digest, tuple[str, bytes, Blob | None]] = {}
+    found: dict[Digest, tuple[str, bytes, Blob | TreeNode]] = {}
     for item in objects:
         if (
             not isinstance(item, tuple | list)
@@ -854,19 +854,19 @@ def _tree_objects(
         ):
             raise InvalidArgument("objects", "each must be (kind, canonical bytes)")
         kind, body = item[0], bytes(item[1])
-        blob: Blob | None = None
+        value: Blob | TreeNode
         if kind == TREE:
-            TreeNode.decode(body)  # refused unless canonical
+            value = TreeNode.decode(body)  # refused unless canonical
         else:
-            blob = blob_from_body(kind, parse_canonical(body, kind))
-            if blob.canonical() != body:
+            value = blob_from_body(kind, parse_canonical(body, kind))
+            if value.canonical() != body:
                 raise InvalidArgument("objects", f"a {kind} blob is not in its canonical form")
-        found[object_digest(kind, body)] = (kind, body, blob)
+        found[object_digest(kind, body)] = (kind, body, value)
     return found
 
 
 def _check_tree(
-    tx: MetadataTx, root: Digest, given: Mapping[Digest, tuple[str, bytes, Blob | None]]
+    tx: MetadataTx, root: Digest, given: Mapping[Digest, tuple[str, bytes, Blob | TreeNode]]
 ) -> None:
     """Every given object is in the tree of ``root``, and every object the given nodes
     name (and the root) is given or stored, as the kind named. A stored node is whole:
@@ -886,8 +886,8 @@ def _check_tree(
         if digest in reached:
             continue
         reached.add(digest)
-        if kind == TREE:
-            pending += ((e.digest, e.kind) for _, e in TreeNode.decode(here[1]).entries)
+        if isinstance(here[2], TreeNode):
+            pending += ((e.digest, e.kind) for _, e in here[2].entries)
     for digest in given.keys() - reached:
         raise InvalidArgument("objects", f"{digest} is not in the tree of the root given")
     kinds = tx.versioning.kinds(stored)
