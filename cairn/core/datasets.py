@@ -104,14 +104,18 @@ def version_tree(record: Blob) -> VersionTree:
         # hashed and entered as raw bytes, with no value made in between
         kind, plain, file = DatasetFile.KIND, DatasetFile.plain_canonical, (FILE_KIND + b"\x00")
         rest = b"\x00" + FILE_KIND + b"\x00"
-        for c in record.components:
+        seen, names = None, builder.folder(FILES_PATH)
+        for c in record.components:  # in path order: a folder's files one after another
             if c.link is None:
                 body = plain(c.size, c.modified, c.digest, captured)
             else:
                 body = DatasetFile.of(c, captured).canonical()
             raw = blake3(file + body).digest()
             blobs[raw] = (kind, body)
-            builder.put(_PREFIX + c.path, rest + raw)
+            folder, _, name = c.path.rpartition("/")
+            if folder != seen:
+                seen, names = folder, builder.folder(_PREFIX + folder if folder else FILES_PATH)
+            names[name.encode()] = rest + raw
     elif record.KIND.startswith("dataset.") and not isinstance(record, DatasetFile | DatasetTree):
         put(BLOB_PATH, record)
     else:

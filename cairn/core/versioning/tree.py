@@ -236,18 +236,23 @@ class TreeBuilder:
         self._folders: dict[str, dict[bytes, bytes]] = {"": {}}
 
     def put(self, path: str, rest: bytes) -> None:
-        folders = self._folders
         folder, _, name = path.rpartition("/")
-        names = folders.get(folder)
+        self.folder(folder)[name.encode()] = rest
+
+    def folder(self, path: str) -> dict[bytes, bytes]:
+        """The entries of the folder at ``path`` ("" for the root), made with the folders
+        above it if new: a caller putting many blobs in one folder puts them there."""
+        folders = self._folders
+        names = folders.get(path)
         if names is None:
-            names = folders[folder] = {}
-            up = folder
+            names = folders[path] = {}
+            up = path
             while up:  # the folders above it, up to one known already
                 up = up.rpartition("/")[0]
                 if up in folders:
                     break
                 folders[up] = {}
-        names[name.encode()] = rest
+        return names
 
     def build(self) -> tuple[Digest, dict[Digest, TreeNode]]:
         """The root's id and every node, by id."""
