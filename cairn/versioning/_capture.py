@@ -8,10 +8,13 @@ the two differ it changed while being captured, and the capture is refused namin
 
 from __future__ import annotations
 
+import collections
 import os
+import re
 import stat
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
@@ -29,6 +32,15 @@ __all__ = ["CaptureStore", "capture_folder"]
 SMALL_FILE: Final = 1 << 20
 _BATCH_FILES: Final = 2048
 _BATCH_BYTES: Final = 16 << 20
+# A name from a folder listing (never empty, '.', '..' or holding '/') below a checked
+# folder needs the whole path rule only if it holds one of these (control characters,
+# a backslash, a lone surrogate) or makes the path too long: one search, not the rule.
+_SUSPECT: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\\\ud800-\udfff]")
+_LONGEST: Final = 1024
+# Threads that read and hash small files (system calls and BLAKE3 let go of the GIL), and
+# how many batches they may read ahead of the store.
+_READERS: Final = 2
+_AHEAD: Final = 1
 
 
 @runtime_checkable
@@ -59,7 +71,11 @@ def capture_folder(
     progress: Progress | None = None,
 ) -> PathDataset:
     """Every file under ``root`` (a folder, or one file) hashed and stored; the captured
-    dataset blob. ``progress`` is told of the bytes of each file as it is taken."""
+    dataset blob. ``progress`` is told of the bytes of each file as it is taken.
+
+    Small files are read and hashed by two threads a batch ahead of the store, which
+    writes the batch before (its writes and the reads overlap); big ones stream one by
+    one after them."""
     found = _walk(root)
     stamps = {f.real: f.stamp for f in found if f.link is None}
     base = os.path.realpath(root)
@@ -69,42 +85,31 @@ def capture_folder(
         real: digest for real, digest in known.items() if digest not in lacking
     }
     read: list[tuple[str, Stamp, Digest, int]] = []
-    batch: list[tuple[_Found, bytes]] = []
-    held = 0
-
-    def flush() -> None:
-        nonlocal held
-        if batch:
-            infos = store.store_many([data for _, data in batch])
-            for (item, _), info in zip(batch, infos, strict=True):
-                if info.digest != digests[item.real]:
-                    raise InvalidArgument(
-                        "path", f"the store answered another digest for {item.path!r}"
-                    )
-            batch.clear()
-            held = 0
-
+    small: list[_Found] = []
+    big: list[_Found] = []
     for item in found:
         if item.link is not None or item.real in digests:
             if progress is not None and item.link is None and item.stamp.size:
                 progress(item.stamp.size)
-            continue
-        read_ns = time.time_ns()
-        if item.stamp.size > SMALL_FILE:
-            info = store.store_file(item.real, progress)
-            _unchanged(item, os.lstat(item.real), info.size)
-            digests[item.real] = info.digest
+        elif item.stamp.size > SMALL_FILE:
+            big.append(item)
         else:
-            data = _read_small(item)
-            digests[item.real] = digest_bytes(data)
-            batch.append((item, data))
-            held += len(data)
-            if progress is not None and data:
-                progress(len(data))
-            if len(batch) >= _BATCH_FILES or held >= _BATCH_BYTES:
-                flush()
-        read.append((item.real, item.stamp, digests[item.real], read_ns))
-    flush()
+            small.append(item)
+    for batch in _read_ahead(_batches(small), progress):
+        infos = store.store_many([data for _, data, _, _ in batch])
+        for (item, _, digest, read_ns), info in zip(batch, infos, strict=True):
+            if info.digest != digest:
+                raise InvalidArgument(
+                    "path", f"the store answered another digest for {item.path!r}"
+                )
+            digests[item.real] = digest
+            read.append((item.real, item.stamp, digest, read_ns))
+    for item in big:
+        read_ns = time.time_ns()
+        info = store.store_file(item.real, progress)
+        _unchanged(item, os.lstat(item.real), info.size)
+        digests[item.real] = info.digest
+        read.append((item.real, item.stamp, info.digest, read_ns))
     if stat_cache is not None:
         stat_cache.remember(read)
     components = []
@@ -118,6 +123,56 @@ def capture_folder(
                 Component(item.path, len(target), modified, digest_bytes(target), item.link)
             )
     return PathDataset(components, captured=True)
+
+
+_Read = tuple[_Found, bytes, Digest, int]  # the file, its bytes, their digest, read time
+
+
+def _batches(items: Sequence[_Found]) -> Iterator[list[_Found]]:
+    """Small files in batches for one ``store_many`` each (by count and by bytes)."""
+    batch: list[_Found] = []
+    held = 0
+    for item in items:
+        batch.append(item)
+        held += item.stamp.size
+        if len(batch) >= _BATCH_FILES or held >= _BATCH_BYTES:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
+
+
+def _read_ahead(
+    batches: Iterator[list[_Found]], progress: Progress | None
+) -> Iterator[list[_Read]]:
+    """Each batch read and hashed, in order, by a few threads; the next batches are read
+    while the caller stores this one (at most :data:`_AHEAD` batches held in memory)."""
+
+    def read_one(item: _Found) -> _Read:
+        read_ns = time.time_ns()
+        data = _read_small(item)  # by its module name: a test may wrap it
+        if progress is not None and data:
+            progress(len(data))
+        return item, data, digest_bytes(data), read_ns
+
+    def read_batch(batch: list[_Found]) -> list[_Read]:
+        return list(readers.map(read_one, batch, chunksize=64))
+
+    with (
+        ThreadPoolExecutor(_READERS, thread_name_prefix="cairn-capture") as readers,
+        ThreadPoolExecutor(1, thread_name_prefix="cairn-capture-batch") as batcher,
+    ):
+        pending: collections.deque[Future[list[_Read]]] = collections.deque()
+        try:
+            for batch in batches:
+                pending.append(batcher.submit(read_batch, batch))
+                if len(pending) > _AHEAD:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def _read_small(item: _Found) -> bytes:
@@ -154,6 +209,13 @@ def _changed(item: _Found, what: str) -> InvalidArgument:
     )
 
 
+def _check_path(relative: str) -> None:
+    try:
+        check_artifact_key(relative, "file path")
+    except InvalidArgument as exc:
+        raise InvalidArgument("path", f"{relative!r} cannot be versioned: {exc}") from None
+
+
 def _walk(root: str | os.PathLike[str]) -> list[_Found]:
     """Every file and link under ``root``, in path order; links are not followed, special
     files (FIFO, socket, device) refused naming them."""
@@ -177,10 +239,8 @@ def _walk(root: str | os.PathLike[str]) -> list[_Found]:
             listed = sorted(entries, key=lambda e: e.name)
         for entry in listed:
             relative = f"{prefix}/{entry.name}" if prefix else entry.name
-            try:
-                check_artifact_key(relative, "file path")
-            except InvalidArgument as exc:
-                raise InvalidArgument("path", f"{relative!r} cannot be versioned: {exc}") from None
+            if not prefix or len(relative) > _LONGEST or _SUSPECT.search(entry.name):
+                _check_path(relative)  # the whole rule, for the exact error
             here = entry.stat(follow_symlinks=False)
             if stat.S_ISLNK(here.st_mode):
                 found.append(_Found(relative, entry.path, Stamp.of(here), os.readlink(entry.path)))

@@ -168,3 +168,17 @@ def test_a_file_changed_while_read_in_parallel_is_still_caught(
     with pytest.raises(cairn.InvalidArgument, match=r"'d2/f299\.bin' changed while being"):
         dataset.create_version(DataPath(data, capture=True))
     assert dataset.list_versions() == []
+
+
+@pytest.mark.parametrize(
+    "name", ["back\\slash.txt", "bell\x07.txt", "/".join(["d" * 200] * 6) + "/long.txt"]
+)
+def test_a_name_that_cannot_be_versioned_is_refused_at_any_depth(
+    dataset: Dataset, tmp_path: Path, name: str
+) -> None:
+    deep = tmp_path / "data" / "a" / "b"
+    (deep / name).parent.mkdir(parents=True)
+    (tmp_path / "data" / "a" / "fine.txt").write_text("ok")
+    (deep / name).write_text("bad")
+    with pytest.raises(cairn.InvalidArgument, match="cannot be versioned"):
+        dataset.create_version(DataPath(tmp_path / "data", capture=True))
