@@ -148,7 +148,7 @@ def upload_chunked(
 
 def _looks_new(transport: Transport, chunking: Chunking, source: Source, size: int) -> bool:
     """The server has none of the file's first :data:`PROBE_CHUNKS` chunks."""
-    span = min(size, PROBE_CHUNKS * 4 * chunking.chunk_size)
+    span = min(size, 2 * PROBE_CHUNKS * chunking.chunk_size)  # ~32 chunks, 8 at least
     head = _cut(chunking, source, span).chunks
     if span < size:
         head = head[:-1]  # cut by the end of what was read, not by the file's bytes
