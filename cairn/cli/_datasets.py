@@ -190,6 +190,14 @@ def datasets_checkout(
     dataset: DatasetArgument,
     version: VersionArgument,
     dest: Annotated[str, typer.Argument(metavar="DIR", help="The folder to write into.")],
+    link: Annotated[
+        bool,
+        typer.Option(
+            "--link",
+            help="Read-only hard links to the stored files where the store can make them "
+            "(embedded local store, same file system); copies elsewhere.",
+        ),
+    ] = False,
     url: UrlOption = None,
     home: HomeOption = None,
     store: StoreOption = None,
@@ -200,7 +208,7 @@ def datasets_checkout(
     with connect(url, home, store) as client:
         found = _find(client, dataset).get_version(version)
         with _progress_bar("checking out", found.size) as (advance, elapsed):
-            report = found.checkout(dest, progress=advance)
+            report = found.checkout(dest, progress=advance, link=link)
         seconds = elapsed()
     if as_json:
         print_json(
@@ -208,12 +216,17 @@ def datasets_checkout(
                 "written": [str(p) for p in report.written],
                 "skipped": [str(p) for p in report.skipped],
                 "links": [str(p) for p in report.links],
+                "linked": [str(p) for p in report.linked],
+                "copied_because": report.copied_because,
             }
         )
         return
+    if report.copied_because is not None:
+        typer.echo(f"copied, not linked: {report.copied_because}", err=True)
+    hard = f", {len(report.linked)} hard links to the store" if link else ""
     _done(
         f"{len(report.written)} files written, {len(report.skipped)} already right, "
-        f"{len(report.links)} links",
+        f"{len(report.links)} links{hard}",
         sum(os.path.getsize(p) for p in report.written),
         seconds,
     )
