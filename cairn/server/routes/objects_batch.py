@@ -106,8 +106,13 @@ def _parse(model: type[_M], body: bytes) -> _M:
     responses=error_responses(413),
 )
 async def missing_objects(request: Request, service: Service) -> MissingOut:
-    body = _parse(DigestsIn, await _body(request, _QUESTION_BYTES))
-    lacking = await anyio.to_thread.run_sync(service.objects.missing, body.digests)
+    body = await _body(request, _QUESTION_BYTES)
+    return await anyio.to_thread.run_sync(_missing, service, body)
+
+
+def _missing(service: TrackingService, body: bytes) -> MissingOut:
+    # Parsed here too, off the event loop: 100,000 digests are milliseconds of CPU.
+    lacking = service.objects.missing(_parse(DigestsIn, body).digests)
     return MissingOut(missing=list(lacking))
 
 
@@ -186,12 +191,12 @@ def _store(
     responses={200: {"content": {_OCTETS: {}}}, **error_responses(404, 413)},
 )
 async def read_batch(request: Request, service: Service) -> Response:
-    body = _parse(ReadIn, await _body(request, _QUESTION_BYTES))
-    framed = await anyio.to_thread.run_sync(_read, service, body.digests)
+    framed = await anyio.to_thread.run_sync(_read, service, await _body(request, _QUESTION_BYTES))
     return Response(framed, media_type=_OCTETS)
 
 
-def _read(service: TrackingService, asked: list[str]) -> bytes:
+def _read(service: TrackingService, body: bytes) -> bytes:
+    asked = _parse(ReadIn, body).digests
     digests = list(dict.fromkeys(parse_digest(d, "digests") for d in asked))
     items: list[tuple[Digest, bytes]] = []
     total = 0
