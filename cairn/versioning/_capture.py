@@ -15,8 +15,7 @@ import stat
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Final, Protocol, runtime_checkable
+from typing import Final, NamedTuple, Protocol, runtime_checkable
 
 from cairn.core.digest import Digest, digest_bytes
 from cairn.core.errors import InvalidArgument, NotFound
@@ -56,8 +55,7 @@ class CaptureStore(Protocol):
     def missing_objects(self, digests: Iterable[str]) -> list[Digest]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class _Found:
+class _Found(NamedTuple):
     path: str  # relative, with '/'
     real: str  # where it is (the root's real path joined with path: links not followed)
     stamp: Stamp
@@ -230,25 +228,34 @@ def _walk(root: str | os.PathLike[str]) -> list[_Found]:
         return [_Found(name, real_top, Stamp.of(os.lstat(real_top)), None)]
     if not stat.S_ISDIR(info.st_mode):
         raise InvalidArgument("path", f"{top!r} is not a file or a folder")
+    # Depth first, each folder's entries in name order: path order with no sort at the end.
     found: list[_Found] = []
-    pending = [""]
-    while pending:
-        prefix = pending.pop()
-        folder = os.path.join(real_top, *prefix.split("/")) if prefix else real_top
-        with os.scandir(folder) as entries:
-            listed = sorted(entries, key=lambda e: e.name)
-        for entry in listed:
+    stack = [("", _listing(real_top))]
+    while stack:
+        prefix, entries = stack[-1]
+        for entry in entries:
             relative = f"{prefix}/{entry.name}" if prefix else entry.name
             if not prefix or len(relative) > _LONGEST or _SUSPECT.search(entry.name):
                 _check_path(relative)  # the whole rule, for the exact error
             here = entry.stat(follow_symlinks=False)
-            if stat.S_ISLNK(here.st_mode):
+            mode = here.st_mode
+            if stat.S_ISREG(mode):
+                stamp = Stamp(
+                    here.st_dev, here.st_ino, here.st_size, here.st_mtime_ns, here.st_ctime_ns
+                )
+                found.append(_Found(relative, entry.path, stamp, None))
+            elif stat.S_ISDIR(mode):
+                stack.append((relative, _listing(entry.path)))
+                break
+            elif stat.S_ISLNK(mode):
                 found.append(_Found(relative, entry.path, Stamp.of(here), os.readlink(entry.path)))
-            elif stat.S_ISDIR(here.st_mode):
-                pending.append(relative)
-            elif stat.S_ISREG(here.st_mode):
-                found.append(_Found(relative, entry.path, Stamp.of(here), None))
             else:
                 raise InvalidArgument("path", f"{relative!r} is not a file, folder or link")
-    found.sort(key=lambda f: f.path.split("/"))
+        else:
+            stack.pop()
     return found
+
+
+def _listing(folder: str) -> Iterator[os.DirEntry[str]]:
+    with os.scandir(folder) as entries:
+        return iter(sorted(entries, key=lambda e: e.name))
