@@ -136,5 +136,5 @@ def files_of(blobs: Mapping[str, Blob]) -> tuple[PathDataset | None, tuple[Compo
         for path, blob in blobs.items()
         if path.startswith(_PREFIX) and isinstance(blob, DatasetFile)
     ]
-    found.sort(key=lambda c: c.path.split("/"))
+    found.sort(key=lambda c: c.path.replace("/", "\x00"))  # folder order, as read
     return None, tuple(found)

@@ -19,6 +19,7 @@ from cairn.core.versioning.blobs import (
     PathDataset,
     QueryDataset,
     blob_from_body,
+    blob_from_canonical,
 )
 from cairn.core.versioning.canonical import canonical_bytes, parse_canonical
 from cairn.core.versioning.tree import (
@@ -176,3 +177,41 @@ def test_a_file_path_is_checked_by_every_rule(path: str) -> None:
 @pytest.mark.parametrize("path", [".hidden/x", "données/é", "a b/c,d=e@f+g-h.i", "x" * 1024])
 def test_a_file_path_that_is_not_plain_may_still_be_fine(path: str) -> None:
     assert Component(path, 1, 1, DIGEST).path == path
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        DatasetFile(3, 5, DIGEST),
+        DatasetFile(0, 0, DIGEST, captured=True),
+        DatasetFile(4096, -1_700_000_000_000, DIGEST, captured=True),
+        DatasetFile(1, 1, DIGEST, link="x"),  # not plain: read as JSON
+    ],
+)
+def test_a_file_read_from_its_canonical_bytes_is_the_same_blob(blob: DatasetFile) -> None:
+    again = blob_from_canonical(blob.KIND, blob.canonical())
+    assert isinstance(again, DatasetFile) and again == blob
+    assert (again.size, again.modified, again.content, again.link, again.captured) == (
+        blob.size,
+        blob.modified,
+        blob.content,
+        blob.link,
+        blob.captured,
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"digest":"' + DIGEST.encode() + b'","modified":-0,"size":1}',
+        b'{"digest":"' + DIGEST.encode() + b'","modified":01,"size":1}',
+        b'{"digest":"' + DIGEST.encode() + b'", "modified":1,"size":1}',
+        b'{"captured":false,"digest":"' + DIGEST.encode() + b'","modified":1,"size":1}',
+    ],
+)
+def test_bytes_not_in_canonical_form_are_read_as_json_or_refused(data: bytes) -> None:
+    try:
+        blob = blob_from_canonical(DatasetFile.KIND, data)
+    except InvalidArgument:
+        return
+    assert blob.canonical() != data  # so a store that checks refuses them
