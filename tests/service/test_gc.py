@@ -352,3 +352,24 @@ def test_chunk_recipes_are_a_reference_source() -> None:
     refs = gc.References()
     gc._chunk_recipes(None, LocalObjectStore("/nonexistent"), refs)  # type: ignore[arg-type]
     assert refs.recipes == {}  # a store without chunks has no recipes
+
+
+def test_a_chunked_dedup_hit_during_gc_loses_nothing(filled: Filled, tmp_path: Path) -> None:
+    """An old, unreferenced chunked object is stored again after gc has read the
+    references: the put renews its recipe and every chunk, which the second listing sees."""
+    data = os.urandom(400_000)
+    digest = filled.objects.put_bytes(data).digest
+    chunks = _chunks(filled.objects, digest)
+    for old in (digest, *chunks):
+        _age(filled.objects, old, 2 * HOUR)
+    report = collect_garbage(
+        filled.metadata,
+        filled.objects,
+        grace=HOUR,
+        after_references=lambda: filled.objects.put_bytes(data),
+    )
+    filled.client.start_run("late").log_artifact("late", data)
+    assert report.removed == [] and report.young >= len(chunks) + 1
+    with filled.objects.open(digest) as f:
+        assert f.read() == data
+    assert check_objects(filled.metadata, filled.objects).ok
