@@ -281,18 +281,26 @@ def _delete(
     delete_unless_renewed); elsewhere a plain delete."""
     inner = objects.inner if isinstance(objects, ChunkedStore) else objects
     guarded = getattr(inner, "delete_unless_renewed", None)
+    guarded_recipe = getattr(inner, "delete_recipe_unless_renewed", None)
 
     def delete(digest: Digest) -> bool:
-        if guarded is None or digest in refs.recipes:
+        if digest not in refs.recipes:
+            if guarded is None:
+                objects.delete(digest)
+                return True
+            return bool(guarded(digest, cutoff))
+        if guarded is None or guarded_recipe is None:
             objects.delete(digest)
             return True
-        return bool(guarded(digest, cutoff))
+        # The recipe, and a whole copy if there is one (both checked: no short circuit).
+        return bool(guarded_recipe(digest, cutoff)) & bool(guarded(digest, cutoff))
 
     with ThreadPoolExecutor(_DELETERS, thread_name_prefix="cairn-gc") as pool:
-        for _ in pool.map(delete, [d for d in doomed if d in refs.recipes]):
-            pass
+        recipes = [d for d in doomed if d in refs.recipes]
+        kept = {d for d, gone in zip(recipes, pool.map(delete, recipes), strict=True) if not gone}
         whole = [d for d in doomed if d not in refs.recipes]
-        return {d for d, gone in zip(whole, pool.map(delete, whole), strict=True) if not gone}
+        kept |= {d for d, gone in zip(whole, pool.map(delete, whole), strict=True) if not gone}
+        return kept
 
 
 @dataclass

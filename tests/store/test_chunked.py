@@ -327,3 +327,17 @@ def test_an_unreadable_recipe_reads_as_missing_and_a_put_restores_it() -> None:
     assert (listed.digest, recipe) == (digest, None)  # gc stops on it (tests/service)
     store.put_bytes(data)
     assert store.open(digest).read() == data
+
+
+def test_gc_deletes_a_recipe_only_if_it_was_not_renewed(tmp_path: Path) -> None:
+    inner = LocalObjectStore(tmp_path / "store")
+    store = chunked(inner)
+    digest = store.put_bytes(os.urandom(300_000)).digest
+    path = Path(inner.root, "recipes", digest[:2], digest[2:])
+    before = path.stat().st_mtime
+    assert not inner.delete_recipe_unless_renewed(digest, cutoff=before - 10)  # renewed
+    assert store.recipe(digest) is not None
+    assert list(path.parent.iterdir()) == [path]  # nothing left aside
+    assert inner.delete_recipe_unless_renewed(digest, cutoff=before + 10)
+    assert store.recipe(digest) is None and not path.exists()
+    assert inner.delete_recipe_unless_renewed(digest, cutoff=before)  # gone already

@@ -361,6 +361,24 @@ class LocalObjectStore(ClosingStore):
         for digest in digests:
             self._renew(digest)
 
+    def delete_recipe_unless_renewed(self, digest: Digest, cutoff: float) -> bool:
+        """:meth:`delete_unless_renewed` for a recipe: a chunked object stored again
+        while gc deletes it keeps its recipe."""
+        path = self._recipe_path(digest)
+        aside = f"{path}.gc-{os.getpid()}-{threading.get_ident()}"  # not a recipe's name
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return True
+        try:
+            if os.stat(aside).st_mtime <= cutoff:
+                return True
+            with contextlib.suppress(FileExistsError):  # else a writer recorded it again
+                os.link(aside, path)
+            return False
+        finally:
+            os.unlink(aside)
+
     def _recipe_path(self, digest: Digest) -> str:
         digest = parse_digest(digest)
         return os.path.join(self._recipes, digest[:2], digest[2:])
