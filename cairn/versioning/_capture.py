@@ -40,6 +40,8 @@ _LONGEST: Final = 1024
 # how many batches they may read ahead of the store.
 _READERS: Final = 2
 _AHEAD: Final = 1
+# Batches stored at once (each a store_many: its own writes and two flushes).
+_STORERS: Final = 2
 
 
 @runtime_checkable
@@ -93,8 +95,7 @@ def capture_folder(
             big.append(item)
         else:
             small.append(item)
-    for batch in _read_ahead(_batches(small), progress):
-        infos = store.store_many([data for _, data, _, _ in batch])
+    for batch, infos in _store_ahead(store, _read_ahead(_batches(small), progress)):
         for (item, _, digest, read_ns), info in zip(batch, infos, strict=True):
             if info.digest != digest:
                 raise InvalidArgument(
@@ -138,6 +139,30 @@ def _batches(items: Sequence[_Found]) -> Iterator[list[_Found]]:
             batch, held = [], 0
     if batch:
         yield batch
+
+
+def _store_ahead(
+    store: CaptureStore, batches: Iterator[list[_Read]]
+) -> Iterator[tuple[list[_Read], list[ObjectInfo]]]:
+    """Each batch stored (``store_many``), in order, up to :data:`_STORERS` at once: a
+    batch's writes and flushes (or its request) overlap the next one's; each call keeps
+    its own promise (all of its objects durable once it returns)."""
+    with ThreadPoolExecutor(_STORERS, thread_name_prefix="cairn-capture-store") as storers:
+        pending: collections.deque[tuple[list[_Read], Future[list[ObjectInfo]]]]
+        pending = collections.deque()
+        try:
+            for batch in batches:
+                items = [data for _, data, _, _ in batch]
+                pending.append((batch, storers.submit(store.store_many, items)))
+                if len(pending) >= _STORERS:
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
+                done, future = pending.popleft()
+                yield done, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()
 
 
 def _read_ahead(
