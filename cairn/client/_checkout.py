@@ -177,10 +177,12 @@ def _plan(
     jobs: list[_Job] = []
     for component in components:
         *inner, name = parts[component.path]
-        if tuple(inner) not in folders:
-            folders[tuple(inner)] = make_folders(root, inner)
-        out = folders[tuple(inner)] / name
-        real = os.path.join(real_root, *parts[component.path])
+        key = tuple(inner)
+        folder = folders.get(key)
+        if folder is None:
+            folder = folders[key] = make_folders(root, inner)
+        out = folder / name
+        real = _real(real_root, component.path, parts)
         if component.link is not None:
             if os.path.islink(out) and os.readlink(out) == component.link:
                 report.skipped.append(out)
@@ -291,7 +293,7 @@ def _present(
             listed[tuple(inner)] = names
         if name not in names:
             continue
-        real = os.path.join(real_root, *parts[component.path])
+        real = _real(real_root, component.path, parts)
         try:
             info = os.lstat(real)
         except FileNotFoundError:
@@ -300,6 +302,14 @@ def _present(
         if stat.S_ISREG(info.st_mode) and info.st_size == component.size:
             stamps[real] = Stamp.of(info)
     return stamps, taken
+
+
+def _real(real_root: str, path: str, parts: dict[str, list[str]]) -> str:
+    """Where a checkout path lies under the root's real path (a string join where the
+    separator is '/', as the path's own)."""
+    if os.sep == "/" and real_root != "/":
+        return f"{real_root}/{path}"
+    return os.path.join(real_root, *parts[path])
 
 
 def _check_link(component: Component) -> None:
