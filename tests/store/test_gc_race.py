@@ -167,3 +167,25 @@ def test_asking_after_gc_took_it_aside_writes_it_again(
     assert told == [[scene.digest]]
     _survives(scene)
     assert not [n for n in os.listdir(os.path.dirname(scene.path())) if ".gc-" in n]
+
+
+@pytest.mark.parametrize("inner", ["local", "memory"])
+def test_asking_renews_a_chunked_objects_recipe_with_its_chunks(tmp_path: Path, inner: str) -> None:
+    """A chunked object said present keeps its recipe young too: gc drops an old recipe
+    whatever its chunks' times, and the object would be lost with it."""
+    from cairn.store.objects import MemoryObjectStore
+
+    base = LocalObjectStore(tmp_path / "objects") if inner == "local" else MemoryObjectStore()
+    store = ChunkedStore(base, chunk_size=1024, min_file=8192)
+    data = os.urandom(64 * 1024)
+    digest = store.put_bytes(data).digest
+    assert store.recipe(digest) is not None
+    if inner == "local":
+        for found in base.iter_recipes():
+            path = base._recipe_path(found.digest)  # type: ignore[attr-defined]
+            os.utime(path, (time.time() - 2 * HOUR,) * 2)
+    else:
+        base._recipes[digest] = (base._recipes[digest][0], time.time() - 2 * HOUR)  # type: ignore[attr-defined]
+    assert store.missing([digest]) == []
+    (recipe,) = [r for r in base.iter_recipes() if r.digest == digest]
+    assert recipe.mtime > time.time() - 60

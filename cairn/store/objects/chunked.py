@@ -257,6 +257,9 @@ class ChunkedStore(ClosingStore):
             chunks = {c for r in recipes.values() for c, _ in r.chunks}
             broken = set(self._inner.missing(chunks))
             whole = {d for d, r in recipes.items() if not any(c in broken for c, _ in r.chunks)}
+            # the caller will name these without sending them: gc must keep their recipes
+            # as inner.missing kept their chunks (its answer renewed the old ones)
+            self._inner.renew_recipes(whole)
             lacking = [d for d in lacking if d not in whole]
         return lacking
 

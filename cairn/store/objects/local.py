@@ -361,6 +361,14 @@ class LocalObjectStore(ClosingStore):
         for digest in digests:
             self._renew(digest)
 
+    def renew_recipes(self, digests: Iterable[Digest]) -> None:
+        old = time.time() - RENEW_AFTER
+        for digest in digests:
+            path = self._recipe_path(digest)
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(path).st_mtime < old:  # fresh ones cost no utime
+                    os.utime(path)
+
     def delete_recipe_unless_renewed(self, digest: Digest, cutoff: float) -> bool:
         """:meth:`delete_unless_renewed` for a recipe: a chunked object stored again
         while gc deletes it keeps its recipe."""

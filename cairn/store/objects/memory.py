@@ -120,6 +120,13 @@ class MemoryObjectStore(ClosingStore):
             listed = [StoredObject(d, len(b), t) for d, (b, t) in self._recipes.items()]
         return iter(listed)
 
+    def renew_recipes(self, digests: Iterable[Digest]) -> None:
+        now = time.time()
+        with self._lock:
+            for digest in digests:
+                if (found := self._recipes.get(digest)) is not None:
+                    self._recipes[digest] = (found[0], now)
+
     def renew(self, digests: Iterable[Digest]) -> None:
         now = time.time()
         with self._lock:

@@ -182,6 +182,11 @@ class RecipeStore(ObjectStore, Protocol):
         last written."""
         ...
 
+    def renew_recipes(self, digests: Iterable[Digest]) -> None:
+        """:meth:`renew` for the recipes of ``digests``: a chunked object said present
+        keeps its recipe through gc's grace as its chunks keep theirs."""
+        ...
+
     def renew(self, digests: Iterable[Digest]) -> None:
         """Mark stored objects as just written, as a put that found them stored does
         (gc's grace period then keeps them); absent ones are skipped. A no-op where the

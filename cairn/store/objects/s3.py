@@ -312,6 +312,9 @@ class S3ObjectStore(ClosingStore):
                 continue
             yield StoredObject(digest, int(meta["size"]), meta["last_modified"].timestamp())
 
+    def renew_recipes(self, digests: Iterable[Digest]) -> None:
+        """Nothing, as :meth:`renew`."""
+
     def renew(self, digests: Iterable[Digest]) -> None:
         """Nothing: S3 keeps an object's time as it was written (a copy onto itself would
         renew it, at the price of a request per object)."""
