@@ -175,17 +175,18 @@ def test_asking_renews_a_chunked_objects_recipe_with_its_chunks(tmp_path: Path, 
     whatever its chunks' times, and the object would be lost with it."""
     from cairn.store.objects import MemoryObjectStore
 
-    base = LocalObjectStore(tmp_path / "objects") if inner == "local" else MemoryObjectStore()
+    base: LocalObjectStore | MemoryObjectStore = (
+        LocalObjectStore(tmp_path / "objects") if inner == "local" else MemoryObjectStore()
+    )
     store = ChunkedStore(base, chunk_size=1024, min_file=8192)
     data = os.urandom(64 * 1024)
     digest = store.put_bytes(data).digest
     assert store.recipe(digest) is not None
-    if inner == "local":
-        for found in base.iter_recipes():
-            path = base._recipe_path(found.digest)  # type: ignore[attr-defined]
-            os.utime(path, (time.time() - 2 * HOUR,) * 2)
+    old = time.time() - 2 * HOUR
+    if isinstance(base, LocalObjectStore):
+        os.utime(base._recipe_path(digest), (old, old))
     else:
-        base._recipes[digest] = (base._recipes[digest][0], time.time() - 2 * HOUR)  # type: ignore[attr-defined]
+        base._recipes[digest] = (base._recipes[digest][0], old)
     assert store.missing([digest]) == []
     (recipe,) = [r for r in base.iter_recipes() if r.digest == digest]
     assert recipe.mtime > time.time() - 60
