@@ -50,6 +50,7 @@ from cairn.store.objects.port import (
     RecipeStore,
     StoredObject,
     check_expected_digest,
+    fill_by_writes,
     verify_each,
 )
 
@@ -422,14 +423,7 @@ class ChunkedWriter(AbortingWriter):
 
     def fill(self, readinto: ReadInto) -> None:
         """Append everything ``readinto`` gives until EOF."""
-        buffer = memoryview(bytearray(_READ))
-        while True:
-            n = readinto(buffer)
-            if n is None:
-                raise OSError("the source returned no data before EOF")
-            if not n:
-                return
-            self.write(buffer[:n])
+        fill_by_writes(self.write, readinto, _READ)
 
     def commit(self, expected: Digest | None = None) -> ObjectInfo:
         self._check_open()

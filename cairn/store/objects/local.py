@@ -158,15 +158,8 @@ class LocalObjectStore(ClosingStore):
                 writer.write(data)
                 return writer.commit(digest)
         with room_for(_NEW_OBJECT):
-            tmp, fd = self._new_temp()
+            tmp = self._sealed_temp(data)
             try:
-                try:
-                    write_all(fd, memoryview(data))
-                    _seal(fd)
-                except BaseException:
-                    discard(fd, tmp)
-                    raise
-                close_or_remove(fd, tmp)
                 self._install(tmp, digest)
             finally:
                 _live.discard(tmp)
@@ -312,15 +305,8 @@ class LocalObjectStore(ClosingStore):
         ``recipes/<2 hex>/<62 hex>``."""
         final = self._recipe_path(digest)
         with room_for(_NEW_OBJECT):
-            tmp, fd = self._new_temp()
+            tmp = self._sealed_temp(data)
             try:
-                try:
-                    write_all(fd, memoryview(data))
-                    _seal(fd)
-                except BaseException:
-                    discard(fd, tmp)
-                    raise
-                close_or_remove(fd, tmp)
                 fanout = os.path.dirname(final)
                 try:
                     mkdir_durable(fanout)
@@ -534,6 +520,24 @@ class LocalObjectStore(ClosingStore):
         tmp, fd = create_exclusive(self._tmp, "", ".tmp", 0o600)
         _live.add(tmp)
         return tmp, fd
+
+    def _sealed_temp(self, data: bytes) -> str:
+        """A new temp file holding ``data``, synced and closed; still marked live (the
+        caller installs it, then discards the mark). Nothing is left if this fails."""
+        tmp, fd = self._new_temp()
+        try:
+            write_all(fd, memoryview(data))
+            _seal(fd)
+        except BaseException:
+            discard(fd, tmp)
+            _live.discard(tmp)
+            raise
+        try:
+            close_or_remove(fd, tmp)
+        except BaseException:
+            _live.discard(tmp)
+            raise
+        return tmp
 
     def _write_temp(self, data: bytes) -> str:
         """A new read-only temp file holding ``data``, written but not yet synced (made

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, BinaryIO, NamedTuple, Protocol, Self
 
 from cairn.core.digest import Digest, parse_digest
 from cairn.core.errors import CorruptObject, InvalidArgument, NotFound
 from cairn.core.objects import ObjectInfo, ObjectWriter, Progress
+from cairn.files.reading import ReadInto
 
 __all__ = [
     "AbortingWriter",
@@ -31,6 +32,7 @@ __all__ = [
     "RecipeStore",
     "StoredObject",
     "check_expected_digest",
+    "fill_by_writes",
     "missing_object",
     "verify_each",
 ]
@@ -263,6 +265,19 @@ class AbortingWriter(ABC):
 
 
 _VERIFY_CHUNK = 4 << 20  # whole-object reads: big, for few calls
+
+
+def fill_by_writes(write: Callable[[memoryview], None], readinto: ReadInto, size: int) -> None:
+    """A writer's ``fill`` for one that takes its bytes through ``write``: everything
+    ``readinto`` gives until EOF, read into one buffer of ``size`` bytes and written."""
+    buffer = memoryview(bytearray(size))
+    while True:
+        n = readinto(buffer)
+        if n is None:
+            raise OSError("the source returned no data before EOF")
+        if not n:
+            return
+        write(buffer[:n])
 
 
 def verify_each(store: ObjectStore, digests: Iterable[Digest]) -> list[Digest]:

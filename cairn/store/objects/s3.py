@@ -65,6 +65,7 @@ from cairn.store.objects.port import (
     Quarantined,
     StoredObject,
     check_expected_digest,
+    fill_by_writes,
     missing_object,
     verify_each,
 )
@@ -628,14 +629,7 @@ class S3ObjectWriter(AbortingWriter):
 
     def fill(self, readinto: ReadInto) -> None:
         """Append everything ``readinto`` gives until EOF."""
-        buffer = memoryview(bytearray(_READ_CHUNK))
-        while True:
-            n = readinto(buffer)
-            if n is None:
-                raise OSError("the source returned no data before EOF")
-            if not n:
-                return
-            self.write(buffer[:n])
+        fill_by_writes(self.write, readinto, _READ_CHUNK)
 
     def commit(self, expected: Digest | None = None) -> ObjectInfo:
         self._check_open()
