@@ -158,7 +158,8 @@ class LocalObjectStore(ClosingStore):
                 writer.write(data)
                 return writer.commit(digest)
         with room_for(_NEW_OBJECT):
-            tmp = self._sealed_temp(data)
+            os.makedirs(self._tmp, exist_ok=True)
+            tmp = self._write_temp(data, sync=True)
             try:
                 self._install(tmp, digest)
             finally:
@@ -305,7 +306,8 @@ class LocalObjectStore(ClosingStore):
         ``recipes/<2 hex>/<62 hex>``."""
         final = self._recipe_path(digest)
         with room_for(_NEW_OBJECT):
-            tmp = self._sealed_temp(data)
+            os.makedirs(self._tmp, exist_ok=True)
+            tmp = self._write_temp(data, sync=True)
             try:
                 fanout = os.path.dirname(final)
                 try:
@@ -521,31 +523,17 @@ class LocalObjectStore(ClosingStore):
         _live.add(tmp)
         return tmp, fd
 
-    def _sealed_temp(self, data: bytes) -> str:
-        """A new temp file holding ``data``, synced and closed; still marked live (the
-        caller installs it, then discards the mark). Nothing is left if this fails."""
-        tmp, fd = self._new_temp()
-        try:
-            write_all(fd, memoryview(data))
-            _seal(fd)
-        except BaseException:
-            discard(fd, tmp)
-            _live.discard(tmp)
-            raise
-        try:
-            close_or_remove(fd, tmp)
-        except BaseException:
-            _live.discard(tmp)
-            raise
-        return tmp
-
-    def _write_temp(self, data: bytes) -> str:
-        """A new read-only temp file holding ``data``, written but not yet synced (made
-        read-only as it is created: the descriptor still writes)."""
+    def _write_temp(self, data: bytes, *, sync: bool = False) -> str:
+        """A new read-only temp file holding ``data`` (made read-only as it is created:
+        the descriptor still writes), synced if ``sync`` (one object alone) or left for
+        a batch's single flush; still marked live (the caller installs it, then discards
+        the mark). Nothing is left if this fails."""
         tmp, fd = create_exclusive(self._tmp, "", ".tmp", _OBJECT_MODE)
         _live.add(tmp)
         try:
             write_all(fd, memoryview(data))
+            if sync:
+                os.fsync(fd)
         except BaseException:
             discard(fd, tmp)
             _live.discard(tmp)
