@@ -42,7 +42,7 @@ class Server:
         return int(self.url.rsplit(":", 1)[1])
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        with httpx.Client(base_url=self.url + API) as http:
+        with httpx.Client(base_url=self.url + API, timeout=30) as http:  # a loaded CI machine
             return http.request(method, path, **kwargs)
 
     def object_files(self) -> list[Path]:
