@@ -210,15 +210,11 @@ class LocalObjectStore(ClosingStore):
         # old object said present is renewed: the caller will name it without writing it,
         # and gc must not take it before that row lands (see delete_unless_renewed).
         lacking, seen = [], set()
-        old = time.time() - RENEW_AFTER
         for digest in map(parse_digest, digests):
             if digest not in seen:
                 seen.add(digest)
                 path = f"{self._objects}{os.sep}{digest[:2]}{os.sep}{digest[2:]}"
-                try:
-                    if os.stat(path).st_mtime < old:
-                        os.utime(path)
-                except FileNotFoundError:  # absent, or taken by gc since the stat
+                if not _renew_file(path):  # absent, or taken by gc since the stat
                     lacking.append(digest)
         return lacking
 
@@ -227,20 +223,7 @@ class LocalObjectStore(ClosingStore):
         since the epoch); whether it was deleted. gc's last word: the object is first
         renamed aside, so a writer that asks after that finds it missing and writes it
         again, and one that renewed it before is seen in its time, and it is put back."""
-        path = self._path(digest)
-        aside = f"{path}.gc-{os.getpid()}-{threading.get_ident()}"  # no digest: not listed
-        try:
-            os.rename(path, aside)
-        except FileNotFoundError:
-            return True  # gone already
-        try:
-            if os.stat(aside).st_mtime <= cutoff:
-                return True
-            with contextlib.suppress(FileExistsError):  # else a writer stored it again
-                os.link(aside, path)
-            return False
-        finally:
-            os.unlink(aside)
+        return _delete_unless_renewed(self._path(digest), cutoff)
 
     def put_file(
         self, path: str | os.PathLike[str], progress: Progress | None = None
@@ -309,15 +292,7 @@ class LocalObjectStore(ClosingStore):
             os.makedirs(self._tmp, exist_ok=True)
             tmp = self._write_temp(data, sync=True)
             try:
-                fanout = os.path.dirname(final)
-                try:
-                    mkdir_durable(fanout)
-                    os.replace(tmp, final)
-                except BaseException:
-                    with contextlib.suppress(OSError):
-                        os.unlink(tmp)
-                    raise
-                fsync_dir(fanout)
+                _install_at(tmp, final)
             finally:
                 _live.discard(tmp)
 
@@ -350,30 +325,13 @@ class LocalObjectStore(ClosingStore):
             self._renew(digest)
 
     def renew_recipes(self, digests: Iterable[Digest]) -> None:
-        old = time.time() - RENEW_AFTER
         for digest in digests:
-            path = self._recipe_path(digest)
-            with contextlib.suppress(FileNotFoundError):
-                if os.stat(path).st_mtime < old:  # fresh ones cost no utime
-                    os.utime(path)
+            _renew_file(self._recipe_path(digest))
 
     def delete_recipe_unless_renewed(self, digest: Digest, cutoff: float) -> bool:
         """:meth:`delete_unless_renewed` for a recipe: a chunked object stored again
         while gc deletes it keeps its recipe."""
-        path = self._recipe_path(digest)
-        aside = f"{path}.gc-{os.getpid()}-{threading.get_ident()}"  # not a recipe's name
-        try:
-            os.rename(path, aside)
-        except FileNotFoundError:
-            return True
-        try:
-            if os.stat(aside).st_mtime <= cutoff:
-                return True
-            with contextlib.suppress(FileExistsError):  # else a writer recorded it again
-                os.link(aside, path)
-            return False
-        finally:
-            os.unlink(aside)
+        return _delete_unless_renewed(self._recipe_path(digest), cutoff)
 
     def _recipe_path(self, digest: Digest) -> str:
         digest = parse_digest(digest)
@@ -497,13 +455,7 @@ class LocalObjectStore(ClosingStore):
         """Mark a stored object as just written, so gc's grace period keeps it as it keeps
         a new one (a put that found it stored is about to reference it), if it is older
         than :data:`RENEW_AFTER`; False if it has gone meanwhile, and the put must write it."""
-        path = self._path(digest)
-        try:
-            if os.stat(path).st_mtime < time.time() - RENEW_AFTER:
-                os.utime(path)
-        except FileNotFoundError:
-            return False
-        return True
+        return _renew_file(self._path(digest))
 
     def _digests(self) -> Iterator[Digest]:
         for fanout in _entries(self._objects):
@@ -567,16 +519,7 @@ class LocalObjectStore(ClosingStore):
         """Move a sealed temp file to its object path, over a stored copy too: that heals
         a damaged copy, and a racing writer of the same digest wrote the same bytes, so
         whichever rename wins, the object is right."""
-        final = self._path(digest)
-        fanout = os.path.dirname(final)
-        try:
-            mkdir_durable(fanout)
-            os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        fsync_dir(fanout)  # the rename itself must survive a crash, not only the bytes
+        _install_at(tmp, self._path(digest))
 
 
 class LocalObjectWriter(AbortingWriter):
@@ -646,6 +589,51 @@ class LocalObjectWriter(AbortingWriter):
     def _check_open(self) -> None:
         if not self._open:
             raise ValueError("the object writer is already committed or aborted")
+
+
+def _install_at(tmp: str, final: str) -> None:
+    """Rename a sealed temp file to ``final`` (an object's or a recipe's path), durably;
+    the temp file is removed if that fails."""
+    fanout = os.path.dirname(final)
+    try:
+        mkdir_durable(fanout)
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(fanout)  # the rename itself must survive a crash, not only the bytes
+
+
+def _renew_file(path: str) -> bool:
+    """Renew a stored file's time if it is older than :data:`RENEW_AFTER` (fresh ones
+    cost no utime); False if it is gone."""
+    try:
+        if os.stat(path).st_mtime < time.time() - RENEW_AFTER:
+            os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _delete_unless_renewed(path: str, cutoff: float) -> bool:
+    """Delete the object or recipe at ``path`` unless written or renewed after
+    ``cutoff``; whether it went. It is renamed aside first, so a writer asking after
+    that finds it missing and writes it again, and one that renewed it before is seen
+    in its time and it is put back."""
+    aside = f"{path}.gc-{os.getpid()}-{threading.get_ident()}"  # no digest: not listed
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return True  # gone already
+    try:
+        if os.stat(aside).st_mtime <= cutoff:
+            return True
+        with contextlib.suppress(FileExistsError):  # else a writer stored it again
+            os.link(aside, path)
+        return False
+    finally:
+        os.unlink(aside)
 
 
 def _seal(fd: int) -> None:
