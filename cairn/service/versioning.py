@@ -47,6 +47,7 @@ from cairn.core.versioning.tree import (
     check_path,
     find,
 )
+from cairn.core.versioning.wire import tree_object
 from cairn.service.access import not_found
 from cairn.service.base import ServicePart, check_refs
 from cairn.store.metadata.tx import MetadataTx
@@ -333,12 +334,7 @@ class RepositoryService(ServicePart):
                     )[0]
                 ):
                     return found  # this very save, retried after its answer was lost
-                raise Conflict(
-                    f"branch {branch!r} moved to {head[:12]} since {base[:12]} was read: "
-                    "merge it, then save again",
-                    branch=branch,
-                    head=head,
-                )
+                raise _moved(branch, head, base)
             parent = self._commit(tx, repository_id, head)
             root, nodes = apply_changes(objects.node, parent.root, entries)
             if root == parent.root:
@@ -395,12 +391,7 @@ class RepositoryService(ServicePart):
                 found = self._commit(tx, repository_id, head)
                 if found.commit() == Commit(top, (seen,), message, author, found.time):
                     return found  # this very save, retried after its answer was lost
-                raise Conflict(
-                    f"branch {branch!r} moved to {head[:12]} since {base[:12]} was read: "
-                    "merge it, then save again",
-                    branch=branch,
-                    head=head,
-                )
+                raise _moved(branch, head, base)
             parent = self._commit(tx, repository_id, head)
             if top == parent.root:
                 raise InvalidArgument("changes", "change nothing: the tree is the head's")
@@ -846,14 +837,7 @@ def _tree_objects(
         raise InvalidArgument("objects", "must be a list of (kind, canonical bytes)")
     found: dict[Digest, tuple[str, bytes, Blob | TreeNode]] = {}
     for item in objects:
-        if (
-            not isinstance(item, tuple | list)
-            or len(item) != 2
-            or not isinstance(item[0], str)
-            or not isinstance(item[1], bytes | bytearray | memoryview)
-        ):
-            raise InvalidArgument("objects", "each must be (kind, canonical bytes)")
-        kind, body = item[0], bytes(item[1])
+        kind, body = tree_object(item)
         value: Blob | TreeNode
         if kind == TREE:
             value = TreeNode.decode(body)  # refused unless canonical
@@ -903,6 +887,16 @@ def _path_order(item: tuple[str, Entry]) -> str:
     """Paths in folder order (each folder's entries before a longer name): the separator
     as the smallest character there is, which no name holds (cheaper than a split)."""
     return item[0].replace("/", "\x00")
+
+
+def _moved(branch: str, head: Digest, base: str) -> Conflict:
+    """What a save from ``base`` raises when ``branch`` has moved on to ``head``."""
+    return Conflict(
+        f"branch {branch!r} moved to {head[:12]} since {base[:12]} was read: "
+        "merge it, then save again",
+        branch=branch,
+        head=head,
+    )
 
 
 def _not_count(value: object) -> bool:

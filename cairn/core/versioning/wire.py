@@ -242,15 +242,22 @@ def tree_objects_to_json(objects: Iterable[tuple[str, bytes]]) -> list[dict[str,
     binary)."""
     found: list[dict[str, str]] = []
     for item in objects:
-        if (
-            not isinstance(item, tuple | list)
-            or len(item) != 2
-            or not isinstance(item[0], str)
-            or not isinstance(item[1], bytes | bytearray | memoryview)
-        ):
-            raise InvalidArgument("objects", "each must be (kind, canonical bytes)")
-        found.append({"kind": item[0], "body": base64.b64encode(item[1]).decode()})
+        kind, body = tree_object(item)
+        found.append({"kind": kind, "body": base64.b64encode(body).decode()})
     return found
+
+
+def tree_object(item: object) -> tuple[str, bytes]:
+    """One object given for a tree, as (kind, canonical bytes); ``InvalidArgument`` if it
+    is not such a pair."""
+    if (
+        not isinstance(item, tuple | list)
+        or len(item) != 2
+        or not isinstance(item[0], str)
+        or not isinstance(item[1], bytes | bytearray | memoryview)
+    ):
+        raise InvalidArgument("objects", "each must be (kind, canonical bytes)")
+    return item[0], bytes(item[1])
 
 
 def tree_objects_from_json(value: Any) -> list[tuple[str, bytes]]:
